@@ -1,0 +1,1 @@
+//! The Partner Portal API client.

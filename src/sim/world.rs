@@ -1,0 +1,752 @@
+//! The simulator's synthetic partner data: companies, periods, usage, billing, engagement and
+//! churn indicators, all derived from a seed by pure functions.
+//!
+//! Nothing is stored per day: every value is a hash of (seed, company, product, day), so a world
+//! of 10,000 companies costs a few megabytes and any request is answered in time proportional to
+//! its own size. Tests compare a lake with these same functions, so they are public.
+//!
+//! Internal consistency (issue #2):
+//! - billing totals are the sum of the per-company billing values of the eligible companies;
+//! - a company's MSSP/reseller billing value for a product is the peak of its daily usage in the
+//!   period (so the daily arrays and the billing values agree);
+//! - churn indicators are computed from the same engagement and daily usage the other endpoints
+//!   return (`usage_trend` = daily usage, `scan_failures` = engagement scans, ...).
+//!
+//! Awkward but legal values on purpose: non-ASCII names, commas and quotes in names, null
+//! billing values (product filter on a company without the product), DA without scan dates,
+//! companies that joined mid-history or were archived, reseller months re-derived from today's
+//! active orders, days with zero usage.
+
+use chrono::{Datelike, Days, Months, NaiveDate};
+use serde::Serialize;
+
+/// Product codes in the order the API lists them.
+pub const PRODUCTS: [&str; 5] = ["CS", "DA", "PAT", "SNS", "WAS"];
+
+/// Which partnership (and so which report) data belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Partnership {
+    /// MSSP: periods configured per organisation (26th → 25th here), per-period eligibility.
+    Mssp,
+    /// Reseller: calendar months, companies with an active order today.
+    Reseller,
+}
+
+impl Partnership {
+    /// The URL segment and `report_type` value.
+    pub fn report_type(self) -> &'static str {
+        match self {
+            Partnership::Mssp => "mssp",
+            Partnership::Reseller => "reseller",
+        }
+    }
+
+    /// The scope a key of this partnership carries.
+    pub fn scope(self) -> &'static str {
+        match self {
+            Partnership::Mssp => "mssp-report:read",
+            Partnership::Reseller => "reseller-report:read",
+        }
+    }
+
+    fn salt(self) -> u64 {
+        match self {
+            Partnership::Mssp => 0x6d73_7370,
+            Partnership::Reseller => 0x7265_7365,
+        }
+    }
+}
+
+/// How a company behaves over time; drives the churn signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// Steady usage and clean scans.
+    Healthy,
+    /// Usage falls linearly to 30% from `since`.
+    Declining,
+    /// A high share of scans fail.
+    FailingScans,
+    /// Some scanners (probes) stop reporting.
+    InactiveScanners,
+    /// Scans, API calls and usage stop after `since`.
+    Dormant,
+}
+
+/// One company of a partnership.
+#[derive(Clone, Debug)]
+pub struct Company {
+    /// Position in the partnership's list; feeds the hashes.
+    pub idx: u64,
+    /// `security_center_id`, e.g. `SE-ARN1001`.
+    pub id: String,
+    /// `company_name`, sometimes with non-ASCII letters, commas or quotes.
+    pub name: String,
+    /// Enabled products, sorted by code.
+    pub products: Vec<&'static str>,
+    /// First day of activity.
+    pub active_from: NaiveDate,
+    /// First day no longer active (archived, or the reseller order ended); `None` = active.
+    pub inactive_from: Option<NaiveDate>,
+    /// Behaviour over time.
+    pub profile: Profile,
+    /// When a `Declining` or `Dormant` profile starts to show.
+    pub since: NaiveDate,
+}
+
+impl Company {
+    /// Whether the company is active on `day`.
+    pub fn active_on(&self, day: NaiveDate) -> bool {
+        self.active_from <= day && self.inactive_from.is_none_or(|end| day < end)
+    }
+
+    /// Whether the company overlaps the range `[from, to]`.
+    pub fn active_during(&self, from: NaiveDate, to: NaiveDate) -> bool {
+        self.active_from <= to && self.inactive_from.is_none_or(|end| end > from)
+    }
+
+    /// Whether the company has `product` enabled.
+    pub fn has(&self, product: &str) -> bool {
+        self.products.contains(&product)
+    }
+}
+
+/// A reporting period as the API describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Period {
+    /// Year of the period label.
+    pub year: i32,
+    /// Month of the period label, 1..=12 (`"02"` on the wire).
+    pub month: u32,
+    /// First day.
+    pub from: NaiveDate,
+    /// Last day reported: the period's end, or T−2 for the current period.
+    pub to: NaiveDate,
+    /// The period's full end.
+    pub end: NaiveDate,
+    /// Holds the last report day (T−2).
+    pub is_current: bool,
+    /// Not all of its days are reported yet.
+    pub is_partial: bool,
+}
+
+impl Period {
+    /// The two-digit label, `"02"`.
+    pub fn label(&self) -> String {
+        format!("{:02}", self.month)
+    }
+
+    /// Every reported day, `from..=to`.
+    pub fn days(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+        self.from.iter_days().take_while(move |d| *d <= self.to)
+    }
+}
+
+/// One per-product billing value of a company in a period.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BillingEntry {
+    /// Product code.
+    pub product: &'static str,
+    /// Peak daily usage in the period; `None` when the product is not enabled.
+    pub billing_value: Option<u64>,
+    /// First day the peak was reached; `None` when there was no usage.
+    pub billing_date: Option<NaiveDate>,
+    /// Last day with a scan of this product in the period (always `None` for DA).
+    pub last_scan_date: Option<NaiveDate>,
+    /// Only on null values: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub null_reason: Option<&'static str>,
+}
+
+/// One day of one product's usage.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DailyRow {
+    /// Product code.
+    pub product: &'static str,
+    /// The day.
+    pub date: NaiveDate,
+    /// Usage that day (may be 0).
+    pub usage_value: u64,
+}
+
+/// One day of engagement metrics (all zero when the company did nothing).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Engagement {
+    /// System & Network Security scans that succeeded.
+    pub sns_scans_succeeded: u64,
+    /// ... that failed.
+    pub sns_scans_failed: u64,
+    /// Web Application Security scans that succeeded.
+    pub was_scans_succeeded: u64,
+    /// ... that failed.
+    pub was_scans_failed: u64,
+    /// Cloud Security scans that succeeded.
+    pub cs_scans_succeeded: u64,
+    /// ... that failed.
+    pub cs_scans_failed: u64,
+    /// Scanners reporting.
+    pub probes_active: u64,
+    /// Scanners not reporting.
+    pub probes_inactive: u64,
+    /// API calls made.
+    pub api_calls: u64,
+}
+
+impl Engagement {
+    /// All scans that succeeded.
+    pub fn succeeded(&self) -> u64 {
+        self.sns_scans_succeeded + self.was_scans_succeeded + self.cs_scans_succeeded
+    }
+
+    /// All scans that failed.
+    pub fn failed(&self) -> u64 {
+        self.sns_scans_failed + self.was_scans_failed + self.cs_scans_failed
+    }
+
+    /// Whether `scan_activity` lists the day.
+    pub fn has_scan_activity(&self) -> bool {
+        self.succeeded() + self.failed() > 0
+    }
+
+    /// Whether `scanner_health` lists the day.
+    pub fn has_scanner_health(&self) -> bool {
+        self.probes_active + self.probes_inactive > 0
+    }
+}
+
+/// How many months of history the world holds before today.
+pub const HISTORY_MONTHS: u32 = 24;
+
+/// The whole synthetic organisation: one MSSP and one reseller partnership.
+#[derive(Clone, Debug)]
+pub struct World {
+    seed: u64,
+    /// "Today" in Europe/Stockholm; T−1 and T−2 derive from it.
+    pub today: NaiveDate,
+    /// How many periods each report lists (the current one included).
+    pub periods: u32,
+    /// The day of month MSSP periods start (the examples use the 26th).
+    pub mssp_start_day: u32,
+    mssp: Vec<Company>,
+    reseller: Vec<Company>,
+}
+
+const NAME_STEMS: [&str; 24] = [
+    "Bedrock Security",
+    "Rubble Construction",
+    "Slate Rock and Gravel",
+    "Åkerlund & Söner",
+    "Ödegaard, Berg och Partners",
+    "\"Quoted\" Consulting",
+    "Ünal Güvenlik",
+    "Łódź Systems",
+    "Café Naïve",
+    "東京セキュリティ",
+    "Nørrebro Data",
+    "Grüße & Co",
+    "O'Brien, Walsh",
+    "Björk IT",
+    "Sjöberg Logistik",
+    "Crème Brûlée Foods",
+    "Ærø Fiskeri",
+    "Zürich Treuhand",
+    "Mañana Software",
+    "Kraków Cloud",
+    "Smith; Jones",
+    "Tab\tSeparated",
+    "Ελληνική Ασφάλεια",
+    "Hällström Bygg",
+];
+const NAME_SUFFIXES: [&str; 8] = [
+    "AB",
+    "Inc.",
+    "Ltd.",
+    "GmbH",
+    "A/S",
+    "sp. z o.o.",
+    "Oy",
+    "S.A.",
+];
+
+impl World {
+    /// Builds a world of `companies` companies per partnership and `periods` periods of history.
+    pub fn new(seed: u64, companies: u32, periods: u32, today: NaiveDate) -> World {
+        let periods = periods.clamp(1, HISTORY_MONTHS);
+        let mut world = World {
+            seed,
+            today,
+            periods,
+            mssp_start_day: 26,
+            mssp: Vec::new(),
+            reseller: Vec::new(),
+        };
+        world.mssp = world.make_companies(Partnership::Mssp, companies);
+        world.reseller = world.make_companies(Partnership::Reseller, companies);
+        world
+    }
+
+    fn make_companies(&self, p: Partnership, n: u32) -> Vec<Company> {
+        let history_start = self.history_start();
+        let span = (self.today - history_start).num_days().max(1) as u64;
+        let prefix = match p {
+            Partnership::Mssp => "SE-ARN",
+            Partnership::Reseller => "SE-GOT",
+        };
+        (0..n as u64)
+            .map(|idx| {
+                let r = |k: u64| self.hash(&[p.salt(), idx, k]);
+                let u = |k: u64| unit(r(k));
+                let stem = NAME_STEMS[(r(1) % NAME_STEMS.len() as u64) as usize];
+                let suffix = NAME_SUFFIXES[(r(2) % NAME_SUFFIXES.len() as u64) as usize];
+                let name = format!("{stem} {suffix}");
+                let odds = [0.25, 0.4, 0.5, 0.85, 0.35]; // CS, DA, PAT, SNS, WAS
+                let mut products: Vec<&'static str> = PRODUCTS
+                    .iter()
+                    .zip(odds)
+                    .enumerate()
+                    .filter(|(i, (_, o))| u(10 + *i as u64) < *o)
+                    .map(|(_, (p, _))| *p)
+                    .collect();
+                if products.is_empty() {
+                    products.push("SNS");
+                }
+                // 70% were there before the history starts; the rest join during it.
+                let active_from = if u(3) < 0.7 {
+                    history_start - Days::new(30 + r(4) % 700)
+                } else {
+                    history_start + Days::new(r(4) % span)
+                };
+                let inactive_from = (u(5) < 0.1)
+                    .then(|| active_from.max(history_start) + Days::new(1 + r(6) % span))
+                    .filter(|d| *d <= self.today);
+                let profile = match r(7) % 10 {
+                    0 => Profile::Declining,
+                    1 => Profile::FailingScans,
+                    2 => Profile::InactiveScanners,
+                    3 => Profile::Dormant,
+                    _ => Profile::Healthy,
+                };
+                let since = self.today - Days::new(20 + r(8) % 300);
+                Company {
+                    idx,
+                    id: format!("{prefix}{}", 1001 + idx),
+                    name,
+                    products,
+                    active_from,
+                    inactive_from,
+                    profile,
+                    since,
+                }
+            })
+            .collect()
+    }
+
+    fn hash(&self, parts: &[u64]) -> u64 {
+        parts
+            .iter()
+            .fold(mix(self.seed), |acc, p| mix(acc ^ mix(*p)))
+    }
+
+    /// The last day any report includes (T−2).
+    pub fn last_report_day(&self) -> NaiveDate {
+        self.today - Days::new(2)
+    }
+
+    /// The last day customer endpoints have data for (T−1).
+    pub fn last_customer_day(&self) -> NaiveDate {
+        self.today - Days::new(1)
+    }
+
+    /// The first day the world has any data for.
+    pub fn history_start(&self) -> NaiveDate {
+        self.today - Months::new(HISTORY_MONTHS)
+    }
+
+    /// Every company of a partnership, active or not.
+    pub fn companies(&self, p: Partnership) -> &[Company] {
+        match p {
+            Partnership::Mssp => &self.mssp,
+            Partnership::Reseller => &self.reseller,
+        }
+    }
+
+    /// A company by `security_center_id`, in either partnership.
+    pub fn company(&self, id: &str) -> Option<(Partnership, &Company)> {
+        [Partnership::Mssp, Partnership::Reseller]
+            .into_iter()
+            .find_map(|p| self.companies(p).iter().find(|c| c.id == id).map(|c| (p, c)))
+    }
+
+    // ---- periods -------------------------------------------------------------------------
+
+    /// The label (year, month) of the period holding `day`.
+    pub fn period_label_of(&self, p: Partnership, day: NaiveDate) -> (i32, u32) {
+        match p {
+            Partnership::Reseller => (day.year(), day.month()),
+            Partnership::Mssp => {
+                if day.day() >= self.mssp_start_day {
+                    let next = day + Months::new(1);
+                    (next.year(), next.month())
+                } else {
+                    (day.year(), day.month())
+                }
+            }
+        }
+    }
+
+    /// The period labelled (year, month), if it exists in the label calendar (no history check).
+    fn period_for_label(&self, p: Partnership, year: i32, month: u32) -> Option<Period> {
+        let first_of_label = NaiveDate::from_ymd_opt(year, month, 1)?;
+        let (from, end) = match p {
+            Partnership::Reseller => (first_of_label, first_of_label + Months::new(1) - Days::new(1)),
+            Partnership::Mssp => {
+                let start = first_of_label - Months::new(1);
+                let from = NaiveDate::from_ymd_opt(start.year(), start.month(), self.mssp_start_day)?;
+                let end = NaiveDate::from_ymd_opt(year, month, self.mssp_start_day - 1)?;
+                (from, end)
+            }
+        };
+        let last = self.last_report_day();
+        let to = end.min(last);
+        Some(Period {
+            year,
+            month,
+            from,
+            to,
+            end,
+            is_current: from <= last && last <= end,
+            is_partial: to < end,
+        })
+    }
+
+    /// The periods a report lists, newest first.
+    pub fn periods(&self, p: Partnership) -> Vec<Period> {
+        let (y, m) = self.period_label_of(p, self.last_report_day());
+        let newest = NaiveDate::from_ymd_opt(y, m, 1).expect("valid label");
+        (0..self.periods)
+            .filter_map(|back| {
+                let d = newest - Months::new(back);
+                self.period_for_label(p, d.year(), d.month())
+            })
+            .collect()
+    }
+
+    /// One listed period, or `None` when it is outside the history or in the future.
+    pub fn period(&self, p: Partnership, year: i32, month: u32) -> Option<Period> {
+        self.periods(p)
+            .into_iter()
+            .find(|x| x.year == year && x.month == month)
+    }
+
+    /// Companies in a period's report, sorted by id.
+    ///
+    /// MSSP: active during the period. Reseller: an active order today, whatever the month
+    /// (the API re-derives old months from today's orders).
+    pub fn eligible<'a>(&'a self, p: Partnership, period: &Period) -> Vec<&'a Company> {
+        self.companies(p)
+            .iter()
+            .filter(|c| match p {
+                Partnership::Mssp => c.active_during(period.from, period.to),
+                Partnership::Reseller => c.active_on(self.today),
+            })
+            .collect()
+    }
+
+    /// Products enabled by at least one eligible company, sorted.
+    pub fn period_products(&self, p: Partnership, period: &Period) -> Vec<&'static str> {
+        let eligible = self.eligible(p, period);
+        PRODUCTS
+            .into_iter()
+            .filter(|prod| eligible.iter().any(|c| c.has(prod)))
+            .collect()
+    }
+
+    /// Companies with an active account today (the customer endpoints' list), sorted by id.
+    pub fn customers(&self, p: Partnership) -> Vec<&Company> {
+        self.companies(p)
+            .iter()
+            .filter(|c| c.active_on(self.today))
+            .collect()
+    }
+
+    // ---- usage and billing --------------------------------------------------------------
+
+    /// A company's usage of a product on a day; `None` when not active or not enabled.
+    pub fn usage(&self, c: &Company, product: &str, day: NaiveDate) -> Option<u64> {
+        if !c.has(product) || !c.active_on(day) {
+            return None;
+        }
+        let pi = PRODUCTS.iter().position(|p| *p == product).unwrap_or(0) as u64;
+        let base = match product {
+            "SNS" => 5 + self.hash(&[c.idx, pi, 1]) % 500,
+            "DA" => 1 + self.hash(&[c.idx, pi, 1]) % 200,
+            "WAS" => 1 + self.hash(&[c.idx, pi, 1]) % 20,
+            "CS" => 1 + self.hash(&[c.idx, pi, 1]) % 50,
+            _ => 10 + self.hash(&[c.idx, pi, 1]) % 2000,
+        } as f64;
+        let day_n = day.num_days_from_ce() as u64;
+        let noise = self.hash(&[c.idx, pi, day_n, 2]);
+        if noise % 31 == 0 {
+            return Some(0); // an odd day with nothing counted
+        }
+        let jitter = 0.95 + 0.1 * unit(noise);
+        Some((base * jitter * self.decline(c, day)).round() as u64)
+    }
+
+    /// 1.0, or less once a declining or dormant company's `since` has passed.
+    fn decline(&self, c: &Company, day: NaiveDate) -> f64 {
+        if day < c.since {
+            return 1.0;
+        }
+        match c.profile {
+            Profile::Declining => {
+                let days = (day - c.since).num_days() as f64;
+                (1.0 - days / 120.0).max(0.3)
+            }
+            Profile::Dormant => 0.0,
+            _ => 1.0,
+        }
+    }
+
+    /// Daily rows of a company in a period, sorted by product then date (zero days included).
+    pub fn daily(&self, c: &Company, period: &Period, product: Option<&str>) -> Vec<DailyRow> {
+        c.products
+            .iter()
+            .filter(|p| product.is_none_or(|f| f == **p))
+            .flat_map(|p| {
+                period.days().filter_map(move |date| {
+                    self.usage(c, p, date).map(|usage_value| DailyRow {
+                        product: p,
+                        date,
+                        usage_value,
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// The billing array of a company in a period.
+    ///
+    /// Without a product filter it holds the enabled products only; with one, a company without
+    /// the product gets a null entry with `null_reason` (the documented rule).
+    pub fn billing(&self, c: &Company, period: &Period, product: Option<&str>) -> Vec<BillingEntry> {
+        match product {
+            Some(prod) => {
+                let prod = PRODUCTS.iter().find(|p| **p == prod).copied();
+                prod.map(|p| vec![self.billing_entry(c, period, p)])
+                    .unwrap_or_default()
+            }
+            None => c
+                .products
+                .iter()
+                .map(|p| self.billing_entry(c, period, p))
+                .collect(),
+        }
+    }
+
+    fn billing_entry(&self, c: &Company, period: &Period, product: &'static str) -> BillingEntry {
+        if !c.has(product) {
+            return BillingEntry {
+                product,
+                billing_value: None,
+                billing_date: None,
+                last_scan_date: None,
+                null_reason: Some("product_not_enabled_for_company"),
+            };
+        }
+        let mut peak: Option<(u64, NaiveDate)> = None;
+        let mut last_scan = None;
+        for day in period.days() {
+            if let Some(v) = self.usage(c, product, day) {
+                if v > 0 && peak.is_none_or(|(best, _)| v > best) {
+                    peak = Some((v, day));
+                }
+            }
+            if self.scanned(c, product, day) {
+                last_scan = Some(day);
+            }
+        }
+        BillingEntry {
+            product,
+            billing_value: Some(peak.map_or(0, |(v, _)| v)),
+            billing_date: peak.map(|(_, d)| d),
+            last_scan_date: last_scan,
+            null_reason: None,
+        }
+    }
+
+    /// Whether a scan or assessment of `product` happened that day (never for DA).
+    pub fn scanned(&self, c: &Company, product: &str, day: NaiveDate) -> bool {
+        let e = self.engagement(c, day);
+        match product {
+            "SNS" => e.sns_scans_succeeded + e.sns_scans_failed > 0,
+            "WAS" => e.was_scans_succeeded + e.was_scans_failed > 0,
+            "CS" => e.cs_scans_succeeded + e.cs_scans_failed > 0,
+            // A phishing campaign goes out on one weekday a week.
+            "PAT" => {
+                c.has("PAT")
+                    && c.active_on(day)
+                    && self.decline(c, day) > 0.0
+                    && day.weekday().num_days_from_monday() as u64 == c.idx % 5
+            }
+            _ => false,
+        }
+    }
+
+    // ---- engagement and churn -----------------------------------------------------------
+
+    /// A company's engagement on a day (all zeros when inactive or outside the history).
+    pub fn engagement(&self, c: &Company, day: NaiveDate) -> Engagement {
+        if !c.active_on(day) || day < self.history_start() || day > self.last_customer_day() {
+            return Engagement::default();
+        }
+        let day_n = day.num_days_from_ce() as u64;
+        let stopped = c.profile == Profile::Dormant && day >= c.since;
+        let weekend = day.weekday().num_days_from_monday() >= 5;
+        let scans = |salt: u64, product: &str, max: u64| -> (u64, u64) {
+            if !c.has(product) || stopped {
+                return (0, 0);
+            }
+            let h = self.hash(&[c.idx, day_n, salt]);
+            let chance = if weekend { 0.2 } else { 0.7 };
+            if unit(h) >= chance {
+                return (0, 0);
+            }
+            let total = 1 + (h >> 20) % max;
+            let fail_share = match c.profile {
+                Profile::FailingScans if day >= c.since => 0.3 + 0.3 * unit(h >> 7),
+                _ => 0.05 * unit(h >> 7),
+            };
+            let failed = (total as f64 * fail_share).round() as u64;
+            (total - failed, failed)
+        };
+        let (sns_ok, sns_fail) = scans(11, "SNS", 20);
+        let (was_ok, was_fail) = scans(12, "WAS", 6);
+        let (cs_ok, cs_fail) = scans(13, "CS", 4);
+        let probes = if c.has("SNS") {
+            1 + self.hash(&[c.idx, 14]) % 6
+        } else {
+            0
+        };
+        let inactive = match c.profile {
+            _ if stopped => probes,
+            Profile::InactiveScanners if day >= c.since => {
+                (1 + self.hash(&[c.idx, day_n, 15]) % probes.max(1)).min(probes)
+            }
+            _ => u64::from(probes > 0 && self.hash(&[c.idx, day_n, 16]) % 40 == 0),
+        };
+        let api_calls = if c.idx % 3 == 0 && !stopped {
+            self.hash(&[c.idx, day_n, 17]) % 200
+        } else {
+            0
+        };
+        Engagement {
+            sns_scans_succeeded: sns_ok,
+            sns_scans_failed: sns_fail,
+            was_scans_succeeded: was_ok,
+            was_scans_failed: was_fail,
+            cs_scans_succeeded: cs_ok,
+            cs_scans_failed: cs_fail,
+            probes_active: probes - inactive,
+            probes_inactive: inactive,
+            api_calls,
+        }
+    }
+
+    /// Rounded as the API sends it: two decimals.
+    pub fn failure_ratio(e: &Engagement) -> f64 {
+        let total = e.succeeded() + e.failed();
+        if total == 0 {
+            0.0
+        } else {
+            (e.failed() as f64 / total as f64 * 100.0).round() / 100.0
+        }
+    }
+}
+
+/// splitmix64: a fast, well-mixed 64-bit hash step.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A hash as a float in [0, 1).
+fn unit(h: u64) -> f64 {
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world() -> World {
+        World::new(7, 50, 24, NaiveDate::from_ymd_opt(2026, 3, 12).unwrap())
+    }
+
+    #[test]
+    fn mssp_periods_run_26th_to_25th_and_current_is_partial_up_to_t_minus_2() {
+        let w = world();
+        let periods = w.periods(Partnership::Mssp);
+        assert_eq!(periods.len(), 24);
+        let current = &periods[0];
+        assert_eq!((current.year, current.month), (2026, 3));
+        assert_eq!(current.from, NaiveDate::from_ymd_opt(2026, 2, 26).unwrap());
+        assert_eq!(current.to, NaiveDate::from_ymd_opt(2026, 3, 10).unwrap());
+        assert!(current.is_current && current.is_partial);
+        let prev = &periods[1];
+        assert_eq!(prev.from, NaiveDate::from_ymd_opt(2026, 1, 26).unwrap());
+        assert_eq!(prev.to, NaiveDate::from_ymd_opt(2026, 2, 25).unwrap());
+        assert!(!prev.is_current && !prev.is_partial);
+        // Periods tile the calendar with no gap.
+        for pair in periods.windows(2) {
+            assert_eq!(pair[1].end + Days::new(1), pair[0].from);
+        }
+    }
+
+    #[test]
+    fn a_period_whose_last_day_is_t_minus_2_is_current_and_not_partial() {
+        let w = World::new(7, 5, 3, NaiveDate::from_ymd_opt(2026, 2, 27).unwrap());
+        let p = &w.periods(Partnership::Mssp)[0];
+        assert_eq!((p.year, p.month), (2026, 2));
+        assert!(p.is_current && !p.is_partial);
+        let r = &w.periods(Partnership::Reseller)[0];
+        assert_eq!((r.year, r.month), (2026, 2));
+        assert!(r.is_current && r.is_partial);
+    }
+
+    #[test]
+    fn billing_is_the_peak_of_daily_usage() {
+        let w = world();
+        let period = &w.periods(Partnership::Mssp)[1];
+        for c in w.eligible(Partnership::Mssp, period) {
+            for entry in w.billing(c, period, None) {
+                let peak = w
+                    .daily(c, period, Some(entry.product))
+                    .iter()
+                    .map(|r| r.usage_value)
+                    .max()
+                    .unwrap_or(0);
+                assert_eq!(entry.billing_value, Some(peak), "{} {}", c.id, entry.product);
+                if entry.product == "DA" {
+                    assert_eq!(entry.last_scan_date, None);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_world_and_another_seed_does_not() {
+        let a = world();
+        let b = world();
+        let c = World::new(8, 50, 24, a.today);
+        let names = |w: &World| {
+            w.companies(Partnership::Mssp)
+                .iter()
+                .map(|c| (c.name.clone(), c.products.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&a), names(&b));
+        assert_ne!(names(&a), names(&c));
+    }
+}
