@@ -78,10 +78,30 @@ impl SimKeys {
             organization_key: "hsp_org_simulator_dummy_0000".into(),
             partner_name: "Slate Rock and Gravel Co.".into(),
             api_keys: vec![
-                key("MSSP with customers", "hsp_simmssp0_dummy_full", "mssp", true),
-                key("Reseller with customers", "hsp_simresl0_dummy_full", "reseller", true),
-                key("MSSP report only", "hsp_simmssp1_dummy_report", "mssp", false),
-                key("Reseller report only", "hsp_simresl1_dummy_report", "reseller", false),
+                key(
+                    "MSSP with customers",
+                    "hsp_simmssp0_dummy_full",
+                    "mssp",
+                    true,
+                ),
+                key(
+                    "Reseller with customers",
+                    "hsp_simresl0_dummy_full",
+                    "reseller",
+                    true,
+                ),
+                key(
+                    "MSSP report only",
+                    "hsp_simmssp1_dummy_report",
+                    "mssp",
+                    false,
+                ),
+                key(
+                    "Reseller report only",
+                    "hsp_simresl1_dummy_report",
+                    "reseller",
+                    false,
+                ),
             ],
         }
     }

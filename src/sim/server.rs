@@ -101,9 +101,15 @@ impl ApiError {
         let mut e = ApiError::new(429, "Rate limit exceeded");
         e.body["retry_after_ms"] = json!(retry_after_ms);
         e.headers = vec![
-            ("Retry-After", retry_after_ms.div_ceil(1000).max(1).to_string()),
+            (
+                "Retry-After",
+                retry_after_ms.div_ceil(1000).max(1).to_string(),
+            ),
             ("X-Retry-After-Ms", retry_after_ms.to_string()),
-            ("X-RateLimit-Limit", format!("{}", rate.max(1.0).floor() as u64)),
+            (
+                "X-RateLimit-Limit",
+                format!("{}", rate.max(1.0).floor() as u64),
+            ),
             ("X-RateLimit-Remaining", "0".into()),
         ];
         e
@@ -204,7 +210,9 @@ impl State {
         if self.chance(f.revoke) {
             Some(Fault::Revoke)
         } else if self.chance(f.rate_limited) {
-            Some(Fault::RateLimited(200 + self.rng.lock().expect("rng").random_range(0..800)))
+            Some(Fault::RateLimited(
+                200 + self.rng.lock().expect("rng").random_range(0..800),
+            ))
         } else if self.chance(f.server_error) {
             let codes = [500, 502, 503];
             let i = self.rng.lock().expect("rng").random_range(0..codes.len());
@@ -263,7 +271,9 @@ impl State {
                     if since < interval {
                         let wait = interval - since;
                         let ms = wait.as_micros().div_ceil(1000) as u64;
-                        return Err(ApiError::rate_limited(ms, self.config.rate).with_serial(serial));
+                        return Err(
+                            ApiError::rate_limited(ms, self.config.rate).with_serial(serial)
+                        );
                     }
                 }
                 entry.last_accepted = Some(now);
@@ -311,7 +321,9 @@ impl State {
         }
         let mut resp = if ctx.drop {
             let stream = futures_util::stream::once(async {
-                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("connection dropped"))
+                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+                    "connection dropped",
+                ))
             });
             let mut r = Response::new(Body::from_stream(stream));
             *r.status_mut() = status;
@@ -333,7 +345,10 @@ fn partnership_of(key: &SimKey) -> Partnership {
 }
 
 fn scopes(key: &SimKey) -> Vec<String> {
-    let mut s = vec!["me:read".to_string(), partnership_of(key).scope().to_string()];
+    let mut s = vec![
+        "me:read".to_string(),
+        partnership_of(key).scope().to_string(),
+    ];
     if key.customers {
         s.push("customers:read".into());
     }
@@ -399,10 +414,7 @@ pub(crate) fn router(state: Shared) -> Router {
 
 fn report_routes(p: Partnership) -> Router<Shared> {
     let mut r = Router::new()
-        .route(
-            "/",
-            get(move |s, c, h| periods(s, c, h, p)),
-        )
+        .route("/", get(move |s, c, h| periods(s, c, h, p)))
         .route(
             "/{year}/{period}",
             get(move |s, c, h, path| period_detail(s, c, h, path, p)),
@@ -452,13 +464,16 @@ async fn create_session(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::new(400, "Invalid request body").field("body", "Send a JSON object."))?;
+    let body: Value = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::new(400, "Invalid request body").field("body", "Send a JSON object.")
+    })?;
     let field = |name: &str| -> Result<String, ApiError> {
         body.get(name)
             .and_then(Value::as_str)
             .map(str::to_string)
-            .ok_or_else(|| ApiError::new(400, "Invalid request body").field(name, "This field is required."))
+            .ok_or_else(|| {
+                ApiError::new(400, "Invalid request body").field(name, "This field is required.")
+            })
     };
     let org = field("organization_key")?;
     let api_key = field("api_key")?;
@@ -471,7 +486,9 @@ async fn create_session(
         .ok_or_else(|| ApiError::new(401, "Invalid organization key or API key."))?;
     let key = &keys.api_keys[key_index];
     let origin = origin(&headers, peer);
-    if !key.allowed_origins.is_empty() && !key.allowed_origins.iter().any(|o| o == &origin.to_string()) {
+    if !key.allowed_origins.is_empty()
+        && !key.allowed_origins.iter().any(|o| o == &origin.to_string())
+    {
         return Err(ApiError::new(403, "Permission denied").field(
             "origin",
             format!("Request origin {origin} is not in the allowed origins of this API key."),
@@ -494,7 +511,9 @@ async fn create_session(
     }
     let token: String = {
         let mut rng = state.rng.lock().expect("rng");
-        (0..40).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+        (0..40)
+            .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+            .collect()
     };
     let token = format!("pps_{token}");
     sessions.created += 1;
@@ -541,8 +560,10 @@ async fn validate_session(
             .map(str::to_string)
     });
     let Some(token) = token else {
-        return Err(ApiError::new(400, "No session token provided.")
-            .field("session_token", "Send Authorization: Session <token> or a session_token field."));
+        return Err(ApiError::new(400, "No session token provided.").field(
+            "session_token",
+            "Send Authorization: Session <token> or a session_token field.",
+        ));
     };
     let now = Instant::now();
     let status = {
@@ -561,7 +582,8 @@ async fn validate_session(
     let mut auth = HeaderMap::new();
     auth.insert(
         "authorization",
-        HeaderValue::from_str(&format!("Session {token}")).map_err(|_| ApiError::new(400, "Bad token"))?,
+        HeaderValue::from_str(&format!("Session {token}"))
+            .map_err(|_| ApiError::new(400, "Bad token"))?,
     );
     if let Some(xff) = headers.get("x-forwarded-for") {
         auth.insert("x-forwarded-for", xff.clone());
@@ -569,7 +591,10 @@ async fn validate_session(
     let ctx = state.gate(&auth, peer, Need::Session).await?;
     let body = {
         let s = state.sessions.lock().expect("sessions");
-        let e = s.by_token.get(&token).ok_or_else(|| ApiError::new(401, "Invalid session token."))?;
+        let e = s
+            .by_token
+            .get(&token)
+            .ok_or_else(|| ApiError::new(401, "Invalid session token."))?;
         json!({
             "valid": true,
             "expires_at": rfc3339(e.expires_at),
@@ -588,7 +613,10 @@ async fn delete_session(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Some(token) = session_token(&headers) else {
-        return Err(ApiError::new(401, "Authentication credentials were not provided. Use Authorization: Session <token>"));
+        return Err(ApiError::new(
+            401,
+            "Authentication credentials were not provided. Use Authorization: Session <token>",
+        ));
     };
     {
         let s = state.sessions.lock().expect("sessions");
@@ -598,7 +626,12 @@ async fn delete_session(
         }
     }
     let ctx = state.gate(&headers, peer, Need::Session).await?;
-    state.sessions.lock().expect("sessions").by_token.remove(&token);
+    state
+        .sessions
+        .lock()
+        .expect("sessions")
+        .by_token
+        .remove(&token);
     Ok(state.respond(
         &ctx,
         StatusCode::OK,
@@ -645,7 +678,10 @@ fn resolve_period(w: &World, p: Partnership, year: &str, period: &str) -> Result
         ApiError::not_found(
             "period",
             "Reporting period not found.",
-            format!("No report for {year}/{period}. List periods with GET {}.", report_base(p)),
+            format!(
+                "No report for {year}/{period}. List periods with GET {}.",
+                report_base(p)
+            ),
         )
     })
 }
@@ -738,9 +774,9 @@ fn page_params(q: &HashMap<String, String>) -> Result<(usize, usize), ApiError> 
     };
     let offset = match q.get("offset") {
         None => 0,
-        Some(v) => v
-            .parse::<usize>()
-            .map_err(|_| ApiError::bad_request("offset", "Ensure this value is an integer of 0 or more."))?,
+        Some(v) => v.parse::<usize>().map_err(|_| {
+            ApiError::bad_request("offset", "Ensure this value is an integer of 0 or more.")
+        })?,
     };
     Ok((limit, offset))
 }
@@ -759,7 +795,10 @@ fn envelope(
         return;
     }
     let link = |off: usize| {
-        let mut keys: Vec<_> = q.keys().filter(|k| *k != "limit" && *k != "offset").collect();
+        let mut keys: Vec<_> = q
+            .keys()
+            .filter(|k| *k != "limit" && *k != "offset")
+            .collect();
         keys.sort();
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         for k in keys {
@@ -769,8 +808,16 @@ fn envelope(
         s.append_pair("offset", &off.to_string());
         json!(format!("{path}?{}", s.finish()))
     };
-    let next = if offset + limit < count { link(offset + limit) } else { Value::Null };
-    let previous = if offset > 0 { link(offset.saturating_sub(limit)) } else { Value::Null };
+    let next = if offset + limit < count {
+        link(offset + limit)
+    } else {
+        Value::Null
+    };
+    let previous = if offset > 0 {
+        link(offset.saturating_sub(limit))
+    } else {
+        Value::Null
+    };
     body.insert("next".into(), next);
     body.insert("previous".into(), previous);
 }
@@ -783,7 +830,10 @@ fn product_param(q: &HashMap<String, String>) -> Result<Option<&'static str>, Ap
             .find(|p| **p == v.as_str())
             .map(|p| Some(*p))
             .ok_or_else(|| {
-                ApiError::bad_request("product", format!("Unknown product {v:?}; use one of CS, DA, PAT, SNS, WAS."))
+                ApiError::bad_request(
+                    "product",
+                    format!("Unknown product {v:?}; use one of CS, DA, PAT, SNS, WAS."),
+                )
             }),
     }
 }
@@ -807,7 +857,11 @@ async fn companies(
     let w = &state.world;
     let x = resolve_period(w, p, &year, &period)?;
     let paging = page_params(&q)?;
-    let list: Vec<&Company> = w.eligible(p, &x).into_iter().filter(|c| matches_search(c, &q)).collect();
+    let list: Vec<&Company> = w
+        .eligible(p, &x)
+        .into_iter()
+        .filter(|c| matches_search(c, &q))
+        .collect();
     let results: Vec<Value> = list
         .iter()
         .skip(paging.1)
@@ -826,7 +880,14 @@ async fn companies(
         .collect();
     let mut body = header(p, &x);
     let path = format!("{}/{}/{}/companies", report_base(p), x.year, x.label());
-    envelope(&mut body, &path, &q, paging, list.len(), p == Partnership::Mssp);
+    envelope(
+        &mut body,
+        &path,
+        &q,
+        paging,
+        list.len(),
+        p == Partnership::Mssp,
+    );
     body.insert("results".into(), json!(results));
     Ok(state.respond(&ctx, StatusCode::OK, Value::Object(body)))
 }
@@ -860,9 +921,18 @@ async fn company_usage(
             )
         })?;
     let mut body = header(p, &x);
-    body.insert("company".into(), json!({ "security_center_id": c.id, "company_name": c.name }));
+    body.insert(
+        "company".into(),
+        json!({ "security_center_id": c.id, "company_name": c.name }),
+    );
     body.insert("view".into(), json!(view));
-    let path = format!("{}/{}/{}/companies/{}/usage", report_base(p), x.year, x.label(), c.id);
+    let path = format!(
+        "{}/{}/{}/companies/{}/usage",
+        report_base(p),
+        x.year,
+        x.label(),
+        c.id
+    );
     let daily_page = || {
         let rows = w.daily(c, &x, product);
         let mut page = Map::new();
@@ -1025,8 +1095,10 @@ async fn customers(
 /// The active customer `scid` of the session's partnership, or the documented 403/404.
 fn customer_of<'a>(state: &'a State, ctx: &Ctx, scid: &str) -> Result<&'a Company, ApiError> {
     match state.world.company(scid) {
-        Some((p, _)) if p != ctx.partnership => Err(ApiError::new(403, "Permission denied")
-            .field("security_center_id", "Company not accessible with this session")),
+        Some((p, _)) if p != ctx.partnership => Err(ApiError::new(403, "Permission denied").field(
+            "security_center_id",
+            "Company not accessible with this session",
+        )),
         Some((_, c)) if c.active_on(state.world.today) => Ok(c),
         _ => Err(ApiError::not_found(
             "security_center_id",
@@ -1070,8 +1142,14 @@ fn date_range(w: &World, q: &HashMap<String, String>) -> Result<(NaiveDate, Naiv
     if from > to {
         return Err(ApiError::bad_request("from", "from must not be after to."));
     }
-    if to.checked_sub_months(Months::new(12)).is_some_and(|limit| from < limit) {
-        return Err(ApiError::bad_request("from", "The date range must not exceed 12 months."));
+    if to
+        .checked_sub_months(Months::new(12))
+        .is_some_and(|limit| from < limit)
+    {
+        return Err(ApiError::bad_request(
+            "from",
+            "The date range must not exceed 12 months.",
+        ));
     }
     Ok((from, to))
 }
@@ -1081,9 +1159,16 @@ fn kinds(q: &HashMap<String, String>, all: &[&'static str]) -> Result<Vec<&'stat
     let Some(list) = q.get("type") else {
         return Ok(all.to_vec());
     };
-    let wanted: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let wanted: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     if let Some(bad) = wanted.iter().find(|w| !all.contains(w)) {
-        return Err(ApiError::bad_request("type", format!("Unknown type {bad:?}; use {}.", all.join(", "))));
+        return Err(ApiError::bad_request(
+            "type",
+            format!("Unknown type {bad:?}; use {}.", all.join(", ")),
+        ));
     }
     Ok(all.iter().copied().filter(|k| wanted.contains(k)).collect())
 }
@@ -1163,7 +1248,12 @@ async fn churn_risk(
     let (from, to) = date_range(w, &q)?;
     let kinds = kinds(
         &q,
-        &["usage_trend", "scan_failures", "inactive_scanners", "zero_activity"],
+        &[
+            "usage_trend",
+            "scan_failures",
+            "inactive_scanners",
+            "zero_activity",
+        ],
     )?;
     let days: Vec<_> = data_days(w, c, from, to)
         .into_iter()

@@ -373,7 +373,12 @@ impl World {
     pub fn company(&self, id: &str) -> Option<(Partnership, &Company)> {
         [Partnership::Mssp, Partnership::Reseller]
             .into_iter()
-            .find_map(|p| self.companies(p).iter().find(|c| c.id == id).map(|c| (p, c)))
+            .find_map(|p| {
+                self.companies(p)
+                    .iter()
+                    .find(|c| c.id == id)
+                    .map(|c| (p, c))
+            })
     }
 
     // ---- periods -------------------------------------------------------------------------
@@ -397,10 +402,14 @@ impl World {
     fn period_for_label(&self, p: Partnership, year: i32, month: u32) -> Option<Period> {
         let first_of_label = NaiveDate::from_ymd_opt(year, month, 1)?;
         let (from, end) = match p {
-            Partnership::Reseller => (first_of_label, first_of_label + Months::new(1) - Days::new(1)),
+            Partnership::Reseller => (
+                first_of_label,
+                first_of_label + Months::new(1) - Days::new(1),
+            ),
             Partnership::Mssp => {
                 let start = first_of_label - Months::new(1);
-                let from = NaiveDate::from_ymd_opt(start.year(), start.month(), self.mssp_start_day)?;
+                let from =
+                    NaiveDate::from_ymd_opt(start.year(), start.month(), self.mssp_start_day)?;
                 let end = NaiveDate::from_ymd_opt(year, month, self.mssp_start_day - 1)?;
                 (from, end)
             }
@@ -528,7 +537,12 @@ impl World {
     ///
     /// Without a product filter it holds the enabled products only; with one, a company without
     /// the product gets a null entry with `null_reason` (the documented rule).
-    pub fn billing(&self, c: &Company, period: &Period, product: Option<&str>) -> Vec<BillingEntry> {
+    pub fn billing(
+        &self,
+        c: &Company,
+        period: &Period,
+        product: Option<&str>,
+    ) -> Vec<BillingEntry> {
         match product {
             Some(prod) => {
                 let prod = PRODUCTS.iter().find(|p| **p == prod).copied();
@@ -727,7 +741,13 @@ mod tests {
                     .map(|r| r.usage_value)
                     .max()
                     .unwrap_or(0);
-                assert_eq!(entry.billing_value, Some(peak), "{} {}", c.id, entry.product);
+                assert_eq!(
+                    entry.billing_value,
+                    Some(peak),
+                    "{} {}",
+                    c.id,
+                    entry.product
+                );
                 if entry.product == "DA" {
                     assert_eq!(entry.last_scan_date, None);
                 }

@@ -1,0 +1,82 @@
+//! The command line: clap derive only. Doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Mirror the Holm Security Partner Portal API into a Parquet lake and query it offline.
+#[derive(Debug, Parser)]
+#[command(name = "hspq", version, about)]
+pub struct Opts {
+    /// More detail on stderr (-v: debug, -vv: trace). RUST_LOG overrides it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the built-in Partner Portal API simulator on loopback.
+    Simulate(SimulateArgs),
+    /// Check the key pair: create a session, read /v1/me, invalidate the session.
+    Check(ApiArgs),
+}
+
+/// Where and how to reach the API.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// API base URL.
+    #[arg(
+        long,
+        env = "HSPQ_BASE_URL",
+        default_value = "https://portal-api.holmsecurity.com/v1"
+    )]
+    pub base_url: String,
+    /// Sessions to open in parallel (1 to 5, the API's cap per organisation).
+    #[arg(long, env = "HSPQ_SESSIONS", default_value_t = 1)]
+    pub sessions: usize,
+    /// Requests per second per session (the API allows 1).
+    #[arg(long, env = "HSPQ_RATE", default_value_t = 1.0)]
+    pub rate: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 8719)]
+    pub port: u16,
+    /// Address to listen on (loopback unless you mean it).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Write the base URL to this file once listening (for scripts using --port 0).
+    #[arg(long)]
+    pub port_file: Option<PathBuf>,
+    /// JSON with the organization key and the API keys to accept; default: the simulator's
+    /// dummy keys, which it prints.
+    #[arg(long)]
+    pub keys_file: Option<PathBuf>,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Companies per partnership (MSSP and reseller).
+    #[arg(long, default_value_t = 40)]
+    pub companies: u32,
+    /// Periods each report lists, the current one included (at most 24).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=24))]
+    pub periods: u32,
+    /// Requests per second per session; 0 turns the limit off.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+    /// Session lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub session_ttl: u64,
+    /// Share of requests (0 to 1) that fail: 5xx, dropped connections, spurious 429s, slow
+    /// answers, unknown fields, revoked sessions.
+    #[arg(long, default_value_t = 0.0)]
+    pub faults: f64,
+    /// "Today" in Europe/Stockholm (YYYY-MM-DD); default: the real date.
+    #[arg(long)]
+    pub today: Option<chrono::NaiveDate>,
+}
