@@ -1,0 +1,196 @@
+//! The real `hspq` binary: `hspq simulate` serves, `hspq check` reads it, errors are one line
+//! with a fix and a non-zero exit, and no key or token is printed.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ORG_KEY: &str = "hsp_org_simulator_dummy_0000";
+
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hspq() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
+    for var in [
+        "HSPQ_BASE_URL",
+        "HSPQ_ORG_KEY",
+        "HSPQ_API_KEY",
+        "HSPQ_SESSIONS",
+        "HSPQ_RATE",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn serve(extra: &[&str]) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let port_file = dir.path().join("url");
+    let mut child = hspq()
+        .args([
+            "simulate",
+            "--port",
+            "0",
+            "--today",
+            "2026-03-12",
+            "--rate",
+            "0",
+            "--port-file",
+        ])
+        .arg(&port_file)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !port_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = std::fs::read_to_string(&port_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(
+        line.trim(),
+        url,
+        "the URL goes to stdout and to --port-file"
+    );
+    Served { child, url }
+}
+
+fn check(url: &str, api_key: &str) -> std::process::Output {
+    hspq()
+        .args(["check", "-vv", "--base-url", url])
+        .env("HSPQ_ORG_KEY", ORG_KEY)
+        .env("HSPQ_API_KEY", api_key)
+        .output()
+        .unwrap()
+}
+
+fn assert_no_secrets(out: &std::process::Output, key: &str) {
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for secret in [ORG_KEY, key, "pps_"] {
+        assert!(!all.contains(secret), "{secret} printed:\n{all}");
+    }
+}
+
+#[test]
+fn check_reads_the_partner_from_the_simulator() {
+    let served = serve(&[]);
+    let out = check(&served.url, "hsp_simresl0_dummy_full");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(stdout.contains("Slate Rock and Gravel Co."), "{stdout}");
+    assert!(
+        stdout.contains("reseller-report:read, customers:read"),
+        "{stdout}"
+    );
+    assert_no_secrets(&out, "hsp_simresl0_dummy_full");
+}
+
+#[test]
+fn bad_keys_exit_non_zero_with_one_line_naming_the_fix() {
+    let served = serve(&[]);
+    let out = check(&served.url, "hsp_simmssp0_not_the_key");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("hspq: ") && last.contains("401") && last.contains("HSPQ_API_KEY"),
+        "{stderr}"
+    );
+    assert_no_secrets(&out, "hsp_simmssp0_not_the_key");
+
+    let missing = hspq()
+        .args(["check", "--base-url", &served.url])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("HSPQ_ORG_KEY is not set"));
+}
+
+#[test]
+fn a_keys_file_replaces_the_dummy_keys_and_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(
+        &keys,
+        r#"{"organization_key":"hsp_org_private_9","partner_name":"Own","api_keys":[
+            {"name":"Mine","api_key":"hsp_private_secret_1","report":"mssp","customers":false}]}"#,
+    )
+    .unwrap();
+    let mut child = hspq()
+        .args(["simulate", "--port", "0", "--keys-file"])
+        .arg(&keys)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().to_string();
+    let out = hspq()
+        .args(["check", "--base-url", &url])
+        .env("HSPQ_ORG_KEY", "hsp_org_private_9")
+        .env("HSPQ_API_KEY", "hsp_private_secret_1")
+        .output()
+        .unwrap();
+    child.kill().unwrap();
+    let sim_out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = format!(
+        "{}{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&sim_out.stderr)
+    );
+    assert!(printed.contains("Mine"));
+    assert!(
+        !printed.contains("hsp_private_secret_1") && !printed.contains("hsp_org_private_9"),
+        "{printed}"
+    );
+
+    std::fs::write(&keys, "{not json").unwrap();
+    let bad = hspq()
+        .args(["simulate", "--port", "0", "--keys-file"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("keys file"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

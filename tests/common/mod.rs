@@ -1,0 +1,55 @@
+//! Shared set-up for the integration tests: an in-process simulator and a client for it.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use hspq::api::{BackoffConfig, Client, ClientConfig, Credentials, RetryConfig};
+use hspq::sim::{SimConfig, Simulator};
+
+pub const ORG_KEY: &str = "hsp_org_simulator_dummy_0000";
+pub const MSSP_KEY: &str = "hsp_simmssp0_dummy_full";
+pub const RESELLER_KEY: &str = "hsp_simresl0_dummy_full";
+pub const MSSP_REPORT_ONLY_KEY: &str = "hsp_simmssp1_dummy_report";
+
+/// The simulator's "today" in every test: tests never depend on the real date.
+pub fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 12).unwrap()
+}
+
+/// A simulator with no rate limit unless `tweak` sets one.
+pub async fn sim(tweak: impl FnOnce(&mut SimConfig)) -> Simulator {
+    let mut config = SimConfig::new(today());
+    config.rate = 0.0;
+    config.companies = 30;
+    tweak(&mut config);
+    Simulator::start_local(config)
+        .await
+        .expect("simulator starts")
+}
+
+/// A client config for `sim` with quick backoffs so retry tests stay short.
+pub fn config(sim: &Simulator, sessions: usize, rate: f64) -> ClientConfig {
+    let mut c = ClientConfig::new(sim.base_url().parse().unwrap());
+    c.sessions = sessions;
+    c.rate = rate;
+    c.retry = RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(40),
+            base: 2.0,
+        },
+        ..RetryConfig::default()
+    };
+    c
+}
+
+pub fn creds(api_key: &str) -> Credentials {
+    Credentials::new(ORG_KEY, api_key).unwrap()
+}
+
+pub async fn connect(sim: &Simulator, sessions: usize, rate: f64) -> Client {
+    Client::connect(config(sim, sessions, rate), creds(MSSP_KEY))
+        .await
+        .expect("client connects")
+}
