@@ -104,6 +104,7 @@ fn client_config(args: &ApiArgs) -> Result<ClientConfig> {
     let mut config = ClientConfig::new(url);
     config.sessions = args.sessions;
     config.rate = args.rate;
+    config.token_cache = hspq::api::default_token_cache();
     Ok(config)
 }
 

@@ -21,6 +21,11 @@ impl Drop for Served {
 
 fn hspq() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
+    // Keep the session cache of these runs away from the user's own.
+    cmd.env(
+        "XDG_CACHE_HOME",
+        std::env::temp_dir().join("hspq-cli-tests"),
+    );
     for var in [
         "HSPQ_BASE_URL",
         "HSPQ_ORG_KEY",
@@ -193,4 +198,59 @@ fn a_keys_file_replaces_the_dummy_keys_and_is_never_printed() {
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
+}
+
+/// Six runs killed with SIGKILL in a row, each while holding a session, do not lock the
+/// organisation out: each run invalidates the sessions its dead predecessors left behind.
+#[test]
+fn killed_runs_do_not_lock_the_organisation_out() {
+    use hspq::sim::{Fault, SimConfig, Simulator};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut config = SimConfig::new(chrono::NaiveDate::from_ymd_opt(2026, 3, 12).unwrap());
+    config.rate = 0.0;
+    let sim = rt.block_on(Simulator::start_local(config)).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let run = |key: &str| {
+        let mut cmd = hspq();
+        cmd.args(["check", "--base-url", &sim.base_url()])
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("HSPQ_ORG_KEY", ORG_KEY)
+            .env("HSPQ_API_KEY", key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    for round in 1..=6u64 {
+        // The run's /v1/me hangs, so it is killed while its session is live.
+        sim.inject_at("/v1/me", Fault::Slow(Duration::from_secs(60)), 1);
+        let mut child = run("hsp_simmssp0_dummy_full").spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sim.sessions_created() < round && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            sim.sessions_created(),
+            round,
+            "run {round} created its session"
+        );
+        // Let the request reach the simulator, then kill without any chance to clean up.
+        std::thread::sleep(Duration::from_millis(100));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            sim.active_sessions(),
+            1,
+            "after run {round}: only the killed run's session is left"
+        );
+    }
+    let out = run("hsp_simresl0_dummy_full").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalidated 1 API session"));
+    assert_eq!(sim.active_sessions(), 0);
+    let cached = std::fs::read_to_string(cache.path().join("hspq/sessions.json")).unwrap();
+    assert_eq!(cached.trim(), "[]");
 }

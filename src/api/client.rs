@@ -18,6 +18,7 @@ use super::models::{Page, SessionCreated};
 use super::pacer::Pacer;
 use super::retry::{rate_limit_wait, Backoff, RetryConfig};
 use super::secret::{Credentials, Secret};
+use super::token_cache::TokenCache;
 
 /// The API's cap on active sessions per organisation.
 pub const MAX_SESSIONS: usize = 5;
@@ -42,6 +43,9 @@ pub struct ClientConfig {
     pub renew_before: Duration,
     /// Retry policy.
     pub retry: RetryConfig,
+    /// Where live session tokens are recorded so the next run can invalidate those of a killed
+    /// run (see `token_cache`); `None` keeps no record.
+    pub token_cache: Option<std::path::PathBuf>,
 }
 
 impl ClientConfig {
@@ -55,6 +59,7 @@ impl ClientConfig {
             request_timeout: Some(Duration::from_secs(60)),
             renew_before: Duration::from_secs(120),
             retry: RetryConfig::default(),
+            token_cache: None,
         }
     }
 }
@@ -95,6 +100,7 @@ struct Inner {
     sessions: Vec<tokio::sync::Mutex<SessionState>>,
     counters: Counters,
     closed: AtomicBool,
+    cache: Option<TokenCache>,
 }
 
 /// A connected client. Cheap to clone; the sessions are invalidated by [`Client::close`], or
@@ -132,6 +138,10 @@ impl Client {
             .build()
             .map_err(|e| ApiError::Config(format!("cannot set up HTTP: {e}")))?;
         let n = config.sessions;
+        let cache = config
+            .token_cache
+            .clone()
+            .map(|path| TokenCache::new(path, config.base_url.as_str()));
         let inner = Arc::new(Inner {
             pacer: Pacer::new(n, config.rate, config.pace_margin),
             sessions: (0..n)
@@ -147,8 +157,10 @@ impl Client {
             creds,
             counters: Counters::default(),
             closed: AtomicBool::new(false),
+            cache,
         });
         let client = Client { inner };
+        client.inner.invalidate_orphans().await;
         for i in 0..n {
             match client.inner.create_session().await {
                 Ok((token, expires)) => {
@@ -233,8 +245,7 @@ impl Client {
             let mut s = slot.lock().await;
             if let Some(token) = s.token.take() {
                 if s.expires > Instant::now() {
-                    inner.pacer.acquire_on(i).await;
-                    inner.delete_session(&token).await;
+                    inner.delete_paced(i, &token).await;
                 }
             }
         }
@@ -282,6 +293,9 @@ impl Inner {
                                 .fetch_add(1, Ordering::Relaxed);
                             let ttl =
                                 Duration::from_secs(created.valid_for_seconds.unwrap_or(3600));
+                            if let Some(cache) = &self.cache {
+                                cache.add(&created.session_token, ttl);
+                            }
                             return Ok((created.session_token, started + ttl));
                         }
                         Ok(bytes) => match status.as_u16() {
@@ -326,22 +340,76 @@ impl Inner {
         }
     }
 
-    async fn delete_session(&self, token: &Secret) {
-        let Ok(url) = self.resolve("auth/session") else {
-            return;
-        };
+    /// `DELETE /v1/auth/session`; a 404 (already gone) counts as done. Returns the wait a 429
+    /// asked for, if any.
+    async fn delete_session(&self, token: &Secret) -> Option<Duration> {
+        let url = self.resolve("auth/session").ok()?;
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        match self
+        let sent = self
             .http
             .delete(url)
-            .header("authorization", format!("Session {}", token.expose()))
+            .header("authorization", session_header(token))
             .send()
-            .await
-        {
+            .await;
+        match sent {
+            Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => {
+                self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                let header = |name: &str| r.headers().get(name)?.to_str().ok()?.parse().ok();
+                let (ms, secs) = (header("x-retry-after-ms"), header("retry-after"));
+                let body_ms = r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["retry_after_ms"].as_u64());
+                return Some(rate_limit_wait(
+                    body_ms,
+                    ms,
+                    secs,
+                    self.config.retry.rate_limit_floor,
+                ));
+            }
             Ok(r) if r.status().is_success() || r.status() == StatusCode::NOT_FOUND => {}
             Ok(r) => debug!("invalidating a session answered {}", r.status()),
             Err(e) => debug!("invalidating a session failed: {}", transport(&e)),
         }
+        if let Some(cache) = &self.cache {
+            cache.remove(token);
+        }
+        None
+    }
+
+    /// Invalidates session `i`'s token at that session's pace, waiting out a 429 or two.
+    async fn delete_paced(&self, i: usize, token: &Secret) {
+        for _ in 0..3 {
+            self.pacer.acquire_on(i).await;
+            match self.delete_session(token).await {
+                Some(wait) => self.pacer.hold(i, Instant::now() + wait),
+                None => return,
+            }
+        }
+    }
+
+    /// Invalidates the sessions that killed runs left behind (their owner process is gone), so
+    /// they do not hold the organisation's five slots until they expire.
+    async fn invalidate_orphans(&self) {
+        let Some(cache) = &self.cache else { return };
+        let orphans = cache.take_orphans();
+        if orphans.is_empty() {
+            return;
+        }
+        for token in &orphans {
+            // The killed run may have used the session a moment ago: honour a 429 and retry.
+            for _ in 0..3 {
+                match self.delete_session(token).await {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => break,
+                }
+            }
+        }
+        tracing::info!(
+            "invalidated {} API session(s) left by an earlier hspq run that did not finish",
+            orphans.len()
+        );
     }
 
     /// A token for session `i`, renewing it when it is about to expire or was refused.
@@ -356,8 +424,7 @@ impl Inner {
         if let Some(old) = s.token.take() {
             if s.expires > now {
                 // Free the slot first: with five sessions in use a new one would get a 409.
-                self.pacer.acquire_on(i).await;
-                self.delete_session(&old).await;
+                self.delete_paced(i, &old).await;
             }
         }
         debug!("renewing session {i}");
@@ -432,6 +499,9 @@ impl Inner {
                     let mut s = self.sessions[i].lock().await;
                     if s.token.as_ref().is_some_and(|t| t == &token) {
                         s.token = None;
+                        if let Some(cache) = &self.cache {
+                            cache.remove(&token);
+                        }
                     }
                     self.counters.retries.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -461,7 +531,7 @@ impl Inner {
         let resp = match self
             .http
             .request(method, url.clone())
-            .header("authorization", format!("Session {}", token.expose()))
+            .header("authorization", session_header(token))
             .send()
             .await
         {
@@ -524,13 +594,19 @@ impl Drop for Inner {
             let at = self.pacer.reserve_on(i).at;
             let http = self.http.clone();
             let url = url.clone();
+            let cache = self.cache.clone();
             handle.spawn(async move {
                 tokio::time::sleep_until(at).await;
-                let _ = http
+                let sent = http
                     .delete(url)
-                    .header("authorization", format!("Session {}", token.expose()))
+                    .header("authorization", session_header(&token))
                     .send()
                     .await;
+                if let (Ok(r), Some(cache)) = (sent, cache) {
+                    if r.status().is_success() || r.status() == StatusCode::NOT_FOUND {
+                        cache.remove(&token);
+                    }
+                }
             });
         }
     }
@@ -575,6 +651,14 @@ impl<T: DeserializeOwned> Pages<T> {
         };
         Ok(Some(page))
     }
+}
+
+/// `Authorization: Session <token>`, marked sensitive so no debug output shows it.
+fn session_header(token: &Secret) -> reqwest::header::HeaderValue {
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Session {}", token.expose()))
+        .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("Session invalid"));
+    value.set_sensitive(true);
+    value
 }
 
 fn decode<T: DeserializeOwned>(url: &Url, bytes: &[u8]) -> Result<T, ApiError> {

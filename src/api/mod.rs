@@ -15,9 +15,11 @@ pub mod models;
 mod pacer;
 mod retry;
 mod secret;
+pub mod token_cache;
 
 pub use client::{Client, ClientConfig, ClientStats, Pages, MAX_PAGE, MAX_SESSIONS};
 pub use error::ApiError;
 pub use pacer::{Pacer, Reservation};
 pub use retry::{rate_limit_wait, Backoff, BackoffConfig, RetryConfig};
 pub use secret::{Credentials, Secret};
+pub use token_cache::default_path as default_token_cache;

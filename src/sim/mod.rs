@@ -315,7 +315,13 @@ impl Simulator {
     /// Queues `fault` for each of the next `n` session-bound requests.
     pub fn inject(&self, fault: Fault, n: usize) {
         let mut q = self.state.scripted.lock().expect("fault queue");
-        q.extend(std::iter::repeat_n(fault, n));
+        q.extend(std::iter::repeat_n((None, fault), n));
+    }
+
+    /// Queues `fault` for each of the next `n` session-bound requests to `path` (e.g. `/v1/me`).
+    pub fn inject_at(&self, path: &str, fault: Fault, n: usize) {
+        let mut q = self.state.scripted.lock().expect("fault queue");
+        q.extend(std::iter::repeat_n((Some(path.to_string()), fault), n));
     }
 
     /// Every request seen so far.
@@ -337,4 +343,5 @@ impl Drop for Simulator {
     }
 }
 
-pub(crate) type FaultQueue = Mutex<VecDeque<Fault>>;
+/// Scripted faults, each for any path (`None`) or one path.
+pub(crate) type FaultQueue = Mutex<VecDeque<(Option<String>, Fault)>>;

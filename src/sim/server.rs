@@ -203,8 +203,15 @@ impl State {
     }
 
     fn draw_fault(&self) -> Option<Fault> {
-        if let Some(f) = self.scripted.lock().expect("fault queue").pop_front() {
-            return Some(f);
+        let path = REQUEST_PATH.try_with(|p| p.clone()).unwrap_or_default();
+        {
+            let mut queue = self.scripted.lock().expect("fault queue");
+            let hit = queue
+                .iter()
+                .position(|(only, _)| only.as_ref().is_none_or(|p| *p == path));
+            if let Some(i) = hit {
+                return queue.remove(i).map(|(_, f)| f);
+            }
         }
         let f = &self.config.faults;
         if self.chance(f.revoke) {
@@ -440,11 +447,17 @@ fn report_routes(p: Partnership) -> Router<Shared> {
     r
 }
 
+tokio::task_local! {
+    /// The path being answered, for path-targeted scripted faults.
+    static REQUEST_PATH: String;
+}
+
 async fn record(AxState(state): AxState<Shared>, req: Request, next: Next) -> Response {
     let at = Instant::now();
     let method = req.method().to_string();
     let uri = req.uri().to_string();
-    let resp = next.run(req).await;
+    let path = req.uri().path().to_string();
+    let resp = REQUEST_PATH.scope(path, next.run(req)).await;
     let session = resp.extensions().get::<Serial>().map(|s| s.0);
     state.log.lock().expect("request log").push(RequestRecord {
         at,
