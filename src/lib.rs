@@ -2,11 +2,15 @@
 //!
 //! # Layout
 //! - [`api`]: the Partner Portal API client: session pool, pacer, retry, pagination, models.
+//! - [`lake`]: the Parquet lake: schemas, partition layout, writer, manifest, lock, storage.
 //! - [`sim`]: the API simulator (synthetic data + HTTP server), written apart from the client.
+//! - [`process`]: whether the owner of a leftover (session, lock) still runs.
 //! - `cli`/`config` (binary side): the command line and its resolved settings.
 //!
 //! Data flows one way: api → ingest → lake → query → repl/cli. A module never reaches back.
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod lake;
+pub mod process;
 pub mod sim;

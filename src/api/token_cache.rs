@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use super::secret::Secret;
+use crate::process::Owner;
 
 /// The default cache file.
 pub fn default_path() -> Option<PathBuf> {
@@ -29,43 +30,6 @@ struct Entry {
     started: Option<u64>,
     token: String,
     expires_unix: u64,
-}
-
-/// A process, told apart from a later one that reuses its pid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Owner {
-    pid: u32,
-    started: Option<u64>,
-}
-
-impl Owner {
-    pub(crate) fn this_process() -> Owner {
-        let pid = std::process::id();
-        Owner {
-            pid,
-            started: start_time(pid),
-        }
-    }
-
-    /// Whether the process still runs. Where `/proc` is missing we cannot tell and say yes,
-    /// so another run's sessions are never cut.
-    fn alive(&self) -> bool {
-        if !Path::new("/proc/self/stat").exists() {
-            return true;
-        }
-        match start_time(self.pid) {
-            None => false,
-            Some(now) => self.started.is_none_or(|then| then == now),
-        }
-    }
-}
-
-/// Field 22 of `/proc/PID/stat`: start time in clock ticks since boot.
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 fn unix_now() -> u64 {
@@ -244,11 +208,5 @@ mod tests {
                 & 0o777;
             assert_eq!(dir_mode, 0o700);
         }
-    }
-
-    #[test]
-    fn this_process_is_alive() {
-        assert!(Owner::this_process().alive());
-        assert!(Owner::this_process().started.is_some());
     }
 }

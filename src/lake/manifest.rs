@@ -1,0 +1,218 @@
+//! The manifest: the lake's list of live files (size, rows, checksum) and the sync state, in one
+//! JSON object at `_hspq/manifest.json`, replaced by one atomic PUT per commit.
+//!
+//! A commit swaps whole partitions: the new files are already written (under run-unique
+//! names); the manifest PUT makes them live and the old ones dead; the dead ones are deleted
+//! after. A run killed anywhere leaves either the old or the new manifest, plus files that no
+//! manifest lists; the next run deletes those first ([`Manifest::collect_garbage`]), so the lake
+//! converges to exactly what the manifest says.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::layout::{Partition, BOOKKEEPING, MANIFEST};
+use super::store::{Lake, LakeError};
+use super::writer::WrittenFile;
+
+/// A live data file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Bytes.
+    pub size: u64,
+    /// Rows.
+    pub rows: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// The run that wrote it.
+    pub run_id: String,
+}
+
+/// What a period looked like when it was last fetched (the `periods` dataset is rebuilt from
+/// this, so closed periods that are not fetched again keep their rows).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PeriodState {
+    /// `mssp` or `reseller`.
+    pub report_type: String,
+    /// Label year.
+    pub year: i64,
+    /// Label month, `"02"`.
+    pub period: String,
+    /// First day.
+    pub from: NaiveDate,
+    /// Last reported day.
+    pub to: NaiveDate,
+    /// Held the last report day when fetched.
+    pub is_current: bool,
+    /// Incomplete when fetched.
+    pub is_partial: bool,
+    /// Companies in the report.
+    pub eligible_company_count: Option<i64>,
+    /// Products in the report.
+    pub products: Vec<String>,
+    /// Unknown fields of the period, as JSON.
+    pub extra: Option<String>,
+    /// When it was fetched.
+    pub ingested_at: DateTime<Utc>,
+}
+
+/// How far a customer's engagement and churn indicators have been fetched.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CustomerState {
+    /// The first day fetched.
+    pub from: NaiveDate,
+    /// The last day fetched (the `to` sent).
+    pub to: NaiveDate,
+}
+
+/// Where each dataset's sync stands.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SyncState {
+    /// By `report_type/year/period`.
+    pub periods: BTreeMap<String, PeriodState>,
+    /// By `report_type/security_center_id`.
+    pub customers: BTreeMap<String, CustomerState>,
+}
+
+impl SyncState {
+    /// The key of a period.
+    pub fn period_key(report_type: &str, year: i64, period: &str) -> String {
+        format!("{report_type}/{year:04}/{period}")
+    }
+
+    /// The key of a customer.
+    pub fn customer_key(report_type: &str, id: &str) -> String {
+        format!("{report_type}/{id}")
+    }
+}
+
+/// The lake's manifest.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Format version.
+    pub version: u32,
+    /// Live files by path.
+    pub files: BTreeMap<String, FileEntry>,
+    /// Sync state.
+    pub state: SyncState,
+}
+
+impl Manifest {
+    /// Reads the manifest, or an empty one for a new lake.
+    pub async fn load(lake: &Lake) -> Result<Manifest, LakeError> {
+        match lake.get(MANIFEST).await? {
+            None => Ok(Manifest {
+                version: 1,
+                ..Manifest::default()
+            }),
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| LakeError::Corrupt {
+                path: format!("{}/{MANIFEST}", lake.location()),
+                detail: e.to_string(),
+            }),
+        }
+    }
+
+    /// Live files of a partition.
+    pub fn files_in(&self, partition: &Partition) -> Vec<String> {
+        let prefix = format!("{}/", partition.dir);
+        self.files
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .filter(|(p, _)| !p[prefix.len()..].contains('/'))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    /// Makes `written` the whole content of `partition`; returns the files it replaced.
+    pub fn replace(
+        &mut self,
+        partition: &Partition,
+        written: &[WrittenFile],
+        run_id: &str,
+    ) -> Vec<String> {
+        let old = self.files_in(partition);
+        for p in &old {
+            self.files.remove(p);
+        }
+        for f in written {
+            self.files.insert(
+                f.path.clone(),
+                FileEntry {
+                    size: f.size,
+                    rows: f.rows,
+                    sha256: f.sha256.clone(),
+                    run_id: run_id.to_string(),
+                },
+            );
+        }
+        let new: BTreeSet<&String> = written.iter().map(|f| &f.path).collect();
+        old.into_iter().filter(|p| !new.contains(p)).collect()
+    }
+
+    /// Publishes this manifest (one atomic PUT), then deletes the files it no longer lists.
+    pub async fn commit(&self, lake: &Lake, dead: &[String]) -> Result<(), LakeError> {
+        let json = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
+        lake.put(MANIFEST, Bytes::from(json)).await?;
+        for path in dead {
+            lake.delete(path).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes data files that no manifest lists (left by a run killed before or after its
+    /// commit) and stray temporary files; returns how many.
+    pub async fn collect_garbage(&self, lake: &Lake) -> Result<usize, LakeError> {
+        let mut removed = 0;
+        for (path, _) in lake.list("").await? {
+            let bookkeeping = path.starts_with(&format!("{BOOKKEEPING}/"));
+            let data = path.ends_with(".parquet") && Partition::of_file(&path).is_some();
+            if bookkeeping || !data || self.files.contains_key(&path) {
+                continue;
+            }
+            lake.delete(&path).await?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lake::schema::Dataset;
+
+    fn written(path: &str) -> WrittenFile {
+        WrittenFile {
+            path: path.into(),
+            size: 1,
+            rows: 1,
+            sha256: "x".into(),
+        }
+    }
+
+    #[test]
+    fn replace_swaps_a_whole_partition_and_nothing_else() {
+        let mut m = Manifest::default();
+        let p = Partition::period(Dataset::Billing, "mssp", 2026, "02");
+        let q = Partition::period(Dataset::Billing, "mssp", 2026, "12");
+        m.replace(
+            &p,
+            &[written(&p.file("a", 0)), written(&p.file("a", 1))],
+            "a",
+        );
+        m.replace(&q, &[written(&q.file("a", 0))], "a");
+        let dead = m.replace(&p, &[written(&p.file("b", 0))], "b");
+        assert_eq!(dead, vec![p.file("a", 0), p.file("a", 1)]);
+        assert_eq!(m.files_in(&p), vec![p.file("b", 0)]);
+        assert_eq!(m.files_in(&q), vec![q.file("a", 0)]);
+        // A partition whose name is a prefix of another's is not confused with it.
+        let r = Partition::report(Dataset::Me, "mssp");
+        m.replace(&r, &[written(&r.file("a", 0))], "a");
+        assert_eq!(
+            m.files_in(&Partition::report(Dataset::Me, "mss")),
+            Vec::<String>::new()
+        );
+    }
+}

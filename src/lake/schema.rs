@@ -1,0 +1,316 @@
+//! One declared Arrow schema per dataset (CONTRACT §3): the writer, the views and the docs all
+//! read these, so a column is named and typed in exactly one place.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// How a dataset's files are partitioned (CONTRACT §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Partitioning {
+    /// `<dataset>/report_type=R/*.parquet`: a snapshot replaced whole.
+    ReportType,
+    /// `<dataset>/report_type=R/year=YYYY/period=PP/*.parquet`.
+    Period,
+    /// `<dataset>/report_type=R/month=YYYY-MM/*.parquet`.
+    Month,
+    /// `<dataset>/*.parquet`.
+    None,
+}
+
+/// A dataset of the lake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dataset {
+    /// Reporting periods of a report.
+    Periods,
+    /// Companies of a period.
+    Companies,
+    /// Per-company, per-product billing values of a period.
+    Billing,
+    /// Billing totals per product (MSSP only).
+    BillingTotals,
+    /// Daily usage rows.
+    DailyUsage,
+    /// Active customers (snapshot).
+    Customers,
+    /// Engagement metrics per customer and day.
+    Engagement,
+    /// Churn indicators per customer, day and indicator.
+    Churn,
+    /// The key's identity (snapshot, never a key).
+    Me,
+    /// One row per `hspq ingest` run.
+    SyncRuns,
+}
+
+impl Dataset {
+    /// Every dataset, in lake order.
+    pub const ALL: [Dataset; 10] = [
+        Dataset::Periods,
+        Dataset::Companies,
+        Dataset::Billing,
+        Dataset::BillingTotals,
+        Dataset::DailyUsage,
+        Dataset::Customers,
+        Dataset::Engagement,
+        Dataset::Churn,
+        Dataset::Me,
+        Dataset::SyncRuns,
+    ];
+
+    /// The folder and view name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::Periods => "periods",
+            Dataset::Companies => "companies",
+            Dataset::Billing => "billing",
+            Dataset::BillingTotals => "billing_totals",
+            Dataset::DailyUsage => "daily_usage",
+            Dataset::Customers => "customers",
+            Dataset::Engagement => "engagement",
+            Dataset::Churn => "churn",
+            Dataset::Me => "me",
+            Dataset::SyncRuns => "sync_runs",
+        }
+    }
+
+    /// Parses a folder name.
+    pub fn from_name(name: &str) -> Option<Dataset> {
+        Dataset::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// How its files are laid out.
+    pub fn partitioning(self) -> Partitioning {
+        match self {
+            Dataset::Periods | Dataset::Customers | Dataset::Me => Partitioning::ReportType,
+            Dataset::Companies
+            | Dataset::Billing
+            | Dataset::BillingTotals
+            | Dataset::DailyUsage => Partitioning::Period,
+            Dataset::Engagement | Dataset::Churn => Partitioning::Month,
+            Dataset::SyncRuns => Partitioning::None,
+        }
+    }
+
+    /// The columns that identify a row (the view holds one row per key); files are sorted by
+    /// them.
+    pub fn key(self) -> &'static [&'static str] {
+        match self {
+            Dataset::Periods => &["report_type", "year", "period"],
+            Dataset::Companies => &["report_type", "year", "period", "security_center_id"],
+            Dataset::Billing => &[
+                "report_type",
+                "year",
+                "period",
+                "security_center_id",
+                "product",
+            ],
+            Dataset::BillingTotals => &["report_type", "year", "period", "product"],
+            Dataset::DailyUsage => &[
+                "report_type",
+                "year",
+                "period",
+                "security_center_id",
+                "product",
+                "date",
+            ],
+            Dataset::Customers => &["report_type", "security_center_id"],
+            Dataset::Engagement => &["report_type", "security_center_id", "date"],
+            Dataset::Churn => &[
+                "report_type",
+                "security_center_id",
+                "indicator",
+                "date",
+                "product",
+            ],
+            Dataset::Me => &["report_type", "api_key_prefix"],
+            Dataset::SyncRuns => &["run_id"],
+        }
+    }
+
+    /// The declared schema.
+    pub fn schema(self) -> SchemaRef {
+        let f = |name: &str, t: DataType| Field::new(name, t, true);
+        let key = |name: &str, t: DataType| Field::new(name, t, false);
+        let utf8 = || DataType::Utf8;
+        let date = || DataType::Date32;
+        let i64 = || DataType::Int64;
+        let i32 = || DataType::Int32;
+        let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+        let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let tail = || vec![f("ingested_at", ts()), f("extra", utf8())];
+        let period_keys = || {
+            vec![
+                key("report_type", utf8()),
+                key("year", i64()),
+                key("period", utf8()),
+            ]
+        };
+        let mut fields: Vec<Field> = match self {
+            Dataset::Periods => {
+                let mut v = period_keys();
+                v.extend([
+                    f("period_from", date()),
+                    f("period_to", date()),
+                    f("is_current", DataType::Boolean),
+                    f("is_partial", DataType::Boolean),
+                    f("eligible_company_count", i32()),
+                    f("products", list()),
+                ]);
+                v
+            }
+            Dataset::Companies => {
+                let mut v = period_keys();
+                v.extend([
+                    key("security_center_id", utf8()),
+                    f("company_name", utf8()),
+                    f("status", utf8()),
+                    f("products", list()),
+                ]);
+                v
+            }
+            Dataset::Billing => {
+                let mut v = period_keys();
+                v.extend([
+                    f("period_from", date()),
+                    f("period_to", date()),
+                    f("is_partial", DataType::Boolean),
+                    key("security_center_id", utf8()),
+                    f("company_name", utf8()),
+                    key("product", utf8()),
+                    f("billing_value", i64()),
+                    f("billing_date", date()),
+                    f("last_scan_date", date()),
+                    f("null_reason", utf8()),
+                ]);
+                v
+            }
+            Dataset::BillingTotals => {
+                let mut v = period_keys();
+                v.extend([
+                    key("product", utf8()),
+                    f("billing_total", i64()),
+                    f("company_count", i32()),
+                    f("null_company_count", i32()),
+                    f("eligible_company_count", i32()),
+                ]);
+                v
+            }
+            Dataset::DailyUsage => {
+                let mut v = period_keys();
+                v.extend([
+                    key("security_center_id", utf8()),
+                    f("company_name", utf8()),
+                    key("product", utf8()),
+                    key("date", date()),
+                    f("usage_value", i64()),
+                ]);
+                v
+            }
+            Dataset::Customers => vec![
+                key("report_type", utf8()),
+                key("security_center_id", utf8()),
+                f("company_name", utf8()),
+                f("products", list()),
+            ],
+            Dataset::Engagement => {
+                let mut v = vec![
+                    key("report_type", utf8()),
+                    key("security_center_id", utf8()),
+                    key("date", date()),
+                    key("month", utf8()),
+                ];
+                for m in ENGAGEMENT_METRICS {
+                    v.push(f(m, i64()));
+                }
+                v
+            }
+            Dataset::Churn => vec![
+                key("report_type", utf8()),
+                key("security_center_id", utf8()),
+                key("indicator", utf8()),
+                key("date", date()),
+                key("month", utf8()),
+                f("product", utf8()),
+                f("usage_value", i64()),
+                f("total_succeeded", i64()),
+                f("total_failed", i64()),
+                f("failure_ratio", DataType::Float64),
+                f("probes_active", i64()),
+                f("probes_inactive", i64()),
+                f("has_scans", DataType::Boolean),
+                f("has_api_calls", DataType::Boolean),
+            ],
+            Dataset::Me => vec![
+                key("report_type", utf8()),
+                f("partner_name", utf8()),
+                f("api_key_name", utf8()),
+                key("api_key_prefix", utf8()),
+                f("scopes", list()),
+                f("allowed_origins", list()),
+                f("timezone", utf8()),
+            ],
+            Dataset::SyncRuns => vec![
+                key("run_id", utf8()),
+                f("report_type", utf8()),
+                f("started_at", ts()),
+                f("finished_at", ts()),
+                f("status", utf8()),
+                f("requests", i64()),
+                f("retries", i64()),
+                f("rate_limited", i64()),
+                f("rows_written", i64()),
+                f("bytes_written", i64()),
+                f("error", utf8()),
+                // Skipped customers and other non-fatal problems, one line each.
+                f("warnings", list()),
+            ],
+        };
+        fields.extend(tail());
+        Arc::new(Schema::new(fields))
+    }
+}
+
+/// Engagement metric columns, in the order of the API's arrays.
+pub const ENGAGEMENT_METRICS: [&str; 9] = [
+    "sns_scans_succeeded",
+    "sns_scans_failed",
+    "was_scans_succeeded",
+    "was_scans_failed",
+    "cs_scans_succeeded",
+    "cs_scans_failed",
+    "probes_active",
+    "probes_inactive",
+    "api_calls",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_column_is_in_the_schema_and_every_dataset_has_ingested_at_and_extra() {
+        for d in Dataset::ALL {
+            let schema = d.schema();
+            for k in d.key() {
+                assert!(schema.field_with_name(k).is_ok(), "{} key {k}", d.name());
+            }
+            assert!(schema.field_with_name("ingested_at").is_ok());
+            assert!(schema.field_with_name("extra").is_ok());
+            assert_eq!(Dataset::from_name(d.name()), Some(d));
+        }
+    }
+
+    #[test]
+    fn year_is_bigint_and_period_is_text() {
+        let s = Dataset::Billing.schema();
+        assert_eq!(
+            s.field_with_name("year").unwrap().data_type(),
+            &DataType::Int64
+        );
+        assert_eq!(
+            s.field_with_name("period").unwrap().data_type(),
+            &DataType::Utf8
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! Where the lake lives: a local folder or an S3 prefix, both through `object_store`, so every
+//! other part of hspq sees one interface with paths relative to the lake root.
+//!
+//! Every object is published by a single atomic PUT (a rename on local disk), so a reader
+//! never sees half an object.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+/// What went wrong with the lake's storage.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    /// `--data` cannot be used.
+    #[error("{0}")]
+    Location(String),
+    /// The store refused or failed an operation.
+    #[error("lake {op} {path}: {source}")]
+    Store {
+        /// What was being done.
+        op: &'static str,
+        /// Which object, relative to the lake root.
+        path: String,
+        /// The store's error.
+        source: object_store::Error,
+    },
+    /// Writing Parquet failed.
+    #[error("writing Parquet for {path}: {detail}")]
+    Parquet {
+        /// Which file.
+        path: String,
+        /// The writer's error.
+        detail: String,
+    },
+    /// A bookkeeping file under `_hspq/` is unreadable.
+    #[error("{path} is damaged ({detail}): move it aside and run `hspq ingest --full` to rebuild the lake")]
+    Corrupt {
+        /// Which file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Another ingest holds the lock.
+    #[error("{0}")]
+    Locked(String),
+}
+
+/// The lake's storage.
+#[derive(Clone, Debug)]
+pub struct Lake {
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    location: String,
+    local: Option<PathBuf>,
+}
+
+impl Lake {
+    /// Opens `--data`: `s3://bucket/prefix` (AWS settings from the environment, as the AWS CLI
+    /// reads them) or a local folder, created if missing.
+    pub fn open(data: &str) -> Result<Lake, LakeError> {
+        if let Some(rest) = data.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(LakeError::Location(format!(
+                    "--data {data:?} names no bucket: use s3://BUCKET/PREFIX"
+                )));
+            }
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if std::env::var_os("AWS_REGION").is_none()
+                && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+            {
+                builder = builder.with_region("us-east-1");
+            }
+            let store = builder.build().map_err(|e| {
+                LakeError::Location(format!(
+                    "cannot use {data}: {e} (set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, and AWS_ENDPOINT_URL with AWS_ALLOW_HTTP=true for an S3-compatible server)"
+                ))
+            })?;
+            return Ok(Lake {
+                store: Arc::new(store),
+                root: Path::from(prefix.trim_matches('/')),
+                location: data.trim_end_matches('/').to_string(),
+                local: None,
+            });
+        }
+        if data.contains("://") {
+            return Err(LakeError::Location(format!(
+                "--data {data:?}: only local folders and s3://bucket/prefix are supported"
+            )));
+        }
+        let dir = PathBuf::from(data);
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            LakeError::Location(format!(
+                "cannot create the lake folder {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let dir = dir.canonicalize().map_err(|e| {
+            LakeError::Location(format!(
+                "cannot open the lake folder {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let store = LocalFileSystem::new_with_prefix(&dir).map_err(|e| {
+            LakeError::Location(format!(
+                "cannot open the lake folder {}: {e}",
+                dir.display()
+            ))
+        })?;
+        Ok(Lake {
+            store: Arc::new(store),
+            root: Path::default(),
+            location: dir.display().to_string(),
+            local: Some(dir),
+        })
+    }
+
+    /// `--data` as the user can read it (a folder or `s3://bucket/prefix`).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The local folder, when the lake is on local disk.
+    pub fn local_dir(&self) -> Option<&std::path::Path> {
+        self.local.as_deref()
+    }
+
+    fn path(&self, rel: &str) -> Path {
+        let mut p = self.root.clone();
+        for part in rel.split('/').filter(|s| !s.is_empty()) {
+            p = p.join(part);
+        }
+        p
+    }
+
+    fn rel(&self, full: &Path) -> String {
+        let full = full.as_ref();
+        let root = self.root.as_ref();
+        if root.is_empty() {
+            full.to_string()
+        } else {
+            full.strip_prefix(root)
+                .map(|s| s.trim_start_matches('/').to_string())
+                .unwrap_or_else(|| full.to_string())
+        }
+    }
+
+    fn err(op: &'static str, rel: &str, source: object_store::Error) -> LakeError {
+        LakeError::Store {
+            op,
+            path: rel.to_string(),
+            source,
+        }
+    }
+
+    /// Writes an object whole (replacing any).
+    pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<(), LakeError> {
+        self.store
+            .put(&self.path(rel), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| Lake::err("write", rel, e))
+    }
+
+    /// Writes an object only if none exists; `Ok(false)` when one does.
+    pub async fn put_new(&self, rel: &str, bytes: Bytes) -> Result<bool, LakeError> {
+        let opts = PutOptions::from(PutMode::Create);
+        match self
+            .store
+            .put_opts(&self.path(rel), PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(Lake::err("create", rel, e)),
+        }
+    }
+
+    /// Reads an object, or `None` when there is none.
+    pub async fn get(&self, rel: &str) -> Result<Option<Bytes>, LakeError> {
+        match self.store.get(&self.path(rel)).await {
+            Ok(r) => r
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| Lake::err("read", rel, e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Lake::err("read", rel, e)),
+        }
+    }
+
+    /// Deletes an object; a missing one is fine.
+    pub async fn delete(&self, rel: &str) -> Result<(), LakeError> {
+        match self.store.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Lake::err("delete", rel, e)),
+        }
+    }
+
+    /// Every object under `prefix` with its size, relative to the lake root.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, LakeError> {
+        let p = self.path(prefix);
+        let found: Vec<_> = self
+            .store
+            .list(Some(&p))
+            .try_collect()
+            .await
+            .map_err(|e| Lake::err("list", prefix, e))?;
+        Ok(found
+            .into_iter()
+            .map(|m| (self.rel(&m.location), m.size))
+            .collect())
+    }
+}
