@@ -20,8 +20,35 @@ pub struct Opts {
 pub enum Command {
     /// Serve the built-in Partner Portal API simulator on loopback.
     Simulate(SimulateArgs),
+    /// Mirror every endpoint the key's scopes allow into the lake, incrementally.
+    #[command(alias = "sync")]
+    Ingest(IngestArgs),
     /// Check the key pair: create a session, read /v1/me, invalidate the session.
     Check(ApiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The lake: a folder or s3://bucket/prefix (AWS_* variables configure S3).
+    #[arg(long, env = "HSPQ_DATA", default_value = "./hspq-data")]
+    pub data: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Engagement and churn days re-fetched before the last fetched `to`.
+    #[arg(long, env = "HSPQ_LOOKBACK_DAYS", default_value_t = 7)]
+    pub lookback_days: u32,
+    /// Months of engagement and churn history on a customer's first sync.
+    #[arg(long, env = "HSPQ_HISTORY_MONTHS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=24))]
+    pub history_months: u32,
+    /// Fetch everything again, closed periods included.
+    #[arg(long)]
+    pub full: bool,
+    /// Print which requests a sync would make and how long they take; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// No progress bar, even on a terminal.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Where and how to reach the API.

@@ -7,11 +7,12 @@ use anyhow::{Context, Result};
 use hspq::api::{models::Me, Client, ClientConfig, Credentials};
 use hspq::sim::{FaultRates, SimConfig, SimKeys, Simulator};
 
-use crate::cli::{ApiArgs, Command, SimulateArgs};
+use crate::cli::{ApiArgs, Command, IngestArgs, SimulateArgs};
 
 pub async fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Simulate(args) => simulate(args).await,
+        Command::Ingest(args) => ingest(args).await,
         Command::Check(args) => check(args).await,
     }
 }
@@ -124,5 +125,52 @@ async fn check(args: ApiArgs) -> Result<ExitCode> {
         me.allowed_origins.join(", ")
     };
     println!("origins:  {origins}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn ingest(args: IngestArgs) -> Result<ExitCode> {
+    use hspq::ingest::plan::Windows;
+    use hspq::ingest::{human_duration, IngestError, IngestOptions};
+    let creds = Credentials::from_env().map_err(anyhow::Error::msg)?;
+    let opts = IngestOptions {
+        data: args.data.clone(),
+        client: client_config(&args.api)?,
+        creds,
+        windows: Windows {
+            history_months: args.history_months,
+            lookback_days: args.lookback_days,
+            full: args.full,
+        },
+        dry_run: args.dry_run,
+        quiet: args.quiet,
+    };
+    let summary = match hspq::ingest::run(opts).await {
+        Ok(s) => s,
+        Err(IngestError::Interrupted) => {
+            eprintln!("hspq: {}", IngestError::Interrupted);
+            return Ok(ExitCode::from(130));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(plan) = summary.plan {
+        println!("{plan}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "hspq ingest: {} report into {}: {} period(s) and {} customer(s) fetched, {} rows ({:.1} MB) written in {}; {} requests, {} retries, {} rate-limited",
+        summary.report_type,
+        args.data,
+        summary.periods_fetched,
+        summary.customers_fetched,
+        summary.rows_written,
+        summary.bytes_written as f64 / 1e6,
+        human_duration(summary.elapsed),
+        summary.requests,
+        summary.retries,
+        summary.rate_limited,
+    );
+    for w in &summary.warnings {
+        eprintln!("  warning: {w}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`api`]: the Partner Portal API client: session pool, pacer, retry, pagination, models.
+//! - [`ingest`]: `hspq ingest`: what to fetch, API answers → Arrow batches → lake commits.
 //! - [`lake`]: the Parquet lake: schemas, partition layout, writer, manifest, lock, storage.
 //! - [`sim`]: the API simulator (synthetic data + HTTP server), written apart from the client.
 //! - [`process`]: whether the owner of a leftover (session, lock) still runs.
@@ -11,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod ingest;
 pub mod lake;
 pub mod process;
 pub mod sim;

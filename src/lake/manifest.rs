@@ -74,6 +74,10 @@ pub struct SyncState {
     pub periods: BTreeMap<String, PeriodState>,
     /// By `report_type/security_center_id`.
     pub customers: BTreeMap<String, CustomerState>,
+    /// Runs that started and have not recorded their end, by run id, with their `sync_runs`
+    /// row as JSON: a later run marks them interrupted.
+    #[serde(default)]
+    pub open_runs: BTreeMap<String, serde_json::Value>,
 }
 
 impl SyncState {
@@ -167,7 +171,9 @@ impl Manifest {
         let mut removed = 0;
         for (path, _) in lake.list("").await? {
             let bookkeeping = path.starts_with(&format!("{BOOKKEEPING}/"));
-            let data = path.ends_with(".parquet") && Partition::of_file(&path).is_some();
+            // `x.parquet#N` is a local-disk upload cut short before its rename.
+            let data = (path.ends_with(".parquet") || path.contains(".parquet#"))
+                && Partition::of_file(&path).is_some();
             if bookkeeping || !data || self.files.contains_key(&path) {
                 continue;
             }

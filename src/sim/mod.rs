@@ -180,6 +180,9 @@ pub enum Fault {
     ExtraFields,
     /// Revoke the session, so the request gets a 401.
     Revoke,
+    /// Send the first number inside the first record as a string (a type the docs do not
+    /// allow), to test that clients refuse it.
+    WrongType,
 }
 
 /// Everything that shapes a simulator.

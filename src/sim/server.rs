@@ -155,6 +155,7 @@ struct Ctx {
     key: SimKey,
     partnership: Partnership,
     extra_fields: bool,
+    wrong_type: bool,
     drop: bool,
 }
 
@@ -293,6 +294,7 @@ impl State {
             partnership: partnership_of(&key),
             key,
             extra_fields: false,
+            wrong_type: false,
             drop: false,
         };
         match fault {
@@ -304,6 +306,7 @@ impl State {
             }
             Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
             Some(Fault::ExtraFields) => ctx.extra_fields = true,
+            Some(Fault::WrongType) => ctx.wrong_type = true,
             Some(Fault::Drop) => ctx.drop = true,
             Some(Fault::Revoke) | None => {}
         }
@@ -325,6 +328,11 @@ impl State {
     fn respond(&self, ctx: &Ctx, status: StatusCode, mut body: Value) -> Response {
         if ctx.extra_fields {
             add_unknown_fields(&mut body, 0);
+        }
+        if ctx.wrong_type {
+            if let Some(first) = body.get_mut("results").and_then(|r| r.get_mut(0)) {
+                stringify_first_number(first);
+            }
         }
         let mut resp = if ctx.drop {
             let stream = futures_util::stream::once(async {
@@ -375,6 +383,19 @@ fn origin(headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
         .and_then(|v| v.split(',').next())
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| peer.ip())
+}
+
+/// Turns the first number found (depth first) into a string; true when one was found.
+fn stringify_first_number(v: &mut Value) -> bool {
+    match v {
+        Value::Number(n) => {
+            *v = Value::String(format!("{n} units"));
+            true
+        }
+        Value::Object(map) => map.values_mut().any(stringify_first_number),
+        Value::Array(items) => items.iter_mut().any(stringify_first_number),
+        _ => false,
+    }
 }
 
 /// Adds fields the contract does not know to an object and every record below it.

@@ -1,0 +1,859 @@
+//! `hspq ingest`: mirrors what the key's scopes allow into the lake, incrementally.
+//!
+//! A run takes the lake's lock, loads the manifest, deletes what killed runs left, then fetches
+//! period by period and customer chunk by customer chunk. Each unit is converted to Arrow as
+//! its pages arrive, written to run-unique files and committed (manifest PUT) on its own, so a
+//! run killed anywhere loses at most the unit in flight, and the next run does not fetch the
+//! finished ones again. Pacing, retries and sessions live in the API client; layout, files
+//! and commits in the lake; this module decides what to fetch and in what order.
+
+pub mod plan;
+pub mod progress;
+pub mod rows;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::Date32Type;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use futures_util::{stream, StreamExt};
+use tracing::{info, warn};
+
+use crate::api::models::{
+    BillingTotals, ChurnRisk, Company, Customer, Engagement, Me, PeriodDetail, PeriodList,
+    PeriodSummary, UsageCompany,
+};
+use crate::api::{ApiError, Client, ClientConfig, Credentials, MAX_PAGE};
+use crate::lake::layout::month_of;
+use crate::lake::{
+    CustomerState, Dataset, Lake, LakeError, LakeLock, Manifest, Partition, PartitionWriter,
+    SyncState, WrittenFile,
+};
+use plan::Windows;
+use progress::Progress;
+use rows::{PeriodContext, RunRow};
+
+/// Customers whose engagement and churn are committed together.
+const CUSTOMER_CHUNK: usize = 200;
+
+/// Everything a sync needs.
+pub struct IngestOptions {
+    /// `--data`: a folder or `s3://bucket/prefix`.
+    pub data: String,
+    /// How to reach the API.
+    pub client: ClientConfig,
+    /// The key pair.
+    pub creds: Credentials,
+    /// History, lookback, `--full`.
+    pub windows: Windows,
+    /// Print the plan, fetch nothing else, write nothing.
+    pub dry_run: bool,
+    /// No progress bar even on a terminal.
+    pub quiet: bool,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default)]
+pub struct IngestSummary {
+    /// The run's id.
+    pub run_id: String,
+    /// `mssp` or `reseller`.
+    pub report_type: String,
+    /// Periods fetched.
+    pub periods_fetched: usize,
+    /// Customers whose engagement and churn were fetched.
+    pub customers_fetched: usize,
+    /// Requests sent (session calls included).
+    pub requests: u64,
+    /// Retries.
+    pub retries: u64,
+    /// 429s seen.
+    pub rate_limited: u64,
+    /// Rows written.
+    pub rows_written: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Customers skipped and other non-fatal problems.
+    pub warnings: Vec<String>,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// The plan, for `--dry-run`.
+    pub plan: Option<String>,
+}
+
+/// Why a sync failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The API refused or failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The lake's storage failed.
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    /// An answer could not be turned into rows.
+    #[error("converting {endpoint}: {detail}; nothing of it was written")]
+    Convert {
+        /// Which request.
+        endpoint: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The key can read no report.
+    #[error("the API key has neither mssp-report:read nor reseller-report:read: create a key for a partnership under Settings → API")]
+    NoReportScope,
+    /// Ctrl-C.
+    #[error("interrupted: what was committed is kept; run hspq ingest again to go on")]
+    Interrupted,
+}
+
+/// Runs one sync. Ctrl-C stops it cleanly: sessions invalidated, lock released, the run
+/// recorded as interrupted.
+pub async fn run(opts: IngestOptions) -> Result<IngestSummary, IngestError> {
+    let started = Instant::now();
+    let lake = Lake::open(&opts.data)?;
+    let run_id = new_run_id();
+    let client = Client::connect(opts.client.clone(), opts.creds.clone()).await?;
+    if opts.dry_run {
+        let result = dry_run(&lake, &client, &opts).await;
+        client.close().await;
+        return result;
+    }
+    let lock = match LakeLock::acquire(&lake, &run_id).await {
+        Ok(lock) => lock,
+        Err(e) => {
+            client.close().await;
+            return Err(e.into());
+        }
+    };
+    let progress = Progress::new(opts.quiet);
+    let mut sync = Sync {
+        lake: lake.clone(),
+        lock: &lock,
+        client: client.clone(),
+        run_id: run_id.clone(),
+        ingested_at: Utc::now(),
+        windows: opts.windows,
+        sessions: opts.client.sessions,
+        manifest: Manifest::default(),
+        summary: IngestSummary {
+            run_id: run_id.clone(),
+            ..IngestSummary::default()
+        },
+        progress: &progress,
+        planned: 0,
+        loaded: false,
+    };
+    let outcome = tokio::select! {
+        r = sync.run() => r,
+        _ = tokio::signal::ctrl_c() => Err(IngestError::Interrupted),
+    };
+    progress.finish();
+    client.close().await;
+    let mut summary = sync.summary.clone();
+    let stats = client.stats();
+    summary.requests = stats.requests + stats.sessions_created;
+    summary.retries = stats.retries;
+    summary.rate_limited = stats.rate_limited;
+    summary.elapsed = started.elapsed();
+    // Record how the run ended; a failure to record must not hide the run's own error.
+    let status = match &outcome {
+        Ok(()) => "succeeded",
+        Err(IngestError::Interrupted) => "interrupted",
+        Err(_) => "failed",
+    };
+    let error = outcome.as_ref().err().map(|e| e.to_string());
+    if outcome.is_err() && sync.loaded {
+        // Files of the unit that failed were never committed: remove them now, so no reader
+        // sees a second version of a row after this run.
+        if let Err(e) = sync.manifest.collect_garbage(&lake).await {
+            warn!("could not remove the files of the failed step: {e} (the next run will)");
+        }
+    }
+    let recorded = sync.record_run(status, error, &summary).await;
+    let released = lock.release().await;
+    outcome?;
+    recorded?;
+    released?;
+    Ok(summary)
+}
+
+fn new_run_id() -> String {
+    let suffix: u32 = rand::random();
+    format!("{}-{suffix:08x}", Utc::now().format("%Y%m%dT%H%M%S%.3fZ")).replace('.', "")
+}
+
+/// The report a key reads, and whether it reads customers.
+fn scopes(me: &Me) -> Result<(&'static str, bool), IngestError> {
+    let has = |s: &str| me.scopes.iter().any(|x| x == s);
+    let report = if has("mssp-report:read") {
+        "mssp"
+    } else if has("reseller-report:read") {
+        "reseller"
+    } else {
+        return Err(IngestError::NoReportScope);
+    };
+    Ok((report, has("customers:read")))
+}
+
+async fn dry_run(
+    lake: &Lake,
+    client: &Client,
+    opts: &IngestOptions,
+) -> Result<IngestSummary, IngestError> {
+    let manifest = Manifest::load(lake).await?;
+    let me: Me = client.get("me").await?;
+    let (rt, customers_scope) = scopes(&me)?;
+    let list: PeriodList = client.get(&format!("{rt}-report")).await?;
+    let todo = plan::periods_to_fetch(rt, &list.results, &manifest.state, opts.windows.full);
+    let mut lines = vec![format!("plan for {} ({rt} report):", lake.location())];
+    let mut total = 3u64; // session, /me, period list
+    let mut period_requests = 0u64;
+    for p in &todo {
+        let known = manifest
+            .state
+            .periods
+            .get(&SyncState::period_key(rt, p.year as i64, &p.period))
+            .and_then(|s| s.eligible_company_count)
+            .unwrap_or(1) as u64;
+        let pages = known.div_ceil(MAX_PAGE as u64).max(1);
+        let n = 1 + 2 * pages + u64::from(rt == "mssp");
+        period_requests += n;
+        lines.push(format!(
+            "  period {}-{} ({} to {}{}): {n} requests",
+            p.year,
+            p.period,
+            p.from,
+            p.to,
+            if p.is_partial { ", partial" } else { "" }
+        ));
+    }
+    let skipped = list.results.len() - todo.len();
+    lines.push(format!(
+        "  {skipped} closed period(s) already in the lake are not fetched again"
+    ));
+    total += period_requests;
+    if customers_scope {
+        let customers: Vec<Customer> = client.get_all("customers", MAX_PAGE).await?;
+        let last_day = plan::api_today(&list.results).map(|t| t - chrono::Days::new(1));
+        let mut windows = 0u64;
+        if let Some(last_day) = last_day {
+            for c in &customers {
+                let key = SyncState::customer_key(rt, &c.security_center_id);
+                windows += plan::customer_windows(
+                    last_day,
+                    manifest.state.customers.get(&key),
+                    opts.windows,
+                )
+                .len() as u64;
+            }
+        }
+        let pages = (customers.len() as u64).div_ceil(MAX_PAGE as u64).max(1);
+        lines.push(format!(
+            "  customers: {pages} request(s) for the list, {} for engagement and churn risk of {} customers",
+            2 * windows,
+            customers.len()
+        ));
+        total += pages + 2 * windows;
+    } else {
+        lines.push("  customers: skipped (the key has no customers:read scope)".into());
+    }
+    let per_second = opts.client.rate * client.sessions() as f64;
+    let seconds = if per_second > 0.0 {
+        total as f64 / per_second
+    } else {
+        0.0
+    };
+    lines.push(format!(
+        "  about {total} requests: {} at {} request(s)/s on {} session(s)",
+        human_duration(Duration::from_secs_f64(seconds)),
+        opts.client.rate,
+        client.sessions()
+    ));
+    Ok(IngestSummary {
+        report_type: rt.to_string(),
+        plan: Some(lines.join("\n")),
+        ..IngestSummary::default()
+    })
+}
+
+/// "1 h 02 min", "3 min 20 s", "12 s".
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// One customer's fetched indicators.
+struct CustomerData {
+    id: String,
+    range: (NaiveDate, NaiveDate),
+    engagement: Vec<RecordBatch>,
+    churn: Vec<RecordBatch>,
+}
+
+/// A running sync.
+struct Sync<'a> {
+    lake: Lake,
+    lock: &'a LakeLock,
+    client: Client,
+    run_id: String,
+    ingested_at: DateTime<Utc>,
+    windows: Windows,
+    sessions: usize,
+    manifest: Manifest,
+    summary: IngestSummary,
+    progress: &'a Progress,
+    planned: u64,
+    /// The manifest was read: until then nothing may be deleted or committed.
+    loaded: bool,
+}
+
+impl Sync<'_> {
+    fn ts(&self) -> String {
+        self.ingested_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    }
+
+    fn tick(&self) {
+        let s = self.client.stats();
+        self.progress.requests(s.requests, self.planned);
+    }
+
+    async fn run(&mut self) -> Result<(), IngestError> {
+        self.manifest = Manifest::load(&self.lake).await?;
+        self.loaded = true;
+        let removed = self.manifest.collect_garbage(&self.lake).await?;
+        if removed > 0 {
+            info!("removed {removed} file(s) an interrupted run left behind");
+        }
+        self.close_dead_runs().await?;
+        self.record_run("running", None, &self.summary.clone())
+            .await?;
+
+        let me: Me = self.client.get("me").await?;
+        let (rt, customers_scope) = scopes(&me)?;
+        self.summary.report_type = rt.to_string();
+
+        let list: PeriodList = self.client.get(&format!("{rt}-report")).await?;
+        let todo: Vec<PeriodSummary> =
+            plan::periods_to_fetch(rt, &list.results, &self.manifest.state, self.windows.full)
+                .into_iter()
+                .cloned()
+                .collect();
+        self.planned = 3 + todo.len() as u64 * (3 + u64::from(rt == "mssp"));
+        self.update_period_flags(rt, &list.results);
+        self.sync_periods(rt, &todo).await?;
+        self.write_periods(rt).await?;
+
+        if customers_scope {
+            let today = plan::api_today(&list.results);
+            if let Some(today) = today {
+                self.sync_customers(rt, today - chrono::Days::new(1))
+                    .await?;
+            }
+        } else {
+            info!("customers skipped: the API key has no customers:read scope");
+        }
+        // Last, so a run that fails earlier leaves the snapshot as it was.
+        let batch = rows::me(rt, &me, &self.ts()).map_err(|detail| convert("/v1/me", detail))?;
+        self.replace(Partition::report(Dataset::Me, rt), vec![batch])
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps `is_current`/`is_partial` of closed periods not fetched again in step with the list.
+    fn update_period_flags(&mut self, rt: &str, list: &[PeriodSummary]) {
+        for p in list {
+            let key = SyncState::period_key(rt, p.year as i64, &p.period);
+            if let Some(s) = self.manifest.state.periods.get_mut(&key) {
+                if !s.is_partial {
+                    s.is_current = p.is_current;
+                }
+            }
+        }
+    }
+
+    async fn sync_periods(&mut self, rt: &str, todo: &[PeriodSummary]) -> Result<(), IngestError> {
+        let (client, lake, run_id) = (self.client.clone(), self.lake.clone(), self.run_id.clone());
+        let (ts, ingested_at) = (self.ts(), self.ingested_at);
+        let fetches = todo.iter().map(|p| {
+            let (client, lake, run_id, ts) =
+                (client.clone(), lake.clone(), run_id.clone(), ts.clone());
+            let rt = rt.to_string();
+            async move { fetch_period(&client, &lake, &run_id, &rt, p, ts, ingested_at).await }
+        });
+        // Periods are fetched on all sessions at once and committed one by one, in order.
+        let mut results = stream::iter(fetches).buffered(self.sessions.max(1));
+        while let Some(result) = results.next().await {
+            let (state, written) = result?;
+            self.progress
+                .step(&format!("committed period {}-{}", state.year, state.period));
+            let key = SyncState::period_key(rt, state.year, &state.period);
+            self.manifest.state.periods.insert(key, state);
+            self.commit(written).await?;
+            self.summary.periods_fetched += 1;
+            self.tick();
+        }
+        Ok(())
+    }
+
+    async fn write_periods(&mut self, rt: &str) -> Result<(), IngestError> {
+        let states: Vec<_> = self
+            .manifest
+            .state
+            .periods
+            .values()
+            .filter(|p| p.report_type == rt)
+            .collect();
+        let batch = rows::periods(&states).map_err(|d| convert("periods", d))?;
+        self.replace(Partition::report(Dataset::Periods, rt), vec![batch])
+            .await
+    }
+
+    async fn sync_customers(&mut self, rt: &str, last_day: NaiveDate) -> Result<(), IngestError> {
+        self.progress.step("listing customers");
+        let customers: Vec<Customer> = self.client.get_all("customers", MAX_PAGE).await?;
+        let batch =
+            rows::customers(rt, &customers, &self.ts()).map_err(|d| convert("/v1/customers", d))?;
+        self.replace(Partition::report(Dataset::Customers, rt), vec![batch])
+            .await?;
+        let work: Vec<(String, Vec<(NaiveDate, NaiveDate)>)> = customers
+            .iter()
+            .map(|c| {
+                let key = SyncState::customer_key(rt, &c.security_center_id);
+                let windows = plan::customer_windows(
+                    last_day,
+                    self.manifest.state.customers.get(&key),
+                    self.windows,
+                );
+                (c.security_center_id.clone(), windows)
+            })
+            .collect();
+        self.planned += work.iter().map(|(_, w)| 2 * w.len() as u64).sum::<u64>();
+        let total = work.len();
+        for (n, chunk) in work.chunks(CUSTOMER_CHUNK).enumerate() {
+            self.progress.step(&format!(
+                "customers {}-{} of {total}: engagement, churn risk",
+                n * CUSTOMER_CHUNK + 1,
+                n * CUSTOMER_CHUNK + chunk.len()
+            ));
+            let (client, ts) = (self.client.clone(), self.ts());
+            let fetches = chunk.iter().map(|(id, windows)| {
+                let (client, ts, rt) = (client.clone(), ts.clone(), rt.to_string());
+                async move { fetch_customer(&client, &rt, id, windows, &ts).await }
+            });
+            let mut fetched = Vec::new();
+            let mut results = stream::iter(fetches).buffer_unordered(2 * self.sessions.max(1));
+            while let Some(r) = results.next().await {
+                match r {
+                    Ok(data) => fetched.push(data),
+                    Err(CustomerError::Skipped(warning)) => {
+                        warn!("{warning}");
+                        self.summary.warnings.push(warning);
+                    }
+                    // Ends the run; earlier chunks stay committed.
+                    Err(CustomerError::Fatal(e)) => return Err(e),
+                }
+                self.tick();
+            }
+            self.commit_customers(rt, fetched).await?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites every month partition the chunk's ranges touch: old rows outside the re-fetched
+    /// ranges are kept, rows inside are replaced by what the API says now (so rows that
+    /// vanished go too).
+    async fn commit_customers(
+        &mut self,
+        rt: &str,
+        fetched: Vec<CustomerData>,
+    ) -> Result<(), IngestError> {
+        if fetched.is_empty() {
+            return Ok(());
+        }
+        let ranges: BTreeMap<String, (NaiveDate, NaiveDate)> =
+            fetched.iter().map(|c| (c.id.clone(), c.range)).collect();
+        let mut months: BTreeSet<String> = BTreeSet::new();
+        for (from, to) in ranges.values() {
+            let mut d = NaiveDate::from_ymd_opt(from.year(), from.month(), 1).expect("valid");
+            while d <= *to {
+                months.insert(month_of(d));
+                d = d + chrono::Months::new(1);
+            }
+        }
+        let mut written = Vec::new();
+        for dataset in [Dataset::Engagement, Dataset::Churn] {
+            let mut by_month: BTreeMap<String, Vec<RecordBatch>> = BTreeMap::new();
+            for c in &fetched {
+                let batches = if dataset == Dataset::Engagement {
+                    &c.engagement
+                } else {
+                    &c.churn
+                };
+                for b in batches {
+                    for (month, part) in split_by_month(b) {
+                        by_month.entry(month).or_default().push(part);
+                    }
+                }
+            }
+            for month in &months {
+                let partition = Partition::month(dataset, rt, month);
+                let mut writer = PartitionWriter::new(&self.lake, partition.clone(), &self.run_id);
+                for path in self.manifest.files_in(&partition) {
+                    for old in read_parquet(&self.lake, &path).await? {
+                        let kept = drop_refetched(&old, &ranges);
+                        writer.push(kept).await?;
+                    }
+                }
+                for b in by_month.remove(month).unwrap_or_default() {
+                    writer.push(b).await?;
+                }
+                written.push(writer.finish().await?);
+            }
+        }
+        for c in &fetched {
+            let key = SyncState::customer_key(rt, &c.id);
+            let from = self
+                .manifest
+                .state
+                .customers
+                .get(&key)
+                .map_or(c.range.0, |s| s.from.min(c.range.0));
+            self.manifest.state.customers.insert(
+                key,
+                CustomerState {
+                    from,
+                    to: c.range.1,
+                },
+            );
+        }
+        self.summary.customers_fetched += fetched.len();
+        self.commit(written).await
+    }
+
+    /// Writes `batches` as the whole content of `partition` and commits it.
+    async fn replace(
+        &mut self,
+        partition: Partition,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(), IngestError> {
+        let mut writer = PartitionWriter::new(&self.lake, partition, &self.run_id);
+        for b in batches {
+            writer.push(b).await?;
+        }
+        let written = writer.finish().await?;
+        self.commit(vec![written]).await
+    }
+
+    /// Makes the written partitions live in one manifest PUT, then deletes what they replaced.
+    async fn commit(
+        &mut self,
+        written: Vec<(Partition, Vec<WrittenFile>)>,
+    ) -> Result<(), IngestError> {
+        self.lock.check().await?;
+        let mut dead = Vec::new();
+        for (partition, files) in &written {
+            for f in files {
+                self.summary.rows_written += f.rows;
+                self.summary.bytes_written += f.size;
+            }
+            dead.extend(self.manifest.replace(partition, files, &self.run_id));
+        }
+        self.manifest.commit(&self.lake, &dead).await?;
+        Ok(())
+    }
+
+    /// Writes this run's `sync_runs` row with `status`.
+    async fn record_run(
+        &mut self,
+        status: &str,
+        error: Option<String>,
+        summary: &IngestSummary,
+    ) -> Result<(), IngestError> {
+        if !self.loaded {
+            // Never overwrite a manifest this run could not read.
+            return Ok(());
+        }
+        let row = RunRow {
+            run_id: self.run_id.clone(),
+            report_type: (!summary.report_type.is_empty()).then(|| summary.report_type.clone()),
+            started_at: self.ts(),
+            finished_at: (status != "running")
+                .then(|| Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            status: status.to_string(),
+            requests: summary.requests as i64,
+            retries: summary.retries as i64,
+            rate_limited: summary.rate_limited as i64,
+            rows_written: summary.rows_written as i64,
+            bytes_written: summary.bytes_written as i64,
+            error,
+            warnings: summary.warnings.clone(),
+            ingested_at: self.ts(),
+            extra: None,
+        };
+        if status == "running" {
+            let json = serde_json::to_value(&row).expect("a run row serializes");
+            self.manifest
+                .state
+                .open_runs
+                .insert(self.run_id.clone(), json);
+        } else {
+            self.manifest.state.open_runs.remove(&self.run_id);
+        }
+        self.write_run_row(&row).await
+    }
+
+    async fn write_run_row(&mut self, row: &RunRow) -> Result<(), IngestError> {
+        let batch = rows::sync_run(row).map_err(|d| convert("sync_runs", d))?;
+        let path = Partition::sync_runs().file(&row.run_id, 0);
+        let (bytes, rows) = crate::lake::writer::encode(
+            &Dataset::SyncRuns.schema(),
+            Dataset::SyncRuns.key(),
+            &[batch],
+        )
+        .map_err(|detail| LakeError::Parquet {
+            path: path.clone(),
+            detail,
+        })?;
+        let file = WrittenFile {
+            path: path.clone(),
+            size: bytes.len() as u64,
+            rows,
+            sha256: format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+        };
+        self.lake.put(&path, bytes).await?;
+        self.manifest.files.insert(
+            path,
+            crate::lake::FileEntry {
+                size: file.size,
+                rows: file.rows,
+                sha256: file.sha256,
+                run_id: row.run_id.clone(),
+            },
+        );
+        self.manifest.commit(&self.lake, &[]).await?;
+        Ok(())
+    }
+
+    /// Runs that began but never recorded an end (killed): recorded as interrupted.
+    async fn close_dead_runs(&mut self) -> Result<(), IngestError> {
+        let open: Vec<(String, serde_json::Value)> = self
+            .manifest
+            .state
+            .open_runs
+            .iter()
+            .filter(|(id, _)| **id != self.run_id)
+            .map(|(id, v)| (id.clone(), v.clone()))
+            .collect();
+        for (id, value) in open {
+            self.manifest.state.open_runs.remove(&id);
+            if let Ok(mut row) = serde_json::from_value::<RunRow>(value) {
+                row.status = "interrupted".into();
+                row.error =
+                    Some("the run ended without recording its end (killed or crashed)".into());
+                self.write_run_row(&row).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn convert(endpoint: &str, detail: String) -> IngestError {
+    IngestError::Convert {
+        endpoint: endpoint.to_string(),
+        detail,
+    }
+}
+
+/// Fetches one period: detail, companies, bulk usage (billing + daily) and, for MSSP, the
+/// billing totals; writes them into new files of the period's partitions.
+async fn fetch_period(
+    client: &Client,
+    lake: &Lake,
+    run_id: &str,
+    rt: &str,
+    p: &PeriodSummary,
+    ts: String,
+    ingested_at: DateTime<Utc>,
+) -> Result<(crate::lake::PeriodState, Vec<(Partition, Vec<WrittenFile>)>), IngestError> {
+    let base = format!("{rt}-report/{}/{}", p.year, p.period);
+    let detail: PeriodDetail = client.get(&base).await?;
+    let ctx = PeriodContext {
+        report_type: rt.to_string(),
+        year: detail.year as i64,
+        period: detail.period.clone(),
+        from: detail.from,
+        to: detail.to,
+        is_partial: detail.is_partial,
+        ingested_at: ts,
+    };
+    let part = |d: Dataset| Partition::period(d, rt, ctx.year, &ctx.period);
+    let mut written = Vec::new();
+
+    let mut companies = PartitionWriter::new(lake, part(Dataset::Companies), run_id);
+    let mut pages = client.pages::<Company>(&format!("{base}/companies"), MAX_PAGE);
+    while let Some(page) = pages.next_page().await? {
+        let batch = rows::companies(&ctx, &page.results)
+            .map_err(|d| convert(&format!("/v1/{base}/companies"), d))?;
+        companies.push(batch).await?;
+    }
+    written.push(companies.finish().await?);
+
+    let mut billing = PartitionWriter::new(lake, part(Dataset::Billing), run_id);
+    let mut daily = PartitionWriter::new(lake, part(Dataset::DailyUsage), run_id);
+    let mut pages = client.pages::<UsageCompany>(&format!("{base}/usage"), MAX_PAGE);
+    while let Some(page) = pages.next_page().await? {
+        let (b, d) = rows::usage(&ctx, &page.results)
+            .map_err(|d| convert(&format!("/v1/{base}/usage"), d))?;
+        billing.push(b).await?;
+        daily.push(d).await?;
+    }
+    written.push(billing.finish().await?);
+    written.push(daily.finish().await?);
+
+    if rt == "mssp" {
+        let totals: BillingTotals = client.get(&format!("{base}/usage/billing")).await?;
+        let batch = rows::totals(&ctx, &totals)
+            .map_err(|d| convert(&format!("/v1/{base}/usage/billing"), d))?;
+        let mut w = PartitionWriter::new(lake, part(Dataset::BillingTotals), run_id);
+        w.push(batch).await?;
+        written.push(w.finish().await?);
+    }
+    Ok((rows::period_state(rt, &detail, ingested_at), written))
+}
+
+/// Why a customer's indicators are missing from this run.
+enum CustomerError {
+    /// Not accessible or no longer active (403/404): left out with a warning kept in
+    /// `sync_runs`.
+    Skipped(String),
+    /// Anything else ends the run.
+    Fatal(IngestError),
+}
+
+/// Fetches one customer's engagement and churn risk over `windows`. A 403/404 skips the
+/// customer; any other failure ends the run.
+async fn fetch_customer(
+    client: &Client,
+    rt: &str,
+    id: &str,
+    windows: &[(NaiveDate, NaiveDate)],
+    ts: &str,
+) -> Result<CustomerData, CustomerError> {
+    let result: Result<CustomerData, ApiError> = async {
+        let mut data = CustomerData {
+            id: id.to_string(),
+            range: (windows[0].0, windows[windows.len() - 1].1),
+            engagement: Vec::new(),
+            churn: Vec::new(),
+        };
+        let encoded = url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>();
+        for (from, to) in windows {
+            let e: Engagement = client
+                .get(&format!(
+                    "customers/{encoded}/engagement?from={from}&to={to}"
+                ))
+                .await?;
+            let c: ChurnRisk = client
+                .get(&format!(
+                    "customers/{encoded}/churn-risk?from={from}&to={to}"
+                ))
+                .await?;
+            data.engagement
+                .push(
+                    rows::engagement(rt, id, &e, ts).map_err(|detail| ApiError::Decode {
+                        path: format!("/v1/customers/{encoded}/engagement"),
+                        field: "metrics".into(),
+                        detail,
+                    })?,
+                );
+            data.churn.push(
+                rows::churn(rt, id, &c, ts).map_err(|detail| ApiError::Decode {
+                    path: format!("/v1/customers/{encoded}/churn-risk"),
+                    field: "indicators".into(),
+                    detail,
+                })?,
+            );
+        }
+        Ok(data)
+    }
+    .await;
+    match result {
+        Ok(data) => Ok(data),
+        Err(e @ (ApiError::NotFound { .. } | ApiError::Forbidden { .. })) => Err(
+            CustomerError::Skipped(format!("customer {id} skipped: {e}")),
+        ),
+        Err(e) => Err(CustomerError::Fatal(e.into())),
+    }
+}
+
+/// Splits a batch with a `month` column into one batch per month.
+fn split_by_month(batch: &RecordBatch) -> Vec<(String, RecordBatch)> {
+    let Some(col) = batch.column_by_name("month") else {
+        return Vec::new();
+    };
+    let months = col.as_string::<i32>();
+    let distinct: BTreeSet<&str> = months.iter().flatten().collect();
+    distinct
+        .into_iter()
+        .map(|m| {
+            let mask: BooleanArray = months.iter().map(|v| Some(v == Some(m))).collect();
+            let part = filter_record_batch(batch, &mask).expect("mask has the batch's length");
+            (m.to_string(), part)
+        })
+        .collect()
+}
+
+/// The rows of `batch` outside every re-fetched (customer, date range).
+fn drop_refetched(
+    batch: &RecordBatch,
+    ranges: &BTreeMap<String, (NaiveDate, NaiveDate)>,
+) -> RecordBatch {
+    let ids = batch
+        .column_by_name("security_center_id")
+        .expect("key column")
+        .as_string::<i32>();
+    let dates = batch
+        .column_by_name("date")
+        .expect("key column")
+        .as_primitive::<Date32Type>();
+    let mask: BooleanArray = (0..batch.num_rows())
+        .map(|i| {
+            let refetched = ranges.get(ids.value(i)).is_some_and(|(from, to)| {
+                Date32Type::to_naive_date_opt(dates.value(i))
+                    .is_some_and(|d| *from <= d && d <= *to)
+            });
+            Some(!refetched)
+        })
+        .collect();
+    filter_record_batch(batch, &mask).expect("mask has the batch's length")
+}
+
+/// Reads a lake file back into batches.
+async fn read_parquet(lake: &Lake, path: &str) -> Result<Vec<RecordBatch>, IngestError> {
+    let bytes = lake.get(path).await?.ok_or_else(|| LakeError::Corrupt {
+        path: format!("{}/{path}", lake.location()),
+        detail: "listed in the manifest but missing".into(),
+    })?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| LakeError::Corrupt {
+            path: format!("{}/{path}", lake.location()),
+            detail: e.to_string(),
+        })?;
+    reader.collect::<Result<Vec<_>, _>>().map_err(|e| {
+        LakeError::Corrupt {
+            path: format!("{}/{path}", lake.location()),
+            detail: e.to_string(),
+        }
+        .into()
+    })
+}

@@ -1,0 +1,668 @@
+//! API answers → rows of the lake's datasets → Arrow batches against the declared schemas.
+//!
+//! Pure functions: one row struct per dataset mirrors its schema (CONTRACT §3), and
+//! [`to_batch`] checks every row against that schema through arrow-json, so a value that does
+//! not fit fails loudly instead of being coerced. Fields the contract does not name go into
+//! `extra` as a JSON object (NULL when there are none); unknown metric or indicator types become
+//! rows of their own kind, so nothing the API sends is lost.
+
+use std::collections::BTreeMap;
+
+use arrow::array::RecordBatch;
+use chrono::NaiveDate;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::api::models::{
+    BillingTotals, ChurnRisk, Company, Customer, Engagement, Extra, Me, PeriodDetail, UsageCompany,
+};
+use crate::lake::layout::month_of;
+use crate::lake::manifest::PeriodState;
+use crate::lake::Dataset;
+
+/// Rows of `rows` as one batch of `dataset`'s schema.
+pub fn to_batch<T: Serialize>(dataset: Dataset, rows: &[T]) -> Result<RecordBatch, String> {
+    let schema = dataset.schema();
+    if rows.is_empty() {
+        return Ok(RecordBatch::new_empty(schema));
+    }
+    let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(rows.len())
+        .build_decoder()
+        .map_err(|e| e.to_string())?;
+    decoder
+        .serialize(rows)
+        .map_err(|e| format!("{}: {e}", dataset.name()))?;
+    Ok(decoder
+        .flush()
+        .map_err(|e| format!("{}: {e}", dataset.name()))?
+        .unwrap_or_else(|| RecordBatch::new_empty(schema)))
+}
+
+/// The unknown fields of a record as a JSON object text, or `None` when there are none.
+pub fn extra_json(parts: &[&Extra]) -> Option<String> {
+    let mut merged = Map::new();
+    for part in parts {
+        for (k, v) in part.iter() {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    (!merged.is_empty()).then(|| Value::Object(merged).to_string())
+}
+
+/// What every row of one period's report shares.
+#[derive(Clone, Debug)]
+pub struct PeriodContext {
+    /// `mssp` or `reseller`.
+    pub report_type: String,
+    /// Label year.
+    pub year: i64,
+    /// Label month, `"02"`.
+    pub period: String,
+    /// First day.
+    pub from: NaiveDate,
+    /// Last reported day.
+    pub to: NaiveDate,
+    /// Incomplete.
+    pub is_partial: bool,
+    /// The sync's time, RFC 3339.
+    pub ingested_at: String,
+}
+
+#[derive(Serialize)]
+struct PeriodRow<'a> {
+    report_type: &'a str,
+    year: i64,
+    period: &'a str,
+    period_from: NaiveDate,
+    period_to: NaiveDate,
+    is_current: bool,
+    is_partial: bool,
+    eligible_company_count: Option<i64>,
+    products: &'a [String],
+    ingested_at: String,
+    extra: Option<&'a str>,
+}
+
+/// The `periods` rows of a report, from the sync state.
+pub fn periods(states: &[&PeriodState]) -> Result<RecordBatch, String> {
+    let rows: Vec<PeriodRow> = states
+        .iter()
+        .map(|p| PeriodRow {
+            report_type: &p.report_type,
+            year: p.year,
+            period: &p.period,
+            period_from: p.from,
+            period_to: p.to,
+            is_current: p.is_current,
+            is_partial: p.is_partial,
+            eligible_company_count: p.eligible_company_count,
+            products: &p.products,
+            ingested_at: p
+                .ingested_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            extra: p.extra.as_deref(),
+        })
+        .collect();
+    to_batch(Dataset::Periods, &rows)
+}
+
+/// The sync state of a fetched period.
+pub fn period_state(
+    report_type: &str,
+    d: &PeriodDetail,
+    ingested_at: chrono::DateTime<chrono::Utc>,
+) -> PeriodState {
+    let mut extra = d.extra.clone();
+    // Navigation, not data.
+    for k in ["links", "timezone", "report_type"] {
+        extra.remove(k);
+    }
+    PeriodState {
+        report_type: report_type.to_string(),
+        year: d.year as i64,
+        period: d.period.clone(),
+        from: d.from,
+        to: d.to,
+        is_current: d.is_current,
+        is_partial: d.is_partial,
+        eligible_company_count: Some(d.eligible_company_count),
+        products: d.products.clone(),
+        extra: extra_json(&[&extra]),
+        ingested_at,
+    }
+}
+
+#[derive(Serialize)]
+struct CompanyRow<'a> {
+    report_type: &'a str,
+    year: i64,
+    period: &'a str,
+    security_center_id: &'a str,
+    company_name: &'a str,
+    status: Option<&'a str>,
+    products: &'a [String],
+    ingested_at: &'a str,
+    extra: Option<String>,
+}
+
+/// `companies` rows of one period.
+pub fn companies(ctx: &PeriodContext, list: &[Company]) -> Result<RecordBatch, String> {
+    let rows: Vec<CompanyRow> = list
+        .iter()
+        .map(|c| CompanyRow {
+            report_type: &ctx.report_type,
+            year: ctx.year,
+            period: &ctx.period,
+            security_center_id: &c.security_center_id,
+            company_name: &c.company_name,
+            status: c.status.as_deref().or(c.order_status.as_deref()),
+            products: &c.products,
+            ingested_at: &ctx.ingested_at,
+            extra: extra_json(&[&c.extra]),
+        })
+        .collect();
+    to_batch(Dataset::Companies, &rows)
+}
+
+#[derive(Serialize)]
+struct BillingRow<'a> {
+    report_type: &'a str,
+    year: i64,
+    period: &'a str,
+    period_from: NaiveDate,
+    period_to: NaiveDate,
+    is_partial: bool,
+    security_center_id: &'a str,
+    company_name: &'a str,
+    product: &'a str,
+    billing_value: Option<i64>,
+    billing_date: Option<NaiveDate>,
+    last_scan_date: Option<NaiveDate>,
+    null_reason: Option<&'a str>,
+    ingested_at: &'a str,
+    extra: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DailyRow<'a> {
+    report_type: &'a str,
+    year: i64,
+    period: &'a str,
+    security_center_id: &'a str,
+    company_name: &'a str,
+    product: &'a str,
+    date: NaiveDate,
+    usage_value: i64,
+    ingested_at: &'a str,
+    extra: Option<String>,
+}
+
+/// `billing` and `daily_usage` rows of a page of the bulk `/usage` answer. A company's own
+/// unknown fields go into each of its rows' `extra`.
+pub fn usage(
+    ctx: &PeriodContext,
+    page: &[UsageCompany],
+) -> Result<(RecordBatch, RecordBatch), String> {
+    let mut billing = Vec::new();
+    let mut daily = Vec::new();
+    for c in page {
+        for b in &c.billing {
+            billing.push(BillingRow {
+                report_type: &ctx.report_type,
+                year: ctx.year,
+                period: &ctx.period,
+                period_from: ctx.from,
+                period_to: ctx.to,
+                is_partial: ctx.is_partial,
+                security_center_id: &c.security_center_id,
+                company_name: &c.company_name,
+                product: &b.product,
+                billing_value: b.billing_value,
+                billing_date: b.billing_date,
+                last_scan_date: b.last_scan_date,
+                null_reason: b.null_reason.as_deref(),
+                ingested_at: &ctx.ingested_at,
+                extra: extra_json(&[&c.extra, &b.extra]),
+            });
+        }
+        for d in &c.daily {
+            daily.push(DailyRow {
+                report_type: &ctx.report_type,
+                year: ctx.year,
+                period: &ctx.period,
+                security_center_id: &c.security_center_id,
+                company_name: &c.company_name,
+                product: &d.product,
+                date: d.date,
+                usage_value: d.usage_value,
+                ingested_at: &ctx.ingested_at,
+                extra: extra_json(&[&c.extra, &d.extra]),
+            });
+        }
+    }
+    Ok((
+        to_batch(Dataset::Billing, &billing)?,
+        to_batch(Dataset::DailyUsage, &daily)?,
+    ))
+}
+
+#[derive(Serialize)]
+struct TotalRow<'a> {
+    report_type: &'a str,
+    year: i64,
+    period: &'a str,
+    product: &'a str,
+    billing_total: i64,
+    company_count: i64,
+    null_company_count: i64,
+    eligible_company_count: i64,
+    ingested_at: &'a str,
+    extra: Option<String>,
+}
+
+/// `billing_totals` rows of one period.
+pub fn totals(ctx: &PeriodContext, t: &BillingTotals) -> Result<RecordBatch, String> {
+    let rows: Vec<TotalRow> = t
+        .totals
+        .iter()
+        .map(|x| TotalRow {
+            report_type: &ctx.report_type,
+            year: ctx.year,
+            period: &ctx.period,
+            product: &x.product,
+            billing_total: x.billing_total,
+            company_count: x.company_count,
+            null_company_count: x.null_company_count,
+            eligible_company_count: t.eligible_company_count,
+            ingested_at: &ctx.ingested_at,
+            extra: extra_json(&[&x.extra]),
+        })
+        .collect();
+    to_batch(Dataset::BillingTotals, &rows)
+}
+
+#[derive(Serialize)]
+struct CustomerRow<'a> {
+    report_type: &'a str,
+    security_center_id: &'a str,
+    company_name: &'a str,
+    products: &'a [String],
+    ingested_at: &'a str,
+    extra: Option<String>,
+}
+
+/// `customers` rows.
+pub fn customers(
+    report_type: &str,
+    list: &[Customer],
+    ingested_at: &str,
+) -> Result<RecordBatch, String> {
+    let rows: Vec<CustomerRow> = list
+        .iter()
+        .map(|c| {
+            let mut extra = c.extra.clone();
+            extra.remove("url");
+            CustomerRow {
+                report_type,
+                security_center_id: &c.security_center_id,
+                company_name: &c.company_name,
+                products: &c.products,
+                ingested_at,
+                extra: extra_json(&[&extra]),
+            }
+        })
+        .collect();
+    to_batch(Dataset::Customers, &rows)
+}
+
+#[derive(Serialize)]
+struct MeRow<'a> {
+    report_type: &'a str,
+    partner_name: &'a str,
+    api_key_name: &'a str,
+    api_key_prefix: &'a str,
+    scopes: &'a [String],
+    allowed_origins: &'a [String],
+    timezone: Option<&'a str>,
+    ingested_at: &'a str,
+    extra: Option<String>,
+}
+
+/// The `me` row (the organization key was dropped when decoding).
+pub fn me(report_type: &str, me: &Me, ingested_at: &str) -> Result<RecordBatch, String> {
+    let row = MeRow {
+        report_type,
+        partner_name: &me.partner_name,
+        api_key_name: &me.api_key_name,
+        api_key_prefix: &me.api_key_prefix,
+        scopes: &me.scopes,
+        allowed_origins: &me.allowed_origins,
+        timezone: me.timezone.as_deref(),
+        ingested_at,
+        extra: extra_json(&[&me.extra]),
+    };
+    to_batch(Dataset::Me, &[row])
+}
+
+#[derive(Serialize, Default)]
+struct EngagementRow {
+    report_type: String,
+    security_center_id: String,
+    date: Option<NaiveDate>,
+    month: String,
+    sns_scans_succeeded: Option<i64>,
+    sns_scans_failed: Option<i64>,
+    was_scans_succeeded: Option<i64>,
+    was_scans_failed: Option<i64>,
+    cs_scans_succeeded: Option<i64>,
+    cs_scans_failed: Option<i64>,
+    probes_active: Option<i64>,
+    probes_inactive: Option<i64>,
+    api_calls: Option<i64>,
+    ingested_at: String,
+    #[serde(skip)]
+    extra_parts: Map<String, Value>,
+    extra: Option<String>,
+}
+
+/// A dated record of an unknown metric or indicator type: its date and its other fields.
+fn dated(v: &Value) -> Option<(NaiveDate, Map<String, Value>)> {
+    let obj = v.as_object()?;
+    let date = obj.get("date")?.as_str()?.parse().ok()?;
+    let mut rest = obj.clone();
+    rest.remove("date");
+    Some((date, rest))
+}
+
+/// `engagement` rows of one customer: one per date any metric array lists; a metric its array
+/// did not list for that date stays NULL.
+pub fn engagement(
+    report_type: &str,
+    id: &str,
+    e: &Engagement,
+    ingested_at: &str,
+) -> Result<RecordBatch, String> {
+    let mut by_date: BTreeMap<NaiveDate, EngagementRow> = BTreeMap::new();
+    let new_row = |date: NaiveDate| EngagementRow {
+        report_type: report_type.to_string(),
+        security_center_id: id.to_string(),
+        date: Some(date),
+        month: month_of(date),
+        ingested_at: ingested_at.to_string(),
+        ..EngagementRow::default()
+    };
+    macro_rules! row {
+        ($date:expr) => {
+            by_date.entry($date).or_insert_with(|| new_row($date))
+        };
+    }
+    for s in &e.metrics.scan_activity {
+        let r = row!(s.date);
+        r.sns_scans_succeeded = s.sns_scans_succeeded;
+        r.sns_scans_failed = s.sns_scans_failed;
+        r.was_scans_succeeded = s.was_scans_succeeded;
+        r.was_scans_failed = s.was_scans_failed;
+        r.cs_scans_succeeded = s.cs_scans_succeeded;
+        r.cs_scans_failed = s.cs_scans_failed;
+        r.extra_parts.extend(s.extra.clone());
+    }
+    for s in &e.metrics.scanner_health {
+        let r = row!(s.date);
+        r.probes_active = s.probes_active;
+        r.probes_inactive = s.probes_inactive;
+        r.extra_parts.extend(s.extra.clone());
+    }
+    for s in &e.metrics.api_usage {
+        let r = row!(s.date);
+        r.api_calls = s.api_calls;
+        r.extra_parts.extend(s.extra.clone());
+    }
+    // A metric type the contract does not know: its values go into that date's `extra`.
+    for (kind, values) in &e.metrics.extra {
+        for (date, rest) in values.as_array().into_iter().flatten().filter_map(dated) {
+            row!(date)
+                .extra_parts
+                .insert(kind.clone(), Value::Object(rest));
+        }
+    }
+    let rows: Vec<EngagementRow> = by_date
+        .into_values()
+        .map(|mut r| {
+            r.extra = extra_json(&[&r.extra_parts]);
+            r
+        })
+        .collect();
+    to_batch(Dataset::Engagement, &rows)
+}
+
+#[derive(Serialize, Default)]
+struct ChurnRow<'a> {
+    report_type: &'a str,
+    security_center_id: &'a str,
+    indicator: &'a str,
+    date: Option<NaiveDate>,
+    month: String,
+    product: Option<&'a str>,
+    usage_value: Option<i64>,
+    total_succeeded: Option<i64>,
+    total_failed: Option<i64>,
+    failure_ratio: Option<f64>,
+    probes_active: Option<i64>,
+    probes_inactive: Option<i64>,
+    has_scans: Option<bool>,
+    has_api_calls: Option<bool>,
+    ingested_at: &'a str,
+    extra: Option<String>,
+}
+
+/// `churn` rows of one customer: one per indicator entry.
+pub fn churn(
+    report_type: &str,
+    id: &str,
+    c: &ChurnRisk,
+    ingested_at: &str,
+) -> Result<RecordBatch, String> {
+    let base = |indicator: &'static str, date: NaiveDate| ChurnRow {
+        report_type,
+        security_center_id: id,
+        indicator,
+        date: Some(date),
+        month: month_of(date),
+        ingested_at,
+        ..ChurnRow::default()
+    };
+    let i = &c.indicators;
+    let mut rows = Vec::new();
+    for u in &i.usage_trend {
+        rows.push(ChurnRow {
+            product: Some(&u.product),
+            usage_value: u.usage_value,
+            extra: extra_json(&[&u.extra]),
+            ..base("usage_trend", u.date)
+        });
+    }
+    for s in &i.scan_failures {
+        rows.push(ChurnRow {
+            total_succeeded: s.total_succeeded,
+            total_failed: s.total_failed,
+            failure_ratio: s.failure_ratio,
+            extra: extra_json(&[&s.extra]),
+            ..base("scan_failures", s.date)
+        });
+    }
+    for s in &i.inactive_scanners {
+        rows.push(ChurnRow {
+            probes_active: s.probes_active,
+            probes_inactive: s.probes_inactive,
+            extra: extra_json(&[&s.extra]),
+            ..base("inactive_scanners", s.date)
+        });
+    }
+    for z in &i.zero_activity {
+        rows.push(ChurnRow {
+            has_scans: z.has_scans,
+            has_api_calls: z.has_api_calls,
+            extra: extra_json(&[&z.extra]),
+            ..base("zero_activity", z.date)
+        });
+    }
+    // An indicator type the contract does not know becomes rows of that indicator.
+    for (kind, values) in &i.extra {
+        for (date, rest) in values.as_array().into_iter().flatten().filter_map(dated) {
+            rows.push(ChurnRow {
+                indicator: kind.as_str(),
+                extra: extra_json(&[&rest]),
+                ..base("", date)
+            });
+        }
+    }
+    to_batch(Dataset::Churn, &rows)
+}
+
+/// One `sync_runs` row.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct RunRow {
+    /// The run.
+    pub run_id: String,
+    /// `mssp` or `reseller`, once known.
+    pub report_type: Option<String>,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339, when finished.
+    pub finished_at: Option<String>,
+    /// running, succeeded, failed, interrupted.
+    pub status: String,
+    /// Requests sent.
+    pub requests: i64,
+    /// Retries.
+    pub retries: i64,
+    /// 429s seen.
+    pub rate_limited: i64,
+    /// Rows written.
+    pub rows_written: i64,
+    /// Bytes written.
+    pub bytes_written: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Skipped customers and other non-fatal problems.
+    pub warnings: Vec<String>,
+    /// RFC 3339.
+    pub ingested_at: String,
+    /// Always NULL: the row is hspq's own.
+    pub extra: Option<String>,
+}
+
+/// The `sync_runs` row of one run.
+pub fn sync_run(row: &RunRow) -> Result<RecordBatch, String> {
+    to_batch(Dataset::SyncRuns, std::slice::from_ref(row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::Int64Type;
+
+    fn ctx() -> PeriodContext {
+        PeriodContext {
+            report_type: "mssp".into(),
+            year: 2026,
+            period: "02".into(),
+            from: "2026-01-26".parse().unwrap(),
+            to: "2026-02-25".parse().unwrap(),
+            is_partial: false,
+            ingested_at: "2026-03-12T10:00:00.000000Z".into(),
+        }
+    }
+
+    #[test]
+    fn usage_keeps_nulls_and_unknown_fields() {
+        let page: Vec<UsageCompany> = serde_json::from_str(
+            r#"[{"security_center_id":"SE-1","company_name":"Å, \"B\"","tier":"gold",
+                "billing":[{"product":"SNS","billing_value":null,"billing_date":null,"last_scan_date":null,
+                            "null_reason":"product_not_enabled_for_company"},
+                           {"product":"WAS","billing_value":5,"billing_date":"2026-02-01","last_scan_date":"2026-02-03","x":1}],
+                "daily":[{"product":"WAS","date":"2026-01-26","usage_value":4}]}]"#,
+        )
+        .unwrap();
+        let (billing, daily) = usage(&ctx(), &page).unwrap();
+        assert_eq!(billing.num_rows(), 2);
+        let values = billing
+            .column_by_name("billing_value")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert!(values.is_null(0));
+        assert_eq!(values.value(1), 5);
+        let extra = billing.column_by_name("extra").unwrap().as_string::<i32>();
+        assert_eq!(extra.value(0), r#"{"tier":"gold"}"#);
+        assert_eq!(extra.value(1), r#"{"tier":"gold","x":1}"#);
+        assert_eq!(daily.num_rows(), 1);
+        assert_eq!(daily.schema(), Dataset::DailyUsage.schema());
+    }
+
+    #[test]
+    fn engagement_rows_cover_every_listed_date_with_nulls_for_unlisted_metrics() {
+        let e: Engagement = serde_json::from_str(
+            r#"{"from":"2026-02-01","to":"2026-02-03","metrics":{
+                "scan_activity":[{"date":"2026-02-01","sns_scans_succeeded":3,"sns_scans_failed":0,
+                   "was_scans_succeeded":0,"was_scans_failed":0,"cs_scans_succeeded":0,"cs_scans_failed":0}],
+                "api_usage":[{"date":"2026-02-02","api_calls":7}],
+                "new_metric":[{"date":"2026-02-03","value":9}]}}"#,
+        )
+        .unwrap();
+        let b = engagement("mssp", "SE-1", &e, "2026-03-12T10:00:00Z").unwrap();
+        assert_eq!(b.num_rows(), 3);
+        let api = b
+            .column_by_name("api_calls")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert!(api.is_null(0) && api.value(1) == 7 && api.is_null(2));
+        let extra = b.column_by_name("extra").unwrap().as_string::<i32>();
+        assert_eq!(extra.value(2), r#"{"new_metric":{"value":9}}"#);
+        assert_eq!(
+            b.column_by_name("month")
+                .unwrap()
+                .as_string::<i32>()
+                .value(0),
+            "2026-02"
+        );
+    }
+
+    #[test]
+    fn churn_rows_one_per_entry_with_product_only_for_usage_trend() {
+        let c: ChurnRisk = serde_json::from_str(
+            r#"{"from":"2026-02-01","to":"2026-02-03","indicators":{
+                "usage_trend":[{"product":"SNS","date":"2026-02-01","usage_value":88}],
+                "scan_failures":[{"date":"2026-02-01","total_succeeded":20,"total_failed":3,"failure_ratio":0.13}],
+                "zero_activity":[{"date":"2026-02-02","has_scans":false,"has_api_calls":true}],
+                "brand_new":[{"date":"2026-02-03","score":1}]}}"#,
+        )
+        .unwrap();
+        let b = churn("mssp", "SE-1", &c, "2026-03-12T10:00:00Z").unwrap();
+        assert_eq!(b.num_rows(), 4);
+        let product = b.column_by_name("product").unwrap().as_string::<i32>();
+        assert_eq!(product.value(0), "SNS");
+        assert!(product.is_null(1) && product.is_null(2));
+        let indicator = b.column_by_name("indicator").unwrap().as_string::<i32>();
+        assert_eq!(indicator.value(3), "brand_new");
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_the_schema_is_an_error() {
+        #[derive(Serialize)]
+        struct Bad {
+            report_type: &'static str,
+            security_center_id: Option<&'static str>,
+        }
+        let err = to_batch(
+            Dataset::Customers,
+            &[Bad {
+                report_type: "mssp",
+                security_center_id: None,
+            }],
+        )
+        .unwrap_err();
+        assert!(err.contains("customers"), "{err}");
+    }
+}
