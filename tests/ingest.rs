@@ -7,12 +7,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use chrono::{Days, Months, NaiveDate};
+use chrono::Days;
+use common::lake::*;
 use common::*;
 use hspq::api::{ClientConfig, Credentials};
 use hspq::ingest::plan::Windows;
 use hspq::ingest::{IngestError, IngestOptions, IngestSummary};
-use hspq::sim::world::{Company, Period, World};
 use hspq::sim::{Fault, FaultRates, Partnership, Simulator};
 
 fn options(sim: &Simulator, data: &Path, api_key: &str, sessions: usize) -> IngestOptions {
@@ -34,373 +34,6 @@ fn options(sim: &Simulator, data: &Path, api_key: &str, sessions: usize) -> Inge
 
 async fn ingest(sim: &Simulator, data: &Path, api_key: &str) -> Result<IngestSummary, IngestError> {
     hspq::ingest::run(options(sim, data, api_key, 2)).await
-}
-
-/// Rows of a dataset as text, one column expression per field, sorted.
-fn lake_rows(dir: &Path, dataset: &str, columns: &[&str]) -> Vec<String> {
-    let conn = duckdb::Connection::open_in_memory().unwrap();
-    let exprs: Vec<String> = columns
-        .iter()
-        .map(|c| format!("coalesce(cast({c} as varchar), '∅')"))
-        .collect();
-    let sql = format!(
-        "select concat_ws('|', {}) from read_parquet('{}/{dataset}/**/*.parquet', union_by_name = true) order by 1",
-        exprs.join(", "),
-        dir.display()
-    );
-    let mut stmt = conn.prepare(&sql).unwrap();
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
-    rows.map(Result::unwrap).collect()
-}
-
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
-}
-
-fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map_or("∅".to_string(), |x| x.to_string())
-}
-
-fn eligible_periods(w: &World, p: Partnership) -> Vec<(Period, Vec<&Company>)> {
-    w.periods(p)
-        .into_iter()
-        .map(|x| {
-            let e = w.eligible(p, &x);
-            (x, e)
-        })
-        .collect()
-}
-
-/// The engagement window of a first sync: 12 months up to T−1.
-fn first_window(w: &World) -> (NaiveDate, NaiveDate) {
-    let last = w.last_customer_day();
-    (last - Months::new(12) + Days::new(1), last)
-}
-
-fn data_days(w: &World, c: &Company, (from, to): (NaiveDate, NaiveDate)) -> Vec<NaiveDate> {
-    from.max(w.history_start())
-        .iter_days()
-        .take_while(|d| *d <= to.min(w.last_customer_day()))
-        .filter(|d| c.active_on(*d))
-        .collect()
-}
-
-/// Checks every dataset of a lake written with `partnership`'s key against the world.
-fn assert_lake_matches_world(dir: &Path, w: &World, p: Partnership, customers: bool) {
-    let rt = p.report_type();
-    // periods
-    let want: Vec<String> = w
-        .periods(p)
-        .iter()
-        .map(|x| {
-            format!(
-                "{rt}|{}|{}|{}|{}|{}|{}|{}|{}",
-                x.year,
-                x.label(),
-                x.from,
-                x.to,
-                x.is_current,
-                x.is_partial,
-                w.eligible(p, x).len(),
-                w.period_products(p, x).join(",")
-            )
-        })
-        .collect();
-    let got = lake_rows(
-        dir,
-        "periods",
-        &[
-            "report_type",
-            "year",
-            "period",
-            "period_from",
-            "period_to",
-            "is_current",
-            "is_partial",
-            "eligible_company_count",
-            "array_to_string(products, ',')",
-        ],
-    );
-    assert_eq!(got, sorted(want), "periods");
-
-    // companies, billing, daily_usage, billing_totals
-    let (mut companies, mut billing, mut daily, mut totals) = (vec![], vec![], vec![], vec![]);
-    for (x, eligible) in eligible_periods(w, p) {
-        let key = format!("{rt}|{}|{}", x.year, x.label());
-        for c in &eligible {
-            let status = match p {
-                Partnership::Mssp if c.active_on(w.today) => "active",
-                Partnership::Mssp => "archived",
-                Partnership::Reseller => "active",
-            };
-            companies.push(format!(
-                "{key}|{}|{}|{status}|{}",
-                c.id,
-                c.name,
-                c.products.join(",")
-            ));
-            for b in w.billing(c, &x, None) {
-                billing.push(format!(
-                    "{key}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
-                    x.from,
-                    x.to,
-                    x.is_partial,
-                    c.id,
-                    c.name,
-                    b.product,
-                    opt(b.billing_value),
-                    opt(b.billing_date),
-                    opt(b.last_scan_date),
-                    opt(b.null_reason)
-                ));
-            }
-            for d in w.daily(c, &x, None) {
-                daily.push(format!(
-                    "{key}|{}|{}|{}|{}|{}",
-                    c.id, c.name, d.product, d.date, d.usage_value
-                ));
-            }
-        }
-        if p == Partnership::Mssp {
-            for prod in w.period_products(p, &x) {
-                let values: Vec<Option<u64>> = eligible
-                    .iter()
-                    .map(|c| w.billing(c, &x, Some(prod))[0].billing_value)
-                    .collect();
-                let billed: Vec<u64> = values.iter().flatten().copied().collect();
-                totals.push(format!(
-                    "{key}|{prod}|{}|{}|{}|{}",
-                    billed.iter().sum::<u64>(),
-                    billed.len(),
-                    values.len() - billed.len(),
-                    eligible.len()
-                ));
-            }
-        }
-    }
-    let period_cols = ["report_type", "year", "period"];
-    let cols = |extra: &[&'static str]| -> Vec<&'static str> {
-        period_cols.iter().chain(extra).copied().collect()
-    };
-    assert_eq!(
-        lake_rows(
-            dir,
-            "companies",
-            &cols(&[
-                "security_center_id",
-                "company_name",
-                "status",
-                "array_to_string(products, ',')"
-            ])
-        ),
-        sorted(companies),
-        "companies"
-    );
-    assert_eq!(
-        lake_rows(
-            dir,
-            "billing",
-            &cols(&[
-                "period_from",
-                "period_to",
-                "is_partial",
-                "security_center_id",
-                "company_name",
-                "product",
-                "billing_value",
-                "billing_date",
-                "last_scan_date",
-                "null_reason"
-            ])
-        ),
-        sorted(billing),
-        "billing"
-    );
-    let got_daily = lake_rows(
-        dir,
-        "daily_usage",
-        &cols(&[
-            "security_center_id",
-            "company_name",
-            "product",
-            "date",
-            "usage_value",
-        ]),
-    );
-    assert!(got_daily.len() > 1000, "{} daily rows", got_daily.len());
-    assert_eq!(got_daily, sorted(daily), "daily_usage");
-    if p == Partnership::Mssp {
-        assert_eq!(
-            lake_rows(
-                dir,
-                "billing_totals",
-                &cols(&[
-                    "product",
-                    "billing_total",
-                    "company_count",
-                    "null_company_count",
-                    "eligible_company_count"
-                ])
-            ),
-            sorted(totals),
-            "billing_totals"
-        );
-    }
-
-    if !customers {
-        for ds in ["customers", "engagement", "churn"] {
-            assert!(
-                !dir.join(ds).exists(),
-                "{ds} written without customers:read"
-            );
-        }
-        return;
-    }
-    let active = w.customers(p);
-    let want: Vec<String> = active
-        .iter()
-        .map(|c| format!("{rt}|{}|{}|{}", c.id, c.name, c.products.join(",")))
-        .collect();
-    assert_eq!(
-        lake_rows(
-            dir,
-            "customers",
-            &[
-                "report_type",
-                "security_center_id",
-                "company_name",
-                "array_to_string(products, ',')"
-            ]
-        ),
-        sorted(want),
-        "customers"
-    );
-    let (mut engagement, mut churn) = (vec![], vec![]);
-    for c in &active {
-        for d in data_days(w, c, first_window(w)) {
-            let e = w.engagement(c, d);
-            let scans = e.has_scan_activity();
-            let health = e.has_scanner_health();
-            let api = e.api_calls > 0;
-            let pick = |listed: bool, v: u64| if listed { v.to_string() } else { "∅".into() };
-            if scans || health || api {
-                engagement.push(format!(
-                    "{rt}|{}|{d}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
-                    c.id,
-                    d.format("%Y-%m"),
-                    pick(scans, e.sns_scans_succeeded),
-                    pick(scans, e.sns_scans_failed),
-                    pick(scans, e.was_scans_succeeded),
-                    pick(scans, e.was_scans_failed),
-                    pick(scans, e.cs_scans_succeeded),
-                    pick(scans, e.cs_scans_failed),
-                    pick(health, e.probes_active),
-                    pick(health, e.probes_inactive),
-                    pick(api, e.api_calls),
-                ));
-            }
-            let row = |indicator: &str, rest: String| {
-                format!("{rt}|{}|{indicator}|{d}|{}|{rest}", c.id, d.format("%Y-%m"))
-            };
-            for prod in &c.products {
-                if let Some(v) = w.usage(c, prod, d).filter(|v| *v > 0) {
-                    churn.push(row("usage_trend", format!("{prod}|{v}|∅|∅|∅|∅|∅|∅|∅")));
-                }
-            }
-            if scans {
-                churn.push(row(
-                    "scan_failures",
-                    format!(
-                        "∅|∅|{}|{}|{:.2}|∅|∅|∅|∅",
-                        e.succeeded(),
-                        e.failed(),
-                        World::failure_ratio(&e)
-                    ),
-                ));
-            }
-            if e.probes_inactive > 0 {
-                churn.push(row(
-                    "inactive_scanners",
-                    format!("∅|∅|∅|∅|∅|{}|{}|∅|∅", e.probes_active, e.probes_inactive),
-                ));
-            }
-            if !scans || !api {
-                churn.push(row("zero_activity", format!("∅|∅|∅|∅|∅|∅|∅|{scans}|{api}")));
-            }
-        }
-    }
-    let metric_cols = [
-        "report_type",
-        "security_center_id",
-        "date",
-        "month",
-        "sns_scans_succeeded",
-        "sns_scans_failed",
-        "was_scans_succeeded",
-        "was_scans_failed",
-        "cs_scans_succeeded",
-        "cs_scans_failed",
-        "probes_active",
-        "probes_inactive",
-        "api_calls",
-    ];
-    let got = lake_rows(dir, "engagement", &metric_cols);
-    assert!(got.len() > 1000, "{} engagement rows", got.len());
-    assert_eq!(got, sorted(engagement), "engagement");
-    let churn_cols = [
-        "report_type",
-        "security_center_id",
-        "indicator",
-        "date",
-        "month",
-        "product",
-        "usage_value",
-        "total_succeeded",
-        "total_failed",
-        "printf('%.2f', failure_ratio)",
-        "probes_active",
-        "probes_inactive",
-        "has_scans",
-        "has_api_calls",
-    ];
-    assert_eq!(lake_rows(dir, "churn", &churn_cols), sorted(churn), "churn");
-}
-
-/// Every byte of every file under `dir`, as text where possible.
-fn all_text(dir: &Path) -> String {
-    let mut out = String::new();
-    for entry in walk(dir) {
-        out.push_str(&String::from_utf8_lossy(&std::fs::read(entry).unwrap()));
-    }
-    out
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let path = e.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
-
-fn parquet_files(dir: &Path) -> BTreeSet<String> {
-    walk(dir)
-        .into_iter()
-        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
-        .filter(|p| !p.starts_with("_hspq"))
-        .collect()
-}
-
-fn manifest_files(dir: &Path) -> BTreeSet<String> {
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("_hspq/manifest.json")).unwrap()).unwrap();
-    m["files"].as_object().unwrap().keys().cloned().collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -658,4 +291,114 @@ async fn dry_run_prints_the_plan_and_writes_nothing() {
     );
     assert!(plan.contains("requests:"), "{plan}");
     assert!(!lake.path().join("_hspq").exists());
+}
+
+/// Every Parquet file a reader can see is complete (its footer parses).
+fn assert_all_files_complete(dir: &Path) {
+    for path in walk(dir) {
+        let name = path.display().to_string();
+        if name.contains("/_hspq/") || !name.ends_with(".parquet") {
+            continue;
+        }
+        let file = std::fs::File::open(&path).unwrap();
+        parquet::file::reader::SerializedFileReader::new(file)
+            .unwrap_or_else(|e| panic!("{name} is not a complete Parquet file: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_runs_resume_to_the_same_lake_without_refetching_finished_periods() {
+    let sim = sim(|c| {
+        c.companies = 20;
+        c.rate = 40.0;
+    })
+    .await;
+    let lake = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hspq"))
+            .args([
+                "ingest",
+                "-q",
+                "--rate",
+                "40",
+                "--sessions",
+                "1",
+                "--base-url",
+                &sim.base_url(),
+                "--data",
+            ])
+            .arg(lake.path())
+            .env("HSPQ_ORG_KEY", ORG_KEY)
+            .env("HSPQ_API_KEY", MSSP_KEY)
+            .env("XDG_CACHE_HOME", cache.path())
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Kill at points spread over the run: during the periods, between commits, in the customers.
+    let mut committed_before_last_kill = BTreeSet::new();
+    for delay_ms in [700u64, 1300, 2100, 2900] {
+        let mut child = spawn();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_all_files_complete(lake.path());
+        if lake.path().join("_hspq/manifest.json").exists() {
+            let m: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(lake.path().join("_hspq/manifest.json")).unwrap(),
+            )
+            .unwrap();
+            committed_before_last_kill = m["state"]["periods"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(_, v)| v["is_partial"] == false)
+                .map(|(k, _)| k.clone())
+                .collect();
+        }
+    }
+    assert!(
+        !committed_before_last_kill.is_empty(),
+        "some periods were committed before the kills"
+    );
+    sim.clear_requests();
+    let out = spawn().wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Closed periods committed by the killed runs were not fetched again.
+    for key in &committed_before_last_kill {
+        let (_, y, p) = (
+            key.split('/').next(),
+            key.split('/').nth(1).unwrap(),
+            key.split('/').nth(2).unwrap(),
+        );
+        let prefix = format!("/v1/mssp-report/{y}/{p}");
+        assert!(
+            !sim.requests().iter().any(|r| r.uri.starts_with(&prefix)),
+            "{prefix} fetched again"
+        );
+    }
+    assert_lake_matches_world(lake.path(), sim.world(), Partnership::Mssp, true);
+    assert_eq!(parquet_files(lake.path()), manifest_files(lake.path()));
+    assert!(!lake.path().join("_hspq/lock.json").exists());
+    let statuses = lake_rows(lake.path(), "sync_runs", &["status"]);
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "succeeded").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s == "succeeded" || s == "interrupted"),
+        "{statuses:?}"
+    );
+    // The killed runs' sessions were invalidated by the later runs.
+    assert_eq!(sim.active_sessions(), 0);
 }

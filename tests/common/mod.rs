@@ -1,6 +1,8 @@
 //! Shared set-up for the integration tests: an in-process simulator and a client for it.
 #![allow(dead_code)]
 
+pub mod lake;
+
 use std::time::Duration;
 
 use chrono::NaiveDate;

@@ -1,0 +1,226 @@
+//! The lake on a real S3-compatible server (moto_server, installed by scripts/test.sh):
+//! `hspq ingest --data s3://bucket/prefix` writes the same lake as on disk, the lock holds
+//! across runs through a conditional PUT, and no secret reaches the bucket.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::lake::*;
+use common::*;
+use futures_util::TryStreamExt;
+use hspq::sim::Partnership;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::{ObjectStore, ObjectStoreExt};
+
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_server() -> String {
+    if let Ok(path) = std::env::var("HSPQ_MOTO_SERVER") {
+        return path;
+    }
+    let venv = Path::new(&std::env::var("HOME").unwrap()).join(".cache/hspq/venv/bin/moto_server");
+    if venv.exists() {
+        return venv.display().to_string();
+    }
+    panic!(
+        "moto_server not found: run ./scripts/test.sh, which installs it (or set HSPQ_MOTO_SERVER)"
+    );
+}
+
+fn start_moto() -> Moto {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(moto_server())
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Moto { child, endpoint }
+}
+
+const ENV: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "test-access"),
+    ("AWS_SECRET_ACCESS_KEY", "test-secret-key"),
+    ("AWS_REGION", "us-east-1"),
+];
+
+/// Creates a bucket (moto accepts an unsigned PUT) and a client for it.
+async fn bucket(moto: &Moto, name: &str) -> AmazonS3 {
+    let resp = reqwest::Client::new()
+        .put(format!("{}/{name}", moto.endpoint))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success(),
+        "creating bucket {name}: {}",
+        resp.status()
+    );
+    let mut b = AmazonS3Builder::new()
+        .with_bucket_name(name)
+        .with_endpoint(&moto.endpoint)
+        .with_allow_http(true);
+    for (k, v) in ENV {
+        b = b.with_config(k.to_ascii_lowercase().parse().unwrap(), v);
+    }
+    b.build().unwrap()
+}
+
+fn hspq(moto: &Moto, sim_url: &str, data: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
+    cmd.args([
+        "ingest",
+        "-q",
+        "--sessions",
+        "2",
+        "--base-url",
+        sim_url,
+        "--data",
+        data,
+    ])
+    .env("HSPQ_ORG_KEY", ORG_KEY)
+    .env("HSPQ_API_KEY", MSSP_KEY)
+    .env("AWS_ENDPOINT_URL", &moto.endpoint)
+    .env("AWS_ALLOW_HTTP", "true")
+    .env("XDG_CACHE_HOME", std::env::temp_dir().join("hspq-s3-tests"))
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    for (k, v) in ENV {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Copies every object under `prefix` into `dir`.
+async fn download(store: &AmazonS3, prefix: &str, dir: &Path) -> usize {
+    let objects: Vec<_> = store
+        .list(Some(&prefix.into()))
+        .try_collect()
+        .await
+        .unwrap();
+    for o in &objects {
+        let rel = o
+            .location
+            .as_ref()
+            .strip_prefix(prefix)
+            .unwrap()
+            .trim_start_matches('/');
+        let target = dir.join(rel);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let bytes = store.get(&o.location).await.unwrap().bytes().await.unwrap();
+        std::fs::write(target, bytes).unwrap();
+    }
+    objects.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_writes_the_lake_to_s3_and_a_second_run_is_locked_out() {
+    let moto = start_moto();
+    let store = bucket(&moto, "partner-lake").await;
+    let sim = sim(|c| {
+        c.companies = 12;
+        c.rate = 25.0;
+    })
+    .await;
+    let data = "s3://partner-lake/hspq/prod";
+
+    // A second run while the first holds the lock refuses with the cause.
+    let first = hspq(&moto, &sim.base_url(), data)
+        .arg("--rate")
+        .arg("25")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store
+        .head(&"hspq/prod/_hspq/lock.json".into())
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = hspq(&moto, &sim.base_url(), data).output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another hspq ingest"), "{stderr}");
+    let out = first.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An incremental run on S3 works too.
+    let again = hspq(&moto, &sim.base_url(), data)
+        .arg("--rate")
+        .arg("25")
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let local = tempfile::tempdir().unwrap();
+    let n = download(&store, "hspq/prod", local.path()).await;
+    assert!(n > 50, "{n} objects");
+    assert!(
+        !local.path().join("_hspq/lock.json").exists(),
+        "the lock was released"
+    );
+    assert_lake_matches_world(local.path(), sim.world(), Partnership::Mssp, true);
+    assert_eq!(parquet_files(local.path()), manifest_files(local.path()));
+    let text = all_text(local.path());
+    for secret in [ORG_KEY, MSSP_KEY, "pps_", "test-secret-key"] {
+        assert!(!text.contains(secret), "{secret} is in the bucket");
+    }
+    let statuses = lake_rows(local.path(), "sync_runs", &["status"]);
+    assert_eq!(statuses, vec!["succeeded", "succeeded"]);
+}
+
+#[test]
+fn a_bad_s3_location_fails_with_the_fix() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args([
+            "ingest",
+            "--data",
+            "s3:///nobucket",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+        ])
+        .env("HSPQ_ORG_KEY", ORG_KEY)
+        .env("HSPQ_API_KEY", MSSP_KEY)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("names no bucket"), "{stderr}");
+}
