@@ -310,7 +310,7 @@ fn assert_all_files_complete(dir: &Path) {
 async fn killed_runs_resume_to_the_same_lake_without_refetching_finished_periods() {
     let sim = sim(|c| {
         c.companies = 20;
-        c.rate = 40.0;
+        c.rate = 20.0;
     })
     .await;
     let lake = tempfile::tempdir().unwrap();
@@ -343,6 +343,10 @@ async fn killed_runs_resume_to_the_same_lake_without_refetching_finished_periods
     for delay_ms in [700u64, 1300, 2100, 2900] {
         let mut child = spawn();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the kill at {delay_ms} ms"
+        );
         child.kill().unwrap();
         child.wait().unwrap();
         assert_all_files_complete(lake.path());
@@ -401,4 +405,123 @@ async fn killed_runs_resume_to_the_same_lake_without_refetching_finished_periods
     );
     // The killed runs' sessions were invalidated by the later runs.
     assert_eq!(sim.active_sessions(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refetched_range_replaces_every_row_in_it_and_keeps_the_rest() {
+    let sim = sim(|c| c.companies = 10).await;
+    let lake = tempfile::tempdir().unwrap();
+    ingest(&sim, lake.path(), MSSP_KEY).await.unwrap();
+    let id = sim.world().customers(Partnership::Mssp)[0].id.clone();
+    let rows_of = |ds: &str| -> Vec<String> {
+        lake_rows(
+            lake.path(),
+            ds,
+            &["security_center_id", "cast(date as varchar)"],
+        )
+        .into_iter()
+        .filter(|r| r.starts_with(&format!("{id}|")))
+        .map(|r| r.split('|').nth(1).unwrap().to_string())
+        .collect()
+    };
+    let before = rows_of("engagement");
+    let last = sim.world().last_customer_day();
+    let from = (last - Days::new(7)).to_string();
+    assert!(
+        before.iter().any(|d| *d >= from),
+        "the customer had rows in the lookback"
+    );
+    // The API now says nothing happened in the re-fetched range for this customer.
+    sim.inject_at(
+        &format!("/v1/customers/{id}/engagement"),
+        Fault::EmptyLists,
+        1,
+    );
+    sim.inject_at(
+        &format!("/v1/customers/{id}/churn-risk"),
+        Fault::EmptyLists,
+        1,
+    );
+    ingest(&sim, lake.path(), MSSP_KEY).await.unwrap();
+    let after = rows_of("engagement");
+    let kept: Vec<&String> = before.iter().filter(|d| **d < from).collect();
+    assert_eq!(
+        after.iter().collect::<Vec<_>>(),
+        kept,
+        "rows in the range vanished, the rest stayed"
+    );
+    assert!(rows_of("churn").iter().all(|d| *d < from));
+    // Other customers are untouched.
+    let others = lake_rows(lake.path(), "engagement", &["security_center_id"]);
+    assert!(others.iter().any(|r| *r != id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_sync_closes_the_old_current_period_and_opens_the_new_one() {
+    let lake = tempfile::tempdir().unwrap();
+    let early = sim(|c| c.companies = 10).await;
+    ingest(&early, lake.path(), MSSP_KEY).await.unwrap();
+    drop(early);
+    // Sixteen days later the 2026/03 period (26 Feb - 25 Mar) has closed and 2026/04 is current.
+    let later = sim(|c| {
+        c.companies = 10;
+        c.today = today() + Days::new(16);
+    })
+    .await;
+    let summary = ingest(&later, lake.path(), MSSP_KEY).await.unwrap();
+    assert_eq!(
+        summary.periods_fetched, 2,
+        "the old current period and the new one"
+    );
+    let periods = lake_rows(
+        lake.path(),
+        "periods",
+        &["year", "period", "period_to", "is_current", "is_partial"],
+    );
+    assert_eq!(
+        periods.len(),
+        25,
+        "the period that left the API's list stays in the lake"
+    );
+    assert!(
+        periods.contains(&"2026|03|2026-03-25|false|false".to_string()),
+        "{periods:?}"
+    );
+    assert!(
+        periods.contains(&"2026|04|2026-03-26|true|true".to_string()),
+        "{periods:?}"
+    );
+    let w = later.world();
+    let march = w.period(Partnership::Mssp, 2026, 3).unwrap();
+    let want: Vec<String> = w
+        .eligible(Partnership::Mssp, &march)
+        .iter()
+        .flat_map(|c| {
+            w.daily(c, &march, None)
+                .into_iter()
+                .map(move |d| format!("{}|{}|{}|{}", c.id, d.product, d.date, d.usage_value))
+        })
+        .collect();
+    let got: Vec<String> = lake_rows(
+        lake.path(),
+        "daily_usage",
+        &[
+            "year",
+            "period",
+            "security_center_id",
+            "product",
+            "date",
+            "usage_value",
+        ],
+    )
+    .into_iter()
+    .filter_map(|r| r.strip_prefix("2026|03|").map(str::to_string))
+    .collect();
+    assert_eq!(
+        got,
+        sorted(want),
+        "2026/03 holds the whole closed period once"
+    );
+    let last = lake_rows(lake.path(), "engagement", &["max(date)"]);
+    assert_eq!(last, vec![w.last_customer_day().to_string()]);
 }

@@ -180,6 +180,8 @@ pub enum Fault {
     ExtraFields,
     /// Revoke the session, so the request gets a 401.
     Revoke,
+    /// Empty every list in the answer, as if nothing had happened in the range.
+    EmptyLists,
     /// Send the first number inside the first record as a string (a type the docs do not
     /// allow), to test that clients refuse it.
     WrongType,

@@ -156,6 +156,7 @@ struct Ctx {
     partnership: Partnership,
     extra_fields: bool,
     wrong_type: bool,
+    empty_lists: bool,
     drop: bool,
 }
 
@@ -295,6 +296,7 @@ impl State {
             key,
             extra_fields: false,
             wrong_type: false,
+            empty_lists: false,
             drop: false,
         };
         match fault {
@@ -307,6 +309,7 @@ impl State {
             Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
             Some(Fault::ExtraFields) => ctx.extra_fields = true,
             Some(Fault::WrongType) => ctx.wrong_type = true,
+            Some(Fault::EmptyLists) => ctx.empty_lists = true,
             Some(Fault::Drop) => ctx.drop = true,
             Some(Fault::Revoke) | None => {}
         }
@@ -328,6 +331,9 @@ impl State {
     fn respond(&self, ctx: &Ctx, status: StatusCode, mut body: Value) -> Response {
         if ctx.extra_fields {
             add_unknown_fields(&mut body, 0);
+        }
+        if ctx.empty_lists {
+            empty_lists(&mut body);
         }
         if ctx.wrong_type {
             if let Some(first) = body.get_mut("results").and_then(|r| r.get_mut(0)) {
@@ -383,6 +389,14 @@ fn origin(headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
         .and_then(|v| v.split(',').next())
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| peer.ip())
+}
+
+fn empty_lists(v: &mut Value) {
+    match v {
+        Value::Array(items) => items.clear(),
+        Value::Object(map) => map.values_mut().for_each(empty_lists),
+        _ => {}
+    }
 }
 
 /// Turns the first number found (depth first) into a string; true when one was found.

@@ -213,6 +213,14 @@ impl Engagement {
     }
 }
 
+/// Where company timelines start (see `World::make_companies`).
+fn timeline_origin() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2023, 1, 1).expect("valid date")
+}
+
+/// How many days company timelines span from the origin (about six years).
+const TIMELINE_DAYS: u64 = 2200;
+
 /// How many months of history the world holds before today.
 pub const HISTORY_MONTHS: u32 = 24;
 
@@ -285,8 +293,10 @@ impl World {
     }
 
     fn make_companies(&self, p: Partnership, n: u32) -> Vec<Company> {
-        let history_start = self.history_start();
-        let span = (self.today - history_start).num_days().max(1) as u64;
+        // Company timelines hang off a fixed origin, not off "today", so moving `--today`
+        // forward reveals more of the same history instead of a different one.
+        let origin = timeline_origin();
+        let span = TIMELINE_DAYS;
         let prefix = match p {
             Partnership::Mssp => "SE-ARN",
             Partnership::Reseller => "SE-GOT",
@@ -309,15 +319,14 @@ impl World {
                 if products.is_empty() {
                     products.push("SNS");
                 }
-                // 70% were there before the history starts; the rest join during it.
+                // 70% were customers before the timeline starts; the rest join along it.
                 let active_from = if u(3) < 0.7 {
-                    history_start - Days::new(30 + r(4) % 700)
+                    origin - Days::new(30 + r(4) % 700)
                 } else {
-                    history_start + Days::new(r(4) % span)
+                    origin + Days::new(r(4) % span)
                 };
-                let inactive_from = (u(5) < 0.1)
-                    .then(|| active_from.max(history_start) + Days::new(1 + r(6) % span))
-                    .filter(|d| *d <= self.today);
+                let inactive_from =
+                    (u(5) < 0.1).then(|| active_from.max(origin) + Days::new(1 + r(6) % span));
                 let profile = match r(7) % 10 {
                     0 => Profile::Declining,
                     1 => Profile::FailingScans,
@@ -325,7 +334,7 @@ impl World {
                     3 => Profile::Dormant,
                     _ => Profile::Healthy,
                 };
-                let since = self.today - Days::new(20 + r(8) % 300);
+                let since = origin + Days::new(300 + r(8) % span);
                 Company {
                     idx,
                     id: format!("{prefix}{}", 1001 + idx),
