@@ -23,8 +23,80 @@ pub enum Command {
     /// Mirror every endpoint the key's scopes allow into the lake, incrementally.
     #[command(alias = "sync")]
     Ingest(IngestArgs),
+    /// Run SQL against the lake's views and print the last statement's result.
+    Sql(SqlArgs),
+    /// Run a bundled query (see `hspq queries`).
+    Query(QueryArgs),
+    /// List the bundled queries with their parameters.
+    Queries,
+    /// The view definitions, for plain DuckDB users.
+    Views(ViewsArgs),
     /// Check the key pair: create a session, read /v1/me, invalidate the session.
     Check(ApiArgs),
+}
+
+/// Where the lake is.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// The lake: a folder or s3://bucket/prefix.
+    #[arg(long, env = "HSPQ_DATA", default_value = "./hspq-data")]
+    pub data: String,
+}
+
+/// How results are printed.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format; default: table on a terminal, csv otherwise.
+    #[arg(long, env = "HSPQ_FORMAT", value_enum)]
+    pub format: Option<hspq::query::output::Format>,
+    /// Write the result to this file instead of stdout (required for parquet).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Rows the table format shows at most.
+    #[arg(long, default_value_t = 40)]
+    pub max_rows: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// SQL text (several statements allowed); `-` or nothing reads it from stdin.
+    pub sql: Option<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The bundled query's name.
+    pub name: String,
+    /// A parameter, KEY=VALUE (repeatable).
+    #[arg(long = "param", short = 'p', value_parser = hspq::query::bundled::parse_param)]
+    pub params: Vec<(String, String)>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ViewsTarget {
+    /// Print CREATE VIEW statements for the DuckDB CLI or Python.
+    #[arg(long)]
+    pub sql: bool,
+    /// Write a DuckDB database file holding the views.
+    #[arg(long, value_name = "FILE")]
+    pub duckdb: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewsArgs {
+    #[command(flatten)]
+    pub target: ViewsTarget,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 #[derive(Debug, Args)]

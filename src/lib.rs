@@ -4,6 +4,7 @@
 //! - [`api`]: the Partner Portal API client: session pool, pacer, retry, pagination, models.
 //! - [`ingest`]: `hspq ingest`: what to fetch, API answers → Arrow batches → lake commits.
 //! - [`lake`]: the Parquet lake: schemas, partition layout, writer, manifest, lock, storage.
+//! - [`query`]: DuckDB views over the lake, SQL execution, output formats, bundled queries.
 //! - [`sim`]: the API simulator (synthetic data + HTTP server), written apart from the client.
 //! - [`process`]: whether the owner of a leftover (session, lock) still runs.
 //! - `cli`/`config` (binary side): the command line and its resolved settings.
@@ -15,4 +16,5 @@ pub mod api;
 pub mod ingest;
 pub mod lake;
 pub mod process;
+pub mod query;
 pub mod sim;

@@ -1,0 +1,242 @@
+//! The bundled queries in `sql/queries/*.sql`, embedded in the binary.
+//!
+//! Each file starts with a header of comments:
+//!
+//! ```sql
+//! -- name: churn_risk
+//! -- description: One line on what it answers.
+//! -- param: window_days INTEGER = 28 | what the parameter means
+//! ```
+//!
+//! Parameters appear in the SQL as `$name` and are bound by DuckDB (prepared statements);
+//! nothing a user passes is ever spliced into SQL text.
+
+use duckdb::types::Value;
+
+use super::output::ResultWriter;
+use super::{Engine, QueryError};
+
+/// A parameter of a bundled query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Param {
+    /// Name, bound as `$name`.
+    pub name: String,
+    /// DuckDB type: INTEGER, DOUBLE, VARCHAR or DATE.
+    pub ty: String,
+    /// Default, as text; `None` = NULL (or required).
+    pub default: Option<String>,
+    /// Declared without a default: must be given.
+    pub required: bool,
+    /// What it means.
+    pub doc: String,
+}
+
+/// A bundled query.
+#[derive(Clone, Debug)]
+pub struct Query {
+    /// Name, e.g. `churn_risk`.
+    pub name: String,
+    /// One line.
+    pub description: String,
+    /// Parameters.
+    pub params: Vec<Param>,
+    /// The SQL text, header included.
+    pub sql: &'static str,
+}
+
+const FILES: [&str; 6] = [
+    include_str!("../../sql/queries/churn_risk.sql"),
+    include_str!("../../sql/queries/churn_signals.sql"),
+    include_str!("../../sql/queries/billing_trend.sql"),
+    include_str!("../../sql/queries/billing_movers.sql"),
+    include_str!("../../sql/queries/billing_reconciliation.sql"),
+    include_str!("../../sql/queries/usage_daily.sql"),
+];
+
+/// Every bundled query, in a stable order.
+pub fn all() -> Vec<Query> {
+    FILES.iter().map(|sql| parse(sql)).collect()
+}
+
+/// One bundled query by name, or an error listing the names.
+pub fn find(name: &str) -> Result<Query, QueryError> {
+    all().into_iter().find(|q| q.name == name).ok_or_else(|| {
+        let names: Vec<String> = all().into_iter().map(|q| q.name).collect();
+        QueryError::Usage(format!(
+            "no bundled query {name:?}; there are: {}",
+            names.join(", ")
+        ))
+    })
+}
+
+fn parse(sql: &'static str) -> Query {
+    let mut q = Query {
+        name: String::new(),
+        description: String::new(),
+        params: Vec::new(),
+        sql,
+    };
+    for line in sql.lines().map_while(|l| l.strip_prefix("--")) {
+        let line = line.trim();
+        if let Some(v) = line.strip_prefix("name:") {
+            q.name = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("description:") {
+            q.description = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("param:") {
+            let (decl, doc) = v.split_once('|').unwrap_or((v, ""));
+            let (decl, default) = match decl.split_once('=') {
+                Some((d, def)) => (d, Some(def.trim().to_string())),
+                None => (decl, None),
+            };
+            let mut words = decl.split_whitespace();
+            q.params.push(Param {
+                name: words.next().unwrap_or_default().to_string(),
+                ty: words.next().unwrap_or("VARCHAR").to_uppercase(),
+                required: default.is_none(),
+                default: default.filter(|d| !d.eq_ignore_ascii_case("null")),
+                doc: doc.trim().to_string(),
+            });
+        }
+    }
+    assert!(!q.name.is_empty(), "a bundled query without a name header");
+    q
+}
+
+impl Query {
+    /// The value of each parameter from `given` (`key=value`) or its default, typed.
+    pub fn values(&self, given: &[(String, String)]) -> Result<Vec<(String, Value)>, QueryError> {
+        for (k, _) in given {
+            if !self.params.iter().any(|p| &p.name == k) {
+                let names: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+                return Err(QueryError::Usage(format!(
+                    "{} has no parameter {k:?}; its parameters: {}",
+                    self.name,
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(", ")
+                    }
+                )));
+            }
+        }
+        self.params
+            .iter()
+            .map(|p| {
+                let text = given
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| *k == p.name)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| p.default.clone());
+                let value = match text {
+                    None if p.required => {
+                        return Err(QueryError::Usage(format!(
+                            "{} needs --param {}=... ({})",
+                            self.name, p.name, p.doc
+                        )))
+                    }
+                    None => Value::Null,
+                    Some(t) => typed(&p.ty, &t).ok_or_else(|| {
+                        QueryError::Usage(format!(
+                            "parameter {} of {} must be {}, not {t:?}",
+                            p.name,
+                            self.name,
+                            p.ty.to_lowercase()
+                        ))
+                    })?,
+                };
+                Ok((p.name.clone(), value))
+            })
+            .collect()
+    }
+
+    /// Runs the query with `given` parameters, streaming its result into `out`.
+    pub fn run(
+        &self,
+        engine: &Engine,
+        given: &[(String, String)],
+        out: &mut ResultWriter<'_>,
+    ) -> Result<(usize, Option<arrow::datatypes::SchemaRef>), QueryError> {
+        let values = self.values(given)?;
+        let mut stmt = engine.connection().prepare(self.sql)?;
+        let mut ordered = Vec::new();
+        for i in 1..=stmt.parameter_count() {
+            let name = stmt.parameter_name(i)?;
+            let value = values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| {
+                    QueryError::Usage(format!(
+                        "{}: ${name} is not declared in its header",
+                        self.name
+                    ))
+                })?;
+            ordered.push(value);
+        }
+        engine.stream(&mut stmt, &ordered, out)
+    }
+}
+
+fn typed(ty: &str, text: &str) -> Option<Value> {
+    match ty {
+        "INTEGER" | "BIGINT" => text.trim().parse::<i64>().ok().map(Value::BigInt),
+        "DOUBLE" => text.trim().parse::<f64>().ok().map(Value::Double),
+        "DATE" => chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .ok()
+            .map(|d| Value::Text(d.to_string())),
+        _ => Some(Value::Text(text.to_string())),
+    }
+}
+
+/// Splits `key=value`.
+pub fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("--param takes KEY=VALUE, not {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bundled_query_has_a_header() {
+        let all = all();
+        assert!(all.len() >= 6);
+        for q in &all {
+            assert!(!q.description.is_empty(), "{}", q.name);
+            for p in &q.params {
+                assert!(
+                    q.sql.contains(&format!("${}", p.name)),
+                    "{} declares ${} but does not use it",
+                    q.name,
+                    p.name
+                );
+                if let Some(d) = &p.default {
+                    assert!(
+                        typed(&p.ty, d).is_some(),
+                        "{}: default of {}",
+                        q.name,
+                        p.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn values_are_typed_and_unknown_parameters_refused() {
+        let q = find("churn_risk").unwrap();
+        let v = q.values(&[("window_days".into(), "14".into())]).unwrap();
+        assert_eq!(v[0], ("window_days".into(), Value::BigInt(14)));
+        assert!(q.values(&[("window_days".into(), "soon".into())]).is_err());
+        assert!(q
+            .values(&[("nope".into(), "1".into())])
+            .unwrap_err()
+            .to_string()
+            .contains("no parameter"));
+        assert!(find("nope").unwrap_err().to_string().contains("churn_risk"));
+    }
+}

@@ -1,0 +1,432 @@
+//! Query results → the output formats of `hspq sql` (CONTRACT §1): a width-aware table, CSV,
+//! JSON, NDJSON, Markdown and Parquet.
+//!
+//! Export formats stream batch by batch, so memory stays bounded whatever the result size; the
+//! table keeps only the rows it shows. Nested values (lists) are written as text where a format
+//! has no nested types (CSV, Markdown, table).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+/// An output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people (the default on a terminal).
+    Table,
+    /// Comma-separated values with a header (the default otherwise).
+    Csv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    /// A Markdown table.
+    Markdown,
+    /// A zstd Parquet file (needs --output).
+    Parquet,
+}
+
+/// Why writing a result failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The reader went away (`| head`): not a failure.
+    #[error("output closed")]
+    Closed,
+    /// Writing failed.
+    #[error("writing the result: {0}")]
+    Io(String),
+}
+
+fn io(e: impl std::fmt::Display) -> OutputError {
+    let text = e.to_string();
+    if text.contains("Broken pipe") || text.contains("os error 32") {
+        OutputError::Closed
+    } else {
+        OutputError::Io(text)
+    }
+}
+
+impl From<std::io::Error> for OutputError {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            OutputError::Closed
+        } else {
+            OutputError::Io(e.to_string())
+        }
+    }
+}
+
+/// Options of the table format.
+#[derive(Clone, Copy, Debug)]
+pub struct TableOptions {
+    /// Rows shown at most (the rest are counted).
+    pub max_rows: usize,
+    /// Terminal width to fit into.
+    pub width: usize,
+    /// Widest a single column may be.
+    pub max_column_width: usize,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        TableOptions {
+            max_rows: 40,
+            width: 120,
+            max_column_width: 40,
+        }
+    }
+}
+
+/// Writes a result in one format.
+pub struct ResultWriter<'w> {
+    format: Format,
+    out: Box<dyn Write + 'w>,
+    table: TableOptions,
+    schema: Option<SchemaRef>,
+    rows: usize,
+    kept: Vec<RecordBatch>,
+    kept_rows: usize,
+    csv: Option<arrow::csv::Writer<Box<dyn Write + 'w>>>,
+    json: Option<arrow::json::ArrayWriter<Box<dyn Write + 'w>>>,
+    parquet: Option<parquet::arrow::ArrowWriter<Box<dyn Write + Send + 'w>>>,
+    parquet_sink: Option<Box<dyn Write + Send + 'w>>,
+    started: bool,
+}
+
+impl<'w> ResultWriter<'w> {
+    /// A writer of `format` into `out`. Parquet needs a `Send` sink: pass it as `parquet_out`.
+    pub fn new(format: Format, out: Box<dyn Write + 'w>, table: TableOptions) -> ResultWriter<'w> {
+        ResultWriter {
+            format,
+            out,
+            table,
+            schema: None,
+            rows: 0,
+            kept: Vec::new(),
+            kept_rows: 0,
+            csv: None,
+            json: None,
+            parquet: None,
+            parquet_sink: None,
+            started: false,
+        }
+    }
+
+    /// A Parquet writer into `out`.
+    pub fn parquet(out: Box<dyn Write + Send + 'w>) -> ResultWriter<'w> {
+        let mut w = ResultWriter::new(
+            Format::Parquet,
+            Box::new(std::io::sink()),
+            TableOptions::default(),
+        );
+        w.parquet_sink = Some(out);
+        w
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Writes one batch.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), OutputError> {
+        if self.schema.is_none() {
+            self.start(batch.schema())?;
+        }
+        self.rows += batch.num_rows();
+        match self.format {
+            Format::Table => {
+                if self.kept_rows < self.table.max_rows {
+                    let take = (self.table.max_rows - self.kept_rows).min(batch.num_rows());
+                    self.kept.push(batch.slice(0, take));
+                    self.kept_rows += take;
+                }
+            }
+            Format::Csv => {
+                let flat = flatten(batch);
+                self.csv
+                    .as_mut()
+                    .expect("started")
+                    .write(&flat)
+                    .map_err(io)?;
+            }
+            Format::Json => self
+                .json
+                .as_mut()
+                .expect("started")
+                .write(batch)
+                .map_err(io)?,
+            Format::Ndjson => {
+                let mut w = arrow::json::LineDelimitedWriter::new(&mut self.out);
+                w.write(batch).map_err(io)?;
+                w.finish().map_err(io)?;
+            }
+            Format::Markdown => {
+                let flat = flatten(batch);
+                for row in 0..flat.num_rows() {
+                    let cells: Vec<String> = flat
+                        .columns()
+                        .iter()
+                        .map(|c| cell(c, row).replace('|', "\\|").replace('\n', " "))
+                        .collect();
+                    writeln!(self.out, "| {} |", cells.join(" | "))?;
+                }
+            }
+            Format::Parquet => self
+                .parquet
+                .as_mut()
+                .expect("started")
+                .write(batch)
+                .map_err(io)?,
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, schema: SchemaRef) -> Result<(), OutputError> {
+        self.schema = Some(schema.clone());
+        self.started = true;
+        match self.format {
+            Format::Csv => {
+                let out = std::mem::replace(&mut self.out, Box::new(std::io::sink()));
+                self.csv = Some(
+                    arrow::csv::WriterBuilder::new()
+                        .with_header(true)
+                        .build(out),
+                );
+            }
+            Format::Json => {
+                let out = std::mem::replace(&mut self.out, Box::new(std::io::sink()));
+                self.json = Some(arrow::json::ArrayWriter::new(out));
+            }
+            Format::Markdown => {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                writeln!(self.out, "| {} |", names.join(" | "))?;
+                writeln!(self.out, "|{}", "---|".repeat(names.len()))?;
+            }
+            Format::Parquet => {
+                let sink = self.parquet_sink.take().expect("parquet writer has a sink");
+                let props = parquet::file::properties::WriterProperties::builder()
+                    .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                    .build();
+                self.parquet = Some(
+                    parquet::arrow::ArrowWriter::try_new(sink, schema, Some(props)).map_err(io)?,
+                );
+            }
+            Format::Table | Format::Ndjson => {}
+        }
+        Ok(())
+    }
+
+    /// Finishes the output. `schema` is the result's, for an empty result's header.
+    pub fn finish(mut self, schema: Option<SchemaRef>) -> Result<usize, OutputError> {
+        if !self.started {
+            if let Some(schema) = schema.filter(|s| !s.fields().is_empty()) {
+                self.start(schema)?;
+            }
+        }
+        match self.format {
+            Format::Table => {
+                if let Some(schema) = &self.schema {
+                    let text = render_table(schema, &self.kept, self.table);
+                    self.out.write_all(text.as_bytes())?;
+                }
+            }
+            Format::Csv => {
+                if let Some(w) = self.csv.take() {
+                    // A header even for an empty result.
+                    if self.rows == 0 {
+                        let mut w = w;
+                        let schema = self.schema.clone().expect("started");
+                        w.write(&flatten(&RecordBatch::new_empty(schema)))
+                            .map_err(io)?;
+                        w.into_inner().flush()?;
+                    } else {
+                        w.into_inner().flush()?;
+                    }
+                }
+            }
+            Format::Json => {
+                if let Some(mut w) = self.json.take() {
+                    w.finish().map_err(io)?;
+                    let mut out = w.into_inner();
+                    if self.rows == 0 {
+                        out.write_all(b"[]")?;
+                    }
+                    out.write_all(b"\n")?;
+                    out.flush()?;
+                }
+            }
+            Format::Parquet => {
+                if let Some(w) = self.parquet.take() {
+                    w.close().map_err(io)?;
+                }
+            }
+            Format::Ndjson | Format::Markdown => {}
+        }
+        self.out.flush()?;
+        Ok(self.rows)
+    }
+}
+
+fn cell(array: &ArrayRef, row: usize) -> String {
+    let options = FormatOptions::default().with_null("NULL");
+    match ArrayFormatter::try_new(array.as_ref(), &options) {
+        Ok(f) => f.value(row).to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
+/// Nested columns (lists, structs, maps) as text, for formats without nested types.
+pub fn flatten(batch: &RecordBatch) -> RecordBatch {
+    let nested = |t: &DataType| {
+        matches!(
+            t,
+            DataType::List(_)
+                | DataType::LargeList(_)
+                | DataType::Struct(_)
+                | DataType::Map(_, _)
+                | DataType::FixedSizeList(_, _)
+        )
+    };
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| nested(f.data_type()))
+    {
+        return batch.clone();
+    }
+    let options = FormatOptions::default().with_null("");
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if nested(f.data_type()) {
+            let formatter =
+                ArrayFormatter::try_new(c.as_ref(), &options).expect("nested values format");
+            let text: StringArray = (0..c.len())
+                .map(|i| (!c.is_null(i)).then(|| formatter.value(i).to_string()))
+                .collect();
+            fields.push(Field::new(f.name(), DataType::Utf8, true));
+            columns.push(Arc::new(text));
+        } else {
+            fields.push(f.as_ref().clone());
+            columns.push(c.clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("same lengths")
+}
+
+/// A box-drawn table fitted to `opts.width`: long values are cut with `…`, and columns that
+/// do not fit are left out (and named below the table).
+pub fn render_table(schema: &SchemaRef, batches: &[RecordBatch], opts: TableOptions) -> String {
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let types: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| short_type(f.data_type()))
+        .collect();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for b in batches {
+        let options = FormatOptions::default().with_null("NULL");
+        let formatters: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).ok())
+            .collect();
+        for r in 0..b.num_rows() {
+            rows.push(
+                formatters
+                    .iter()
+                    .map(|f| f.as_ref().map_or("?".into(), |f| f.value(r).to_string()))
+                    .collect(),
+            );
+        }
+    }
+    let cut = |s: &str, w: usize| -> String {
+        let s = s.replace('\n', "↵").replace('\t', " ");
+        if s.chars().count() <= w {
+            s
+        } else {
+            let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
+            t.push('…');
+            t
+        }
+    };
+    let mut widths: Vec<usize> = names
+        .iter()
+        .zip(&types)
+        .map(|(n, t)| n.chars().count().max(t.chars().count()))
+        .collect();
+    for row in &rows {
+        for (i, v) in row.iter().enumerate() {
+            widths[i] = widths[i].max(v.chars().count());
+        }
+    }
+    for w in widths.iter_mut() {
+        *w = (*w).min(opts.max_column_width).max(1);
+    }
+    // Keep as many columns as fit; the border costs 3 per column plus 1.
+    let mut shown = 0;
+    let mut used = 1;
+    for w in &widths {
+        if used + w + 3 > opts.width.max(20) && shown > 0 {
+            break;
+        }
+        used += w + 3;
+        shown += 1;
+    }
+    let line = |l: &str, m: &str, r: &str| -> String {
+        let parts: Vec<String> = widths[..shown].iter().map(|w| "─".repeat(w + 2)).collect();
+        format!("{l}{}{r}\n", parts.join(m))
+    };
+    let row_text = |cells: &[String]| -> String {
+        let parts: Vec<String> = cells[..shown]
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| {
+                let c = cut(c, *w);
+                format!(" {c}{} ", " ".repeat(w - c.chars().count()))
+            })
+            .collect();
+        format!("│{}│\n", parts.join("│"))
+    };
+    let mut out = String::new();
+    out.push_str(&line("┌", "┬", "┐"));
+    out.push_str(&row_text(&names));
+    out.push_str(&row_text(&types));
+    out.push_str(&line("├", "┼", "┤"));
+    for r in &rows {
+        out.push_str(&row_text(r));
+    }
+    out.push_str(&line("└", "┴", "┘"));
+    if shown < names.len() {
+        out.push_str(&format!(
+            "{} more column(s) not shown: {} (use --format csv, or select fewer columns)\n",
+            names.len() - shown,
+            names[shown..].join(", ")
+        ));
+    }
+    out
+}
+
+fn short_type(t: &DataType) -> String {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "varchar".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::Int32 => "integer".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int8 => "tinyint".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Float32 => "float".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::Decimal128(p, s) => format!("decimal({p},{s})"),
+        DataType::List(f) | DataType::LargeList(f) => format!("{}[]", short_type(f.data_type())),
+        other => other.to_string().to_lowercase(),
+    }
+}

@@ -1,0 +1,133 @@
+//! The DuckDB views over the lake (CONTRACT §3), generated from the declared schemas.
+//!
+//! Each view reads its dataset's Parquet files with Hive partitioning (so a filter on
+//! `report_type`, `year`, `period` or `month` prunes whole files), casts every column to the
+//! contract's type, and keeps exactly one row per key: the one with the latest `ingested_at`.
+//! A dataset with no files yet is an empty view with the same columns, so queries never fail
+//! for a report type the lake does not hold.
+
+use arrow::datatypes::{DataType, TimeUnit};
+
+use crate::lake::{Dataset, Partitioning};
+
+/// Where a view's files come from.
+#[derive(Clone, Debug)]
+pub enum Source<'a> {
+    /// A glob under the lake root: for DuckDB users whose lake changes under them.
+    Glob(&'a str),
+    /// The exact live files: what hspq itself queries, so no file a sync left
+    /// uncommitted is ever read.
+    Files(Vec<String>),
+}
+
+/// DuckDB's name for a declared column type.
+pub fn duck_type(t: &DataType) -> &'static str {
+    match t {
+        DataType::Utf8 => "VARCHAR",
+        DataType::Int64 => "BIGINT",
+        DataType::Int32 => "INTEGER",
+        DataType::Float64 => "DOUBLE",
+        DataType::Boolean => "BOOLEAN",
+        DataType::Date32 => "DATE",
+        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => "TIMESTAMPTZ",
+        DataType::List(_) => "VARCHAR[]",
+        other => unreachable!("no declared column has type {other}"),
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `CREATE OR REPLACE VIEW <dataset> AS ...`.
+pub fn view_sql(dataset: Dataset, source: &Source) -> String {
+    let schema = dataset.schema();
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            format!(
+                "CAST({0} AS {1}) AS {0}",
+                f.name(),
+                duck_type(f.data_type())
+            )
+        })
+        .collect();
+    let files = match source {
+        Source::Glob(root) => {
+            let pattern = match dataset.partitioning() {
+                Partitioning::None => format!("{root}/{}/*.parquet", dataset.name()),
+                _ => format!("{root}/{}/**/*.parquet", dataset.name()),
+            };
+            Some(quote(&pattern))
+        }
+        Source::Files(files) if files.is_empty() => None,
+        Source::Files(files) => Some(format!(
+            "[{}]",
+            files
+                .iter()
+                .map(|f| quote(f))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    };
+    let name = dataset.name();
+    let Some(files) = files else {
+        // No files yet: the same columns, no rows.
+        return format!(
+            "CREATE OR REPLACE VIEW {name} AS SELECT {} WHERE false;",
+            schema
+                .fields()
+                .iter()
+                .map(|f| format!("CAST(NULL AS {}) AS {}", duck_type(f.data_type()), f.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    let hive_types = match dataset.partitioning() {
+        Partitioning::ReportType => "{'report_type': VARCHAR}",
+        Partitioning::Period => "{'report_type': VARCHAR, 'year': BIGINT, 'period': VARCHAR}",
+        Partitioning::Month => "{'report_type': VARCHAR, 'month': VARCHAR}",
+        Partitioning::None => "",
+    };
+    let reader = if hive_types.is_empty() {
+        format!("read_parquet({files}, hive_partitioning = false, union_by_name = true)")
+    } else {
+        format!("read_parquet({files}, hive_partitioning = true, hive_types = {hive_types}, union_by_name = true)")
+    };
+    format!(
+        "CREATE OR REPLACE VIEW {name} AS\nSELECT {}\nFROM {reader}\nQUALIFY row_number() OVER (PARTITION BY {} ORDER BY ingested_at DESC) = 1;",
+        columns.join(", "),
+        dataset.key().join(", ")
+    )
+}
+
+/// Every view, for `hspq views --sql`, reading the lake at `root` by glob.
+pub fn all_views_sql(root: &str) -> String {
+    Dataset::ALL
+        .iter()
+        .map(|d| view_sql(*d, &Source::Glob(root)))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_casts_every_column_and_keeps_the_latest_row_per_key() {
+        let sql = view_sql(Dataset::Billing, &Source::Glob("/lake"));
+        assert!(sql.starts_with("CREATE OR REPLACE VIEW billing AS"));
+        assert!(sql.contains("CAST(year AS BIGINT) AS year"));
+        assert!(sql.contains("read_parquet('/lake/billing/**/*.parquet'"));
+        assert!(sql.contains("PARTITION BY report_type, year, period, security_center_id, product ORDER BY ingested_at DESC"));
+        let empty = view_sql(Dataset::Churn, &Source::Files(vec![]));
+        assert!(
+            empty.contains("CAST(NULL AS DOUBLE) AS failure_ratio")
+                && empty.ends_with("WHERE false;")
+        );
+        let quoted = view_sql(Dataset::Me, &Source::Files(vec!["/it's/me.parquet".into()]));
+        assert!(quoted.contains("['/it''s/me.parquet']"));
+    }
+}
