@@ -160,7 +160,9 @@ impl<'w> ResultWriter<'w> {
                 .write(batch)
                 .map_err(io)?,
             Format::Ndjson => {
-                let mut w = arrow::json::LineDelimitedWriter::new(&mut self.out);
+                let mut w = arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, arrow::json::writer::LineDelimited>(&mut self.out);
                 w.write(batch).map_err(io)?;
                 w.finish().map_err(io)?;
             }
@@ -199,7 +201,12 @@ impl<'w> ResultWriter<'w> {
             }
             Format::Json => {
                 let out = std::mem::replace(&mut self.out, Box::new(std::io::sink()));
-                self.json = Some(arrow::json::ArrayWriter::new(out));
+                // Every key in every object, nulls included, so readers see one shape.
+                self.json = Some(
+                    arrow::json::WriterBuilder::new()
+                        .with_explicit_nulls(true)
+                        .build(out),
+                );
             }
             Format::Markdown => {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -248,17 +255,16 @@ impl<'w> ResultWriter<'w> {
                     }
                 }
             }
-            Format::Json => {
-                if let Some(mut w) = self.json.take() {
+            Format::Json => match self.json.take() {
+                Some(mut w) => {
+                    // The writer prints `[]` itself for a result without rows.
                     w.finish().map_err(io)?;
                     let mut out = w.into_inner();
-                    if self.rows == 0 {
-                        out.write_all(b"[]")?;
-                    }
                     out.write_all(b"\n")?;
                     out.flush()?;
                 }
-            }
+                None => self.out.write_all(b"[]\n")?,
+            },
             Format::Parquet => {
                 if let Some(w) = self.parquet.take() {
                     w.close().map_err(io)?;
