@@ -18,6 +18,10 @@ pub struct Opts {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start the simulator, sync it into a fresh lake and print the bundled reports.
+    Demo(DemoArgs),
+    /// What the lake holds: datasets, periods, rows, bytes, last sync and its age.
+    Status(StatusArgs),
     /// Serve the built-in Partner Portal API simulator on loopback.
     Simulate(SimulateArgs),
     /// Mirror every endpoint the key's scopes allow into the lake, incrementally.
@@ -97,6 +101,28 @@ pub struct ViewsArgs {
     pub target: ViewsTarget,
     #[command(flatten)]
     pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo lake goes.
+    #[arg(long, env = "HSPQ_DATA", default_value = "./hspq-demo")]
+    pub data: String,
+    /// Companies per partnership in the simulated partner.
+    #[arg(long, default_value_t = 300)]
+    pub companies: u32,
+    /// Requests per second per session the simulator allows (the real API allows 1).
+    #[arg(long, default_value_t = 25.0)]
+    pub rate: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// `text` for people, `json` for scripts.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,8 @@ use hspq::api::{models::Me, Client, ClientConfig, Credentials};
 use hspq::sim::{FaultRates, SimConfig, SimKeys, Simulator};
 
 use crate::cli::{
-    ApiArgs, Command, IngestArgs, OutputArgs, QueryArgs, SimulateArgs, SqlArgs, ViewsArgs,
+    ApiArgs, Command, DemoArgs, IngestArgs, OutputArgs, QueryArgs, SimulateArgs, SqlArgs,
+    StatusArgs, ViewsArgs,
 };
 use hspq::query::output::{Format, OutputError, ResultWriter, TableOptions};
 use hspq::query::QueryError;
@@ -16,6 +17,8 @@ use hspq::query::QueryError;
 pub async fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Simulate(args) => simulate(args).await,
+        Command::Demo(args) => demo(args).await,
+        Command::Status(args) => status(args).await,
         Command::Ingest(args) => ingest(args).await,
         Command::Check(args) => check(args).await,
         Command::Sql(args) => sql(args).await,
@@ -357,5 +360,211 @@ fn views(args: ViewsArgs) -> Result<ExitCode> {
         hspq::lake::Dataset::ALL.len(),
         path.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(args: DemoArgs) -> Result<ExitCode> {
+    use hspq::ingest::plan::Windows;
+    use hspq::ingest::{human_duration, IngestOptions};
+    let started = std::time::Instant::now();
+    let mut config = SimConfig::new(stockholm_today());
+    config.companies = args.companies;
+    config.rate = args.rate;
+    let sim = Simulator::start_local(config)
+        .await
+        .context("starting the simulator")?;
+    eprintln!(
+        "hspq demo: simulated partner at {} with {} companies per partnership (MSSP and reseller), 24 periods; \
+         its rate limit is relaxed to {} requests/s per session (the real API allows 1)",
+        sim.base_url(),
+        args.companies,
+        args.rate
+    );
+    let keys = sim.keys().clone();
+    for (label, key) in [("MSSP", &keys.api_keys[0]), ("reseller", &keys.api_keys[1])] {
+        let mut client = ClientConfig::new(sim.base_url().parse()?);
+        client.sessions = 5;
+        client.rate = args.rate;
+        let summary = hspq::ingest::run(IngestOptions {
+            data: args.data.clone(),
+            client,
+            creds: Credentials::new(&keys.organization_key, &key.api_key)
+                .map_err(anyhow::Error::msg)?,
+            windows: Windows {
+                history_months: 12,
+                lookback_days: 7,
+                full: false,
+            },
+            dry_run: false,
+            quiet: !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        })
+        .await?;
+        eprintln!(
+            "hspq demo: {label} synced: {} periods, {} customers, {} rows, {} requests in {}",
+            summary.periods_fetched,
+            summary.customers_fetched,
+            summary.rows_written,
+            summary.requests,
+            human_duration(summary.elapsed)
+        );
+    }
+    drop(sim);
+    let engine = hspq::query::Engine::open(&args.data).await?;
+    let table = TableOptions {
+        max_rows: 10,
+        width: terminal_width(),
+        ..TableOptions::default()
+    };
+    let report = |title: &str, sql: &str| -> Result<()> {
+        println!("\n{title}");
+        let all = TableOptions {
+            max_rows: 100,
+            ..table
+        };
+        let mut out = ResultWriter::new(Format::Table, Box::new(std::io::stdout()), all);
+        let (_, schema) = engine.run(sql, &mut out)?;
+        out.finish(schema)?;
+        Ok(())
+    };
+    let churn = hspq::query::bundled::find("churn_risk")?;
+    println!("\nChurn risk, top 10 (hspq query churn_risk)");
+    let mut out = ResultWriter::new(Format::Table, Box::new(std::io::stdout()), table);
+    let (_, schema) = churn.run(&engine, &[], &mut out)?;
+    out.finish(schema)?;
+    report(
+        "Billing trend, last three periods, MSSP (hspq query billing_trend)",
+        "select year, period, product, billing_total, change, change_pct from ( \
+           select *, billing_total - lag(billing_total) over w as change, \
+                  round(100.0 * (billing_total - lag(billing_total) over w) / nullif(lag(billing_total) over w, 0), 1) as change_pct, \
+                  dense_rank() over (order by year desc, period desc) as recent \
+           from (select year, period, product, cast(sum(billing_value) as bigint) as billing_total \
+                 from billing where report_type = 'mssp' group by all) \
+           window w as (partition by product order by year, period)) \
+         where recent <= 3 order by product, year, period",
+    )?;
+    println!("\nBilling reconciliation (hspq query billing_reconciliation)");
+    let findings = {
+        let mut out = ResultWriter::new(Format::Csv, Box::new(std::io::sink()), table);
+        let recon = hspq::query::bundled::find("billing_reconciliation")?;
+        recon.run(&engine, &[], &mut out)?.0
+    };
+    println!(
+        "{}",
+        if findings == 0 {
+            "  every check agrees: MSSP totals = sum of per-company values; reseller billing = daily arrays".to_string()
+        } else {
+            format!(
+                "  {findings} disagreement(s): hspq query billing_reconciliation --data {}",
+                args.data
+            )
+        }
+    );
+    println!(
+        "\nDone in {elapsed}. Next:\n  hspq repl --data {data}\n  hspq sql --data {data} \"select * from churn limit 5\"\n  hspq queries\n  HSPQ_DATA={data} jupyter notebook notebooks/churn_analysis.ipynb",
+        elapsed = human_duration(started.elapsed()),
+        data = args.data,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(args: StatusArgs) -> Result<ExitCode> {
+    let data = &args.data.data;
+    let engine = hspq::query::Engine::open(data).await?;
+    let lake = hspq::lake::Lake::open(&engine.root.display().to_string())?;
+    let manifest = hspq::lake::Manifest::load(&lake).await?;
+    // Rows of `n` columns as text (duckdb-rs knows the column count only after execution).
+    let one = |sql: &str, n: usize| -> Result<Vec<Vec<String>>> {
+        let mut stmt = engine.connection().prepare(sql)?;
+        let rows = stmt.query_map([], |r| {
+            (0..n)
+                .map(|i| r.get::<_, Option<String>>(i).map(|v| v.unwrap_or_default()))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    };
+    let mut datasets = serde_json::Map::new();
+    for d in hspq::lake::Dataset::ALL {
+        let prefix = format!("{}/", d.name());
+        let files: Vec<_> = manifest
+            .files
+            .iter()
+            .filter(|(p, _)| p.starts_with(&prefix))
+            .collect();
+        datasets.insert(
+            d.name().into(),
+            serde_json::json!({
+                "files": files.len(),
+                "rows": files.iter().map(|(_, f)| f.rows).sum::<u64>(),
+                "bytes": files.iter().map(|(_, f)| f.size).sum::<u64>(),
+            }),
+        );
+    }
+    let periods = one(
+        "select report_type, count(*)::varchar, (count(*) filter (where not is_partial))::varchar, \
+                min(year || '-' || period), max(year || '-' || period) from periods group by 1 order by 1",
+        5,
+    )?;
+    let last_ok = one(
+        "select run_id, cast(finished_at as varchar), cast(cast(epoch(now() - finished_at) as bigint) as varchar) from sync_runs \
+         where status = 'succeeded' order by finished_at desc limit 1",
+        3,
+    )?;
+    let last_failed = one(
+        "select run_id, status, cast(started_at as varchar), coalesce(error, '') from sync_runs \
+         where status in ('failed', 'interrupted') order by started_at desc limit 1",
+        4,
+    )?;
+    let reports: Vec<serde_json::Value> = periods
+        .iter()
+        .map(|r| serde_json::json!({"report_type": r[0], "periods": r[1].parse::<u64>().unwrap_or(0), "closed": r[2].parse::<u64>().unwrap_or(0), "first": r[3], "last": r[4]}))
+        .collect();
+    let age = last_ok.first().and_then(|r| r[2].parse::<u64>().ok());
+    let status = serde_json::json!({
+        "lake": data,
+        "datasets": datasets,
+        "reports": reports,
+        "last_success": last_ok.first().map(|r| serde_json::json!({"run_id": r[0], "finished_at": r[1], "age_seconds": age})),
+        "last_failure": last_failed.first().map(|r| serde_json::json!({"run_id": r[0], "status": r[1], "started_at": r[2], "error": r[3]})),
+    });
+    if args.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("lake: {data}");
+    for r in &periods {
+        println!(
+            "  {} report: {} periods ({} closed), {} to {}",
+            r[0], r[1], r[2], r[3], r[4]
+        );
+    }
+    println!(
+        "  {:<16} {:>6} {:>12} {:>12}",
+        "dataset", "files", "rows", "bytes"
+    );
+    for (name, v) in &datasets {
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        println!(
+            "  {:<16} {:>6} {:>12} {:>12}",
+            name,
+            n("files"),
+            n("rows"),
+            n("bytes")
+        );
+    }
+    match (last_ok.first(), age) {
+        (Some(r), Some(age)) => println!(
+            "last successful sync: {} ({} ago), run {}",
+            r[1],
+            hspq::ingest::human_duration(std::time::Duration::from_secs(age)),
+            r[0]
+        ),
+        _ => println!("last successful sync: none"),
+    }
+    if let Some(r) = last_failed.first() {
+        println!("last {} run: {} at {}: {}", r[1], r[0], r[2], r[3]);
+    }
+    if let Some(n) = &engine.notice {
+        eprintln!("hspq: {n}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -254,3 +254,58 @@ fn killed_runs_do_not_lock_the_organisation_out() {
     let cached = std::fs::read_to_string(cache.path().join("hspq/sessions.json")).unwrap();
     assert_eq!(cached.trim(), "[]");
 }
+
+#[test]
+fn demo_syncs_both_reports_prints_the_reports_and_status_describes_the_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let out = hspq()
+        .args(["demo", "--companies", "15", "--rate", "0", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for part in [
+        "Churn risk, top 10",
+        "Billing trend",
+        "every check agrees",
+        "hspq repl --data",
+    ] {
+        assert!(stdout.contains(part), "{part} missing:\n{stdout}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("MSSP synced") && stderr.contains("reseller synced"),
+        "{stderr}"
+    );
+    let status = hspq()
+        .args(["status", "--format", "json", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(v["datasets"]["daily_usage"]["rows"].as_u64().unwrap() > 1000);
+    assert_eq!(v["reports"].as_array().unwrap().len(), 2);
+    assert!(v["last_success"]["age_seconds"].as_u64().unwrap() < 600);
+    assert!(v["last_failure"].is_null());
+    let text = hspq()
+        .args(["status", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("mssp report: 24 periods") && text.contains("last successful sync"),
+        "{text}"
+    );
+}

@@ -10,10 +10,11 @@ use tracing::info;
 /// Where progress goes.
 pub struct Progress {
     bar: Option<ProgressBar>,
+    lines: bool,
 }
 
 impl Progress {
-    /// A bar when stderr is a terminal and `quiet` is off; log lines otherwise.
+    /// A bar when stderr is a terminal, log lines otherwise; nothing at all when `quiet`.
     pub fn new(quiet: bool) -> Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(0);
@@ -26,14 +27,15 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Progress { bar }
+        Progress { bar, lines: !quiet }
     }
 
     /// A new step: what is being fetched.
     pub fn step(&self, what: &str) {
         match &self.bar {
             Some(bar) => bar.set_message(what.to_string()),
-            None => info!("{what}"),
+            None if self.lines => info!("{what}"),
+            None => {}
         }
     }
 

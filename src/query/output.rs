@@ -11,6 +11,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// An output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -351,24 +352,33 @@ pub fn render_table(schema: &SchemaRef, batches: &[RecordBatch], opts: TableOpti
             );
         }
     }
+    // Display width, not char count: CJK letters take two columns, combining marks none.
     let cut = |s: &str, w: usize| -> String {
         let s = s.replace('\n', "↵").replace('\t', " ");
-        if s.chars().count() <= w {
-            s
-        } else {
-            let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
-            t.push('…');
-            t
+        if s.width() <= w {
+            return s;
         }
+        let mut t = String::new();
+        let mut used = 0;
+        for c in s.chars() {
+            let cw = c.width().unwrap_or(0);
+            if used + cw + 1 > w {
+                break;
+            }
+            t.push(c);
+            used += cw;
+        }
+        t.push('…');
+        t
     };
     let mut widths: Vec<usize> = names
         .iter()
         .zip(&types)
-        .map(|(n, t)| n.chars().count().max(t.chars().count()))
+        .map(|(n, t)| n.width().max(t.width()))
         .collect();
     for row in &rows {
         for (i, v) in row.iter().enumerate() {
-            widths[i] = widths[i].max(v.chars().count());
+            widths[i] = widths[i].max(v.replace('\t', " ").replace('\n', "↵").width());
         }
     }
     for w in widths.iter_mut() {
@@ -394,7 +404,7 @@ pub fn render_table(schema: &SchemaRef, batches: &[RecordBatch], opts: TableOpti
             .zip(&widths)
             .map(|(c, w)| {
                 let c = cut(c, *w);
-                format!(" {c}{} ", " ".repeat(w - c.chars().count()))
+                format!(" {c}{} ", " ".repeat(w.saturating_sub(c.width())))
             })
             .collect();
         format!("│{}│\n", parts.join("│"))
