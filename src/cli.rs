@@ -12,8 +12,9 @@ pub struct Opts {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// What to do; without one, `hspq` on a terminal opens the SQL shell.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -29,6 +30,8 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Run SQL against the lake's views and print the last statement's result.
     Sql(SqlArgs),
+    /// The interactive SQL shell over the lake (also bare `hspq` on a terminal).
+    Repl(DataArgs),
     /// Run a bundled query (see `hspq queries`).
     Query(QueryArgs),
     /// List the bundled queries with their parameters.

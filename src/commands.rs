@@ -22,6 +22,7 @@ pub async fn run(command: Command) -> Result<ExitCode> {
         Command::Ingest(args) => ingest(args).await,
         Command::Check(args) => check(args).await,
         Command::Sql(args) => sql(args).await,
+        Command::Repl(args) => repl(args).await,
         Command::Query(args) => query(args).await,
         Command::Queries => queries(),
         Command::Views(args) => views(args),
@@ -567,4 +568,13 @@ async fn status(args: StatusArgs) -> Result<ExitCode> {
         eprintln!("hspq: {n}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn repl(args: crate::cli::DataArgs) -> Result<ExitCode> {
+    let ok = hspq::repl::run(&args.data).await?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -5,6 +5,7 @@
 //! - [`ingest`]: `hspq ingest`: what to fetch, API answers → Arrow batches → lake commits.
 //! - [`lake`]: the Parquet lake: schemas, partition layout, writer, manifest, lock, storage.
 //! - [`query`]: DuckDB views over the lake, SQL execution, output formats, bundled queries.
+//! - [`repl`]: the interactive shell: editor, completion, dot-commands.
 //! - [`sim`]: the API simulator (synthetic data + HTTP server), written apart from the client.
 //! - [`process`]: whether the owner of a leftover (session, lock) still runs.
 //! - `cli`/`config` (binary side): the command line and its resolved settings.
@@ -17,4 +18,5 @@ pub mod ingest;
 pub mod lake;
 pub mod process;
 pub mod query;
+pub mod repl;
 pub mod sim;

@@ -18,7 +18,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(opts.command)) {
+    let command = match opts.command {
+        Some(c) => c,
+        None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            cli::Command::Repl(cli::DataArgs {
+                data: std::env::var("HSPQ_DATA").unwrap_or_else(|_| "./hspq-data".into()),
+            })
+        }
+        None => {
+            let _ = <cli::Opts as clap::CommandFactory>::command().print_help();
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(commands::run(command)) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("hspq: {err:#}");

@@ -703,3 +703,54 @@ async fn churn_risk_scores_every_active_customer_by_its_formula() {
         assert_eq!(c.profile, hspq::sim::world::Profile::Dormant, "{id}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repl_reads_statements_and_dot_commands_from_piped_stdin() {
+    use std::io::Write;
+    let sim = sim(|c| c.companies = 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    lake_from(&sim, dir.path(), &[MSSP_KEY]).await;
+    let script = ".tables\n.mode csv\nselect count(*) as n\n  from customers;\n.mode json\nselect 1 as one;\n.tabels\n.run usage_daily security_center_id=NONE\n";
+    let run = |input: &'static str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hspq"))
+            .args(["repl", "--data"])
+            .arg(dir.path())
+            .env("HOME", dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let customers = sim.world().customers(Partnership::Mssp).len();
+    assert!(text.starts_with("periods\ncompanies\n"), "{text}");
+    assert!(
+        text.contains(&format!("n\n{customers}\n")),
+        "multi-line statement in csv mode: {text}"
+    );
+    assert!(text.contains(r#"[{"one":1}]"#), "{text}");
+    assert!(
+        text.contains("report_type,year,period,date,product,usage_value,company_name")
+            || text.contains("[]"),
+        "{text}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did you mean .tables"), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed line makes the exit status non-zero"
+    );
+    let clean = run(".mode csv\nselect 2 as two;\n");
+    assert!(clean.status.success());
+    assert_eq!(String::from_utf8_lossy(&clean.stdout), "two\n2\n");
+}

@@ -382,6 +382,7 @@ impl Inner {
     async fn delete_paced(&self, i: usize, token: &Secret) {
         for _ in 0..3 {
             self.pacer.acquire_on(i).await;
+            self.pacer.start_when_allowed(i).await;
             match self.delete_session(token).await {
                 Some(wait) => self.pacer.hold(i, Instant::now() + wait),
                 None => return,
@@ -464,6 +465,7 @@ impl Inner {
                 Err(ApiError::SessionLimit { .. }) if self.pacer.alive() > 0 => continue,
                 Err(e) => return Err(e),
             };
+            self.pacer.start_when_allowed(i).await;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = self.send(method.clone(), url, &token).await;
             let reason = match outcome {

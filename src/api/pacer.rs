@@ -23,7 +23,16 @@ pub struct Pacer {
 struct Slot {
     next: Instant,
     alive: bool,
+    /// When the session's last request actually started.
+    last_start: Option<Instant>,
+    /// Extra spacing learnt from 429s: the way to the API jitters more than the margin.
+    extra: Duration,
 }
+
+/// The most a session's spacing grows after 429s.
+const MAX_EXTRA: Duration = Duration::from_millis(200);
+/// How much one 429 adds.
+const EXTRA_STEP: Duration = Duration::from_millis(10);
 
 /// A reserved start: which session, and when to start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +59,9 @@ impl Pacer {
             slots: Mutex::new(vec![
                 Slot {
                     next: now,
-                    alive: true
+                    alive: true,
+                    last_start: None,
+                    extra: Duration::ZERO,
                 };
                 sessions
             ]),
@@ -72,7 +83,7 @@ impl Pacer {
             .filter(|(_, s)| s.alive)
             .min_by_key(|(_, s)| s.next)?;
         let at = slot.next.max(now);
-        slot.next = at + self.interval;
+        slot.next = at + self.interval + slot.extra;
         Some(Reservation { session, at })
     }
 
@@ -81,7 +92,7 @@ impl Pacer {
         let mut slots = self.slots.lock().expect("pacer lock");
         let slot = &mut slots[session];
         let at = slot.next.max(Instant::now());
-        slot.next = at + self.interval;
+        slot.next = at + self.interval + slot.extra;
         Reservation { session, at }
     }
 
@@ -98,11 +109,42 @@ impl Pacer {
         tokio::time::sleep_until(r.at).await;
     }
 
-    /// Keeps `session` idle until at least `until` (after a 429's retry-after).
+    /// Marks the actual start of a request on `session`, or says how long to wait first.
+    ///
+    /// A reserved start can be reached late (a busy runtime wakes a task late), and the next
+    /// reservation on the session can then be reached on time: this check right before sending
+    /// keeps actual starts an interval apart, and moves later reservations along.
+    pub fn start(&self, session: usize) -> Option<std::time::Duration> {
+        let mut slots = self.slots.lock().expect("pacer lock");
+        let slot = &mut slots[session];
+        let now = Instant::now();
+        if let Some(last) = slot.last_start {
+            let earliest = last + self.interval + slot.extra;
+            if now < earliest {
+                return Some(earliest - now);
+            }
+        }
+        slot.last_start = Some(now);
+        slot.next = slot.next.max(now + self.interval + slot.extra);
+        None
+    }
+
+    /// Waits until a request may actually start on `session`, and marks it started.
+    pub async fn start_when_allowed(&self, session: usize) {
+        while let Some(wait) = self.start(session) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Keeps `session` idle until at least `until` (after a 429's retry-after), and spaces its
+    /// requests a little more from then on.
     pub fn hold(&self, session: usize, until: Instant) {
         let mut slots = self.slots.lock().expect("pacer lock");
         let slot = &mut slots[session];
         slot.next = slot.next.max(until);
+        if self.interval > Duration::ZERO {
+            slot.extra = (slot.extra + EXTRA_STEP).min(MAX_EXTRA);
+        }
     }
 
     /// Takes `session` out of the rotation (its session could not be renewed).
@@ -182,6 +224,23 @@ mod tests {
         pacer.retire(0);
         assert_eq!(pacer.reserve(), None);
         assert_eq!(pacer.alive(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_start_pushes_the_next_one_back() {
+        let pacer = Pacer::new(1, 1.0, Duration::ZERO);
+        let t0 = Instant::now();
+        assert_eq!(pacer.reserve().unwrap().at, t0);
+        assert_eq!(pacer.reserve().unwrap().at, t0 + Duration::from_secs(1));
+        // The first request was woken 800 ms late; the second is woken on time at 1 s.
+        tokio::time::advance(Duration::from_millis(800)).await;
+        assert_eq!(pacer.start(0), None);
+        tokio::time::advance(Duration::from_millis(200)).await;
+        assert_eq!(pacer.start(0), Some(Duration::from_millis(800)));
+        pacer.start_when_allowed(0).await;
+        assert_eq!(Instant::now() - t0, Duration::from_millis(1800));
+        // Later reservations follow the actual starts.
+        assert!(pacer.reserve().unwrap().at >= t0 + Duration::from_millis(2800));
     }
 
     #[test]

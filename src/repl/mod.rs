@@ -1,0 +1,679 @@
+//! `hspq repl`: the interactive SQL shell over the lake's views.
+//!
+//! The loop only routes input: dot-commands ([`DotCommand`], parsed with `FromStr`, their help
+//! generated from one table) or SQL, run by the query engine and printed by the same writers as
+//! `hspq sql`. rustyline edits lines, keeps history in the user's data directory and asks the
+//! [`Shell`] helper whether a statement is complete (it is when it ends with `;`) and what to
+//! complete. Ctrl-C cancels a running query through DuckDB's interrupt and keeps the shell;
+//! Ctrl-D leaves. With stdin not a terminal, statements are read from it, and a failing one
+//! makes the exit status non-zero.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Context, Helper};
+
+use crate::lake::Dataset;
+use crate::query::output::{Format, OutputError, ResultWriter, TableOptions};
+use crate::query::{bundled, split_statements, Engine, QueryError};
+
+/// The dot-commands, with their help (one place, printed by `.help`).
+pub const DOT_COMMANDS: &[(&str, &str)] = &[
+    (".help", "this list"),
+    (".tables", "the views"),
+    (".schema [VIEW]", "columns and types of one view or all"),
+    (".queries", "the bundled queries and their parameters"),
+    (".run NAME [KEY=VALUE ...]", "run a bundled query"),
+    (".mode FORMAT", "table, csv, json, ndjson or markdown"),
+    (".maxrows N", "rows the table format shows"),
+    (".timer on|off", "print how long each statement took"),
+    (
+        ".output [FILE]",
+        "send results to FILE, or back to the screen",
+    ),
+    (".read FILE", "run the SQL in FILE"),
+    (".status", "the lake: where, datasets, last sync"),
+    (".quit", "leave (Ctrl-D too)"),
+];
+
+/// A parsed dot-command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DotCommand {
+    /// `.help`
+    Help,
+    /// `.tables`
+    Tables,
+    /// `.schema [view]`
+    Schema(Option<String>),
+    /// `.queries`
+    Queries,
+    /// `.run NAME k=v...`
+    Run(String, Vec<(String, String)>),
+    /// `.mode FORMAT`
+    Mode(Format),
+    /// `.maxrows N`
+    MaxRows(usize),
+    /// `.timer on|off`
+    Timer(bool),
+    /// `.output [FILE]`
+    Output(Option<PathBuf>),
+    /// `.read FILE`
+    Read(PathBuf),
+    /// `.status`
+    Status,
+    /// `.quit`
+    Quit,
+}
+
+impl FromStr for DotCommand {
+    type Err = String;
+
+    fn from_str(line: &str) -> Result<Self, Self::Err> {
+        let mut words = line.split_whitespace();
+        let cmd = words.next().unwrap_or_default();
+        let rest: Vec<&str> = words.collect();
+        let one = |what: &str| -> Result<&str, String> {
+            rest.first()
+                .copied()
+                .ok_or_else(|| format!("{cmd} needs {what}"))
+        };
+        Ok(match cmd {
+            ".help" => DotCommand::Help,
+            ".tables" => DotCommand::Tables,
+            ".schema" => DotCommand::Schema(rest.first().map(|s| s.to_string())),
+            ".queries" => DotCommand::Queries,
+            ".run" => {
+                let name = one("a query name (see .queries)")?.to_string();
+                let params = rest[1..]
+                    .iter()
+                    .map(|p| bundled::parse_param(p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                DotCommand::Run(name, params)
+            }
+            ".mode" => {
+                let f = one("a format: table, csv, json, ndjson, markdown")?;
+                let format = <Format as clap::ValueEnum>::from_str(f, true).map_err(|_| {
+                    format!("unknown format {f:?}: use table, csv, json, ndjson or markdown")
+                })?;
+                if format == Format::Parquet {
+                    return Err(
+                        "parquet needs a file: use hspq sql --format parquet --output FILE".into(),
+                    );
+                }
+                DotCommand::Mode(format)
+            }
+            ".maxrows" => DotCommand::MaxRows(
+                one("a number")?
+                    .parse()
+                    .map_err(|_| ".maxrows needs a number".to_string())?,
+            ),
+            ".timer" => match one("on or off")? {
+                "on" => DotCommand::Timer(true),
+                "off" => DotCommand::Timer(false),
+                other => return Err(format!(".timer takes on or off, not {other:?}")),
+            },
+            ".output" => DotCommand::Output(rest.first().map(PathBuf::from)),
+            ".read" => DotCommand::Read(PathBuf::from(one("a file")?)),
+            ".status" => DotCommand::Status,
+            ".quit" | ".exit" => DotCommand::Quit,
+            other => {
+                let names: Vec<&str> = DOT_COMMANDS
+                    .iter()
+                    .map(|(n, _)| n.split(' ').next().unwrap_or(n))
+                    .collect();
+                let best = names
+                    .iter()
+                    .min_by_key(|n| edit_distance(n, other))
+                    .copied()
+                    .unwrap_or(".help");
+                return Err(format!(
+                    "unknown command {other}: did you mean {best}? (.help lists them)"
+                ));
+            }
+        })
+    }
+}
+
+/// Levenshtein distance, for suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+const KEYWORDS: &[&str] = &[
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP BY",
+    "ORDER BY",
+    "HAVING",
+    "LIMIT",
+    "JOIN",
+    "LEFT JOIN",
+    "ON",
+    "USING",
+    "AS",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "IS NULL",
+    "IS NOT NULL",
+    "BETWEEN",
+    "LIKE",
+    "ILIKE",
+    "DISTINCT",
+    "COUNT",
+    "SUM",
+    "AVG",
+    "MIN",
+    "MAX",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "WITH",
+    "UNION ALL",
+    "DESCRIBE",
+    "QUALIFY",
+    "OVER",
+    "PARTITION BY",
+    "DATE_TRUNC",
+    "COALESCE",
+    "CAST",
+    "CREATE TABLE",
+    "COPY",
+    "SUMMARIZE",
+];
+
+/// Completion candidates for the word ending at `pos`: dot-commands at the start of a line,
+/// bundled query names after `.run`, view and column names, and SQL keywords.
+pub fn candidates(line: &str, pos: usize) -> (usize, Vec<String>) {
+    let before = &line[..pos];
+    let start = before
+        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .map_or(0, |i| i + 1);
+    let word = &before[start..];
+    let lower = word.to_lowercase();
+    let mut out: Vec<String> = Vec::new();
+    if before.trim_start().starts_with('.') && !before.trim_start().contains(' ') {
+        out.extend(
+            DOT_COMMANDS
+                .iter()
+                .map(|(n, _)| n.split(' ').next().unwrap_or(n).to_string())
+                .filter(|n| n.starts_with(word)),
+        );
+        return (start, out);
+    }
+    if before.trim_start().starts_with(".run ") {
+        out.extend(
+            bundled::all()
+                .into_iter()
+                .map(|q| q.name)
+                .filter(|n| n.starts_with(word)),
+        );
+        return (start, out);
+    }
+    if word.is_empty() {
+        return (start, out);
+    }
+    for d in Dataset::ALL {
+        if d.name().starts_with(&lower) {
+            out.push(d.name().to_string());
+        }
+        for f in d.schema().fields() {
+            if f.name().starts_with(&lower) && !out.contains(f.name()) {
+                out.push(f.name().clone());
+            }
+        }
+    }
+    let upper = word.to_uppercase();
+    let keyword_case = word.chars().next().is_some_and(|c| c.is_lowercase());
+    for k in KEYWORDS.iter().filter(|k| k.starts_with(&upper)) {
+        out.push(if keyword_case {
+            k.to_lowercase()
+        } else {
+            k.to_string()
+        });
+    }
+    out.sort();
+    out.dedup();
+    (start, out)
+}
+
+/// Whether the input is a whole statement: a dot-command, or SQL ending with `;`.
+pub fn is_complete(input: &str) -> bool {
+    let t = input.trim();
+    t.is_empty() || t.starts_with('.') || t.ends_with(';') || split_statements(t).is_empty()
+}
+
+/// rustyline's helper: completion and multi-line validation.
+pub struct Shell;
+
+impl Completer for Shell {
+    type Candidate = Pair;
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let (start, words) = candidates(line, pos);
+        Ok((
+            start,
+            words
+                .into_iter()
+                .map(|w| Pair {
+                    display: w.clone(),
+                    replacement: w,
+                })
+                .collect(),
+        ))
+    }
+}
+
+impl Hinter for Shell {
+    type Hint = String;
+}
+
+impl Highlighter for Shell {}
+
+impl Validator for Shell {
+    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
+        Ok(if is_complete(ctx.input()) {
+            ValidationResult::Valid(None)
+        } else {
+            ValidationResult::Incomplete
+        })
+    }
+}
+
+impl Helper for Shell {}
+
+/// The shell's settings and where results go.
+struct State {
+    format: Format,
+    max_rows: usize,
+    timer: bool,
+    output: Option<PathBuf>,
+    data: String,
+}
+
+/// Runs the shell over `data`; returns whether every statement succeeded.
+pub async fn run(data: &str) -> Result<bool, QueryError> {
+    let engine = Engine::open(data).await?;
+    if let Some(n) = &engine.notice {
+        eprintln!("hspq: {n}");
+    }
+    let interactive = std::io::stdin().is_terminal();
+    let mut state = State {
+        format: if interactive {
+            Format::Table
+        } else {
+            Format::Csv
+        },
+        max_rows: 40,
+        timer: false,
+        output: None,
+        data: data.to_string(),
+    };
+    // Ctrl-C while a query runs interrupts DuckDB; at the prompt rustyline sees it as a key.
+    let running = Arc::new(AtomicBool::new(false));
+    let handle = engine.connection().interrupt_handle();
+    {
+        let running = running.clone();
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if running.load(Ordering::SeqCst) {
+                    handle.interrupt();
+                }
+            }
+        });
+    }
+    if !interactive {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| QueryError::Usage(format!("reading stdin: {e}")))?;
+        return Ok(run_script(&engine, &mut state, &text, &running));
+    }
+    let history = dirs::data_dir().map(|d| d.join("hspq").join("history.txt"));
+    let config = rustyline::Config::builder().auto_add_history(true).build();
+    let mut editor =
+        rustyline::Editor::<Shell, rustyline::history::DefaultHistory>::with_config(config)
+            .map_err(|e| QueryError::Usage(format!("cannot start the line editor: {e}")))?;
+    editor.set_helper(Some(Shell));
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    eprintln!(
+        "hspq repl over {}: views {}. End statements with ';'. .help for commands, Ctrl-D to leave.",
+        data,
+        Dataset::ALL.map(|d| d.name()).join(", ")
+    );
+    let mut ok = true;
+    loop {
+        match editor.readline("hspq> ") {
+            Ok(input) => {
+                if !run_input(&engine, &mut state, &input, &running) {
+                    ok = false;
+                }
+                if matches!(input.trim().parse::<DotCommand>(), Ok(DotCommand::Quit)) {
+                    break;
+                }
+            }
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => {
+                eprintln!("hspq: {e}");
+                break;
+            }
+        }
+    }
+    if let Some(h) = &history {
+        if let Some(dir) = h.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = editor.save_history(h);
+    }
+    Ok(ok)
+}
+
+/// Runs a script: dot-command lines and `;`-terminated SQL. Returns whether all succeeded.
+fn run_script(engine: &Engine, state: &mut State, text: &str, running: &Arc<AtomicBool>) -> bool {
+    let mut ok = true;
+    let mut pending = String::new();
+    for line in text.lines() {
+        if pending.trim().is_empty() && line.trim_start().starts_with('.') {
+            let dot = line.trim().to_string();
+            ok &= run_input(engine, state, &dot, running);
+            if matches!(dot.parse::<DotCommand>(), Ok(DotCommand::Quit)) {
+                return ok;
+            }
+            continue;
+        }
+        pending.push_str(line);
+        pending.push('\n');
+        if is_complete(&pending) {
+            ok &= run_input(engine, state, &pending, running);
+            pending.clear();
+        }
+    }
+    if !pending.trim().is_empty() {
+        ok &= run_input(engine, state, &pending, running);
+    }
+    ok
+}
+
+/// One input: a dot-command or SQL. Prints errors; returns whether it succeeded.
+fn run_input(engine: &Engine, state: &mut State, input: &str, running: &Arc<AtomicBool>) -> bool {
+    let t = input.trim();
+    if t.is_empty() {
+        return true;
+    }
+    if t.starts_with('.') {
+        return match t.parse::<DotCommand>() {
+            Ok(cmd) => match dot(engine, state, cmd, running) {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!("hspq: {e}");
+                    false
+                }
+            },
+            Err(e) => {
+                eprintln!("hspq: {e}");
+                false
+            }
+        };
+    }
+    let mut ok = true;
+    for statement in split_statements(t) {
+        let started = Instant::now();
+        running.store(true, Ordering::SeqCst);
+        let result = print_result(state, |out| engine.run(&statement, out));
+        running.store(false, Ordering::SeqCst);
+        match result {
+            Ok(rows) => {
+                if state.timer || state.format == Format::Table {
+                    let time = if state.timer {
+                        format!(" in {:.3} s", started.elapsed().as_secs_f64())
+                    } else {
+                        String::new()
+                    };
+                    eprintln!("{rows} row{}{time}", if rows == 1 { "" } else { "s" });
+                }
+            }
+            Err(QueryError::Sql(msg)) if msg.contains("INTERRUPT") => {
+                eprintln!("hspq: query cancelled");
+                ok = false;
+            }
+            Err(e) => {
+                eprintln!("hspq: {e}");
+                ok = false;
+                break;
+            }
+        }
+    }
+    ok
+}
+
+/// Runs `f` with a writer for the current mode and destination, and finishes the output.
+fn print_result(
+    state: &State,
+    f: impl FnOnce(
+        &mut ResultWriter<'_>,
+    ) -> Result<(usize, Option<arrow::datatypes::SchemaRef>), QueryError>,
+) -> Result<usize, QueryError> {
+    let sink: Box<dyn Write> = match &state.output {
+        Some(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| QueryError::Usage(format!("cannot write {}: {e}", path.display())))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    let table = TableOptions {
+        max_rows: state.max_rows,
+        width: std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(120),
+        ..TableOptions::default()
+    };
+    let mut out = ResultWriter::new(state.format, sink, table);
+    let (rows, schema) = match f(&mut out) {
+        Err(QueryError::Output(OutputError::Closed)) => return Ok(0),
+        other => other?,
+    };
+    match out.finish(schema) {
+        Ok(_) | Err(OutputError::Closed) => Ok(rows),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn dot(
+    engine: &Engine,
+    state: &mut State,
+    cmd: DotCommand,
+    running: &Arc<AtomicBool>,
+) -> Result<(), QueryError> {
+    match cmd {
+        DotCommand::Help => {
+            for (name, what) in DOT_COMMANDS {
+                println!("{name:<28} {what}");
+            }
+            println!(
+                "{:<28} {}",
+                "SQL ending with ;", "run against the views (several lines are fine)"
+            );
+        }
+        DotCommand::Tables => {
+            for d in Dataset::ALL {
+                println!("{}", d.name());
+            }
+        }
+        DotCommand::Schema(view) => {
+            let views: Vec<Dataset> = match &view {
+                Some(v) => vec![Dataset::from_name(v).ok_or_else(|| {
+                    QueryError::Usage(format!("no view {v:?}; .tables lists them"))
+                })?],
+                None => Dataset::ALL.to_vec(),
+            };
+            for d in views {
+                let cols: Vec<String> = d
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "  {} {}",
+                            f.name(),
+                            crate::query::views::duck_type(f.data_type())
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{} (key: {})\n{}",
+                    d.name(),
+                    d.key().join(", "),
+                    cols.join("\n")
+                );
+            }
+        }
+        DotCommand::Queries => {
+            for q in bundled::all() {
+                let params: Vec<String> = q
+                    .params
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}={}",
+                            p.name,
+                            p.default.clone().unwrap_or_else(|| if p.required {
+                                "?".into()
+                            } else {
+                                "null".into()
+                            })
+                        )
+                    })
+                    .collect();
+                println!("{:<24} {} [{}]", q.name, q.description, params.join(" "));
+            }
+        }
+        DotCommand::Run(name, params) => {
+            let q = bundled::find(&name)?;
+            running.store(true, Ordering::SeqCst);
+            let result = print_result(state, |out| q.run(engine, &params, out));
+            running.store(false, Ordering::SeqCst);
+            let rows = result?;
+            if state.format == Format::Table {
+                eprintln!("{rows} row{}", if rows == 1 { "" } else { "s" });
+            }
+        }
+        DotCommand::Mode(f) => state.format = f,
+        DotCommand::MaxRows(n) => state.max_rows = n.max(1),
+        DotCommand::Timer(on) => state.timer = on,
+        DotCommand::Output(path) => state.output = path,
+        DotCommand::Read(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| QueryError::Usage(format!("cannot read {}: {e}", path.display())))?;
+            if !run_script(engine, state, &text, running) {
+                return Err(QueryError::Usage(format!("{} had errors", path.display())));
+            }
+        }
+        DotCommand::Status => {
+            println!("lake: {} (read from {})", state.data, engine.root.display());
+            let sql = "select status, count(*) as runs, max(finished_at) as last from sync_runs group by all order by 1";
+            print_result(state, |out| engine.run(sql, out))?;
+        }
+        DotCommand::Quit => {}
+    }
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_commands_parse_and_unknown_ones_get_a_suggestion() {
+        assert_eq!(
+            ".schema billing".parse(),
+            Ok(DotCommand::Schema(Some("billing".into())))
+        );
+        assert_eq!(".mode CSV".parse(), Ok(DotCommand::Mode(Format::Csv)));
+        assert_eq!(
+            ".run churn_risk window_days=7".parse(),
+            Ok(DotCommand::Run(
+                "churn_risk".into(),
+                vec![("window_days".into(), "7".into())]
+            ))
+        );
+        assert_eq!(".timer on".parse(), Ok(DotCommand::Timer(true)));
+        assert!(".tabels"
+            .parse::<DotCommand>()
+            .unwrap_err()
+            .contains("did you mean .tables"));
+        assert!(".maxrows x".parse::<DotCommand>().is_err());
+        assert!(".mode parquet"
+            .parse::<DotCommand>()
+            .unwrap_err()
+            .contains("--output"));
+    }
+
+    #[test]
+    fn completion_offers_commands_queries_views_columns_and_keywords() {
+        assert_eq!(candidates(".ta", 3), (0, vec![".tables".to_string()]));
+        let (start, q) = candidates(".run churn_", 11);
+        assert_eq!(
+            (start, q),
+            (
+                5,
+                vec!["churn_risk".to_string(), "churn_signals".to_string()]
+            )
+        );
+        let (_, v) = candidates("select * from bill", 18);
+        assert!(
+            v.contains(&"billing".to_string())
+                && v.contains(&"billing_totals".to_string())
+                && v.contains(&"billing_value".to_string())
+        );
+        let (_, k) = candidates("sel", 3);
+        assert_eq!(k, vec!["select".to_string()]);
+        let (_, k) = candidates("SEL", 3);
+        assert_eq!(k, vec!["SELECT".to_string()]);
+    }
+
+    #[test]
+    fn a_statement_is_complete_at_its_semicolon() {
+        assert!(!is_complete("select *\nfrom billing"));
+        assert!(is_complete("select *\nfrom billing;"));
+        assert!(is_complete(".tables"));
+        assert!(is_complete("  "));
+    }
+}
