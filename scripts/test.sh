@@ -12,17 +12,20 @@ if [ -z "${DUCKDB_LIB_DIR:-}" ] && ! command -v npm >/dev/null 2>&1; then
   exit 2
 fi
 
-# Python tools for the tests (an S3-compatible server), in a virtualenv cached by the hash of
-# the requirements, so a warm machine skips the install and a new one gets it.
+# Python tools for the tests (an S3-compatible server, the notebook's packages, the DuckDB CLI
+# for benchmarks), in a virtualenv cached by the hash of the requirements, so a warm machine
+# skips the install and a new one gets it.
 venv="${HSPQ_VENV:-$HOME/.cache/hspq/venv}"
-stamp="$venv/.requirements-$(sha256sum tests/requirements.txt | cut -c1-16)"
+stamp="$venv/.requirements-$(cat tests/requirements.txt notebooks/requirements.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "scripts/test.sh: installing the test tools into $venv" >&2
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    -r tests/requirements.txt -r notebooks/requirements.txt
   touch "$stamp"
 fi
+export HSPQ_VENV="$venv"
 export HSPQ_MOTO_SERVER="$venv/bin/moto_server"
 
 cargo fmt --all -- --check
