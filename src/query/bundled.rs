@@ -227,6 +227,50 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_view_and_bundled_query_as_the_binary_knows_them() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        for d in crate::lake::Dataset::ALL {
+            let cols: Vec<String> = d
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} {}",
+                        f.name(),
+                        crate::query::views::duck_type(f.data_type())
+                    )
+                })
+                .collect();
+            let row = format!(
+                "| `{}` | {} | {} |",
+                d.name(),
+                d.key().join(", "),
+                cols.join(", ")
+            );
+            assert!(
+                readme.contains(&row),
+                "README's view table is out of date; expected:\n{row}"
+            );
+        }
+        for q in all() {
+            let line = format!("- `{}`: {}", q.name, q.description);
+            assert!(
+                readme.contains(&line),
+                "README's bundled queries are out of date; expected:\n{line}"
+            );
+            for p in &q.params {
+                assert!(
+                    readme.contains(&format!("--param {}=<{}>", p.name, p.ty.to_lowercase())),
+                    "{}",
+                    p.name
+                );
+            }
+        }
+    }
+
+    #[test]
     fn values_are_typed_and_unknown_parameters_refused() {
         let q = find("churn_risk").unwrap();
         let v = q.values(&[("window_days".into(), "14".into())]).unwrap();
