@@ -37,7 +37,10 @@ async fn simulator(companies: u32, periods: u32, rate: f64) -> Simulator {
 #[tokio::main]
 async fn main() {
     conversion().await;
-    for companies in [500, 2000] {
+    if std::env::var_os("HSPQ_BENCH_ONLY_CONVERSION").is_some() {
+        return;
+    }
+    for companies in [500, 2000, 8000] {
         whole_sync(companies).await;
     }
     if std::env::var_os("HSPQ_BENCH_SKIP_PACED").is_none() {
@@ -91,15 +94,27 @@ async fn conversion() {
     };
     let mut rows_done = 0usize;
     let rounds = 5;
+    let (mut decode, mut convert) = (Duration::ZERO, Duration::ZERO);
     let started = Instant::now();
     for _ in 0..rounds {
         for bytes in &pages {
+            let t = Instant::now();
             let page: Page<UsageCompany> = serde_json::from_slice(bytes).unwrap();
+            decode += t.elapsed();
+            let t = Instant::now();
             let (b, d) = rows::usage(&ctx, &page.results).unwrap();
+            convert += t.elapsed();
             rows_done += b.num_rows() + d.num_rows();
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    println!(
+        "conversion split: JSON decode {:.2} s ({:.0} rows/s), rows to Arrow {:.2} s ({:.0} rows/s)",
+        decode.as_secs_f64(),
+        rows_done as f64 / decode.as_secs_f64(),
+        convert.as_secs_f64(),
+        rows_done as f64 / convert.as_secs_f64()
+    );
     let mb: usize = pages.iter().map(|p| p.len()).sum();
     println!(
         "conversion: {rows_done} rows from {rounds} x {:.1} MB of /usage JSON in {secs:.2} s = {:.0} rows/s (JSON decode + Arrow)",

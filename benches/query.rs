@@ -109,6 +109,7 @@ fn main() {
         .unwrap_or(10_000);
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
+    std::fs::create_dir_all(&lake).unwrap();
     let started = Instant::now();
     build_lake(&lake, companies);
     println!(

@@ -7,9 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use hspq::api::Credentials;
-use hspq::ingest::plan::Windows;
-use hspq::ingest::IngestOptions;
 
 fn python() -> PathBuf {
     let venv = std::env::var("HSPQ_VENV")
@@ -26,24 +23,7 @@ fn python() -> PathBuf {
 
 async fn demo_lake(dir: &Path) {
     let sim = sim(|c| c.companies = 25).await;
-    for key in [MSSP_KEY, RESELLER_KEY] {
-        let mut client = config(&sim, 2, 0.0);
-        client.token_cache = None;
-        hspq::ingest::run(IngestOptions {
-            data: dir.display().to_string(),
-            client,
-            creds: Credentials::new(ORG_KEY, key).unwrap(),
-            windows: Windows {
-                history_months: 12,
-                lookback_days: 7,
-                full: false,
-            },
-            dry_run: false,
-            quiet: true,
-        })
-        .await
-        .unwrap();
-    }
+    ingest_lake(&sim, dir, &[MSSP_KEY, RESELLER_KEY]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,31 +10,11 @@ use std::process::{Command, Stdio};
 
 use chrono::{Datelike, Days, NaiveDate};
 use common::*;
-use hspq::api::Credentials;
-use hspq::ingest::plan::Windows;
-use hspq::ingest::IngestOptions;
 use hspq::sim::world::World;
 use hspq::sim::{Partnership, Simulator};
 
 async fn lake_from(sim: &Simulator, dir: &Path, keys: &[&str]) {
-    for key in keys {
-        let mut client = config(sim, 2, 0.0);
-        client.token_cache = None;
-        hspq::ingest::run(IngestOptions {
-            data: dir.display().to_string(),
-            client,
-            creds: Credentials::new(ORG_KEY, key).unwrap(),
-            windows: Windows {
-                history_months: 12,
-                lookback_days: 7,
-                full: false,
-            },
-            dry_run: false,
-            quiet: true,
-        })
-        .await
-        .unwrap();
-    }
+    ingest_lake(sim, dir, keys).await;
 }
 
 fn hspq(dir: &Path, args: &[&str]) -> std::process::Output {

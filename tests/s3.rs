@@ -224,3 +224,63 @@ fn a_bad_s3_location_fails_with_the_fix() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("names no bucket"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_lake_is_queried_from_a_local_copy_and_offline_from_the_cache() {
+    let moto = start_moto();
+    let store = bucket(&moto, "query-lake").await;
+    let sim = sim(|c| c.companies = 6).await;
+    let data = "s3://query-lake/team";
+    let out = hspq(&moto, &sim.base_url(), data).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let query = |moto_endpoint: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
+        cmd.args([
+            "sql",
+            "select count(*) as n from daily_usage",
+            "--format",
+            "csv",
+            "--data",
+            data,
+        ])
+        .env("XDG_CACHE_HOME", cache.path())
+        .env("AWS_ENDPOINT_URL", moto_endpoint)
+        .env("AWS_ALLOW_HTTP", "true");
+        for (k, v) in ENV {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let online = query(&moto.endpoint);
+    assert!(
+        online.status.success(),
+        "{}",
+        String::from_utf8_lossy(&online.stderr)
+    );
+    let local = tempfile::tempdir().unwrap();
+    download(&store, "team", local.path()).await;
+    let want = lake_rows(local.path(), "daily_usage", &["count(*)"]);
+    assert_eq!(
+        String::from_utf8_lossy(&online.stdout),
+        format!("n\n{}\n", want[0])
+    );
+    // S3 gone: the cached copy answers and says how old it is.
+    drop(moto);
+    let offline = query("http://127.0.0.1:9");
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    assert_eq!(offline.stdout, online.stdout);
+    let notice = String::from_utf8_lossy(&offline.stderr);
+    assert!(
+        notice.contains("unreachable") && notice.contains("ago"),
+        "{notice}"
+    );
+}

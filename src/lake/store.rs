@@ -62,8 +62,19 @@ pub struct Lake {
 
 impl Lake {
     /// Opens `--data`: `s3://bucket/prefix` (AWS settings from the environment, as the AWS CLI
-    /// reads them) or a local folder, created if missing.
+    /// reads them) or a local folder, created if missing. S3 requests retry patiently (a sync
+    /// should ride out a hiccup).
     pub fn open(data: &str) -> Result<Lake, LakeError> {
+        Lake::open_with(data, false)
+    }
+
+    /// Like [`Lake::open`], but S3 requests give up within seconds: for reads that have a
+    /// local fallback (queries answer from the cache when S3 is unreachable).
+    pub fn open_quick(data: &str) -> Result<Lake, LakeError> {
+        Lake::open_with(data, true)
+    }
+
+    fn open_with(data: &str, quick: bool) -> Result<Lake, LakeError> {
         if let Some(rest) = data.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -72,6 +83,21 @@ impl Lake {
                 )));
             }
             let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if quick {
+                builder = builder
+                    .with_retry(object_store::RetryConfig {
+                        max_retries: 2,
+                        retry_timeout: std::time::Duration::from_secs(10),
+                        ..Default::default()
+                    })
+                    // A config key, not `with_client_options`, which would drop the AWS_* settings.
+                    .with_config(
+                        object_store::aws::AmazonS3ConfigKey::Client(
+                            object_store::ClientConfigKey::ConnectTimeout,
+                        ),
+                        "5s",
+                    );
+            }
             if std::env::var_os("AWS_REGION").is_none()
                 && std::env::var_os("AWS_DEFAULT_REGION").is_none()
             {

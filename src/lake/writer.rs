@@ -23,7 +23,7 @@ use super::store::{Lake, LakeError};
 const ROW_GROUP_ROWS: usize = 122_880;
 
 /// Rows buffered per partition before a file is written.
-pub const DEFAULT_MAX_ROWS: usize = 250_000;
+pub const DEFAULT_MAX_ROWS: usize = 100_000;
 
 /// A file a writer published.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,6 +14,7 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tracing::warn;
 
 use crate::lake::layout::MANIFEST;
@@ -180,7 +181,7 @@ async fn sync_cache(data: &str) -> Result<(PathBuf, Option<String>), QueryError>
         .collect();
     let cache = base.join(name);
     let cached_manifest = cache.join(MANIFEST);
-    let remote = Lake::open(data)?;
+    let remote = Lake::open_quick(data)?;
     let fetched = remote.get(MANIFEST).await;
     let bytes = match fetched {
         Ok(Some(bytes)) => bytes,
@@ -210,16 +211,30 @@ async fn sync_cache(data: &str) -> Result<(PathBuf, Option<String>), QueryError>
     })?;
     let local = Lake::open(&cache.display().to_string())?;
     let previous = Manifest::load(&local).await.unwrap_or_default();
-    for (path, entry) in &manifest.files {
-        let same = previous.files.get(path) == Some(entry) && cache.join(path).is_file();
-        if !same {
+    // Only new or changed files, eight at a time.
+    let changed: Vec<&String> = manifest
+        .files
+        .iter()
+        .filter(|(path, entry)| {
+            previous.files.get(*path) != Some(*entry) || !cache.join(path).is_file()
+        })
+        .map(|(path, _)| path)
+        .collect();
+    let fetches = changed.into_iter().map(|path| {
+        let (remote, local) = (remote.clone(), local.clone());
+        async move {
             let body = remote.get(path).await?.ok_or_else(|| LakeError::Corrupt {
                 path: format!("{data}/{path}"),
                 detail: "listed in the manifest but missing".into(),
             })?;
-            local.put(path, body).await?;
+            local.put(path, body).await
         }
-    }
+    });
+    let results: Vec<Result<(), LakeError>> = futures_util::stream::iter(fetches)
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
     // The manifest last, so a cut-short sync leaves the previous copy consistent.
     local.put(MANIFEST, Bytes::from(bytes.to_vec())).await?;
     for (path, _) in local.list("").await? {

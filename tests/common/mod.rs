@@ -55,3 +55,25 @@ pub async fn connect(sim: &Simulator, sessions: usize, rate: f64) -> Client {
         .await
         .expect("client connects")
 }
+
+/// Syncs `sim` into the lake at `dir` with each key in turn (unpaced, no session cache).
+pub async fn ingest_lake(sim: &Simulator, dir: &std::path::Path, keys: &[&str]) {
+    for key in keys {
+        let mut client = config(sim, 2, 0.0);
+        client.token_cache = None;
+        hspq::ingest::run(hspq::ingest::IngestOptions {
+            data: dir.display().to_string(),
+            client,
+            creds: Credentials::new(ORG_KEY, key).unwrap(),
+            windows: hspq::ingest::plan::Windows {
+                history_months: 12,
+                lookback_days: 7,
+                full: false,
+            },
+            dry_run: false,
+            quiet: true,
+        })
+        .await
+        .unwrap();
+    }
+}
