@@ -108,8 +108,9 @@ pub struct ViewsArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where the demo lake goes.
-    #[arg(long, env = "HSPQ_DATA", default_value = "./hspq-demo")]
+    /// Where the demo lake goes (not read from HSPQ_DATA: simulated data must never land in a
+    /// real lake by accident).
+    #[arg(long, default_value = "./hspq-demo")]
     pub data: String,
     /// Companies per partnership in the simulated partner.
     #[arg(long, default_value_t = 300)]
