@@ -341,7 +341,11 @@ fn views(args: ViewsArgs) -> Result<ExitCode> {
             .display()
             .to_string()
     };
-    let sql = hspq::query::views::all_views_sql(&root);
+    let local = !data.starts_with("s3://");
+    let sql = hspq::query::views::all_views_sql(&root, |d| {
+        // On S3 every dataset is assumed present; locally an absent folder gets an empty view.
+        !local || std::path::Path::new(&root).join(d.name()).is_dir()
+    });
     if args.target.sql {
         println!("{sql}");
         return Ok(ExitCode::SUCCESS);

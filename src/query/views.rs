@@ -102,11 +102,18 @@ pub fn view_sql(dataset: Dataset, source: &Source) -> String {
     )
 }
 
-/// Every view, for `hspq views --sql`, reading the lake at `root` by glob.
-pub fn all_views_sql(root: &str) -> String {
+/// Every view, for `hspq views --sql`, reading the lake at `root` by glob; a dataset for which
+/// `present` says no gets an empty view (a glob matching nothing is an error in DuckDB).
+pub fn all_views_sql(root: &str, present: impl Fn(Dataset) -> bool) -> String {
     Dataset::ALL
         .iter()
-        .map(|d| view_sql(*d, &Source::Glob(root)))
+        .map(|d| {
+            if present(*d) {
+                view_sql(*d, &Source::Glob(root))
+            } else {
+                view_sql(*d, &Source::Files(Vec::new()))
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n\n")
 }
