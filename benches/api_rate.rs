@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use hspq::api::{models::Me, Client, ClientConfig, Credentials};
 use hspq::sim::{SimConfig, Simulator};
 
-#[tokio::main]
+// Threads to spare, as the binary has: the simulator answering in-process must not delay
+// the arrival of the requests it times.
+#[tokio::main(worker_threads = 8)]
 async fn main() {
     let per_session: usize = std::env::var("HSPQ_BENCH_PER_SESSION")
         .ok()

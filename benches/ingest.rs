@@ -34,10 +34,18 @@ async fn simulator(companies: u32, periods: u32, rate: f64) -> Simulator {
     Simulator::start_local(c).await.unwrap()
 }
 
-#[tokio::main]
+// Threads to spare, as the binary has: the simulator answering in-process must not delay
+// the arrival of the requests it times.
+#[tokio::main(worker_threads = 8)]
 async fn main() {
     conversion().await;
     if std::env::var_os("HSPQ_BENCH_ONLY_CONVERSION").is_some() {
+        return;
+    }
+    if std::env::var_os("HSPQ_BENCH_ONLY_PACED").is_some() {
+        for sessions in [1, 5] {
+            paced(sessions).await;
+        }
         return;
     }
     for companies in [500, 2000, 8000] {

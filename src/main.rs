@@ -11,7 +11,14 @@ use clap::Parser;
 fn main() -> ExitCode {
     let opts = cli::Opts::parse();
     init_logging(opts.verbose);
-    let runtime = match tokio::runtime::Runtime::new() {
+    // More worker threads than cores: CPU-heavy steps (a page decoded, a file encoded, the
+    // simulator building an answer) must not keep the threads that send requests, or read
+    // them in `hspq simulate`, from running; the API counts request arrivals to the millisecond.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(8)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hspq: cannot start the async runtime: {e}");

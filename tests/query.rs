@@ -178,7 +178,10 @@ async fn the_latest_ingested_row_wins_and_filters_prune_partitions() {
         dir.path().display()
     ))
     .unwrap();
-    manifest["files"][&new] = manifest["files"][&old].clone();
+    // A file hspq's writer did not write promises nothing about its keys.
+    let mut entry = manifest["files"][&old].clone();
+    entry["unique_keys"] = false.into();
+    manifest["files"][&new] = entry;
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
     assert_eq!(
         rows(dir.path(), "select count(*) from billing").await,
@@ -195,6 +198,27 @@ async fn the_latest_ingested_row_wins_and_filters_prune_partitions() {
     let engine = hspq::query::Engine::open(&dir.path().display().to_string())
         .await
         .unwrap();
+    // Views over files hspq wrote skip the deduplication; the one with a foreign file keeps it.
+    let definition = |view: &str| -> String {
+        engine
+            .connection()
+            .query_row(
+                &format!("select sql from duckdb_views() where view_name = '{view}'"),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert!(
+        !definition("daily_usage").contains("row_number"),
+        "{}",
+        definition("daily_usage")
+    );
+    assert!(
+        definition("billing").contains("row_number"),
+        "{}",
+        definition("billing")
+    );
     let plan: String = engine
         .connection()
         .query_row(

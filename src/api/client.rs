@@ -55,7 +55,7 @@ impl ClientConfig {
             base_url,
             sessions: 1,
             rate: 1.0,
-            pace_margin: Duration::from_millis(10),
+            pace_margin: Duration::from_millis(20),
             request_timeout: Some(Duration::from_secs(60)),
             renew_before: Duration::from_secs(120),
             retry: RetryConfig::default(),
@@ -205,14 +205,28 @@ impl Client {
 
     /// GETs `path` (relative to the base URL, or absolute, or `/v1/...` from the origin) and
     /// decodes the body.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+    pub async fn get<T: DeserializeOwned + Send + 'static>(
+        &self,
+        path: &str,
+    ) -> Result<T, ApiError> {
         let url = self.inner.resolve(path)?;
         let body = self.inner.execute(Method::GET, &url).await?;
-        decode(&url, &body)
+        if body.len() < 256 * 1024 {
+            return decode(&url, &body);
+        }
+        // A large page takes a while to decode: off the async threads, so requests other
+        // tasks have started are not held up (the API counts their arrival).
+        tokio::task::spawn_blocking(move || decode(&url, &body))
+            .await
+            .map_err(|e| ApiError::Config(format!("decoding a page failed: {e}")))?
     }
 
     /// Walks a paged list from `path`, `limit` records per page.
-    pub fn pages<T: DeserializeOwned>(&self, path: &str, limit: usize) -> Pages<T> {
+    pub fn pages<T: DeserializeOwned + Send + 'static>(
+        &self,
+        path: &str,
+        limit: usize,
+    ) -> Pages<T> {
         Pages {
             client: self.clone(),
             path: path.to_string(),
@@ -224,7 +238,7 @@ impl Client {
     }
 
     /// Every record of a paged list.
-    pub async fn get_all<T: DeserializeOwned>(
+    pub async fn get_all<T: DeserializeOwned + Send + 'static>(
         &self,
         path: &str,
         limit: usize,
@@ -625,7 +639,7 @@ pub struct Pages<T> {
     _records: std::marker::PhantomData<fn() -> T>,
 }
 
-impl<T: DeserializeOwned> Pages<T> {
+impl<T: DeserializeOwned + Send + 'static> Pages<T> {
     /// The next page, or `None` after the last.
     pub async fn next_page(&mut self) -> Result<Option<Page<T>>, ApiError> {
         let Some(next) = self.next.take() else {

@@ -507,14 +507,15 @@ impl Sync<'_> {
             for month in &months {
                 let partition = Partition::month(dataset, rt, month);
                 let mut writer = PartitionWriter::new(&self.lake, partition.clone(), &self.run_id);
+                // New rows first: the writer keeps the first version of a key it sees.
+                for b in by_month.remove(month).unwrap_or_default() {
+                    writer.push(b).await?;
+                }
                 for path in self.manifest.files_in(&partition) {
                     for old in read_parquet(&self.lake, &path).await? {
                         let kept = drop_refetched(&old, &ranges);
                         writer.push(kept).await?;
                     }
-                }
-                for b in by_month.remove(month).unwrap_or_default() {
-                    writer.push(b).await?;
                 }
                 written.push(writer.finish().await?);
             }
@@ -637,6 +638,8 @@ impl Sync<'_> {
                 rows: file.rows,
                 sha256: file.sha256,
                 run_id: row.run_id.clone(),
+                // One row, keyed by its own run id.
+                unique_keys: true,
             },
         );
         self.manifest.commit(&self.lake, &[]).await?;

@@ -28,6 +28,10 @@ pub struct FileEntry {
     pub sha256: String,
     /// The run that wrote it.
     pub run_id: String,
+    /// Its partition holds each key once (the writer dropped repeats), so readers need not
+    /// deduplicate. Absent in files of writers that did not promise it.
+    #[serde(default)]
+    pub unique_keys: bool,
 }
 
 /// What a period looked like when it was last fetched (the `periods` dataset is rebuilt from
@@ -148,6 +152,7 @@ impl Manifest {
                     rows: f.rows,
                     sha256: f.sha256.clone(),
                     run_id: run_id.to_string(),
+                    unique_keys: true,
                 },
             );
         }

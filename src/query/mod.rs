@@ -101,14 +101,20 @@ impl Engine {
         for d in Dataset::ALL {
             let source = if has_manifest {
                 let prefix = format!("{}/", d.name());
-                Source::Files(
-                    manifest
-                        .files
-                        .keys()
-                        .filter(|p| p.starts_with(&prefix))
-                        .map(|p| format!("{root_text}/{p}"))
-                        .collect(),
-                )
+                let live: Vec<_> = manifest
+                    .files
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(&prefix))
+                    .collect();
+                let paths = live
+                    .iter()
+                    .map(|(p, _)| format!("{root_text}/{p}"))
+                    .collect();
+                if live.iter().all(|(_, f)| f.unique_keys) {
+                    Source::UniqueFiles(paths)
+                } else {
+                    Source::Files(paths)
+                }
             } else if root.join(d.name()).is_dir() {
                 // A lake copied without its bookkeeping: read what is there.
                 Source::Glob(&root_text)

@@ -18,6 +18,9 @@ pub enum Source<'a> {
     /// The exact live files: what hspq itself queries, so no file a sync left
     /// uncommitted is ever read.
     Files(Vec<String>),
+    /// Live files whose writer kept each key once (the manifest says so): no deduplication
+    /// needed, which makes large scans several times faster.
+    UniqueFiles(Vec<String>),
 }
 
 /// DuckDB's name for a declared column type.
@@ -61,8 +64,8 @@ pub fn view_sql(dataset: Dataset, source: &Source) -> String {
             };
             Some(quote(&pattern))
         }
-        Source::Files(files) if files.is_empty() => None,
-        Source::Files(files) => Some(format!(
+        Source::Files(files) | Source::UniqueFiles(files) if files.is_empty() => None,
+        Source::Files(files) | Source::UniqueFiles(files) => Some(format!(
             "[{}]",
             files
                 .iter()
@@ -95,6 +98,12 @@ pub fn view_sql(dataset: Dataset, source: &Source) -> String {
     } else {
         format!("read_parquet({files}, hive_partitioning = true, hive_types = {hive_types}, union_by_name = true)")
     };
+    if matches!(source, Source::UniqueFiles(_)) {
+        return format!(
+            "CREATE OR REPLACE VIEW {name} AS\nSELECT {}\nFROM {reader};",
+            columns.join(", ")
+        );
+    }
     format!(
         "CREATE OR REPLACE VIEW {name} AS\nSELECT {}\nFROM {reader}\nQUALIFY row_number() OVER (PARTITION BY {} ORDER BY ingested_at DESC) = 1;",
         columns.join(", "),

@@ -250,7 +250,9 @@ impl State {
             )
         })?;
         let fault = self.draw_fault();
-        let now = Instant::now();
+        let now = REQUEST_ARRIVAL
+            .try_with(|t| *t)
+            .unwrap_or_else(|_| Instant::now());
         let (serial, key) = {
             let mut sessions = self.sessions.lock().expect("sessions");
             let entry = match sessions.by_token.get_mut(&token) {
@@ -340,20 +342,32 @@ impl State {
                 stringify_first_number(first);
             }
         }
-        let mut resp = if ctx.drop {
-            let stream = futures_util::stream::once(async {
-                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
-                    "connection dropped",
-                ))
-            });
-            let mut r = Response::new(Body::from_stream(stream));
-            *r.status_mut() = status;
-            r
-        } else {
-            (status, axum::Json(body)).into_response()
-        };
+        let mut resp = heavy(|| {
+            if ctx.drop {
+                let stream = futures_util::stream::once(async {
+                    Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+                        "connection dropped",
+                    ))
+                });
+                let mut r = Response::new(Body::from_stream(stream));
+                *r.status_mut() = status;
+                r
+            } else {
+                (status, axum::Json(body)).into_response()
+            }
+        });
         resp.extensions_mut().insert(Serial(ctx.serial));
         resp
+    }
+}
+
+/// Runs CPU-heavy work (building and serializing a large answer) so that it does not hold up
+/// the worker that would read the next request: tokio cannot steal a task parked in a busy
+/// worker's LIFO slot, and the rate limit times arrivals to the millisecond.
+fn heavy<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -485,6 +499,9 @@ fn report_routes(p: Partnership) -> Router<Shared> {
 tokio::task_local! {
     /// The path being answered, for path-targeted scripted faults.
     static REQUEST_PATH: String;
+    /// When the request arrived: the rate limit counts arrivals, not the moment a busy
+    /// handler gets to look at them.
+    static REQUEST_ARRIVAL: Instant;
 }
 
 async fn record(AxState(state): AxState<Shared>, req: Request, next: Next) -> Response {
@@ -492,7 +509,9 @@ async fn record(AxState(state): AxState<Shared>, req: Request, next: Next) -> Re
     let method = req.method().to_string();
     let uri = req.uri().to_string();
     let path = req.uri().path().to_string();
-    let resp = REQUEST_PATH.scope(path, next.run(req)).await;
+    let resp = REQUEST_ARRIVAL
+        .scope(at, REQUEST_PATH.scope(path, next.run(req)))
+        .await;
     let session = resp.extensions().get::<Serial>().map(|s| s.0);
     state.log.lock().expect("request log").push(RequestRecord {
         at,
@@ -1012,65 +1031,67 @@ async fn billing(
 ) -> Result<Response, ApiError> {
     let ctx = state.gate(&headers, peer, Need::Report(p)).await?;
     let w = &state.world;
-    let x = resolve_period(w, p, &year, &period)?;
-    let group_by = q.get("group_by").map(String::as_str).unwrap_or("product");
-    let (totals, per_company) = match group_by {
-        "product" => (true, false),
-        "company" => (false, true),
-        "company,product" | "product,company" => (true, true),
-        _ => {
-            return Err(ApiError::bad_request(
-                "group_by",
-                "Use product, company or company,product.",
-            ))
-        }
-    };
-    let product = product_param(&q)?;
-    let paging = page_params(&q)?;
-    let eligible = w.eligible(p, &x);
-    let mut body = header(p, &x);
-    body.insert("group_by".into(), json!(group_by));
-    body.insert("eligible_company_count".into(), json!(eligible.len()));
-    if totals {
-        let products: Vec<&str> = match product {
-            Some(one) => vec![one],
-            None => w.period_products(p, &x),
+    heavy(|| {
+        let x = resolve_period(w, p, &year, &period)?;
+        let group_by = q.get("group_by").map(String::as_str).unwrap_or("product");
+        let (totals, per_company) = match group_by {
+            "product" => (true, false),
+            "company" => (false, true),
+            "company,product" | "product,company" => (true, true),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "group_by",
+                    "Use product, company or company,product.",
+                ))
+            }
         };
-        let totals: Vec<Value> = products
-            .into_iter()
-            .map(|prod| {
-                let values: Vec<Option<u64>> = eligible
-                    .iter()
-                    .map(|c| w.billing(c, &x, Some(prod))[0].billing_value)
-                    .collect();
-                let billed: Vec<u64> = values.iter().flatten().copied().collect();
-                json!({
-                    "product": prod,
-                    "billing_total": billed.iter().sum::<u64>(),
-                    "company_count": billed.len(),
-                    "null_company_count": values.len() - billed.len(),
+        let product = product_param(&q)?;
+        let paging = page_params(&q)?;
+        let eligible = w.eligible(p, &x);
+        let mut body = header(p, &x);
+        body.insert("group_by".into(), json!(group_by));
+        body.insert("eligible_company_count".into(), json!(eligible.len()));
+        if totals {
+            let products: Vec<&str> = match product {
+                Some(one) => vec![one],
+                None => w.period_products(p, &x),
+            };
+            let totals: Vec<Value> = products
+                .into_iter()
+                .map(|prod| {
+                    let values: Vec<Option<u64>> = eligible
+                        .iter()
+                        .map(|c| w.billing(c, &x, Some(prod))[0].billing_value)
+                        .collect();
+                    let billed: Vec<u64> = values.iter().flatten().copied().collect();
+                    json!({
+                        "product": prod,
+                        "billing_total": billed.iter().sum::<u64>(),
+                        "company_count": billed.len(),
+                        "null_company_count": values.len() - billed.len(),
+                    })
                 })
-            })
-            .collect();
-        body.insert("totals".into(), json!(totals));
-    }
-    if per_company {
-        let path = format!("{}/{}/{}/usage/billing", report_base(p), x.year, x.label());
-        envelope(&mut body, &path, &q, paging, eligible.len(), true);
-        let results: Vec<Value> = eligible
-            .iter()
-            .skip(paging.1)
-            .take(paging.0)
-            .map(|c| {
-                json!({
-                    "security_center_id": c.id, "company_name": c.name,
-                    "billing": w.billing(c, &x, product),
+                .collect();
+            body.insert("totals".into(), json!(totals));
+        }
+        if per_company {
+            let path = format!("{}/{}/{}/usage/billing", report_base(p), x.year, x.label());
+            envelope(&mut body, &path, &q, paging, eligible.len(), true);
+            let results: Vec<Value> = eligible
+                .iter()
+                .skip(paging.1)
+                .take(paging.0)
+                .map(|c| {
+                    json!({
+                        "security_center_id": c.id, "company_name": c.name,
+                        "billing": w.billing(c, &x, product),
+                    })
                 })
-            })
-            .collect();
-        body.insert("results".into(), json!(results));
-    }
-    Ok(state.respond(&ctx, StatusCode::OK, Value::Object(body)))
+                .collect();
+            body.insert("results".into(), json!(results));
+        }
+        Ok(state.respond(&ctx, StatusCode::OK, Value::Object(body)))
+    })
 }
 
 async fn usage(
@@ -1091,18 +1112,20 @@ async fn usage(
     body.insert("eligible_company_count".into(), json!(eligible.len()));
     let path = format!("{}/{}/{}/usage", report_base(p), x.year, x.label());
     envelope(&mut body, &path, &q, paging, eligible.len(), true);
-    let results: Vec<Value> = eligible
-        .iter()
-        .skip(paging.1)
-        .take(paging.0)
-        .map(|c| {
-            json!({
-                "security_center_id": c.id, "company_name": c.name,
-                "billing": w.billing(c, &x, product),
-                "daily": w.daily(c, &x, product),
+    let results: Vec<Value> = heavy(|| {
+        eligible
+            .iter()
+            .skip(paging.1)
+            .take(paging.0)
+            .map(|c| {
+                json!({
+                    "security_center_id": c.id, "company_name": c.name,
+                    "billing": w.billing(c, &x, product),
+                    "daily": w.daily(c, &x, product),
+                })
             })
-        })
-        .collect();
+            .collect()
+    });
     body.insert("results".into(), json!(results));
     Ok(state.respond(&ctx, StatusCode::OK, Value::Object(body)))
 }
@@ -1244,10 +1267,12 @@ async fn engagement(
     let c = customer_of(&state, &ctx, &scid)?;
     let (from, to) = date_range(w, &q)?;
     let kinds = kinds(&q, &["scan_activity", "scanner_health", "api_usage"])?;
-    let days: Vec<_> = data_days(w, c, from, to)
-        .into_iter()
-        .map(|d| (d, w.engagement(c, d)))
-        .collect();
+    let days: Vec<_> = heavy(|| {
+        data_days(w, c, from, to)
+            .into_iter()
+            .map(|d| (d, w.engagement(c, d)))
+            .collect()
+    });
     let mut metrics = Map::new();
     for kind in kinds {
         let rows: Vec<Value> = match kind {
@@ -1303,10 +1328,12 @@ async fn churn_risk(
             "zero_activity",
         ],
     )?;
-    let days: Vec<_> = data_days(w, c, from, to)
-        .into_iter()
-        .map(|d| (d, w.engagement(c, d)))
-        .collect();
+    let days: Vec<_> = heavy(|| {
+        data_days(w, c, from, to)
+            .into_iter()
+            .map(|d| (d, w.engagement(c, d)))
+            .collect()
+    });
     let mut indicators = Map::new();
     for kind in kinds {
         let rows: Vec<Value> = match kind {
