@@ -465,7 +465,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         }
     );
     println!(
-        "\nDone in {elapsed}. Next:\n  hspq repl --data {data}\n  hspq sql --data {data} \"select * from churn limit 5\"\n  hspq queries\n  HSPQ_DATA={data} jupyter notebook notebooks/churn_analysis.ipynb",
+        "\nDone in {elapsed}. Next (from a checkout, hspq is target/release/hspq, or `cargo install --path .`):\n  hspq repl --data {data}\n  hspq sql --data {data} \"select * from churn limit 5\"\n  hspq queries\n  HSPQ_DATA={data} jupyter notebook notebooks/churn_analysis.ipynb",
         elapsed = human_duration(started.elapsed()),
         data = args.data,
     );
