@@ -614,34 +614,17 @@ impl Sync<'_> {
 
     async fn write_run_row(&mut self, row: &RunRow) -> Result<(), IngestError> {
         let batch = rows::sync_run(row).map_err(|d| convert("sync_runs", d))?;
-        let path = Partition::sync_runs().file(&row.run_id, 0);
-        let (bytes, rows) = crate::lake::writer::encode(
-            &Dataset::SyncRuns.schema(),
-            Dataset::SyncRuns.key(),
-            &[batch],
-        )
-        .map_err(|detail| LakeError::Parquet {
-            path: path.clone(),
-            detail,
-        })?;
-        let file = WrittenFile {
-            path: path.clone(),
-            size: bytes.len() as u64,
-            rows,
-            sha256: format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes)),
-        };
-        self.lake.put(&path, bytes).await?;
-        self.manifest.files.insert(
-            path,
-            crate::lake::FileEntry {
-                size: file.size,
-                rows: file.rows,
-                sha256: file.sha256,
-                run_id: row.run_id.clone(),
-                // One row, keyed by its own run id.
-                unique_keys: true,
-            },
-        );
+        // One file per run in the shared sync_runs folder: added to the manifest, not swapped
+        // in for the folder's other runs.
+        let mut writer = PartitionWriter::new(&self.lake, Partition::sync_runs(), &row.run_id);
+        writer.push(batch).await?;
+        let (_, files) = writer.finish().await?;
+        for f in &files {
+            self.manifest.files.insert(
+                f.path.clone(),
+                crate::lake::FileEntry::written(f, &row.run_id),
+            );
+        }
         self.manifest.commit(&self.lake, &[]).await?;
         Ok(())
     }

@@ -84,6 +84,19 @@ pub struct SyncState {
     pub open_runs: BTreeMap<String, serde_json::Value>,
 }
 
+impl FileEntry {
+    /// The entry of a file hspq's partition writer wrote for `run_id`.
+    pub fn written(f: &WrittenFile, run_id: &str) -> FileEntry {
+        FileEntry {
+            size: f.size,
+            rows: f.rows,
+            sha256: f.sha256.clone(),
+            run_id: run_id.to_string(),
+            unique_keys: true,
+        }
+    }
+}
+
 impl SyncState {
     /// The key of a period.
     pub fn period_key(report_type: &str, year: i64, period: &str) -> String {
@@ -145,16 +158,8 @@ impl Manifest {
             self.files.remove(p);
         }
         for f in written {
-            self.files.insert(
-                f.path.clone(),
-                FileEntry {
-                    size: f.size,
-                    rows: f.rows,
-                    sha256: f.sha256.clone(),
-                    run_id: run_id.to_string(),
-                    unique_keys: true,
-                },
-            );
+            self.files
+                .insert(f.path.clone(), FileEntry::written(f, run_id));
         }
         let new: BTreeSet<&String> = written.iter().map(|f| &f.path).collect();
         old.into_iter().filter(|p| !new.contains(p)).collect()
