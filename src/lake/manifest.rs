@@ -92,7 +92,7 @@ impl FileEntry {
             rows: f.rows,
             sha256: f.sha256.clone(),
             run_id: run_id.to_string(),
-            unique_keys: true,
+            unique_keys: f.unique_keys,
         }
     }
 }
@@ -205,6 +205,7 @@ mod tests {
             size: 1,
             rows: 1,
             sha256: "x".into(),
+            unique_keys: true,
         }
     }
 

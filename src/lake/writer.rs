@@ -1,17 +1,22 @@
 //! Arrow batches → zstd Parquet files in one partition, sorted by the dataset's key.
 //!
 //! A partition writer buffers at most `max_rows` rows; past that it sorts and writes a file and
-//! starts the next, so memory stays bounded however large a partition is. It keeps each key once
-//! per partition (the first version pushed wins; a 128-bit hash per key remembers what was
-//! seen), so the lake holds one row per key and the views need not deduplicate. Each file is
-//! published by one atomic PUT under a name unique to the run; it joins the lake's manifest
+//! starts the next, so memory stays bounded however large a partition is. Within a file each
+//! key is kept once (the first version pushed wins). Across files, keys are unique when the
+//! files' key ranges do not overlap, which the writer checks at the end and reports in
+//! [`WrittenFile::unique_keys`]: then the views need not deduplicate (the usual case, as pages
+//! arrive in key order), otherwise they fall back to keeping the newest row per key. Each file
+//! is published by one atomic PUT under a name unique to the run; it joins the lake's manifest
 //! only when the run commits the partition (see `manifest`).
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+use arrow::array::{BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::{
+    concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
+};
 use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, SortField};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -38,6 +43,8 @@ pub struct WrittenFile {
     pub rows: u64,
     /// SHA-256 of the bytes, hex.
     pub sha256: String,
+    /// No key of this file appears in another file of its partition (nor twice in it).
+    pub unique_keys: bool,
 }
 
 /// Writes one partition's rows into as many files as its size needs.
@@ -50,8 +57,8 @@ pub struct PartitionWriter {
     rows: usize,
     max_rows: usize,
     written: Vec<WrittenFile>,
-    seen: std::collections::HashSet<u128>,
-    converter: Option<arrow::row::RowConverter>,
+    /// First and last key (row-encoded) of each written file.
+    ranges: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl PartitionWriter {
@@ -66,8 +73,7 @@ impl PartitionWriter {
             rows: 0,
             max_rows: DEFAULT_MAX_ROWS,
             written: Vec::new(),
-            seen: std::collections::HashSet::new(),
-            converter: None,
+            ranges: Vec::new(),
         }
     }
 
@@ -82,17 +88,8 @@ impl PartitionWriter {
         &self.partition
     }
 
-    /// Adds rows whose key was not pushed before; writes a file when enough are buffered.
+    /// Adds rows; writes a file when enough are buffered.
     pub async fn push(&mut self, batch: RecordBatch) -> Result<(), LakeError> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let batch = self
-            .first_versions(batch)
-            .map_err(|detail| LakeError::Parquet {
-                path: self.partition.dir.clone(),
-                detail,
-            })?;
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -102,54 +99,6 @@ impl PartitionWriter {
             self.flush().await?;
         }
         Ok(())
-    }
-
-    /// The rows of `batch` whose key this writer has not seen yet.
-    fn first_versions(&mut self, batch: RecordBatch) -> Result<RecordBatch, String> {
-        use std::hash::{BuildHasher, Hasher};
-        let key = self.partition.dataset.key();
-        let columns: Vec<arrow::array::ArrayRef> = key
-            .iter()
-            .map(|k| {
-                batch
-                    .column_by_name(k)
-                    .cloned()
-                    .ok_or_else(|| format!("key column {k} missing"))
-            })
-            .collect::<Result<_, _>>()?;
-        if self.converter.is_none() {
-            let fields = columns
-                .iter()
-                .map(|c| arrow::row::SortField::new(c.data_type().clone()))
-                .collect();
-            self.converter =
-                Some(arrow::row::RowConverter::new(fields).map_err(|e| e.to_string())?);
-        }
-        let rows = self
-            .converter
-            .as_ref()
-            .expect("set above")
-            .convert_columns(&columns)
-            .map_err(|e| e.to_string())?;
-        // Two differently seeded 64-bit hashes make the 128 bits a collision would need.
-        let (a, b) = hashers();
-        let keep: arrow::array::BooleanArray = rows
-            .iter()
-            .map(|row| {
-                let mut h1 = a.build_hasher();
-                h1.write(row.as_ref());
-                let mut h2 = b.build_hasher();
-                h2.write(row.as_ref());
-                Some(
-                    self.seen
-                        .insert(((h1.finish() as u128) << 64) | h2.finish() as u128),
-                )
-            })
-            .collect();
-        if keep.true_count() == batch.num_rows() {
-            return Ok(batch);
-        }
-        arrow::compute::filter_record_batch(&batch, &keep).map_err(|e| e.to_string())
     }
 
     async fn flush(&mut self) -> Result<(), LakeError> {
@@ -166,61 +115,93 @@ impl PartitionWriter {
         let encoded = tokio::task::spawn_blocking(move || encode(&schema, key, &batches))
             .await
             .map_err(|e| e.to_string())
-            .and_then(|r| r);
-        let (bytes, rows) = encoded.map_err(|detail| LakeError::Parquet {
-            path: path.clone(),
-            detail,
-        })?;
+            .and_then(|r| r)
+            .map_err(|detail| LakeError::Parquet {
+                path: path.clone(),
+                detail,
+            })?;
         let file = WrittenFile {
             path: path.clone(),
-            size: bytes.len() as u64,
-            rows,
-            sha256: format!("{:x}", Sha256::digest(&bytes)),
+            size: encoded.bytes.len() as u64,
+            rows: encoded.rows,
+            sha256: format!("{:x}", Sha256::digest(&encoded.bytes)),
+            unique_keys: true,
         };
-        self.lake.put(&path, bytes).await?;
+        self.lake.put(&path, encoded.bytes).await?;
+        self.ranges.push((encoded.first_key, encoded.last_key));
         self.written.push(file);
         Ok(())
     }
 
-    /// Writes what is left and returns every file written (none for an empty partition).
+    /// Writes what is left and returns every file written (none for an empty partition),
+    /// each marked with whether the partition's keys are unique across its files.
     pub async fn finish(mut self) -> Result<(Partition, Vec<WrittenFile>), LakeError> {
         self.flush().await?;
+        let mut ranges = self.ranges.clone();
+        ranges.sort();
+        let disjoint = ranges.windows(2).all(|w| w[0].1 < w[1].0);
+        for f in &mut self.written {
+            f.unique_keys = disjoint;
+        }
         Ok((self.partition, self.written))
     }
 }
 
-/// Two fixed, different hash keys (fixed so a run behaves the same every time).
-fn hashers() -> (
-    std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
-    seeded::Seeded,
-) {
-    (Default::default(), seeded::Seeded(0x9e37_79b9_7f4a_7c15))
+/// A file's bytes and what the writer needs to know about it.
+pub struct Encoded {
+    /// The Parquet file.
+    pub bytes: Bytes,
+    /// Rows in it.
+    pub rows: u64,
+    /// Its first key, row-encoded (comparable as bytes).
+    pub first_key: Vec<u8>,
+    /// Its last key, row-encoded.
+    pub last_key: Vec<u8>,
 }
 
-mod seeded {
-    /// A SipHash with a fixed non-default key, as the second, independent 64-bit hash.
-    #[derive(Clone, Copy)]
-    pub struct Seeded(pub u64);
-
-    impl std::hash::BuildHasher for Seeded {
-        type Hasher = std::collections::hash_map::DefaultHasher;
-        fn build_hasher(&self) -> Self::Hasher {
-            use std::hash::Hasher;
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            h.write_u64(self.0);
-            h
-        }
-    }
-}
-
-/// Concatenates, sorts by `key` and encodes as one zstd Parquet file with statistics.
+/// Concatenates, sorts by `key` (ties keep their order), keeps the first row of each key and
+/// encodes as one zstd Parquet file with statistics.
 pub fn encode(
     schema: &SchemaRef,
     key: &[&str],
     batches: &[RecordBatch],
-) -> Result<(Bytes, u64), String> {
+) -> Result<Encoded, String> {
     let all = concat_batches(schema, batches).map_err(|e| e.to_string())?;
     let sorted = sort_by(&all, key)?;
+    let key_columns: Vec<arrow::array::ArrayRef> = key
+        .iter()
+        .map(|k| {
+            sorted
+                .column_by_name(k)
+                .cloned()
+                .ok_or_else(|| format!("key column {k} missing"))
+        })
+        .collect::<Result<_, _>>()?;
+    let converter = RowConverter::new(
+        key_columns
+            .iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )
+    .map_err(|e| e.to_string())?;
+    let keys = converter
+        .convert_columns(&key_columns)
+        .map_err(|e| e.to_string())?;
+    let keep: BooleanArray = (0..keys.num_rows())
+        .map(|i| Some(i == 0 || keys.row(i) != keys.row(i - 1)))
+        .collect();
+    let unique = if keep.true_count() == sorted.num_rows() {
+        sorted
+    } else {
+        filter_record_batch(&sorted, &keep).map_err(|e| e.to_string())?
+    };
+    let (first_key, last_key) = match keys.num_rows() {
+        0 => (Vec::new(), Vec::new()),
+        n => (
+            keys.row(0).as_ref().to_vec(),
+            keys.row(n - 1).as_ref().to_vec(),
+        ),
+    };
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).map_err(|e| e.to_string())?,
@@ -229,20 +210,25 @@ pub fn encode(
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(concat!("hspq ", env!("CARGO_PKG_VERSION")).to_string())
         .build();
-    let mut buf = Vec::with_capacity(sorted.get_array_memory_size() / 4);
+    let mut buf = Vec::with_capacity(unique.get_array_memory_size() / 4);
     let mut writer =
         ArrowWriter::try_new(&mut buf, schema.clone(), Some(props)).map_err(|e| e.to_string())?;
-    writer.write(&sorted).map_err(|e| e.to_string())?;
+    writer.write(&unique).map_err(|e| e.to_string())?;
     writer.close().map_err(|e| e.to_string())?;
-    Ok((Bytes::from(buf), sorted.num_rows() as u64))
+    Ok(Encoded {
+        bytes: Bytes::from(buf),
+        rows: unique.num_rows() as u64,
+        first_key,
+        last_key,
+    })
 }
 
-/// The batch's rows ordered by the `key` columns.
+/// The batch's rows ordered by the `key` columns; rows with equal keys keep their order.
 pub fn sort_by(batch: &RecordBatch, key: &[&str]) -> Result<RecordBatch, String> {
     if batch.num_rows() < 2 {
         return Ok(batch.clone());
     }
-    let columns: Vec<SortColumn> = key
+    let mut columns: Vec<SortColumn> = key
         .iter()
         .map(|k| {
             batch
@@ -254,6 +240,11 @@ pub fn sort_by(batch: &RecordBatch, key: &[&str]) -> Result<RecordBatch, String>
                 .ok_or_else(|| format!("key column {k} missing"))
         })
         .collect::<Result<_, _>>()?;
+    // The arrival order as the last sort column: lexsort is not stable on its own.
+    columns.push(SortColumn {
+        values: Arc::new(UInt32Array::from_iter_values(0..batch.num_rows() as u32)),
+        options: None,
+    });
     let indices = lexsort_to_indices(&columns, None).map_err(|e| e.to_string())?;
     take_record_batch(batch, &indices).map_err(|e| e.to_string())
 }
@@ -264,35 +255,9 @@ mod tests {
     use crate::lake::Dataset;
     use arrow::array::AsArray;
 
-    #[tokio::test]
-    async fn each_key_is_kept_once_per_partition_first_version_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
-        let partition = Partition::report(Dataset::Customers, "mssp");
-        let mut w = PartitionWriter::new(&lake, partition, "r").with_max_rows(2);
-        let batch = |ids: &[&str], name: &str| {
-            #[derive(serde::Serialize)]
-            struct Row<'a> {
-                report_type: &'a str,
-                security_center_id: &'a str,
-                company_name: &'a str,
-            }
-            let rows: Vec<Row> = ids
-                .iter()
-                .map(|id| Row {
-                    report_type: "mssp",
-                    security_center_id: id,
-                    company_name: name,
-                })
-                .collect();
-            crate::ingest::rows::to_batch(Dataset::Customers, &rows).unwrap()
-        };
-        w.push(batch(&["A", "B", "A"], "new")).await.unwrap();
-        // Across a flush (max 2 rows per file) and in a later batch, repeats are still dropped.
-        w.push(batch(&["B", "C"], "old")).await.unwrap();
-        let (_, files) = w.finish().await.unwrap();
+    async fn contents(lake: &Lake, files: &[WrittenFile]) -> Vec<String> {
         let mut names = Vec::new();
-        for f in &files {
+        for f in files {
             let bytes = lake.get(&f.path).await.unwrap().unwrap();
             let reader =
                 parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
@@ -311,7 +276,55 @@ mod tests {
                 }
             }
         }
-        names.sort();
-        assert_eq!(names, vec!["A=new", "B=new", "C=old"]);
+        names
+    }
+
+    fn batch(ids: &[&str], name: &str) -> RecordBatch {
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            report_type: &'a str,
+            security_center_id: &'a str,
+            company_name: &'a str,
+        }
+        let rows: Vec<Row> = ids
+            .iter()
+            .map(|id| Row {
+                report_type: "mssp",
+                security_center_id: id,
+                company_name: name,
+            })
+            .collect();
+        crate::ingest::rows::to_batch(Dataset::Customers, &rows).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_file_keeps_the_first_version_of_each_key_and_disjoint_files_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let mut w = PartitionWriter::new(&lake, Partition::report(Dataset::Customers, "mssp"), "r")
+            .with_max_rows(3);
+        w.push(batch(&["B", "A", "B"], "first")).await.unwrap();
+        w.push(batch(&["C", "D"], "later")).await.unwrap();
+        let (_, files) = w.finish().await.unwrap();
+        assert_eq!(files.len(), 2);
+        assert!(files.iter().all(|f| f.unique_keys));
+        assert_eq!(
+            contents(&lake, &files).await,
+            vec!["A=first", "B=first", "C=later", "D=later"]
+        );
+        assert_eq!(files[0].rows, 2);
+    }
+
+    #[tokio::test]
+    async fn overlapping_files_are_not_promised_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let mut w = PartitionWriter::new(&lake, Partition::report(Dataset::Customers, "mssp"), "r")
+            .with_max_rows(2);
+        w.push(batch(&["A", "B"], "new")).await.unwrap();
+        w.push(batch(&["B", "C"], "old")).await.unwrap();
+        let (_, files) = w.finish().await.unwrap();
+        assert_eq!(files.len(), 2);
+        assert!(files.iter().all(|f| !f.unique_keys));
     }
 }
