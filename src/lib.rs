@@ -8,12 +8,14 @@
 //! - [`repl`]: the interactive shell: editor, completion, dot-commands.
 //! - [`sim`]: the API simulator (synthetic data + HTTP server), written apart from the client.
 //! - [`process`]: whether the owner of a leftover (session, lock) still runs.
+//! - [`cpu`]: running CPU-heavy steps without holding up request I/O.
 //! - `cli`/`config` (binary side): the command line and its resolved settings.
 //!
 //! Data flows one way: api → ingest → lake → query → repl/cli. A module never reaches back.
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod cpu;
 pub mod ingest;
 pub mod lake;
 pub mod process;

@@ -11,14 +11,19 @@ use clap::Parser;
 fn main() -> ExitCode {
     let opts = cli::Opts::parse();
     init_logging(opts.verbose);
-    // More worker threads than cores: CPU-heavy steps (a page decoded, a file encoded, the
-    // simulator building an answer) must not keep the threads that send requests, or read
-    // them in `hspq simulate`, from running; the API counts request arrivals to the millisecond.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(8)
-        .enable_all()
-        .build()
-    {
+    // The simulator gets more worker threads than cores: building a large answer must not
+    // keep the threads that read the next request from running, since it times arrivals to
+    // the millisecond. Everything else keeps the default (one per core): more threads mean
+    // more malloc arenas and a higher peak memory for a sync.
+    let serves = matches!(
+        opts.command,
+        Some(cli::Command::Simulate(_) | cli::Command::Demo(_))
+    );
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if serves {
+        builder.worker_threads(8);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hspq: cannot start the async runtime: {e}");

@@ -214,11 +214,8 @@ impl Client {
         if body.len() < 256 * 1024 {
             return decode(&url, &body);
         }
-        // A large page takes a while to decode: off the async threads, so requests other
-        // tasks have started are not held up (the API counts their arrival).
-        tokio::task::spawn_blocking(move || decode(&url, &body))
-            .await
-            .map_err(|e| ApiError::Config(format!("decoding a page failed: {e}")))?
+        // A large page takes a while to decode: see `crate::cpu::heavy` for why.
+        crate::cpu::heavy(|| decode(&url, &body))
     }
 
     /// Walks a paged list from `path`, `limit` records per page.

@@ -110,16 +110,13 @@ impl PartitionWriter {
         self.rows = 0;
         let schema = self.schema.clone();
         let key = self.partition.dataset.key();
-        // Sorting and compressing take tens of milliseconds: off the async threads, so the
-        // requests other tasks have started are not held up (the API counts their arrival).
-        let encoded = tokio::task::spawn_blocking(move || encode(&schema, key, &batches))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r)
-            .map_err(|detail| LakeError::Parquet {
+        // Sorting and compressing take tens of milliseconds: see `crate::cpu::heavy`.
+        let encoded = crate::cpu::heavy(|| encode(&schema, key, &batches)).map_err(|detail| {
+            LakeError::Parquet {
                 path: path.clone(),
                 detail,
-            })?;
+            }
+        })?;
         let file = WrittenFile {
             path: path.clone(),
             size: encoded.bytes.len() as u64,

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use super::world::{Company, Partnership, Period, World, PRODUCTS};
 use super::{Fault, FaultQueue, RequestRecord, SimConfig, SimKey};
+use crate::cpu::heavy;
 
 type Shared = std::sync::Arc<State>;
 type Params = Query<HashMap<String, String>>;
@@ -358,16 +359,6 @@ impl State {
         });
         resp.extensions_mut().insert(Serial(ctx.serial));
         resp
-    }
-}
-
-/// Runs CPU-heavy work (building and serializing a large answer) so that it does not hold up
-/// the worker that would read the next request: tokio cannot steal a task parked in a busy
-/// worker's LIFO slot, and the rate limit times arrivals to the millisecond.
-fn heavy<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }
 
