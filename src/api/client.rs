@@ -205,10 +205,7 @@ impl Client {
 
     /// GETs `path` (relative to the base URL, or absolute, or `/v1/...` from the origin) and
     /// decodes the body.
-    pub async fn get<T: DeserializeOwned + Send + 'static>(
-        &self,
-        path: &str,
-    ) -> Result<T, ApiError> {
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
         let url = self.inner.resolve(path)?;
         let body = self.inner.execute(Method::GET, &url).await?;
         if body.len() < 256 * 1024 {
@@ -219,11 +216,7 @@ impl Client {
     }
 
     /// Walks a paged list from `path`, `limit` records per page.
-    pub fn pages<T: DeserializeOwned + Send + 'static>(
-        &self,
-        path: &str,
-        limit: usize,
-    ) -> Pages<T> {
+    pub fn pages<T: DeserializeOwned>(&self, path: &str, limit: usize) -> Pages<T> {
         Pages {
             client: self.clone(),
             path: path.to_string(),
@@ -235,7 +228,7 @@ impl Client {
     }
 
     /// Every record of a paged list.
-    pub async fn get_all<T: DeserializeOwned + Send + 'static>(
+    pub async fn get_all<T: DeserializeOwned>(
         &self,
         path: &str,
         limit: usize,
@@ -636,7 +629,7 @@ pub struct Pages<T> {
     _records: std::marker::PhantomData<fn() -> T>,
 }
 
-impl<T: DeserializeOwned + Send + 'static> Pages<T> {
+impl<T: DeserializeOwned> Pages<T> {
     /// The next page, or `None` after the last.
     pub async fn next_page(&mut self) -> Result<Option<Page<T>>, ApiError> {
         let Some(next) = self.next.take() else {

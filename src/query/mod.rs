@@ -8,8 +8,7 @@ pub mod bundled;
 pub mod output;
 pub mod views;
 
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -83,7 +82,7 @@ impl Engine {
         Ok(engine)
     }
 
-    /// An engine over an in-memory DuckDB with no lake (for tests of SQL handling).
+    /// The DuckDB connection holding the views.
     pub fn connection(&self) -> &duckdb::Connection {
         &self.conn
     }
@@ -314,26 +313,6 @@ fn is_blank(s: &str) -> bool {
             return false;
         }
     }
-}
-
-/// Runs `sql` against `data` and writes the result; used by `hspq sql`.
-pub async fn run_sql(
-    data: &str,
-    sql: &str,
-    out: &mut ResultWriter<'_>,
-) -> Result<(usize, std::time::Duration), QueryError> {
-    let engine = Engine::open(data).await?;
-    if let Some(n) = &engine.notice {
-        warn!("{n}");
-    }
-    let started = Instant::now();
-    let (rows, _) = engine.run(sql, out)?;
-    Ok((rows, started.elapsed()))
-}
-
-/// The lake root a path refers to, for messages.
-pub fn display_root(p: &Path) -> String {
-    p.display().to_string()
 }
 
 #[cfg(test)]
