@@ -151,6 +151,36 @@ pub struct IngestArgs {
     /// No progress bar, even on a terminal.
     #[arg(long, short)]
     pub quiet: bool,
+    /// How long the lake stays taken by a run that stops writing (paused, stalled) before
+    /// another run may take it over: seconds, or with s, m or h.
+    #[arg(long, env = "HSPQ_LOCK_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub lock_ttl: std::time::Duration,
+    /// How old a lake file that no commit lists, and whose writer cannot be proven gone, must
+    /// be before a sync deletes it: seconds, or with s, m or h.
+    #[arg(long, env = "HSPQ_RETENTION", default_value = "1h", value_parser = parse_duration)]
+    pub retention: std::time::Duration,
+}
+
+/// `90`, `90s`, `10m`, `1h`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("{text:?} is not a duration: use seconds, or a number with s, m or h")
+    })?;
+    let secs = match unit.trim() {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        other => return Err(format!("unknown unit {other:?} in {text:?}: use s, m or h")),
+    };
+    if secs == 0 {
+        return Err("must be at least one second".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// Where and how to reach the API.

@@ -155,6 +155,11 @@ async fn ingest(args: IngestArgs) -> Result<ExitCode> {
         },
         dry_run: args.dry_run,
         quiet: args.quiet,
+        lake: hspq::lake::WriterOptions {
+            lock_ttl: args.lock_ttl,
+            retention: args.retention,
+            ..Default::default()
+        },
     };
     let summary = match hspq::ingest::run(opts).await {
         Ok(s) => s,
@@ -402,6 +407,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
             },
             dry_run: false,
             quiet: !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            lake: Default::default(),
         })
         .await?;
         eprintln!(

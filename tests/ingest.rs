@@ -29,6 +29,7 @@ fn options(sim: &Simulator, data: &Path, api_key: &str, sessions: usize) -> Inge
         },
         dry_run: false,
         quiet: true,
+        lake: Default::default(),
     }
 }
 
@@ -176,7 +177,7 @@ async fn a_field_of_an_unexpected_type_fails_the_run_naming_endpoint_and_field_a
     let sim = sim(|c| c.companies = 10).await;
     let lake = tempfile::tempdir().unwrap();
     ingest(&sim, lake.path(), MSSP_KEY).await.unwrap();
-    let manifest_before = std::fs::read(lake.path().join("_hspq/manifest.json")).unwrap();
+    let before = latest_manifest(lake.path()).unwrap();
     let current = &sim.world().periods(Partnership::Mssp)[0];
     let path = format!("/v1/mssp-report/{}/{}/usage", current.year, current.label());
     sim.inject_at(&path, Fault::WrongType, 1);
@@ -186,10 +187,7 @@ async fn a_field_of_an_unexpected_type_fails_the_run_naming_endpoint_and_field_a
         text.contains(&path) && text.contains("billing_value"),
         "{text}"
     );
-    let manifest_after: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(lake.path().join("_hspq/manifest.json")).unwrap())
-            .unwrap();
-    let before: serde_json::Value = serde_json::from_slice(&manifest_before).unwrap();
+    let manifest_after = latest_manifest(lake.path()).unwrap();
     // The data files are exactly those before (only the failed run's own sync_runs row is new).
     let data = |m: &serde_json::Value| -> BTreeSet<String> {
         m["files"]
@@ -212,7 +210,7 @@ async fn a_second_ingest_on_the_same_lake_is_refused_while_the_first_holds_the_l
     let sim = sim(|c| c.companies = 5).await;
     let dir = tempfile::tempdir().unwrap();
     let lake = hspq::lake::Lake::open(&dir.path().display().to_string()).unwrap();
-    let held = hspq::lake::LakeLock::acquire(&lake, "other-run")
+    let held = hspq::lake::LakeWriter::acquire(&lake, "other-run", Default::default())
         .await
         .unwrap();
     let err = ingest(&sim, dir.path(), MSSP_KEY).await.unwrap_err();
@@ -230,23 +228,32 @@ async fn a_second_ingest_on_the_same_lake_is_refused_while_the_first_holds_the_l
 async fn a_lock_left_by_a_dead_process_is_taken_over() {
     let sim = sim(|c| c.companies = 5).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("_hspq")).unwrap();
+    std::fs::create_dir_all(dir.path().join("_hspq/log")).unwrap();
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id();
     child.wait().unwrap();
-    let lock = serde_json::json!({
+    let entry = serde_json::json!({
+        "version": 1,
+        "kind": "acquire",
         "run_id": "dead-run",
-        "host": std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(),
-        "owner": { "pid": pid, "started": 1 },
-        "acquired_at": "2026-01-01T00:00:00Z",
-        "expires_at": "2099-01-01T00:00:00Z"
+        "nonce": "0",
+        "written_at": "2026-01-01T00:00:00Z",
+        "lease": {
+            "run_id": "dead-run",
+            "host": std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(),
+            "owner": { "pid": pid, "started": 1 },
+            "acquired_at": "2026-01-01T00:00:00Z",
+            "expires_at": "2099-01-01T00:00:00Z"
+        },
+        "manifest": { "version": 1, "files": {}, "state": { "periods": {}, "customers": {} } }
     });
-    std::fs::write(dir.path().join("_hspq/lock.json"), lock.to_string()).unwrap();
+    std::fs::write(
+        dir.path().join("_hspq/log/00000000000000000001.json"),
+        entry.to_string(),
+    )
+    .unwrap();
     ingest(&sim, dir.path(), MSSP_KEY).await.unwrap();
-    assert!(
-        !dir.path().join("_hspq/lock.json").exists(),
-        "released after the run"
-    );
+    assert!(lake_is_free(dir.path()), "released after the run");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,11 +357,7 @@ async fn killed_runs_resume_to_the_same_lake_without_refetching_finished_periods
         child.kill().unwrap();
         child.wait().unwrap();
         assert_all_files_complete(lake.path());
-        if lake.path().join("_hspq/manifest.json").exists() {
-            let m: serde_json::Value = serde_json::from_slice(
-                &std::fs::read(lake.path().join("_hspq/manifest.json")).unwrap(),
-            )
-            .unwrap();
+        if let Some(m) = latest_manifest(lake.path()) {
             committed_before_last_kill = m["state"]["periods"]
                 .as_object()
                 .unwrap()
@@ -390,7 +393,7 @@ async fn killed_runs_resume_to_the_same_lake_without_refetching_finished_periods
     }
     assert_lake_matches_world(lake.path(), sim.world(), Partnership::Mssp, true);
     assert_eq!(parquet_files(lake.path()), manifest_files(lake.path()));
-    assert!(!lake.path().join("_hspq/lock.json").exists());
+    assert!(lake_is_free(lake.path()));
     let statuses = lake_rows(lake.path(), "sync_runs", &["status"]);
     assert_eq!(
         statuses.iter().filter(|s| *s == "succeeded").count(),

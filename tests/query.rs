@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use chrono::{Datelike, Days, NaiveDate};
+use common::lake::{commit_manifest, latest_manifest};
 use common::*;
 use hspq::sim::world::World;
 use hspq::sim::{Partnership, Simulator};
@@ -160,9 +161,7 @@ async fn the_latest_ingested_row_wins_and_filters_prune_partitions() {
     lake_from(&sim, dir.path(), &[MSSP_KEY]).await;
     let before = rows(dir.path(), "select count(*) from billing").await;
     // A second version of 2026/02's billing rows, one day newer, as a second file.
-    let manifest_path = dir.path().join("_hspq/manifest.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let mut manifest = latest_manifest(dir.path()).unwrap();
     let old = manifest["files"]
         .as_object()
         .unwrap()
@@ -170,7 +169,7 @@ async fn the_latest_ingested_row_wins_and_filters_prune_partitions() {
         .find(|k| k.starts_with("billing/report_type=mssp/year=2026/period=02/"))
         .unwrap()
         .clone();
-    let new = old.replace("part-", "part-newer-");
+    let new = old.replace("part-", "foreign-");
     let conn = duckdb::Connection::open_in_memory().unwrap();
     conn.execute_batch(&format!(
         "copy (select * replace (ingested_at + interval 1 day as ingested_at, 999 as billing_value)
@@ -182,7 +181,7 @@ async fn the_latest_ingested_row_wins_and_filters_prune_partitions() {
     let mut entry = manifest["files"][&old].clone();
     entry["unique_keys"] = false.into();
     manifest["files"][&new] = entry;
-    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    commit_manifest(dir.path(), manifest);
     assert_eq!(
         rows(dir.path(), "select count(*) from billing").await,
         before,
@@ -435,9 +434,7 @@ async fn billing_reconciliation_is_empty_on_agreeing_data_and_names_each_disagre
     lake_from(&sim, dir.path(), &[MSSP_KEY, RESELLER_KEY]).await;
     assert!(bundled(dir.path(), "billing_reconciliation", &[]).is_empty());
     // Tamper: the API's SNS total for 2026/01 is 5 more than the per-company values.
-    let manifest_path = dir.path().join("_hspq/manifest.json");
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let manifest = latest_manifest(dir.path()).unwrap();
     let file = manifest["files"]
         .as_object()
         .unwrap()

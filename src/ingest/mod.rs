@@ -1,11 +1,12 @@
 //! `hspq ingest`: mirrors what the key's scopes allow into the lake, incrementally.
 //!
-//! A run takes the lake's lock, loads the manifest, deletes what killed runs left, then fetches
-//! period by period and customer chunk by customer chunk. Each unit is converted to Arrow as
-//! its pages arrive, written to run-unique files and committed (manifest PUT) on its own, so a
-//! run killed anywhere loses at most the unit in flight, and the next run does not fetch the
-//! finished ones again. Pacing, retries and sessions live in the API client; layout, files
-//! and commits in the lake; this module decides what to fetch and in what order.
+//! A run takes the lake (a [`LakeWriter`]), deletes what killed runs left, then fetches period
+//! by period and customer chunk by customer chunk. Each unit is converted to Arrow as its pages
+//! arrive, written to new files and committed (a log entry) on its own, so a run killed
+//! anywhere loses at most the unit in flight, and the next run does not fetch the finished
+//! ones again. Files the run replaced are deleted when it ends. Pacing, retries and sessions
+//! live in the API client; layout, files, commits and deletion in the lake; this module decides
+//! what to fetch and in what order.
 
 pub mod plan;
 pub mod progress;
@@ -28,8 +29,8 @@ use crate::api::models::{
 use crate::api::{ApiError, Client, ClientConfig, Credentials, MAX_PAGE};
 use crate::lake::layout::month_of;
 use crate::lake::{
-    CustomerState, Dataset, Lake, LakeError, LakeLock, Manifest, Partition, PartitionWriter,
-    SyncState, WrittenFile,
+    CustomerState, Dataset, FileNames, Lake, LakeError, LakeWriter, Manifest, Partition,
+    PartitionWriter, SyncState, WriterOptions, WrittenFile,
 };
 use plan::Windows;
 use progress::Progress;
@@ -52,6 +53,8 @@ pub struct IngestOptions {
     pub dry_run: bool,
     /// No progress bar even on a terminal.
     pub quiet: bool,
+    /// The lease on the lake and the retention of unlisted files.
+    pub lake: WriterOptions,
 }
 
 /// What a run did.
@@ -120,8 +123,8 @@ pub async fn run(opts: IngestOptions) -> Result<IngestSummary, IngestError> {
         client.close().await;
         return result;
     }
-    let lock = match LakeLock::acquire(&lake, &run_id).await {
-        Ok(lock) => lock,
+    let writer = match LakeWriter::acquire(&lake, &run_id, opts.lake.clone()).await {
+        Ok(writer) => writer,
         Err(e) => {
             client.close().await;
             return Err(e.into());
@@ -130,20 +133,18 @@ pub async fn run(opts: IngestOptions) -> Result<IngestSummary, IngestError> {
     let progress = Progress::new(opts.quiet);
     let mut sync = Sync {
         lake: lake.clone(),
-        lock: &lock,
+        writer: &writer,
         client: client.clone(),
         run_id: run_id.clone(),
         ingested_at: Utc::now(),
         windows: opts.windows,
         sessions: opts.client.sessions,
-        manifest: Manifest::default(),
         summary: IngestSummary {
             run_id: run_id.clone(),
             ..IngestSummary::default()
         },
         progress: &progress,
         planned: 0,
-        loaded: false,
     };
     let outcome = tokio::select! {
         r = sync.run() => r,
@@ -163,18 +164,24 @@ pub async fn run(opts: IngestOptions) -> Result<IngestSummary, IngestError> {
         Err(IngestError::Interrupted) => "interrupted",
         Err(_) => "failed",
     };
-    let error = outcome.as_ref().err().map(|e| e.to_string());
-    if outcome.is_err() && sync.loaded {
-        // Files of the unit that failed were never committed: remove them now, so no reader
-        // sees a second version of a row after this run.
-        if let Err(e) = sync.manifest.collect_garbage(&lake).await {
-            warn!("could not remove the files of the failed step: {e} (the next run will)");
-        }
+    if let Err(e @ IngestError::Lake(LakeError::Lost(_))) = outcome {
+        // Another run holds the lake now: touch nothing.
+        return Err(e);
     }
+    let error = outcome.as_ref().err().map(|e| e.to_string());
     let recorded = sync.record_run(status, error, &summary).await;
-    let released = lock.release().await;
+    // Replaced files, and those of a unit that failed before its commit, go now: after this
+    // run no reader sees two versions of a row.
+    let cleaned = writer.clean_up().await;
+    if let Err(e) = &cleaned {
+        warn!("could not delete the files this run replaced: {e} (the next run will)");
+    }
+    let released = writer.release().await;
     outcome?;
     recorded?;
+    if let Err(e @ LakeError::Lost(_)) = cleaned {
+        return Err(e.into());
+    }
     released?;
     Ok(summary)
 }
@@ -301,18 +308,15 @@ struct CustomerData {
 /// A running sync.
 struct Sync<'a> {
     lake: Lake,
-    lock: &'a LakeLock,
+    writer: &'a LakeWriter,
     client: Client,
     run_id: String,
     ingested_at: DateTime<Utc>,
     windows: Windows,
     sessions: usize,
-    manifest: Manifest,
     summary: IngestSummary,
     progress: &'a Progress,
     planned: u64,
-    /// The manifest was read: until then nothing may be deleted or committed.
-    loaded: bool,
 }
 
 impl Sync<'_> {
@@ -327,11 +331,12 @@ impl Sync<'_> {
     }
 
     async fn run(&mut self) -> Result<(), IngestError> {
-        self.manifest = Manifest::load(&self.lake).await?;
-        self.loaded = true;
-        let removed = self.manifest.collect_garbage(&self.lake).await?;
-        if removed > 0 {
-            info!("removed {removed} file(s) an interrupted run left behind");
+        let cleaned = self.writer.clean_up().await?;
+        if cleaned.orphans > 0 {
+            info!(
+                "removed {} file(s) an interrupted run left behind",
+                cleaned.orphans
+            );
         }
         self.close_dead_runs().await?;
         self.record_run("running", None, &self.summary.clone())
@@ -342,15 +347,15 @@ impl Sync<'_> {
         self.summary.report_type = rt.to_string();
 
         let list: PeriodList = self.client.get(&format!("{rt}-report")).await?;
+        let state = self.writer.snapshot().await;
         let todo: Vec<PeriodSummary> =
-            plan::periods_to_fetch(rt, &list.results, &self.manifest.state, self.windows.full)
+            plan::periods_to_fetch(rt, &list.results, &state.state, self.windows.full)
                 .into_iter()
                 .cloned()
                 .collect();
         self.planned = 3 + todo.len() as u64 * (3 + u64::from(rt == "mssp"));
-        self.update_period_flags(rt, &list.results);
         self.sync_periods(rt, &todo).await?;
-        self.write_periods(rt).await?;
+        self.write_periods(rt, &list.results).await?;
 
         if customers_scope {
             let today = plan::api_today(&list.results);
@@ -368,26 +373,15 @@ impl Sync<'_> {
         Ok(())
     }
 
-    /// Keeps `is_current`/`is_partial` of closed periods not fetched again in step with the list.
-    fn update_period_flags(&mut self, rt: &str, list: &[PeriodSummary]) {
-        for p in list {
-            let key = SyncState::period_key(rt, p.year as i64, &p.period);
-            if let Some(s) = self.manifest.state.periods.get_mut(&key) {
-                if !s.is_partial {
-                    s.is_current = p.is_current;
-                }
-            }
-        }
-    }
-
     async fn sync_periods(&mut self, rt: &str, todo: &[PeriodSummary]) -> Result<(), IngestError> {
-        let (client, lake, run_id) = (self.client.clone(), self.lake.clone(), self.run_id.clone());
+        let (client, lake) = (self.client.clone(), self.lake.clone());
+        let names = self.writer.names().clone();
         let (ts, ingested_at) = (self.ts(), self.ingested_at);
         let fetches = todo.iter().map(|p| {
-            let (client, lake, run_id, ts) =
-                (client.clone(), lake.clone(), run_id.clone(), ts.clone());
+            let (client, lake, names, ts) =
+                (client.clone(), lake.clone(), names.clone(), ts.clone());
             let rt = rt.to_string();
-            async move { fetch_period(&client, &lake, &run_id, &rt, p, ts, ingested_at).await }
+            async move { fetch_period(&client, &lake, &names, &rt, p, ts, ingested_at).await }
         });
         // Periods are fetched on all sessions at once and committed one by one, in order.
         let mut results = stream::iter(fetches).buffered(self.sessions.max(1));
@@ -396,25 +390,34 @@ impl Sync<'_> {
             self.progress
                 .step(&format!("committed period {}-{}", state.year, state.period));
             let key = SyncState::period_key(rt, state.year, &state.period);
-            self.manifest.state.periods.insert(key, state);
-            self.commit(written).await?;
+            self.commit(written, |m| {
+                m.state.periods.insert(key, state);
+            })
+            .await?;
             self.summary.periods_fetched += 1;
             self.tick();
         }
         Ok(())
     }
 
-    async fn write_periods(&mut self, rt: &str) -> Result<(), IngestError> {
-        let states: Vec<_> = self
-            .manifest
-            .state
+    /// Rewrites the `periods` dataset from the sync state, with `is_current` of closed periods
+    /// not fetched again kept in step with the API's list.
+    async fn write_periods(&mut self, rt: &str, list: &[PeriodSummary]) -> Result<(), IngestError> {
+        let mut state = self.writer.snapshot().await.state.clone();
+        update_period_flags(&mut state, rt, list);
+        let states: Vec<_> = state
             .periods
             .values()
             .filter(|p| p.report_type == rt)
             .collect();
         let batch = rows::periods(&states).map_err(|d| convert("periods", d))?;
-        self.replace(Partition::report(Dataset::Periods, rt), vec![batch])
-            .await
+        let written = self
+            .write(Partition::report(Dataset::Periods, rt), vec![batch])
+            .await?;
+        self.commit(vec![written], |m| {
+            update_period_flags(&mut m.state, rt, list)
+        })
+        .await
     }
 
     async fn sync_customers(&mut self, rt: &str, last_day: NaiveDate) -> Result<(), IngestError> {
@@ -424,18 +427,25 @@ impl Sync<'_> {
             rows::customers(rt, &customers, &self.ts()).map_err(|d| convert("/v1/customers", d))?;
         self.replace(Partition::report(Dataset::Customers, rt), vec![batch])
             .await?;
-        let work: Vec<(String, Vec<(NaiveDate, NaiveDate)>)> = customers
-            .iter()
-            .map(|c| {
-                let key = SyncState::customer_key(rt, &c.security_center_id);
-                let windows = plan::customer_windows(
-                    last_day,
-                    self.manifest.state.customers.get(&key),
-                    self.windows,
+        let state = self.writer.snapshot().await;
+        let mut work: Vec<(String, Vec<(NaiveDate, NaiveDate)>)> = Vec::new();
+        for c in &customers {
+            let key = SyncState::customer_key(rt, &c.security_center_id);
+            let known = state.state.customers.get(&key);
+            let windows = plan::customer_windows(last_day, known, self.windows);
+            if windows.is_empty() {
+                // The lake is ahead of the API (another key, a lagging API, a moved clock).
+                let warning = format!(
+                    "customer {} skipped: the lake holds its engagement up to {}, past the API's last day {last_day}",
+                    c.security_center_id,
+                    known.map_or(last_day, |k| k.to)
                 );
-                (c.security_center_id.clone(), windows)
-            })
-            .collect();
+                warn!("{warning}");
+                self.summary.warnings.push(warning);
+                continue;
+            }
+            work.push((c.security_center_id.clone(), windows));
+        }
         self.planned += work.iter().map(|(_, w)| 2 * w.len() as u64).sum::<u64>();
         let total = work.len();
         for (n, chunk) in work.chunks(CUSTOMER_CHUNK).enumerate() {
@@ -489,6 +499,7 @@ impl Sync<'_> {
                 d = d + chrono::Months::new(1);
             }
         }
+        let state = self.writer.snapshot().await;
         let mut written = Vec::new();
         for dataset in [Dataset::Engagement, Dataset::Churn] {
             let mut by_month: BTreeMap<String, Vec<RecordBatch>> = BTreeMap::new();
@@ -506,12 +517,13 @@ impl Sync<'_> {
             }
             for month in &months {
                 let partition = Partition::month(dataset, rt, month);
-                let mut writer = PartitionWriter::new(&self.lake, partition.clone(), &self.run_id);
+                let mut writer =
+                    PartitionWriter::new(&self.lake, partition.clone(), self.writer.names());
                 // New rows first: the writer keeps the first version of a key it sees.
                 for b in by_month.remove(month).unwrap_or_default() {
                     writer.push(b).await?;
                 }
-                for path in self.manifest.files_in(&partition) {
+                for path in state.files_in(&partition) {
                     for old in read_parquet(&self.lake, &path).await? {
                         let kept = drop_refetched(&old, &ranges);
                         writer.push(kept).await?;
@@ -520,24 +532,22 @@ impl Sync<'_> {
                 written.push(writer.finish().await?);
             }
         }
-        for c in &fetched {
-            let key = SyncState::customer_key(rt, &c.id);
-            let from = self
-                .manifest
-                .state
-                .customers
-                .get(&key)
-                .map_or(c.range.0, |s| s.from.min(c.range.0));
-            self.manifest.state.customers.insert(
-                key,
-                CustomerState {
-                    from,
-                    to: c.range.1,
-                },
-            );
-        }
+        let ranges: Vec<(String, (NaiveDate, NaiveDate))> =
+            fetched.iter().map(|c| (c.id.clone(), c.range)).collect();
+        self.commit(written, |m| {
+            for (id, (from, to)) in ranges {
+                let key = SyncState::customer_key(rt, &id);
+                let from = m
+                    .state
+                    .customers
+                    .get(&key)
+                    .map_or(from, |s| s.from.min(from));
+                m.state.customers.insert(key, CustomerState { from, to });
+            }
+        })
+        .await?;
         self.summary.customers_fetched += fetched.len();
-        self.commit(written).await
+        Ok(())
     }
 
     /// Writes `batches` as the whole content of `partition` and commits it.
@@ -546,29 +556,45 @@ impl Sync<'_> {
         partition: Partition,
         batches: Vec<RecordBatch>,
     ) -> Result<(), IngestError> {
-        let mut writer = PartitionWriter::new(&self.lake, partition, &self.run_id);
+        let written = self.write(partition, batches).await?;
+        self.commit(vec![written], |_| {}).await
+    }
+
+    /// Writes `batches` into new files of `partition`.
+    async fn write(
+        &self,
+        partition: Partition,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(Partition, Vec<WrittenFile>), IngestError> {
+        let mut writer = PartitionWriter::new(&self.lake, partition, self.writer.names());
         for b in batches {
             writer.push(b).await?;
         }
-        let written = writer.finish().await?;
-        self.commit(vec![written]).await
+        Ok(writer.finish().await?)
     }
 
-    /// Makes the written partitions live in one manifest PUT, then deletes what they replaced.
+    /// Makes the written partitions live, with `edit` to the sync state, in one log entry.
+    /// What they replaced is deleted when the run ends.
     async fn commit(
         &mut self,
         written: Vec<(Partition, Vec<WrittenFile>)>,
+        edit: impl FnOnce(&mut Manifest),
     ) -> Result<(), IngestError> {
-        self.lock.check().await?;
-        let mut dead = Vec::new();
-        for (partition, files) in &written {
+        let run_id = self.run_id.clone();
+        self.writer
+            .commit(|m| {
+                for (partition, files) in &written {
+                    m.replace(partition, files, &run_id);
+                }
+                edit(m);
+            })
+            .await?;
+        for (_, files) in &written {
             for f in files {
                 self.summary.rows_written += f.rows;
                 self.summary.bytes_written += f.size;
             }
-            dead.extend(self.manifest.replace(partition, files, &self.run_id));
         }
-        self.manifest.commit(&self.lake, &dead).await?;
         Ok(())
     }
 
@@ -579,10 +605,6 @@ impl Sync<'_> {
         error: Option<String>,
         summary: &IngestSummary,
     ) -> Result<(), IngestError> {
-        if !self.loaded {
-            // Never overwrite a manifest this run could not read.
-            return Ok(());
-        }
         let row = RunRow {
             run_id: self.run_id.clone(),
             report_type: (!summary.report_type.is_empty()).then(|| summary.report_type.clone()),
@@ -600,55 +622,91 @@ impl Sync<'_> {
             ingested_at: self.ts(),
             extra: None,
         };
-        if status == "running" {
-            let json = serde_json::to_value(&row).expect("a run row serializes");
-            self.manifest
-                .state
-                .open_runs
-                .insert(self.run_id.clone(), json);
-        } else {
-            self.manifest.state.open_runs.remove(&self.run_id);
-        }
-        self.write_run_row(&row).await
+        let run_id = self.run_id.clone();
+        let open = (status == "running")
+            .then(|| serde_json::to_value(&row).expect("a run row serializes"));
+        self.write_run_rows(vec![row], move |m| match open {
+            Some(json) => {
+                m.state.open_runs.insert(run_id, json);
+            }
+            None => {
+                m.state.open_runs.remove(&run_id);
+            }
+        })
+        .await
     }
 
-    async fn write_run_row(&mut self, row: &RunRow) -> Result<(), IngestError> {
-        let batch = rows::sync_run(row).map_err(|d| convert("sync_runs", d))?;
-        // One file per run in the shared sync_runs folder: added to the manifest, not swapped
-        // in for the folder's other runs.
-        let mut writer = PartitionWriter::new(&self.lake, Partition::sync_runs(), &row.run_id);
-        writer.push(batch).await?;
-        let (_, files) = writer.finish().await?;
-        for f in &files {
-            self.manifest.files.insert(
-                f.path.clone(),
-                crate::lake::FileEntry::written(f, &row.run_id),
-            );
+    /// Rewrites `sync_runs` as one file with `rows` in place of those runs' earlier rows.
+    async fn write_run_rows(
+        &mut self,
+        rows: Vec<RunRow>,
+        edit: impl FnOnce(&mut Manifest),
+    ) -> Result<(), IngestError> {
+        let partition = Partition::sync_runs();
+        // New rows first: the writer keeps the first version of a key it sees.
+        let mut batches = Vec::new();
+        for row in &rows {
+            batches.push(rows::sync_run(row).map_err(|d| convert("sync_runs", d))?);
         }
-        self.manifest.commit(&self.lake, &[]).await?;
+        let state = self.writer.snapshot().await;
+        for path in state.files_in(&partition) {
+            batches.extend(read_parquet(&self.lake, &path).await?);
+        }
+        let (partition, files) = self.write(partition, batches).await?;
+        // Bookkeeping, not data fetched: not counted in the run's rows and bytes.
+        let run_id = self.run_id.clone();
+        self.writer
+            .commit(|m| {
+                m.replace(&partition, &files, &run_id);
+                edit(m);
+            })
+            .await?;
         Ok(())
     }
 
-    /// Runs that began but never recorded an end (killed): recorded as interrupted.
+    /// Runs that began but never recorded an end (killed, or taken over): recorded as
+    /// interrupted.
     async fn close_dead_runs(&mut self) -> Result<(), IngestError> {
-        let open: Vec<(String, serde_json::Value)> = self
-            .manifest
-            .state
-            .open_runs
-            .iter()
-            .filter(|(id, _)| **id != self.run_id)
-            .map(|(id, v)| (id.clone(), v.clone()))
+        let state = self.writer.snapshot().await;
+        let open = &state.state.open_runs;
+        let dead: Vec<String> = open
+            .keys()
+            .filter(|id| **id != self.run_id)
+            .cloned()
             .collect();
-        for (id, value) in open {
-            self.manifest.state.open_runs.remove(&id);
-            if let Ok(mut row) = serde_json::from_value::<RunRow>(value) {
+        if dead.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<RunRow> = dead
+            .iter()
+            .filter_map(|id| serde_json::from_value::<RunRow>(open[id].clone()).ok())
+            .map(|mut row| {
                 row.status = "interrupted".into();
-                row.error =
-                    Some("the run ended without recording its end (killed or crashed)".into());
-                self.write_run_row(&row).await?;
+                row.error = Some(
+                    "the run ended without recording its end (killed, crashed or taken over)"
+                        .into(),
+                );
+                row
+            })
+            .collect();
+        self.write_run_rows(rows, |m| {
+            for id in &dead {
+                m.state.open_runs.remove(id);
+            }
+        })
+        .await
+    }
+}
+
+/// Keeps `is_current` of closed periods not fetched again in step with the API's list.
+fn update_period_flags(state: &mut SyncState, rt: &str, list: &[PeriodSummary]) {
+    for p in list {
+        let key = SyncState::period_key(rt, p.year as i64, &p.period);
+        if let Some(s) = state.periods.get_mut(&key) {
+            if !s.is_partial {
+                s.is_current = p.is_current;
             }
         }
-        Ok(())
     }
 }
 
@@ -664,7 +722,7 @@ fn convert(endpoint: &str, detail: String) -> IngestError {
 async fn fetch_period(
     client: &Client,
     lake: &Lake,
-    run_id: &str,
+    names: &FileNames,
     rt: &str,
     p: &PeriodSummary,
     ts: String,
@@ -684,7 +742,7 @@ async fn fetch_period(
     let part = |d: Dataset| Partition::period(d, rt, ctx.year, &ctx.period);
     let mut written = Vec::new();
 
-    let mut companies = PartitionWriter::new(lake, part(Dataset::Companies), run_id);
+    let mut companies = PartitionWriter::new(lake, part(Dataset::Companies), names);
     let mut pages = client.pages::<Company>(&format!("{base}/companies"), MAX_PAGE);
     while let Some(page) = pages.next_page().await? {
         let batch = rows::companies(&ctx, &page.results)
@@ -693,8 +751,8 @@ async fn fetch_period(
     }
     written.push(companies.finish().await?);
 
-    let mut billing = PartitionWriter::new(lake, part(Dataset::Billing), run_id);
-    let mut daily = PartitionWriter::new(lake, part(Dataset::DailyUsage), run_id);
+    let mut billing = PartitionWriter::new(lake, part(Dataset::Billing), names);
+    let mut daily = PartitionWriter::new(lake, part(Dataset::DailyUsage), names);
     let mut pages = client.pages::<UsageCompany>(&format!("{base}/usage"), MAX_PAGE);
     while let Some(page) = pages.next_page().await? {
         let (b, d) = rows::usage(&ctx, &page.results)
@@ -709,7 +767,7 @@ async fn fetch_period(
         let totals: BillingTotals = client.get(&format!("{base}/usage/billing")).await?;
         let batch = rows::totals(&ctx, &totals)
             .map_err(|d| convert(&format!("/v1/{base}/usage/billing"), d))?;
-        let mut w = PartitionWriter::new(lake, part(Dataset::BillingTotals), run_id);
+        let mut w = PartitionWriter::new(lake, part(Dataset::BillingTotals), names);
         w.push(batch).await?;
         written.push(w.finish().await?);
     }
@@ -734,10 +792,15 @@ async fn fetch_customer(
     windows: &[(NaiveDate, NaiveDate)],
     ts: &str,
 ) -> Result<CustomerData, CustomerError> {
+    let (Some(first), Some(last)) = (windows.first(), windows.last()) else {
+        return Err(CustomerError::Skipped(format!(
+            "customer {id} skipped: no dates to fetch"
+        )));
+    };
     let result: Result<CustomerData, ApiError> = async {
         let mut data = CustomerData {
             id: id.to_string(),
-            range: (windows[0].0, windows[windows.len() - 1].1),
+            range: (first.0, last.1),
             engagement: Vec::new(),
             churn: Vec::new(),
         };

@@ -36,14 +36,14 @@ pub fn periods_to_fetch<'a>(
     let mut todo: Vec<&PeriodSummary> = list
         .iter()
         .filter(|p| {
-            full || !state
+            full || state
                 .periods
                 .get(&SyncState::period_key(
                     report_type,
                     p.year as i64,
                     &p.period,
                 ))
-                .is_some_and(|s| !s.is_partial)
+                .is_none_or(|s| s.is_partial)
         })
         .collect();
     // Oldest first: a run cut short has finished the periods that change least.

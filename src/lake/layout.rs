@@ -1,16 +1,63 @@
 //! Where each file goes (CONTRACT §2): pure functions from a record's own report type and
-//! period or month to a Hive-partitioned folder, and unique file names per run.
+//! period or month to a Hive-partitioned folder, and file names that are never used twice.
+//!
+//! A data file's name carries the epoch of the run that wrote it: the log version at which
+//! that run took the lake (see [`super::log`]). While a run holds the lake, a file of an
+//! older epoch that no manifest lists was left by a run that can never commit again, so it can
+//! go at once; a file of a newer epoch means this run has lost the lake.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::schema::{Dataset, Partitioning};
 
-/// The folder of bookkeeping files (manifest, sync state, lock).
+/// The folder of bookkeeping files (commit log, temporary files).
 pub const BOOKKEEPING: &str = "_hspq";
 
-/// The manifest's path.
-pub const MANIFEST: &str = "_hspq/manifest.json";
+/// Names the data files of one run: `part-e<epoch>-<run id>-<n>.parquet`, `n` counting every
+/// file the run writes, so no two files are ever given the same name.
+#[derive(Clone, Debug)]
+pub struct FileNames {
+    epoch: u64,
+    run_id: String,
+    next: Arc<AtomicU64>,
+}
 
-/// The lock's path.
-pub const LOCK: &str = "_hspq/lock.json";
+impl FileNames {
+    /// Names for the run `run_id`, which took the lake at log version `epoch`.
+    pub fn new(epoch: u64, run_id: &str) -> FileNames {
+        FileNames {
+            epoch,
+            run_id: run_id.to_string(),
+            next: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The log version at which the run took the lake.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// A new file's path in `partition`.
+    pub fn next(&self, partition: &Partition) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        partition.file(self.epoch, &self.run_id, n)
+    }
+}
+
+/// The epoch in a data file's name, or `None` for a name hspq did not give (or an older
+/// hspq's, which carried no epoch).
+pub fn epoch_of(path: &str) -> Option<u64> {
+    let name = path.rsplit('/').next()?;
+    let rest = name.strip_prefix("part-e")?;
+    let (digits, _) = rest.split_once('-')?;
+    digits.parse().ok()
+}
 
 /// One partition of a dataset: the folder its files live in.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,9 +107,9 @@ impl Partition {
         }
     }
 
-    /// The path of the `seq`-th file written into this partition by run `run_id`.
-    pub fn file(&self, run_id: &str, seq: usize) -> String {
-        format!("{}/part-{run_id}-{seq:03}.parquet", self.dir)
+    /// The path of the `n`-th file written by run `run_id` of epoch `epoch`, in this partition.
+    pub fn file(&self, epoch: u64, run_id: &str, n: u64) -> String {
+        format!("{}/part-e{epoch:06}-{run_id}-{n:05}.parquet", self.dir)
     }
 
     /// The partition a data file belongs to, from its path.
@@ -89,11 +136,19 @@ mod tests {
     fn paths_follow_the_contract() {
         let p = Partition::period(Dataset::DailyUsage, "mssp", 2026, "02");
         assert_eq!(p.dir, "daily_usage/report_type=mssp/year=2026/period=02");
+        let path = p.file(12, "20260312T101500Z-ab12", 0);
         assert_eq!(
-            p.file("20260312T101500Z-ab12", 0),
-            "daily_usage/report_type=mssp/year=2026/period=02/part-20260312T101500Z-ab12-000.parquet"
+            path,
+            "daily_usage/report_type=mssp/year=2026/period=02/part-e000012-20260312T101500Z-ab12-00000.parquet"
         );
-        assert_eq!(Partition::of_file(&p.file("r", 1)), Some(p));
+        assert_eq!(epoch_of(&path), Some(12));
+        assert_eq!(
+            epoch_of("billing/part-20260312T101500Z-ab12-000.parquet"),
+            None
+        );
+        assert_eq!(Partition::of_file(&p.file(1, "r", 1)), Some(p.clone()));
+        let names = FileNames::new(3, "r");
+        assert_ne!(names.next(&p), names.clone().next(&p));
         let m = Partition::month(Dataset::Churn, "reseller", "2025-11");
         assert_eq!(m.dir, "churn/report_type=reseller/month=2025-11");
         assert_eq!(
@@ -101,8 +156,8 @@ mod tests {
             "me/report_type=mssp"
         );
         assert_eq!(
-            Partition::sync_runs().file("r", 0),
-            "sync_runs/part-r-000.parquet"
+            Partition::sync_runs().file(1, "r", 0),
+            "sync_runs/part-e000001-r-00000.parquet"
         );
         assert_eq!(Partition::of_file("_hspq/manifest.json"), None);
         let d = chrono::NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();

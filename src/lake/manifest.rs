@@ -1,19 +1,18 @@
-//! The manifest: the lake's list of live files (size, rows, checksum) and the sync state, in one
-//! JSON object at `_hspq/manifest.json`, replaced by one atomic PUT per commit.
+//! The manifest: the lake's list of live files (size, rows, checksum), the files a sync has
+//! replaced and will delete when it finishes, and the sync state. Each entry of the commit log
+//! (see [`super::log`]) holds the whole manifest as of its version.
 //!
-//! A commit swaps whole partitions: the new files are already written (under run-unique
-//! names); the manifest PUT makes them live and the old ones dead; the dead ones are deleted
-//! after. A run killed anywhere leaves either the old or the new manifest, plus files that no
-//! manifest lists; the next run deletes those first ([`Manifest::collect_garbage`]), so the lake
-//! converges to exactly what the manifest says.
+//! A commit swaps whole partitions: the new files are already written (under names never used
+//! before); the commit makes them live and the old ones dead. Dead files stay on storage until
+//! the sync ends, so a reader that is part-way through a query on the previous version does not
+//! lose its files under it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::layout::{Partition, BOOKKEEPING, MANIFEST};
+use super::layout::Partition;
 use super::store::{Lake, LakeError};
 use super::writer::WrittenFile;
 
@@ -116,23 +115,28 @@ pub struct Manifest {
     pub version: u32,
     /// Live files by path.
     pub files: BTreeMap<String, FileEntry>,
+    /// Files a commit replaced, with when: deleted when the sync ends, by the run that holds
+    /// the lake.
+    #[serde(default)]
+    pub dead: BTreeMap<String, DateTime<Utc>>,
     /// Sync state.
     pub state: SyncState,
 }
 
 impl Manifest {
-    /// Reads the manifest, or an empty one for a new lake.
-    pub async fn load(lake: &Lake) -> Result<Manifest, LakeError> {
-        match lake.get(MANIFEST).await? {
-            None => Ok(Manifest {
-                version: 1,
-                ..Manifest::default()
-            }),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| LakeError::Corrupt {
-                path: format!("{}/{MANIFEST}", lake.location()),
-                detail: e.to_string(),
-            }),
+    /// An empty manifest, for a new lake.
+    pub fn new() -> Manifest {
+        Manifest {
+            version: 1,
+            ..Manifest::default()
         }
+    }
+
+    /// The lake's latest manifest, or an empty one for a new lake.
+    pub async fn load(lake: &Lake) -> Result<Manifest, LakeError> {
+        Ok(super::log::latest(lake)
+            .await?
+            .map_or_else(Manifest::new, |e| e.manifest))
     }
 
     /// Live files of a partition.
@@ -146,51 +150,34 @@ impl Manifest {
             .collect()
     }
 
-    /// Makes `written` the whole content of `partition`; returns the files it replaced.
-    pub fn replace(
-        &mut self,
-        partition: &Partition,
-        written: &[WrittenFile],
-        run_id: &str,
-    ) -> Vec<String> {
+    /// Makes `written` the whole content of `partition`; the files it replaced become dead.
+    pub fn replace(&mut self, partition: &Partition, written: &[WrittenFile], run_id: &str) {
         let old = self.files_in(partition);
         for p in &old {
             self.files.remove(p);
         }
+        self.add(written, run_id);
+        let now = Utc::now();
+        for p in old {
+            if !self.files.contains_key(&p) {
+                self.dead.insert(p, now);
+            }
+        }
+    }
+
+    /// Adds files next to a partition's others.
+    pub fn add(&mut self, written: &[WrittenFile], run_id: &str) {
         for f in written {
             self.files
                 .insert(f.path.clone(), FileEntry::written(f, run_id));
         }
-        let new: BTreeSet<&String> = written.iter().map(|f| &f.path).collect();
-        old.into_iter().filter(|p| !new.contains(p)).collect()
     }
 
-    /// Publishes this manifest (one atomic PUT), then deletes the files it no longer lists.
-    pub async fn commit(&self, lake: &Lake, dead: &[String]) -> Result<(), LakeError> {
-        let json = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
-        lake.put(MANIFEST, Bytes::from(json)).await?;
-        for path in dead {
-            lake.delete(path).await?;
+    /// Takes the file out of the live set (it becomes dead).
+    pub fn remove(&mut self, path: &str) {
+        if self.files.remove(path).is_some() {
+            self.dead.insert(path.to_string(), Utc::now());
         }
-        Ok(())
-    }
-
-    /// Deletes data files that no manifest lists (left by a run killed before or after its
-    /// commit) and stray temporary files; returns how many.
-    pub async fn collect_garbage(&self, lake: &Lake) -> Result<usize, LakeError> {
-        let mut removed = 0;
-        for (path, _) in lake.list("").await? {
-            let bookkeeping = path.starts_with(&format!("{BOOKKEEPING}/"));
-            // `x.parquet#N` is a local-disk upload cut short before its rename.
-            let data = (path.ends_with(".parquet") || path.contains(".parquet#"))
-                && Partition::of_file(&path).is_some();
-            if bookkeeping || !data || self.files.contains_key(&path) {
-                continue;
-            }
-            lake.delete(&path).await?;
-            removed += 1;
-        }
-        Ok(removed)
     }
 }
 
@@ -216,17 +203,20 @@ mod tests {
         let q = Partition::period(Dataset::Billing, "mssp", 2026, "12");
         m.replace(
             &p,
-            &[written(&p.file("a", 0)), written(&p.file("a", 1))],
+            &[written(&p.file(1, "a", 0)), written(&p.file(1, "a", 1))],
             "a",
         );
-        m.replace(&q, &[written(&q.file("a", 0))], "a");
-        let dead = m.replace(&p, &[written(&p.file("b", 0))], "b");
-        assert_eq!(dead, vec![p.file("a", 0), p.file("a", 1)]);
-        assert_eq!(m.files_in(&p), vec![p.file("b", 0)]);
-        assert_eq!(m.files_in(&q), vec![q.file("a", 0)]);
+        m.replace(&q, &[written(&q.file(1, "a", 0))], "a");
+        m.replace(&p, &[written(&p.file(2, "b", 0))], "b");
+        assert_eq!(
+            m.dead.keys().cloned().collect::<Vec<_>>(),
+            vec![p.file(1, "a", 0), p.file(1, "a", 1)]
+        );
+        assert_eq!(m.files_in(&p), vec![p.file(2, "b", 0)]);
+        assert_eq!(m.files_in(&q), vec![q.file(1, "a", 0)]);
         // A partition whose name is a prefix of another's is not confused with it.
         let r = Partition::report(Dataset::Me, "mssp");
-        m.replace(&r, &[written(&r.file("a", 0))], "a");
+        m.replace(&r, &[written(&r.file(1, "a", 0))], "a");
         assert_eq!(
             m.files_in(&Partition::report(Dataset::Me, "mss")),
             Vec::<String>::new()

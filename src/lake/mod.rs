@@ -1,19 +1,21 @@
-//! The Parquet lake: declared schemas, the Hive partition layout, the writer, the manifest and
-//! the lock, over local disk or S3.
+//! The Parquet lake: declared schemas, the Hive partition layout, the writer, the manifest,
+//! the commit log and its one writer, over local disk or S3.
 //!
 //! Nothing here knows the API: `ingest` turns API answers into Arrow batches and hands them to
-//! a [`PartitionWriter`], then commits whole partitions through the [`Manifest`].
+//! a [`PartitionWriter`], then commits whole partitions through the run's [`LakeWriter`].
+//! Readers take the latest [`Manifest`] from the [`log`].
 
+pub mod commit;
 pub mod layout;
-pub mod lock;
+pub mod log;
 pub mod manifest;
 pub mod schema;
 pub mod store;
 pub mod writer;
 
-pub use layout::Partition;
-pub use lock::LakeLock;
+pub use commit::{CleanUp, LakeWriter, WriterOptions};
+pub use layout::{FileNames, Partition};
 pub use manifest::{CustomerState, FileEntry, Manifest, PeriodState, SyncState};
 pub use schema::{Dataset, Partitioning};
-pub use store::{Lake, LakeError};
+pub use store::{Lake, LakeError, Listed};
 pub use writer::{PartitionWriter, WrittenFile};

@@ -46,9 +46,27 @@ pub enum LakeError {
         /// What is wrong.
         detail: String,
     },
-    /// Another ingest holds the lock.
+    /// Another ingest holds the lake.
     #[error("{0}")]
     Locked(String),
+    /// This run's lease lapsed and another run took the lake over: it must stop without
+    /// touching the manifest or any file.
+    #[error("{0}")]
+    Lost(String),
+    /// A data file already exists under the name a writer chose (names are never reused).
+    #[error("refusing to overwrite {0}: lake files are never rewritten under their own name")]
+    Exists(String),
+}
+
+/// An object found by [`Lake::list`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// Path relative to the lake root.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// When it was last written.
+    pub modified: chrono::DateTime<chrono::Utc>,
 }
 
 /// The lake's storage.
@@ -185,7 +203,15 @@ impl Lake {
         }
     }
 
-    /// Writes an object whole (replacing any).
+    /// Writes a new data file; fails with [`LakeError::Exists`] if the name is taken.
+    pub async fn put_file(&self, rel: &str, bytes: Bytes) -> Result<(), LakeError> {
+        match self.put_new(rel, bytes).await? {
+            true => Ok(()),
+            false => Err(LakeError::Exists(format!("{}/{rel}", self.location))),
+        }
+    }
+
+    /// Writes an object whole (replacing any): for caches only, never for the lake's own files.
     pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<(), LakeError> {
         self.store
             .put(&self.path(rel), PutPayload::from(bytes))
@@ -194,7 +220,8 @@ impl Lake {
             .map_err(|e| Lake::err("write", rel, e))
     }
 
-    /// Writes an object only if none exists; `Ok(false)` when one does.
+    /// Writes an object only if none exists (create-if-absent, atomic on S3 and on local disk
+    /// alike); `Ok(false)` when one does.
     pub async fn put_new(&self, rel: &str, bytes: Bytes) -> Result<bool, LakeError> {
         let opts = PutOptions::from(PutMode::Create);
         match self
@@ -229,8 +256,8 @@ impl Lake {
         }
     }
 
-    /// Every object under `prefix` with its size, relative to the lake root.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, LakeError> {
+    /// Every object under `prefix`, relative to the lake root.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>, LakeError> {
         let p = self.path(prefix);
         let found: Vec<_> = self
             .store
@@ -238,9 +265,26 @@ impl Lake {
             .try_collect()
             .await
             .map_err(|e| Lake::err("list", prefix, e))?;
-        Ok(found
-            .into_iter()
-            .map(|m| (self.rel(&m.location), m.size))
-            .collect())
+        Ok(found.into_iter().map(|m| self.listed(m)).collect())
+    }
+
+    /// The objects under `prefix` whose path sorts after `after` (a cheap "anything new?" on
+    /// S3, where the server skips the rest).
+    pub async fn list_after(&self, prefix: &str, after: &str) -> Result<Vec<Listed>, LakeError> {
+        let found: Vec<_> = self
+            .store
+            .list_with_offset(Some(&self.path(prefix)), &self.path(after))
+            .try_collect()
+            .await
+            .map_err(|e| Lake::err("list", prefix, e))?;
+        Ok(found.into_iter().map(|m| self.listed(m)).collect())
+    }
+
+    fn listed(&self, m: object_store::ObjectMeta) -> Listed {
+        Listed {
+            path: self.rel(&m.location),
+            size: m.size,
+            modified: m.last_modified,
+        }
     }
 }

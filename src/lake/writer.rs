@@ -6,8 +6,8 @@
 //! files' key ranges do not overlap, which the writer checks at the end and reports in
 //! [`WrittenFile::unique_keys`]: then the views need not deduplicate (the usual case, as pages
 //! arrive in key order), otherwise they fall back to keeping the newest row per key. Each file
-//! is published by one atomic PUT under a name unique to the run; it joins the lake's manifest
-//! only when the run commits the partition (see `manifest`).
+//! is published by one create-if-absent PUT under a name never used before (see
+//! [`FileNames`]); it joins the lake's manifest only when the run commits the partition.
 
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use sha2::{Digest, Sha256};
 
-use super::layout::Partition;
+use super::layout::{FileNames, Partition};
 use super::store::{Lake, LakeError};
 
 /// Rows per row group: large enough for good compression and pruning statistics.
@@ -51,7 +51,7 @@ pub struct WrittenFile {
 pub struct PartitionWriter {
     lake: Lake,
     partition: Partition,
-    run_id: String,
+    names: FileNames,
     schema: SchemaRef,
     buffered: Vec<RecordBatch>,
     rows: usize,
@@ -62,13 +62,13 @@ pub struct PartitionWriter {
 }
 
 impl PartitionWriter {
-    /// A writer for `partition`, naming its files after `run_id`.
-    pub fn new(lake: &Lake, partition: Partition, run_id: &str) -> PartitionWriter {
+    /// A writer for `partition`, naming its files with `names`.
+    pub fn new(lake: &Lake, partition: Partition, names: &FileNames) -> PartitionWriter {
         PartitionWriter {
             lake: lake.clone(),
             schema: partition.dataset.schema(),
             partition,
-            run_id: run_id.to_string(),
+            names: names.clone(),
             buffered: Vec::new(),
             rows: 0,
             max_rows: DEFAULT_MAX_ROWS,
@@ -105,7 +105,7 @@ impl PartitionWriter {
         if self.rows == 0 {
             return Ok(());
         }
-        let path = self.partition.file(&self.run_id, self.written.len());
+        let path = self.names.next(&self.partition);
         let batches = std::mem::take(&mut self.buffered);
         self.rows = 0;
         let schema = self.schema.clone();
@@ -124,7 +124,7 @@ impl PartitionWriter {
             sha256: format!("{:x}", Sha256::digest(&encoded.bytes)),
             unique_keys: true,
         };
-        self.lake.put(&path, encoded.bytes).await?;
+        self.lake.put_file(&path, encoded.bytes).await?;
         self.ranges.push((encoded.first_key, encoded.last_key));
         self.written.push(file);
         Ok(())
@@ -298,8 +298,12 @@ mod tests {
     async fn a_file_keeps_the_first_version_of_each_key_and_disjoint_files_are_unique() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(&dir.path().display().to_string()).unwrap();
-        let mut w = PartitionWriter::new(&lake, Partition::report(Dataset::Customers, "mssp"), "r")
-            .with_max_rows(3);
+        let mut w = PartitionWriter::new(
+            &lake,
+            Partition::report(Dataset::Customers, "mssp"),
+            &FileNames::new(1, "r"),
+        )
+        .with_max_rows(3);
         w.push(batch(&["B", "A", "B"], "first")).await.unwrap();
         w.push(batch(&["C", "D"], "later")).await.unwrap();
         let (_, files) = w.finish().await.unwrap();
@@ -316,8 +320,12 @@ mod tests {
     async fn overlapping_files_are_not_promised_unique() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(&dir.path().display().to_string()).unwrap();
-        let mut w = PartitionWriter::new(&lake, Partition::report(Dataset::Customers, "mssp"), "r")
-            .with_max_rows(2);
+        let mut w = PartitionWriter::new(
+            &lake,
+            Partition::report(Dataset::Customers, "mssp"),
+            &FileNames::new(1, "r"),
+        )
+        .with_max_rows(2);
         w.push(batch(&["A", "B"], "new")).await.unwrap();
         w.push(batch(&["B", "C"], "old")).await.unwrap();
         let (_, files) = w.finish().await.unwrap();

@@ -158,7 +158,7 @@ impl Query {
         out: &mut ResultWriter<'_>,
     ) -> Result<(usize, Option<arrow::datatypes::SchemaRef>), QueryError> {
         let values = self.values(given)?;
-        let mut stmt = engine.connection().prepare(self.sql)?;
+        let stmt = engine.connection().prepare(self.sql)?;
         let mut ordered = Vec::new();
         for i in 1..=stmt.parameter_count() {
             let name = stmt.parameter_name(i)?;
@@ -174,7 +174,8 @@ impl Query {
                 })?;
             ordered.push(value);
         }
-        engine.stream(&mut stmt, &ordered, out)
+        drop(stmt);
+        engine.run_params(self.sql, &ordered, out)
     }
 }
 

@@ -1,23 +1,27 @@
 //! DuckDB over the lake: the views, SQL execution with results streamed batch by batch, the
 //! bundled queries, and a local cache that lets an S3 lake be queried offline.
 //!
-//! An in-memory DuckDB gets one view per dataset over exactly the files the lake's manifest
-//! lists (see [`views`]), so hspq never reads a file a sync has not committed.
+//! An in-memory DuckDB gets one view per dataset over exactly the files the lake's latest
+//! commit lists (see [`views`]), so hspq never reads a file a sync has not committed. Before
+//! each statement the engine picks up a newer commit ([`Engine::refresh_if_changed`]); a
+//! statement that meets a file deleted under it (the sync that replaced it has just ended) is
+//! run once more on the fresh commit, so a shell left open across syncs keeps working.
 
 pub mod bundled;
 pub mod output;
 pub mod views;
 
+use std::cell::Cell;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use bytes::Bytes;
 use futures_util::StreamExt;
 use tracing::warn;
 
-use crate::lake::layout::MANIFEST;
-use crate::lake::{Dataset, Lake, LakeError, Manifest};
+use crate::lake::log::{self, Entry};
+use crate::lake::{Dataset, Lake, LakeError};
 use output::{OutputError, ResultWriter};
 use views::Source;
 
@@ -55,6 +59,9 @@ pub fn sql_message(e: &duckdb::Error) -> String {
     }
 }
 
+/// How often an S3 lake is asked whether a newer commit exists (a listing request).
+const S3_CHECK_EVERY: Duration = Duration::from_secs(2);
+
 /// A DuckDB connection with the lake's views.
 pub struct Engine {
     conn: duckdb::Connection,
@@ -62,23 +69,38 @@ pub struct Engine {
     pub root: PathBuf,
     /// Something the user should know about the data (e.g. an offline cache's age).
     pub notice: Option<String>,
+    /// `s3://...` for a lake read through the local cache.
+    remote: Option<String>,
+    /// The log version the views show; `None` for a lake without a log.
+    version: Cell<Option<u64>>,
+    /// When the S3 lake was last asked for a newer commit.
+    checked: Cell<Instant>,
 }
 
 impl Engine {
     /// Opens the lake at `data` (a folder or `s3://...`), registering every view.
     pub async fn open(data: &str) -> Result<Engine, QueryError> {
-        let (root, notice) = if data.starts_with("s3://") {
-            sync_cache(data).await?
+        let (root, notice, remote) = if data.starts_with("s3://") {
+            let (root, notice) = sync_cache(data).await?;
+            (root, notice, Some(data.to_string()))
         } else {
             let root = PathBuf::from(data);
             if !root.is_dir() {
                 return Err(QueryError::NoLake(data.to_string()));
             }
-            (root, None)
+            (root.canonicalize().unwrap_or(root), None, None)
         };
         let conn = duckdb::Connection::open_in_memory()?;
-        let engine = Engine { conn, root, notice };
-        engine.register_views().await?;
+        let engine = Engine {
+            conn,
+            root,
+            notice,
+            remote,
+            version: Cell::new(None),
+            checked: Cell::new(Instant::now()),
+        };
+        let latest = log::latest(&engine.local_lake()?).await?;
+        engine.register_views(latest.as_ref())?;
         Ok(engine)
     }
 
@@ -87,20 +109,53 @@ impl Engine {
         &self.conn
     }
 
-    async fn register_views(&self) -> Result<(), QueryError> {
-        let root = self
-            .root
-            .canonicalize()
-            .unwrap_or_else(|_| self.root.clone());
-        let root_text = root.display().to_string();
-        let lake = Lake::open(&root_text)?;
-        let has_manifest = root.join(MANIFEST).is_file();
-        let manifest = Manifest::load(&lake).await?;
+    /// The log version the views show (`None` for a lake without a log).
+    pub fn version(&self) -> Option<u64> {
+        self.version.get()
+    }
+
+    fn local_lake(&self) -> Result<Lake, LakeError> {
+        Lake::open(&self.root.display().to_string())
+    }
+
+    /// Picks up a newer commit of the lake, if there is one; true when the views changed.
+    /// Cheap: a listing of the log after the version held (an S3 lake is asked at most every
+    /// two seconds; while it is unreachable the cache keeps answering).
+    pub fn refresh_if_changed(&self) -> Result<bool, QueryError> {
+        self.refresh(false)
+    }
+
+    fn refresh(&self, force: bool) -> Result<bool, QueryError> {
+        if let Some(data) = &self.remote {
+            if !force && self.checked.get().elapsed() < S3_CHECK_EVERY {
+                return Ok(false);
+            }
+            self.checked.set(Instant::now());
+            let data = data.clone();
+            if let Err(e) = on_side_runtime(|| async move { sync_cache(&data).await }) {
+                warn!("could not refresh the local copy of the lake: {e}");
+            }
+        }
+        let lake = self.local_lake()?;
+        let held = self.version.get();
+        let newer = on_side_runtime(|| async move { log::newer_than(&lake, held).await })?;
+        match newer {
+            Some(entry) if Some(entry.version) != held => {
+                self.register_views(Some(&entry))?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn register_views(&self, entry: Option<&Entry>) -> Result<(), QueryError> {
+        let root_text = self.root.display().to_string();
         let mut sql = String::new();
         for d in Dataset::ALL {
-            let source = if has_manifest {
+            let source = if let Some(entry) = entry {
                 let prefix = format!("{}/", d.name());
-                let live: Vec<_> = manifest
+                let live: Vec<_> = entry
+                    .manifest
                     .files
                     .iter()
                     .filter(|(p, _)| p.starts_with(&prefix))
@@ -114,7 +169,7 @@ impl Engine {
                 } else {
                     Source::Files(paths)
                 }
-            } else if root.join(d.name()).is_dir() {
+            } else if self.root.join(d.name()).is_dir() {
                 // A lake copied without its bookkeeping: read what is there.
                 Source::Glob(&root_text)
             } else {
@@ -124,7 +179,17 @@ impl Engine {
             sql.push('\n');
         }
         self.conn.execute_batch(&sql)?;
+        self.version.set(entry.map(|e| e.version));
         Ok(())
+    }
+
+    /// Runs `f`; if it met a lake file deleted under it, picks up the newer commit and runs
+    /// it once more.
+    fn retrying<T>(&self, f: impl Fn() -> Result<T, QueryError>) -> Result<T, QueryError> {
+        match f() {
+            Err(QueryError::Sql(msg)) if is_missing_file(&msg) && self.refresh(true)? => f(),
+            other => other,
+        }
     }
 
     /// Runs one SQL text (one or more statements); streams the last statement's result into
@@ -138,15 +203,38 @@ impl Engine {
         let Some((last, before)) = statements.split_last() else {
             return Err(QueryError::Usage("no SQL statement given".into()));
         };
+        self.refresh_if_changed()?;
         for s in before {
-            self.conn.execute_batch(s)?;
+            self.retrying(|| Ok(self.conn.execute_batch(s)?))?;
         }
-        let mut stmt = self.conn.prepare(last)?;
-        self.stream(&mut stmt, &[], out)
+        self.run_params(last, &[], out)
+    }
+
+    /// Runs one statement with `params` bound by position and streams its result into `out`.
+    pub fn run_params(
+        &self,
+        sql: &str,
+        params: &[duckdb::types::Value],
+        out: &mut ResultWriter<'_>,
+    ) -> Result<(usize, Option<SchemaRef>), QueryError> {
+        self.refresh_if_changed()?;
+        let attempt = |out: &mut ResultWriter<'_>| {
+            let mut stmt = self.conn.prepare(sql)?;
+            self.stream(&mut stmt, params, out)
+        };
+        match attempt(out) {
+            // Only when nothing was written yet: a retry must not print rows twice.
+            Err(QueryError::Sql(msg))
+                if out.rows() == 0 && is_missing_file(&msg) && self.refresh(true)? =>
+            {
+                attempt(out)
+            }
+            other => other,
+        }
     }
 
     /// Executes a prepared statement with `params` and streams its result into `out`.
-    pub fn stream(
+    fn stream(
         &self,
         stmt: &mut duckdb::Statement<'_>,
         params: &[duckdb::types::Value],
@@ -166,8 +254,39 @@ impl Engine {
     }
 }
 
-/// Brings an S3 lake's live files into the local cache (fetching only what changed) and
-/// returns the cache folder. Without network, the cache answers and says how old it is.
+/// Whether DuckDB's error says a file it was asked to read is gone.
+fn is_missing_file(msg: &str) -> bool {
+    msg.contains("IO Error")
+        && (msg.contains("No files found")
+            || msg.contains("No such file")
+            || msg.contains("Cannot open file")
+            || msg.contains("could not be opened"))
+}
+
+/// Runs `fut` to completion on a runtime of its own, on a thread of its own: the engine's
+/// callers are synchronous (the shell, DuckDB's statement loop) and may or may not run inside
+/// a runtime already.
+fn on_side_runtime<T: Send, E: Into<QueryError>, F: std::future::Future<Output = Result<T, E>>>(
+    make: impl FnOnce() -> F + Send,
+) -> Result<T, QueryError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| QueryError::Usage(format!("cannot start a runtime: {e}")))?
+                .block_on(make())
+                .map_err(Into::into)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(QueryError::Usage("reading the lake's log failed".into())))
+    })
+}
+
+/// Brings an S3 lake's latest commit into the local cache (fetching only new files) and returns
+/// the cache folder. Without network, the cache answers and says how old it is. Files a newer
+/// commit no longer lists stay in the cache for an hour, so another hspq process still reading
+/// the previous commit from the same cache does not lose them.
 async fn sync_cache(data: &str) -> Result<(PathBuf, Option<String>), QueryError> {
     let base = dirs::cache_dir()
         .unwrap_or_else(std::env::temp_dir)
@@ -185,44 +304,36 @@ async fn sync_cache(data: &str) -> Result<(PathBuf, Option<String>), QueryError>
         })
         .collect();
     let cache = base.join(name);
-    let cached_manifest = cache.join(MANIFEST);
+    let local = Lake::open(&cache.display().to_string())?;
+    let cached = log::latest(&local).await.ok().flatten();
     let remote = Lake::open_quick(data)?;
-    let fetched = remote.get(MANIFEST).await;
-    let bytes = match fetched {
-        Ok(Some(bytes)) => bytes,
+    let entry = match log::newer_than(&remote, cached.as_ref().map(|e| e.version)).await {
+        Ok(Some(entry)) => entry,
+        Ok(None) if cached.is_some() => return Ok((cache, None)),
         Ok(None) => return Err(QueryError::NoLake(data.to_string())),
         Err(e) => {
-            if cached_manifest.is_file() {
-                let age = cached_manifest
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .map(|d| {
-                        crate::ingest::human_duration(std::time::Duration::from_secs(d.as_secs()))
-                    })
-                    .unwrap_or_else(|| "unknown".into());
-                let notice = format!(
-                    "{data} is unreachable ({e}); answering from the local copy synced {age} ago"
-                );
-                return Ok((cache, Some(notice)));
-            }
-            return Err(e.into());
+            let Some(cached) = cached else {
+                return Err(e.into());
+            };
+            let age = std::fs::metadata(cache.join(log::entry_path(cached.version)))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .map(|d| crate::ingest::human_duration(std::time::Duration::from_secs(d.as_secs())))
+                .unwrap_or_else(|| "unknown".into());
+            let notice = format!(
+                "{data} is unreachable ({e}); answering from the local copy synced {age} ago"
+            );
+            return Ok((cache, Some(notice)));
         }
     };
-    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| LakeError::Corrupt {
-        path: format!("{data}/{MANIFEST}"),
-        detail: e.to_string(),
-    })?;
-    let local = Lake::open(&cache.display().to_string())?;
-    let previous = Manifest::load(&local).await.unwrap_or_default();
+    let previous = cached.map(|e| e.manifest.files).unwrap_or_default();
     // Only new or changed files, eight at a time.
-    let changed: Vec<&String> = manifest
+    let changed: Vec<&String> = entry
+        .manifest
         .files
         .iter()
-        .filter(|(path, entry)| {
-            previous.files.get(*path) != Some(*entry) || !cache.join(path).is_file()
-        })
+        .filter(|(path, file)| previous.get(*path) != Some(*file) || !cache.join(path).is_file())
         .map(|(path, _)| path)
         .collect();
     let fetches = changed.into_iter().map(|path| {
@@ -230,7 +341,7 @@ async fn sync_cache(data: &str) -> Result<(PathBuf, Option<String>), QueryError>
         async move {
             let body = remote.get(path).await?.ok_or_else(|| LakeError::Corrupt {
                 path: format!("{data}/{path}"),
-                detail: "listed in the manifest but missing".into(),
+                detail: "listed in the lake's latest commit but missing".into(),
             })?;
             local.put(path, body).await
         }
@@ -240,11 +351,25 @@ async fn sync_cache(data: &str) -> Result<(PathBuf, Option<String>), QueryError>
         .collect()
         .await;
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
-    // The manifest last, so a cut-short sync leaves the previous copy consistent.
-    local.put(MANIFEST, Bytes::from(bytes.to_vec())).await?;
-    for (path, _) in local.list("").await? {
-        if !path.starts_with("_hspq/") && !manifest.files.contains_key(&path) {
-            if let Err(e) = local.delete(&path).await {
+    // The commit last, so a cut-short copy leaves the previous one consistent.
+    local
+        .put(&log::entry_path(entry.version), log::encode(&entry))
+        .await?;
+    let keep = chrono::Duration::from_std(crate::lake::commit::DEFAULT_RETENTION)
+        .unwrap_or(chrono::Duration::MAX);
+    let now = chrono::Utc::now();
+    for listed in local.list("").await? {
+        let path = &listed.path;
+        let stale = match log::version_of(path) {
+            Some(v) => v < entry.version,
+            None => {
+                !path.starts_with("_hspq/")
+                    && !entry.manifest.files.contains_key(path)
+                    && now - listed.modified > keep
+            }
+        };
+        if stale {
+            if let Err(e) = local.delete(path).await {
                 warn!("could not remove {path} from the cache: {e}");
             }
         }

@@ -527,8 +527,8 @@ fn dot(
                 println!("{name:<28} {what}");
             }
             println!(
-                "{:<28} {}",
-                "SQL ending with ;", "run against the views (several lines are fine)"
+                "{:<28} run against the views (several lines are fine)",
+                "SQL ending with ;"
             );
         }
         DotCommand::Tables => {

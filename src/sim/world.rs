@@ -503,7 +503,7 @@ impl World {
         } as f64;
         let day_n = day.num_days_from_ce() as u64;
         let noise = self.hash(&[c.idx, pi, day_n, 2]);
-        if noise % 31 == 0 {
+        if noise.is_multiple_of(31) {
             return Some(0); // an odd day with nothing counted
         }
         let jitter = 0.95 + 0.1 * unit(noise);
@@ -655,9 +655,9 @@ impl World {
             Profile::InactiveScanners if day >= c.since => {
                 (1 + self.hash(&[c.idx, day_n, 15]) % probes.max(1)).min(probes)
             }
-            _ => u64::from(probes > 0 && self.hash(&[c.idx, day_n, 16]) % 40 == 0),
+            _ => u64::from(probes > 0 && self.hash(&[c.idx, day_n, 16]).is_multiple_of(40)),
         };
-        let api_calls = if c.idx % 3 == 0 && !stopped {
+        let api_calls = if c.idx.is_multiple_of(3) && !stopped {
             self.hash(&[c.idx, day_n, 17]) % 200
         } else {
             0

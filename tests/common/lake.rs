@@ -370,7 +370,42 @@ pub fn parquet_files(dir: &Path) -> BTreeSet<String> {
 }
 
 pub fn manifest_files(dir: &Path) -> BTreeSet<String> {
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("_hspq/manifest.json")).unwrap()).unwrap();
+    let m = latest_manifest(dir).expect("the lake has a commit");
     m["files"].as_object().unwrap().keys().cloned().collect()
+}
+
+/// The lake's latest log entry (`_hspq/log/<version>.json`), read as a plain reader would.
+pub fn latest_entry(dir: &Path) -> Option<serde_json::Value> {
+    let log = dir.join("_hspq/log");
+    let last = std::fs::read_dir(&log)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .max()?;
+    Some(serde_json::from_slice(&std::fs::read(log.join(last)).unwrap()).unwrap())
+}
+
+/// The manifest of the latest log entry.
+pub fn latest_manifest(dir: &Path) -> Option<serde_json::Value> {
+    latest_entry(dir).map(|e| e["manifest"].clone())
+}
+
+/// Whether no run holds the lake.
+pub fn lake_is_free(dir: &Path) -> bool {
+    latest_entry(dir).is_none_or(|e| e["lease"].is_null())
+}
+
+/// Commits `manifest` as the next log version, as another writer of the format would.
+pub fn commit_manifest(dir: &Path, manifest: serde_json::Value) {
+    let mut entry = latest_entry(dir).expect("the lake has a commit");
+    let version = entry["version"].as_u64().unwrap() + 1;
+    entry["version"] = version.into();
+    entry["run_id"] = "test".into();
+    entry["manifest"] = manifest;
+    std::fs::write(
+        dir.join(format!("_hspq/log/{version:020}.json")),
+        entry.to_string(),
+    )
+    .unwrap();
 }

@@ -72,6 +72,7 @@ pub async fn ingest_lake(sim: &Simulator, dir: &std::path::Path, keys: &[&str]) 
             },
             dry_run: false,
             quiet: true,
+            lake: Default::default(),
         })
         .await
         .unwrap();

@@ -1,0 +1,406 @@
+//! The one owner of changes to the lake. A run takes the lake with [`LakeWriter::acquire`],
+//! changes the manifest only through [`LakeWriter::commit`], deletes files only through
+//! [`LakeWriter::clean_up`], and gives the lake back with [`LakeWriter::release`].
+//!
+//! Every change is the next numbered log entry, created with create-if-absent (see
+//! [`super::log`]): version + 1 of the last entry this run wrote. Nobody else writes while the
+//! run's lease is valid, so the create succeeds; if the run was paused past its lease and
+//! another run took the lake, that version exists and the create fails: the run has lost the
+//! lake, and from then on every call fails with [`LakeError::Lost`] without touching anything.
+//! Two runs taking a free lake race for the same version, and exactly one wins. In-memory
+//! state changes only after the entry is stored.
+//!
+//! Deletion is safe by construction: a dead file (one a commit replaced) is never listed
+//! again, because names are never reused; an orphan (a file no manifest lists) whose name
+//! carries an older epoch was written by a run that can no longer commit (this run's lease
+//! came after it in the log), so it can go at once; any other unlisted file goes only once it
+//! is older than the retention. Deleting starts only after an entry proved the lease.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Barrier, Mutex};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::layout::{epoch_of, FileNames, Partition, BOOKKEEPING};
+use super::log::{self, Entry, EntryKind, Lease, LEGACY_LOCK, LEGACY_MANIFEST};
+use super::manifest::Manifest;
+use super::store::{Lake, LakeError};
+use crate::process::{host_name, Owner};
+
+/// How long a lease lives without a new entry, by default.
+pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(600);
+
+/// How old a file of unknown origin must be before a clean-up deletes it, by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(3600);
+
+/// Log entries kept behind the latest (older ones are never read again).
+const KEEP_ENTRIES: u64 = 10;
+
+/// How a run holds the lake.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// The lease's lifetime: a run silent for longer (paused, stalled) can be taken over.
+    pub lock_ttl: Duration,
+    /// Unlisted files whose writer cannot be told apart from a live one are kept this long.
+    pub retention: Duration,
+    /// Test hook: waited on between reading the log and taking the lake, so a test can make
+    /// two runs interleave there.
+    pub pause_before_take: Option<Arc<Barrier>>,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            lock_ttl: DEFAULT_LOCK_TTL,
+            retention: DEFAULT_RETENTION,
+            pause_before_take: None,
+        }
+    }
+}
+
+/// What a clean-up deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CleanUp {
+    /// Files the run's commits (or an earlier run's) replaced.
+    pub dead: usize,
+    /// Files no manifest lists.
+    pub orphans: usize,
+}
+
+/// A run's hold on the lake.
+pub struct LakeWriter {
+    inner: Arc<Inner>,
+    names: FileNames,
+    ended_runs: BTreeSet<String>,
+    heartbeat: JoinHandle<()>,
+}
+
+struct Inner {
+    lake: Lake,
+    run_id: String,
+    opts: WriterOptions,
+    acquired_at: DateTime<Utc>,
+    held: Mutex<Held>,
+}
+
+struct Held {
+    version: u64,
+    manifest: Arc<Manifest>,
+    /// Why this run no longer holds the lake.
+    lost: Option<String>,
+    last_write: Instant,
+}
+
+impl LakeWriter {
+    /// Takes the lake for `run_id`, or says who holds it and what to do.
+    pub async fn acquire(
+        lake: &Lake,
+        run_id: &str,
+        opts: WriterOptions,
+    ) -> Result<LakeWriter, LakeError> {
+        for _ in 0..5 {
+            let latest = log::latest(lake).await?;
+            let (version, manifest, holder) = match latest {
+                Some(e) => (e.version, e.manifest, e.lease),
+                None => (0, Manifest::new(), None),
+            };
+            // Runs that started and never recorded an end were killed: what they left can go.
+            let mut ended: BTreeSet<String> = manifest.state.open_runs.keys().cloned().collect();
+            if let Some(lease) = holder {
+                match lease.stale(Utc::now()) {
+                    Some(why) => {
+                        warn!(
+                            "taking the lake over from run {} (pid {} on {}): {why}",
+                            lease.run_id, lease.owner.pid, lease.host
+                        );
+                        ended.insert(lease.run_id);
+                    }
+                    None => return Err(locked(lake, &lease)),
+                }
+            }
+            if let Some(barrier) = &opts.pause_before_take {
+                barrier.wait().await;
+            }
+            let acquired_at = Utc::now();
+            let inner = Inner {
+                lake: lake.clone(),
+                run_id: run_id.to_string(),
+                opts: opts.clone(),
+                acquired_at,
+                held: Mutex::new(Held {
+                    version,
+                    manifest: Arc::new(Manifest::new()),
+                    lost: None,
+                    last_write: Instant::now(),
+                }),
+            };
+            let entry = inner.entry(version + 1, EntryKind::Acquire, manifest);
+            if !create(lake, &entry).await? {
+                // Another run took this version first: look again.
+                continue;
+            }
+            {
+                let mut held = inner.held.lock().await;
+                held.version = entry.version;
+                held.manifest = Arc::new(entry.manifest);
+            }
+            let inner = Arc::new(inner);
+            let heartbeat = tokio::spawn(heartbeat(Arc::clone(&inner)));
+            return Ok(LakeWriter {
+                names: FileNames::new(entry.version, run_id),
+                inner,
+                ended_runs: ended,
+                heartbeat,
+            });
+        }
+        Err(LakeError::Locked(format!(
+            "could not take {}: other runs keep taking it; try again",
+            lake.location()
+        )))
+    }
+
+    /// The lake.
+    pub fn lake(&self) -> &Lake {
+        &self.inner.lake
+    }
+
+    /// Names for the files this run writes.
+    pub fn names(&self) -> &FileNames {
+        &self.names
+    }
+
+    /// Runs known to have ended without recording it (killed, or taken over): their
+    /// `sync_runs` rows still say `running`.
+    pub fn ended_runs(&self) -> &BTreeSet<String> {
+        &self.ended_runs
+    }
+
+    /// The manifest as of this run's last entry.
+    pub async fn snapshot(&self) -> Arc<Manifest> {
+        Arc::clone(&self.inner.held.lock().await.manifest)
+    }
+
+    /// The log version of this run's last entry.
+    pub async fn version(&self) -> u64 {
+        self.inner.held.lock().await.version
+    }
+
+    /// Applies `edit` to the manifest and stores the result as the next version; the
+    /// in-memory manifest changes only once that is stored.
+    pub async fn commit(&self, edit: impl FnOnce(&mut Manifest)) -> Result<(), LakeError> {
+        let mut held = self.inner.held.lock().await;
+        let mut next = Manifest::clone(&held.manifest);
+        edit(&mut next);
+        self.inner.write(&mut held, EntryKind::Commit, next).await
+    }
+
+    /// Deletes the files commits replaced, the files no manifest lists (as the module docs
+    /// say which), and log entries no reader needs. Call it when no partition writer of this
+    /// run is writing (at the start and the end of a sync): this run's own unlisted files go
+    /// too.
+    pub async fn clean_up(&self) -> Result<CleanUp, LakeError> {
+        let lake = &self.inner.lake;
+        // Prove the lease right before deleting anything.
+        let manifest = {
+            let mut held = self.inner.held.lock().await;
+            let same = Manifest::clone(&held.manifest);
+            self.inner
+                .write(&mut held, EntryKind::Refresh, same)
+                .await?;
+            Arc::clone(&held.manifest)
+        };
+        let mut done = CleanUp::default();
+        let dead: Vec<String> = manifest.dead.keys().cloned().collect();
+        for path in &dead {
+            lake.delete(path).await?;
+            done.dead += 1;
+        }
+        if !dead.is_empty() {
+            self.commit(|m| {
+                for p in &dead {
+                    m.dead.remove(p);
+                }
+            })
+            .await?;
+        }
+        let epoch = self.names.epoch();
+        let now = Utc::now();
+        let retention =
+            chrono::Duration::from_std(self.inner.opts.retention).unwrap_or(chrono::Duration::MAX);
+        for listed in lake.list("").await? {
+            let path = &listed.path;
+            // `x.parquet#N` is a local-disk upload cut short before its rename.
+            let data = (path.ends_with(".parquet") || path.contains(".parquet#"))
+                && !path.starts_with(&format!("{BOOKKEEPING}/"))
+                && Partition::of_file(path).is_some();
+            if !data || manifest.files.contains_key(path) || manifest.dead.contains_key(path) {
+                continue;
+            }
+            let fenced = match epoch_of(path) {
+                // Written by this run or by one that the log fenced off before it.
+                Some(e) => e <= epoch,
+                None => false,
+            };
+            if fenced || now - listed.modified > retention {
+                lake.delete(path).await?;
+                done.orphans += 1;
+            }
+        }
+        let version = self.version().await;
+        for v in log::versions(lake, None).await? {
+            if v + KEEP_ENTRIES < version {
+                lake.delete(&log::entry_path(v)).await?;
+            }
+        }
+        if version > 0 {
+            lake.delete(LEGACY_MANIFEST).await?;
+            lake.delete(LEGACY_LOCK).await?;
+        }
+        if done != CleanUp::default() {
+            info!(
+                "deleted {} replaced and {} orphaned file(s)",
+                done.dead, done.orphans
+            );
+        }
+        Ok(done)
+    }
+
+    /// Gives the lake up (a last entry without a lease).
+    pub async fn release(self) -> Result<(), LakeError> {
+        self.heartbeat.abort();
+        let mut held = self.inner.held.lock().await;
+        let same = Manifest::clone(&held.manifest);
+        self.inner.write(&mut held, EntryKind::Release, same).await
+    }
+}
+
+impl Drop for LakeWriter {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
+impl Inner {
+    fn entry(&self, version: u64, kind: EntryKind, manifest: Manifest) -> Entry {
+        let now = Utc::now();
+        let ttl = chrono::Duration::from_std(self.opts.lock_ttl).unwrap_or(chrono::Duration::MAX);
+        Entry {
+            version,
+            kind,
+            run_id: self.run_id.clone(),
+            nonce: format!("{:016x}", rand::random::<u64>()),
+            written_at: now,
+            lease: (kind != EntryKind::Release).then(|| Lease {
+                run_id: self.run_id.clone(),
+                host: host_name(),
+                owner: Owner::this_process(),
+                acquired_at: self.acquired_at,
+                expires_at: now
+                    .checked_add_signed(ttl)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            }),
+            manifest,
+        }
+    }
+
+    /// Stores `manifest` as the next version, or finds the lake lost.
+    async fn write(
+        &self,
+        held: &mut Held,
+        kind: EntryKind,
+        manifest: Manifest,
+    ) -> Result<(), LakeError> {
+        if let Some(why) = &held.lost {
+            return Err(LakeError::Lost(why.clone()));
+        }
+        let mut entry = self.entry(held.version + 1, kind, manifest);
+        let taker = loop {
+            if create(&self.lake, &entry).await? {
+                held.version = entry.version;
+                held.manifest = Arc::new(entry.manifest);
+                held.last_write = Instant::now();
+                return Ok(());
+            }
+            match log::read(&self.lake, entry.version).await? {
+                // This run's own entry, from a write whose caller was cancelled (Ctrl-C) after
+                // the store took it: catch up with it and write after it.
+                Some(found) if found.run_id == self.run_id => {
+                    held.version = found.version;
+                    held.manifest = Arc::new(found.manifest);
+                    entry = self.entry(held.version + 1, kind, entry.manifest);
+                }
+                Some(found) => break format!("run {}", found.run_id),
+                None => break "another run".to_string(),
+            }
+        };
+        let why = format!(
+            "run {} lost {} to {taker}: it went more than its lease ({} s, HSPQ_LOCK_TTL) without \
+             writing (paused or stalled), so it stopped without changing the lake; run hspq ingest \
+             again if the other run did not finish the work",
+            self.run_id,
+            self.lake.location(),
+            self.opts.lock_ttl.as_secs()
+        );
+        held.lost = Some(why.clone());
+        Err(LakeError::Lost(why))
+    }
+}
+
+/// Creates `entry` unless its version exists; true when the stored entry is this one (also
+/// after a write whose answer was lost and which a retry found already done).
+async fn create(lake: &Lake, entry: &Entry) -> Result<bool, LakeError> {
+    let path = log::entry_path(entry.version);
+    match lake.put_new(&path, log::encode(entry)).await {
+        Ok(true) => Ok(true),
+        Ok(false) => Ok(log::read(lake, entry.version)
+            .await?
+            .is_some_and(|found| found.nonce == entry.nonce)),
+        Err(e) => match log::read(lake, entry.version).await {
+            Ok(Some(found)) => Ok(found.nonce == entry.nonce),
+            _ => Err(e),
+        },
+    }
+}
+
+/// Keeps the lease alive while the run is busy fetching: a refresh entry whenever the run has
+/// not written for a third of the lease.
+async fn heartbeat(inner: Arc<Inner>) {
+    let ttl = inner.opts.lock_ttl;
+    let every = (ttl / 6).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let mut held = inner.held.lock().await;
+        if held.lost.is_some() {
+            return;
+        }
+        if held.last_write.elapsed() < ttl / 3 {
+            continue;
+        }
+        let same = Manifest::clone(&held.manifest);
+        match inner.write(&mut held, EntryKind::Refresh, same).await {
+            Ok(()) => {}
+            Err(LakeError::Lost(why)) => {
+                warn!("{why}");
+                return;
+            }
+            Err(e) => warn!("could not refresh the lease on the lake: {e}"),
+        }
+    }
+}
+
+fn locked(lake: &Lake, lease: &Lease) -> LakeError {
+    LakeError::Locked(format!(
+        "another hspq ingest (run {}, pid {} on {}, since {}) is writing to {}: wait for it to \
+         finish; if it is gone, the lake frees itself at {} (its lease, HSPQ_LOCK_TTL)",
+        lease.run_id,
+        lease.owner.pid,
+        lease.host,
+        lease.acquired_at.format("%Y-%m-%d %H:%M:%SZ"),
+        lake.location(),
+        lease.expires_at.format("%Y-%m-%d %H:%M:%SZ"),
+    ))
+}
