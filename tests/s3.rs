@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -279,5 +280,152 @@ async fn an_s3_lake_is_queried_from_a_local_copy_and_offline_from_the_cache() {
     assert!(
         notice.contains("unreachable") && notice.contains("ago"),
         "{notice}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_paused_past_its_lease_on_s3_stops_and_leaves_the_lake_the_new_run_synced() {
+    let moto = start_moto();
+    let store = bucket(&moto, "stale-lake").await;
+    let sim = sim(|c| c.companies = 20).await;
+    let data = "s3://stale-lake/p";
+    let a = hspq(&moto, &sim.base_url(), data)
+        .args(["--rate", "5"])
+        .env("HSPQ_LOCK_TTL", "2")
+        .spawn()
+        .unwrap();
+    wait_for_requests(&sim, 30);
+    signal(a.id(), "-STOP");
+    std::thread::sleep(Duration::from_secs(3));
+    let b = hspq(&moto, &sim.base_url(), data)
+        .args(["--rate", "100"])
+        .env("HSPQ_LOCK_TTL", "2")
+        .output()
+        .unwrap();
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let after_b = tempfile::tempdir().unwrap();
+    download(&store, "p", after_b.path()).await;
+    signal(a.id(), "-CONT");
+    let a = a.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&a.stderr);
+    assert!(!a.status.success(), "A must fail: {stderr}");
+    assert_ne!(a.status.code(), Some(101), "no panic: {stderr}");
+    assert!(stderr.contains("lost"), "A says it lost the lake: {stderr}");
+    let local = tempfile::tempdir().unwrap();
+    download(&store, "p", local.path()).await;
+    assert_eq!(
+        latest_manifest(local.path()),
+        latest_manifest(after_b.path()),
+        "A changed no commit"
+    );
+    assert!(lake_is_free(local.path()));
+    assert_listed_files_intact(local.path());
+    assert_lake_matches_world(local.path(), sim.world(), Partnership::Mssp, true);
+    assert_eq!(parquet_files(local.path()), manifest_files(local.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hspq_readers_of_an_s3_lake_run_through_a_whole_sync_without_an_error() {
+    let moto = start_moto();
+    let store = bucket(&moto, "read-lake").await;
+    let sim = sim(|c| c.companies = 20).await;
+    let data = "s3://read-lake/live";
+    let first = hspq(&moto, &sim.base_url(), data).output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let reader = |command: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
+        cmd.args([command, "--data", data])
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("AWS_ALLOW_HTTP", "true");
+        for (k, v) in ENV {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    // A shell opened before the sync, and `hspq sql` in a loop, sharing one local cache.
+    let mut repl = reader("repl")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = repl.stdin.take().unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sql_reader = {
+        let done = done.clone();
+        let cmd = reader("sql");
+        let (program, args, envs): (_, Vec<_>, Vec<_>) = (
+            cmd.get_program().to_owned(),
+            cmd.get_args().map(|a| a.to_owned()).collect(),
+            cmd.get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+                .collect(),
+        );
+        std::thread::spawn(move || {
+            sql_loop(&done, || {
+                let mut c = Command::new(&program);
+                c.args(&args).envs(envs.iter().map(|(k, v)| (k, v)));
+                c
+            })
+        })
+    };
+    let mut sync = hspq(&moto, &sim.base_url(), data)
+        .args(["--rate", "15", "--full"])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut statements = 0;
+    let status = loop {
+        if let Some(status) = sync.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the sync did not end"
+        );
+        writeln!(stdin, "select count(*) as n from daily_usage;").unwrap();
+        statements += 1;
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(status.success());
+    // Past the shell's two-second check: it picks up the new commit.
+    std::thread::sleep(Duration::from_millis(2500));
+    writeln!(stdin, "select count(*) as n from daily_usage;").unwrap();
+    statements += 1;
+    drop(stdin);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (runs, failures) = sql_reader.join().unwrap();
+    let repl = repl.wait_with_output().unwrap();
+    let repl_err = String::from_utf8_lossy(&repl.stderr);
+    assert!(
+        repl.status.success(),
+        "the shell failed a statement: {repl_err}"
+    );
+    let answers = String::from_utf8_lossy(&repl.stdout);
+    let counts: Vec<&str> = answers.lines().filter(|l| *l != "n").collect();
+    assert_eq!(
+        counts.len(),
+        statements,
+        "every statement answered: {answers}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} hspq sql runs failed: {failures:?}",
+        failures.len()
+    );
+    assert!(runs > 2, "{runs} hspq sql runs overlapped the sync");
+    let local = tempfile::tempdir().unwrap();
+    download(&store, "live", local.path()).await;
+    let want = lake_rows(local.path(), "daily_usage", &["count(*)"]);
+    assert_eq!(
+        counts.last().copied(),
+        Some(want[0].as_str()),
+        "the shell ends on the new commit"
     );
 }

@@ -165,7 +165,8 @@ pub async fn run(opts: IngestOptions) -> Result<IngestSummary, IngestError> {
         Err(_) => "failed",
     };
     if let Err(e @ IngestError::Lake(LakeError::Lost(_))) = outcome {
-        // Another run holds the lake now: touch nothing.
+        // Another run holds the lake now: touch nothing but the files this run never committed.
+        writer.abandon().await;
         return Err(e);
     }
     let error = outcome.as_ref().err().map(|e| e.to_string());
@@ -177,11 +178,23 @@ pub async fn run(opts: IngestOptions) -> Result<IngestSummary, IngestError> {
         warn!("could not delete the files this run replaced: {e} (the next run will)");
     }
     let released = writer.release().await;
+    // Having lost the lake says more than whatever failed on the way there.
+    let lost = [&cleaned.map(|_| ()), &released]
+        .into_iter()
+        .find_map(|r| match r {
+            Err(LakeError::Lost(why)) => Some(why.clone()),
+            _ => None,
+        })
+        .or_else(|| match &recorded {
+            Err(IngestError::Lake(LakeError::Lost(why))) => Some(why.clone()),
+            _ => None,
+        });
+    if let Some(why) = lost {
+        writer.abandon().await;
+        return Err(LakeError::Lost(why).into());
+    }
     outcome?;
     recorded?;
-    if let Err(e @ LakeError::Lost(_)) = cleaned {
-        return Err(e.into());
-    }
     released?;
     Ok(summary)
 }
@@ -429,22 +442,28 @@ impl Sync<'_> {
             .await?;
         let state = self.writer.snapshot().await;
         let mut work: Vec<(String, Vec<(NaiveDate, NaiveDate)>)> = Vec::new();
+        // Customers the lake already holds past the API's last day: nothing to fetch.
+        let mut ahead: Vec<(&str, NaiveDate)> = Vec::new();
         for c in &customers {
             let key = SyncState::customer_key(rt, &c.security_center_id);
             let known = state.state.customers.get(&key);
             let windows = plan::customer_windows(last_day, known, self.windows);
-            if windows.is_empty() {
-                // The lake is ahead of the API (another key, a lagging API, a moved clock).
-                let warning = format!(
-                    "customer {} skipped: the lake holds its engagement up to {}, past the API's last day {last_day}",
-                    c.security_center_id,
-                    known.map_or(last_day, |k| k.to)
-                );
-                warn!("{warning}");
-                self.summary.warnings.push(warning);
-                continue;
+            match (windows.is_empty(), known) {
+                (true, Some(k)) => ahead.push((&c.security_center_id, k.to)),
+                (true, None) => {}
+                (false, _) => work.push((c.security_center_id.clone(), windows)),
             }
-            work.push((c.security_center_id.clone(), windows));
+        }
+        if let Some(latest) = ahead.iter().map(|(_, to)| *to).max() {
+            // Another key, a lagging API or a moved clock: the lake is ahead of this API.
+            let warning = format!(
+                "{} customer(s) skipped (first: {}): the lake holds their engagement up to {latest}, \
+                 past this API's last day {last_day}; nothing of theirs was changed",
+                ahead.len(),
+                ahead[0].0
+            );
+            warn!("{warning}");
+            self.summary.warnings.push(warning);
         }
         self.planned += work.iter().map(|(_, w)| 2 * w.len() as u64).sum::<u64>();
         let total = work.len();

@@ -139,8 +139,8 @@ impl LakeWriter {
                 }),
             };
             let entry = inner.entry(version + 1, EntryKind::Acquire, manifest);
-            if !create(lake, &entry).await? {
-                // Another run took this version first: look again.
+            if create(lake, &entry).await? != Created::Mine {
+                // Another run took the lake first: look again.
                 continue;
             }
             {
@@ -269,8 +269,33 @@ impl LakeWriter {
         Ok(done)
     }
 
+    /// After losing the lake: deletes the files this run wrote and never committed, which no
+    /// manifest can ever list (the run that took over builds on this run's last commit and
+    /// names its own files), so a glob reader does not see them. Touches nothing else; does
+    /// nothing while the run still holds the lake. Call it once the run's writers stopped.
+    pub async fn abandon(&self) -> usize {
+        let committed = {
+            let held = self.inner.held.lock().await;
+            if held.lost.is_none() {
+                return 0;
+            }
+            Arc::clone(&held.manifest)
+        };
+        let mut deleted = 0;
+        for path in self.names.given() {
+            if committed.files.contains_key(&path) || committed.dead.contains_key(&path) {
+                continue;
+            }
+            match self.inner.lake.delete(&path).await {
+                Ok(()) => deleted += 1,
+                Err(e) => warn!("could not delete {path}, written after losing the lake: {e}"),
+            }
+        }
+        deleted
+    }
+
     /// Gives the lake up (a last entry without a lease).
-    pub async fn release(self) -> Result<(), LakeError> {
+    pub async fn release(&self) -> Result<(), LakeError> {
         self.heartbeat.abort();
         let mut held = self.inner.held.lock().await;
         let same = Manifest::clone(&held.manifest);
@@ -319,22 +344,22 @@ impl Inner {
         }
         let mut entry = self.entry(held.version + 1, kind, manifest);
         let taker = loop {
-            if create(&self.lake, &entry).await? {
-                held.version = entry.version;
-                held.manifest = Arc::new(entry.manifest);
-                held.last_write = Instant::now();
-                return Ok(());
-            }
-            match log::read(&self.lake, entry.version).await? {
+            match create(&self.lake, &entry).await? {
+                Created::Mine => {
+                    held.version = entry.version;
+                    held.manifest = Arc::new(entry.manifest);
+                    held.last_write = Instant::now();
+                    return Ok(());
+                }
                 // This run's own entry, from a write whose caller was cancelled (Ctrl-C) after
                 // the store took it: catch up with it and write after it.
-                Some(found) if found.run_id == self.run_id => {
+                Created::Other(found) if found.run_id == self.run_id => {
                     held.version = found.version;
                     held.manifest = Arc::new(found.manifest);
                     entry = self.entry(held.version + 1, kind, entry.manifest);
                 }
-                Some(found) => break format!("run {}", found.run_id),
-                None => break "another run".to_string(),
+                Created::Other(found) => break format!("run {}", found.run_id),
+                Created::Superseded(latest) => break format!("run {}", latest.run_id),
             }
         };
         let why = format!(
@@ -350,19 +375,39 @@ impl Inner {
     }
 }
 
-/// Creates `entry` unless its version exists; true when the stored entry is this one (also
-/// after a write whose answer was lost and which a retry found already done).
-async fn create(lake: &Lake, entry: &Entry) -> Result<bool, LakeError> {
+/// What became of an entry this run tried to create.
+#[derive(Debug, PartialEq)]
+enum Created {
+    /// It is stored and it is the latest.
+    Mine,
+    /// Its version holds another entry (boxed: an entry holds a whole manifest).
+    Other(Box<Entry>),
+    /// It is stored, but newer versions exist: it went into a slot that a clean-up had freed
+    /// (log entries are not kept forever), behind the entries of a run that took the lake.
+    /// Readers take the newest, so it is never read.
+    Superseded(Box<Entry>),
+}
+
+/// Creates `entry` unless its version exists (also recognising it after a write whose answer
+/// was lost and which a retry found already done), then checks that nothing newer exists.
+async fn create(lake: &Lake, entry: &Entry) -> Result<Created, LakeError> {
     let path = log::entry_path(entry.version);
-    match lake.put_new(&path, log::encode(entry)).await {
-        Ok(true) => Ok(true),
-        Ok(false) => Ok(log::read(lake, entry.version)
-            .await?
-            .is_some_and(|found| found.nonce == entry.nonce)),
+    let stored = match lake.put_new(&path, log::encode(entry)).await {
+        Ok(true) => None,
+        Ok(false) => log::read(lake, entry.version).await?,
         Err(e) => match log::read(lake, entry.version).await {
-            Ok(Some(found)) => Ok(found.nonce == entry.nonce),
-            _ => Err(e),
+            Ok(Some(found)) => Some(found),
+            _ => return Err(e),
         },
+    };
+    if let Some(found) = stored {
+        if found.nonce != entry.nonce {
+            return Ok(Created::Other(Box::new(found)));
+        }
+    }
+    match log::newer_than(lake, Some(entry.version)).await? {
+        Some(latest) => Ok(Created::Superseded(Box::new(latest))),
+        None => Ok(Created::Mine),
     }
 }
 

@@ -7,7 +7,7 @@
 //! go at once; a file of a newer epoch means this run has lost the lake.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::schema::{Dataset, Partitioning};
 
@@ -21,6 +21,7 @@ pub struct FileNames {
     epoch: u64,
     run_id: String,
     next: Arc<AtomicU64>,
+    given: Arc<Mutex<Vec<String>>>,
 }
 
 impl FileNames {
@@ -30,7 +31,13 @@ impl FileNames {
             epoch,
             run_id: run_id.to_string(),
             next: Arc::new(AtomicU64::new(0)),
+            given: Arc::default(),
         }
+    }
+
+    /// Every path handed out so far.
+    pub fn given(&self) -> Vec<String> {
+        self.given.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
     /// The log version at which the run took the lake.
@@ -46,7 +53,11 @@ impl FileNames {
     /// A new file's path in `partition`.
     pub fn next(&self, partition: &Partition) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        partition.file(self.epoch, &self.run_id, n)
+        let path = partition.file(self.epoch, &self.run_id, n);
+        if let Ok(mut given) = self.given.lock() {
+            given.push(path.clone());
+        }
+        path
     }
 }
 

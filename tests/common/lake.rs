@@ -409,3 +409,23 @@ pub fn commit_manifest(dir: &Path, manifest: serde_json::Value) {
     )
     .unwrap();
 }
+
+/// Every file the latest commit lists is there, with the size and SHA-256 it lists.
+pub fn assert_listed_files_intact(dir: &Path) {
+    use sha2::Digest;
+    let m = latest_manifest(dir).expect("the lake has a commit");
+    for (path, entry) in m["files"].as_object().unwrap() {
+        let bytes = std::fs::read(dir.join(path))
+            .unwrap_or_else(|e| panic!("{path} is listed but cannot be read: {e}"));
+        assert_eq!(
+            bytes.len() as u64,
+            entry["size"].as_u64().unwrap(),
+            "{path}: size"
+        );
+        assert_eq!(
+            format!("{:x}", sha2::Sha256::digest(&bytes)),
+            entry["sha256"].as_str().unwrap(),
+            "{path}: sha256"
+        );
+    }
+}

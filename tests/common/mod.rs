@@ -3,7 +3,9 @@
 
 pub mod lake;
 
-use std::time::Duration;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use hspq::api::{BackoffConfig, Client, ClientConfig, Credentials, RetryConfig};
@@ -77,4 +79,43 @@ pub async fn ingest_lake(sim: &Simulator, dir: &std::path::Path, keys: &[&str]) 
         .await
         .unwrap();
     }
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`, ...) to a process.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Waits until the simulator has answered more than `n` requests.
+pub fn wait_for_requests(sim: &Simulator, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sim.requests().len() <= n {
+        assert!(Instant::now() < deadline, "the run never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `hspq sql` (from `sql`, which names the lake) in a bounded loop until `until`, on a
+/// query that reads a whole view; returns how many runs there were and their failures.
+pub fn sql_loop(until: &AtomicBool, sql: impl Fn() -> Command) -> (usize, Vec<String>) {
+    let mut runs = 0;
+    let mut failures = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !until.load(Ordering::SeqCst) && Instant::now() < deadline {
+        let out = sql()
+            .args(["--format", "csv"])
+            .arg("select count(*), count(distinct (year, period, security_center_id, product)) from billing")
+            .output()
+            .unwrap();
+        runs += 1;
+        if !out.status.success() {
+            failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+    }
+    (runs, failures)
 }

@@ -1,0 +1,356 @@
+//! The lake engine under concurrency, on local disk: a stale writer woken after another run
+//! took the lake over, two runs racing to take an expired lake, a sync against an API whose
+//! "today" moved back, and readers (hspq sql, a REPL session, a plain DuckDB) running through
+//! a whole sync. The same on S3 lives in tests/s3.rs.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::lake::*;
+use common::*;
+use hspq::lake::{Lake, LakeError, LakeWriter, WriterOptions};
+use hspq::sim::{Partnership, SimConfig, Simulator};
+
+/// `hspq ingest` of the MSSP key into `data`, its lease lapsing after `ttl`.
+fn ingest_cmd(sim: &Simulator, data: &Path, cache: &Path, rate: &str, ttl: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
+    cmd.args([
+        "ingest",
+        "-q",
+        "--sessions",
+        "1",
+        "--rate",
+        rate,
+        "--base-url",
+        &sim.base_url(),
+        "--data",
+    ])
+    .arg(data)
+    .env("HSPQ_ORG_KEY", ORG_KEY)
+    .env("HSPQ_API_KEY", MSSP_KEY)
+    .env("HSPQ_LOCK_TTL", ttl)
+    .env("XDG_CACHE_HOME", cache)
+    .env_remove("RUST_LOG")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_paused_past_its_lease_stops_without_touching_the_lake_that_another_run_synced() {
+    let sim = sim(|c| {
+        c.companies = 20;
+        c.rate = 0.0;
+    })
+    .await;
+    let lake = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    // A: slow enough to be paused half-way, with a lease of 2 s.
+    let a = ingest_cmd(&sim, lake.path(), cache.path(), "10", "2")
+        .spawn()
+        .unwrap();
+    wait_for_requests(&sim, 30);
+    signal(a.id(), "-STOP");
+    let entries_at_pause = latest_entry(lake.path()).unwrap()["version"]
+        .as_u64()
+        .unwrap();
+    assert!(entries_at_pause > 2, "A committed before it was paused");
+    std::thread::sleep(Duration::from_secs(3));
+    // B takes the lake over (A's lease has lapsed) and finishes.
+    let b = ingest_cmd(&sim, lake.path(), cache.path(), "100", "2")
+        .output()
+        .unwrap();
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let after_b = latest_manifest(lake.path()).unwrap();
+    signal(a.id(), "-CONT");
+    let a = a.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&a.stderr);
+    assert!(!a.status.success(), "A must fail: {stderr}");
+    assert_ne!(a.status.code(), Some(101), "no panic: {stderr}");
+    assert!(stderr.contains("lost"), "A says it lost the lake: {stderr}");
+    // A changed nothing: the commit B left is still the latest, and the lake is the
+    // simulator's data, row for row, every listed file intact.
+    assert_eq!(latest_manifest(lake.path()).unwrap(), after_b);
+    assert!(lake_is_free(lake.path()));
+    assert_listed_files_intact(lake.path());
+    assert_lake_matches_world(lake.path(), sim.world(), Partnership::Mssp, true);
+    let periods = lake_rows(lake.path(), "periods", &["period"]).len();
+    assert_eq!(periods, sim.world().periods(Partnership::Mssp).len());
+    // The next run deletes whatever A wrote after it lost the lake.
+    let c = ingest_cmd(&sim, lake.path(), cache.path(), "100", "2")
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    assert_eq!(parquet_files(lake.path()), manifest_files(lake.path()));
+}
+
+/// A log entry whose lease expired long ago, as a killed run on another machine leaves it.
+fn expired_lake(dir: &Path) {
+    std::fs::create_dir_all(dir.join("_hspq/log")).unwrap();
+    let entry = serde_json::json!({
+        "version": 1, "kind": "acquire", "run_id": "gone", "nonce": "0",
+        "written_at": "2026-01-01T00:00:00Z",
+        "lease": {
+            "run_id": "gone", "host": "elsewhere", "owner": { "pid": 1, "started": null },
+            "acquired_at": "2026-01-01T00:00:00Z", "expires_at": "2026-01-01T00:10:00Z"
+        },
+        "manifest": { "version": 1, "files": {}, "state": { "periods": {}, "customers": {} } }
+    });
+    std::fs::write(
+        dir.join("_hspq/log/00000000000000000001.json"),
+        entry.to_string(),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_racing_to_take_over_an_expired_lake_cannot_both_win() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        expired_lake(dir.path());
+        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        // Both read the expired lease, then wait for each other before taking the lake.
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let opts = WriterOptions {
+            pause_before_take: Some(barrier),
+            ..Default::default()
+        };
+        let (one, two) = tokio::join!(
+            LakeWriter::acquire(&lake, "one", opts.clone()),
+            LakeWriter::acquire(&lake, "two", opts.clone()),
+        );
+        let won: Vec<&LakeWriter> = [&one, &two].into_iter().flatten().collect();
+        assert_eq!(
+            won.len(),
+            1,
+            "round {round}: exactly one run takes the lake"
+        );
+        let lost = [one.as_ref().err(), two.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .next()
+            .unwrap();
+        assert!(
+            matches!(lost, LakeError::Locked(m) if m.contains("another hspq ingest")),
+            "round {round}: {lost}"
+        );
+        // The loser's refusal names the winner, which holds the lake in the log.
+        let winner = latest_entry(dir.path()).unwrap()["lease"]["run_id"].clone();
+        assert!(lost.to_string().contains(winner.as_str().unwrap()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_lost_the_lake_fails_every_later_change_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+    let a = LakeWriter::acquire(&lake, "a", WriterOptions::default())
+        .await
+        .unwrap();
+    a.commit(|m| {
+        m.state.open_runs.insert("a".into(), serde_json::json!({}));
+    })
+    .await
+    .unwrap();
+    // What A finds when it wakes from a pause: run b took the lake at A's next version.
+    let mut taken = latest_entry(dir.path()).unwrap();
+    let next = taken["version"].as_u64().unwrap() + 1;
+    taken["version"] = next.into();
+    taken["kind"] = "acquire".into();
+    taken["run_id"] = "b".into();
+    taken["lease"]["run_id"] = "b".into();
+    std::fs::write(
+        dir.path().join(format!("_hspq/log/{next:020}.json")),
+        taken.to_string(),
+    )
+    .unwrap();
+    let err = a.commit(|m| m.files.clear()).await.unwrap_err();
+    assert!(
+        matches!(&err, LakeError::Lost(m) if m.contains("run b") && m.contains("HSPQ_LOCK_TTL")),
+        "{err}"
+    );
+    assert!(matches!(a.clean_up().await, Err(LakeError::Lost(_))));
+    assert!(matches!(a.release().await, Err(LakeError::Lost(_))));
+    assert_eq!(latest_entry(dir.path()).unwrap(), taken, "A wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_against_an_api_whose_today_moved_back_skips_what_it_cannot_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let later = sim(|c| c.companies = 8).await;
+    ingest_lake(&later, dir.path(), &[MSSP_KEY]).await;
+    // A second key (or a lagging pipeline) whose API is ten days behind.
+    let mut config = SimConfig::new(today() - chrono::Days::new(10));
+    config.rate = 0.0;
+    config.companies = 8;
+    let earlier = Simulator::start_local(config).await.unwrap();
+    let out = ingest_cmd(&earlier, dir.path(), dir.path(), "1000", "10m")
+        .env("XDG_CACHE_HOME", tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warnings = lake_rows(dir.path(), "sync_runs", &["warnings"]).join("\n");
+    assert!(
+        warnings.contains("customer(s) skipped (first: SE-") && warnings.contains("past this API"),
+        "{warnings}"
+    );
+    assert!(lake_is_free(dir.path()));
+    assert_listed_files_intact(dir.path());
+}
+
+/// The DuckDB CLI from the test tools' virtualenv (scripts/test.sh installs it).
+fn duckdb_cli() -> std::path::PathBuf {
+    let venv = std::env::var("HSPQ_VENV").expect("HSPQ_VENV is set by scripts/test.sh");
+    Path::new(&venv).join("bin/duckdb")
+}
+
+/// Billing rows read by plain glob, minus distinct keys: the duplicates a glob reader sees.
+const GLOB_DUPLICATES: &str =
+    "select count(*) - count(distinct (year, period, security_center_id, product)) \
+     from read_parquet('{root}/billing/**/*.parquet', hive_partitioning = true)";
+
+/// A bounded loop of the plain DuckDB CLI reading the lake by glob until `until`; returns how
+/// many runs there were and the failures with when they happened.
+fn glob_loop(root: &Path, until: &AtomicBool) -> (usize, Vec<(Instant, String)>) {
+    let sql = GLOB_DUPLICATES.replace("{root}", &root.display().to_string());
+    let mut runs = 0;
+    let mut failures = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !until.load(Ordering::SeqCst) && Instant::now() < deadline {
+        let out = Command::new(duckdb_cli())
+            .args(["-csv", "-noheader", "-c", &sql])
+            .output()
+            .unwrap();
+        runs += 1;
+        if !out.status.success() {
+            failures.push((
+                Instant::now(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
+        }
+    }
+    (runs, failures)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_run_through_a_whole_sync_and_a_glob_reader_finds_no_duplicate_after_it() {
+    let sim = sim(|c| c.companies = 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let cache = tempfile::tempdir().unwrap();
+    // A shell opened before the sync, answering statements fed to it during and after it.
+    let mut repl = Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args(["repl", "--data"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = repl.stdin.take().unwrap();
+    writeln!(stdin, "select count(*) as n from daily_usage;").unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let sql_reader = {
+        let (done, data) = (done.clone(), dir.path().to_path_buf());
+        std::thread::spawn(move || {
+            sql_loop(&done, || {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
+                cmd.arg("sql").arg("--data").arg(&data);
+                cmd
+            })
+        })
+    };
+    let glob_reader = {
+        let (done, data) = (done.clone(), dir.path().to_path_buf());
+        std::thread::spawn(move || glob_loop(&data, &done))
+    };
+    // A full re-sync replaces every partition; paced so the readers overlap it.
+    let mut sync = ingest_cmd(&sim, dir.path(), cache.path(), "30", "10m")
+        .arg("--full")
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut statements = 1;
+    let status = loop {
+        if let Some(status) = sync.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the sync did not end"
+        );
+        writeln!(stdin, "select count(*) as n from daily_usage;").unwrap();
+        statements += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let ended = Instant::now();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut sync.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "the sync was long enough to overlap"
+    );
+    // After the sync the shell still answers, from the new commit.
+    writeln!(stdin, "select count(*) as n from daily_usage;").unwrap();
+    statements += 1;
+    drop(stdin);
+    std::thread::sleep(Duration::from_millis(500));
+    done.store(true, Ordering::SeqCst);
+    let (sql_runs, sql_failures) = sql_reader.join().unwrap();
+    let (glob_runs, glob_failures) = glob_reader.join().unwrap();
+    let repl = repl.wait_with_output().unwrap();
+    let repl_err = String::from_utf8_lossy(&repl.stderr);
+    assert!(
+        repl.status.success(),
+        "the shell failed a statement: {repl_err}"
+    );
+    let answers = String::from_utf8_lossy(&repl.stdout);
+    let counts: Vec<&str> = answers.lines().filter(|l| *l != "n").collect();
+    assert_eq!(
+        counts.len(),
+        statements,
+        "every statement answered: {answers}"
+    );
+    assert!(
+        sql_failures.is_empty(),
+        "{} of {sql_runs} hspq sql runs failed: {sql_failures:?}",
+        sql_failures.len()
+    );
+    assert!(sql_runs > 3, "{sql_runs} hspq sql runs overlapped the sync");
+    // A plain glob reader may fail only around the end of the sync, when the replaced files go.
+    for (when, error) in &glob_failures {
+        let from_end = if *when > ended {
+            *when - ended
+        } else {
+            ended - *when
+        };
+        assert!(
+            from_end < Duration::from_secs(3),
+            "a glob read failed mid-sync: {error}"
+        );
+    }
+    assert!(glob_runs > 3, "{glob_runs} glob runs overlapped the sync");
+    let out = Command::new(duckdb_cli())
+        .args([
+            "-csv",
+            "-noheader",
+            "-c",
+            &GLOB_DUPLICATES.replace("{root}", &dir.path().display().to_string()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "no duplicate key after the sync"
+    );
+    assert_eq!(parquet_files(dir.path()), manifest_files(dir.path()));
+}
