@@ -48,6 +48,7 @@ async fn an_mssp_key_with_customers_mirrors_every_dataset_row_for_row() {
     assert_lake_matches_world(lake.path(), sim.world(), Partnership::Mssp, true);
     // The manifest lists exactly the files on disk; nothing else is visible.
     assert_eq!(parquet_files(lake.path()), manifest_files(lake.path()));
+    assert_listed_files_intact(lake.path());
     // me holds no key; no file holds a key or a token.
     let me = lake_rows(
         lake.path(),

@@ -353,4 +353,72 @@ async fn readers_run_through_a_whole_sync_and_a_glob_reader_finds_no_duplicate_a
         "no duplicate key after the sync"
     );
     assert_eq!(parquet_files(dir.path()), manifest_files(dir.path()));
+    assert_listed_files_intact(dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_up_removes_what_fenced_runs_left_and_keeps_young_files_of_unknown_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+    // Run 1 takes the lake and is killed; run 2 takes it over.
+    let first = LakeWriter::acquire(&lake, "first", WriterOptions::default())
+        .await
+        .unwrap();
+    let part = "billing/report_type=mssp/year=2026/period=01";
+    std::fs::create_dir_all(dir.path().join(part)).unwrap();
+    let left = [
+        // A file run 1 wrote and never committed, and an upload cut short before its rename.
+        format!("{part}/part-e000001-first-00000.parquet"),
+        format!("{part}/part-e000001-first-00001.parquet#7"),
+        // A file whose writer hspq cannot identify (another tool, an older hspq).
+        format!("{part}/foreign.parquet"),
+    ];
+    for f in &left {
+        std::fs::write(dir.path().join(f), b"x").unwrap();
+    }
+    drop(first);
+    let quick = WriterOptions {
+        lock_ttl: Duration::from_millis(1),
+        ..Default::default()
+    };
+    // The lease of run 1 lasts ten minutes by default: wait it out with a run that cannot.
+    let expired = LakeWriter::acquire(&lake, "short", quick.clone()).await;
+    assert!(
+        matches!(expired, Err(LakeError::Locked(_))),
+        "run 1 still holds the lake"
+    );
+    let mut entry = latest_entry(dir.path()).unwrap();
+    entry["lease"]["expires_at"] = "2000-01-01T00:00:00Z".into();
+    let v = entry["version"].as_u64().unwrap();
+    std::fs::write(
+        dir.path().join(format!("_hspq/log/{v:020}.json")),
+        entry.to_string(),
+    )
+    .unwrap();
+    let second = LakeWriter::acquire(&lake, "second", WriterOptions::default())
+        .await
+        .unwrap();
+    let done = second.clean_up().await.unwrap();
+    assert_eq!(done.orphans, 2, "run 1's file and half upload go at once");
+    assert!(!dir.path().join(&left[0]).exists());
+    assert!(!dir.path().join(&left[1]).exists());
+    assert!(
+        dir.path().join(&left[2]).exists(),
+        "a young unknown file stays"
+    );
+    second.release().await.unwrap();
+    // Past the retention, the unknown file goes too.
+    let third = LakeWriter::acquire(
+        &lake,
+        "third",
+        WriterOptions {
+            retention: Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(third.clean_up().await.unwrap().orphans, 1);
+    assert!(!dir.path().join(&left[2]).exists());
+    third.release().await.unwrap();
 }

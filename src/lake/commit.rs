@@ -231,10 +231,12 @@ impl LakeWriter {
         let now = Utc::now();
         let retention =
             chrono::Duration::from_std(self.inner.opts.retention).unwrap_or(chrono::Duration::MAX);
-        for listed in lake.list("").await? {
+        let unfinished = lake.unfinished_uploads();
+        for listed in lake.list("").await?.into_iter().chain(unfinished) {
             let path = &listed.path;
             // `x.parquet#N` is a local-disk upload cut short before its rename.
-            let data = (path.ends_with(".parquet") || path.contains(".parquet#"))
+            let upload = path.contains(".parquet#");
+            let data = (path.ends_with(".parquet") || upload)
                 && !path.starts_with(&format!("{BOOKKEEPING}/"))
                 && Partition::of_file(path).is_some();
             if !data || manifest.files.contains_key(path) || manifest.dead.contains_key(path) {
@@ -246,7 +248,11 @@ impl LakeWriter {
                 None => false,
             };
             if fenced || now - listed.modified > retention {
-                lake.delete(path).await?;
+                if upload {
+                    lake.delete_unfinished_upload(path)?;
+                } else {
+                    lake.delete(path).await?;
+                }
                 done.orphans += 1;
             }
         }

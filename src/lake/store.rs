@@ -280,6 +280,52 @@ impl Lake {
         Ok(found.into_iter().map(|m| self.listed(m)).collect())
     }
 
+    /// Uploads to local disk cut short before their rename (`x.parquet#N`), which the local
+    /// store's listing hides; none on S3, where an object appears whole or not at all.
+    pub fn unfinished_uploads(&self) -> Vec<Listed> {
+        fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<Listed>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    walk(&path, root, out);
+                } else if path.to_string_lossy().contains(".parquet#") {
+                    let Ok(rel) = path.strip_prefix(root) else {
+                        continue;
+                    };
+                    out.push(Listed {
+                        path: rel.to_string_lossy().into_owned(),
+                        size: meta.len(),
+                        modified: meta.modified().map(Into::into).unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(root) = &self.local {
+            walk(root, root, &mut out);
+        }
+        out
+    }
+
+    /// Deletes a local upload cut short (see [`Lake::unfinished_uploads`]).
+    pub fn delete_unfinished_upload(&self, rel: &str) -> Result<(), LakeError> {
+        let Some(root) = &self.local else {
+            return Ok(());
+        };
+        match std::fs::remove_file(root.join(rel)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(LakeError::Location(format!(
+                "cannot delete {}: {e}",
+                root.join(rel).display()
+            ))),
+        }
+    }
+
     fn listed(&self, m: object_store::ObjectMeta) -> Listed {
         Listed {
             path: self.rel(&m.location),

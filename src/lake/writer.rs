@@ -1,22 +1,27 @@
-//! Arrow batches → zstd Parquet files in one partition, sorted by the dataset's key.
+//! Arrow batches → zstd Parquet files in one partition, sorted by the dataset's key, each key
+//! once, and the files' key ranges disjoint, so readers never need to deduplicate.
 //!
-//! A partition writer buffers at most `max_rows` rows; past that it sorts and writes a file and
-//! starts the next, so memory stays bounded however large a partition is. Within a file each
-//! key is kept once (the first version pushed wins). Across files, keys are unique when the
-//! files' key ranges do not overlap, which the writer checks at the end and reports in
-//! [`WrittenFile::unique_keys`]: then the views need not deduplicate (the usual case, as pages
-//! arrive in key order), otherwise they fall back to keeping the newest row per key. Each file
-//! is published by one create-if-absent PUT under a name never used before (see
-//! [`FileNames`]); it joins the lake's manifest only when the run commits the partition.
+//! A partition writer sorts at most `max_rows` rows in memory; past that it spills them as a
+//! sorted run to a local temporary file (Arrow IPC) and starts the next, so memory stays
+//! bounded however large a partition is. At the end the runs are merged (k-way, by key) into
+//! files of at most [`FILE_ROWS`] rows, cut in key order: their ranges cannot overlap. When a
+//! key was pushed more than once, the first version pushed wins (callers push new rows before
+//! old ones). Each file is published by one create-if-absent PUT under a name never used
+//! before (see [`FileNames`]); it joins the lake's manifest only when the run commits the
+//! partition. Spill files never go to the lake's store: only published files count as written.
 
+use std::fs::File;
 use std::sync::Arc;
 
 use arrow::array::{BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::{
-    concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
+    concat_batches, filter_record_batch, interleave_record_batch, lexsort_to_indices,
+    take_record_batch, SortColumn,
 };
 use arrow::datatypes::SchemaRef;
-use arrow::row::{RowConverter, SortField};
+use arrow::ipc::reader::FileReader;
+use arrow::ipc::writer::FileWriter;
+use arrow::row::{RowConverter, Rows, SortField};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -29,8 +34,14 @@ use super::store::{Lake, LakeError};
 /// Rows per row group: large enough for good compression and pruning statistics.
 const ROW_GROUP_ROWS: usize = 122_880;
 
-/// Rows buffered per partition before a file is written.
+/// Rows sorted in memory per partition before a run is spilled to a local file.
 pub const DEFAULT_MAX_ROWS: usize = 100_000;
+
+/// Rows per published file at most: a partition has one file per million rows.
+pub const FILE_ROWS: usize = 1_000_000;
+
+/// Rows per batch read back from a run and per batch the merge emits.
+const MERGE_BATCH: usize = 8_192;
 
 /// A file a writer published.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,9 +67,9 @@ pub struct PartitionWriter {
     buffered: Vec<RecordBatch>,
     rows: usize,
     max_rows: usize,
-    written: Vec<WrittenFile>,
-    /// First and last key (row-encoded) of each written file.
-    ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    file_rows: usize,
+    /// Sorted runs spilled to local disk, in the order their rows were pushed.
+    runs: Vec<File>,
 }
 
 impl PartitionWriter {
@@ -72,14 +83,20 @@ impl PartitionWriter {
             buffered: Vec::new(),
             rows: 0,
             max_rows: DEFAULT_MAX_ROWS,
-            written: Vec::new(),
-            ranges: Vec::new(),
+            file_rows: FILE_ROWS,
+            runs: Vec::new(),
         }
     }
 
-    /// Changes how many rows are buffered before a file is written.
+    /// Changes how many rows are sorted in memory before a run is spilled.
     pub fn with_max_rows(mut self, max_rows: usize) -> PartitionWriter {
         self.max_rows = max_rows.max(1);
+        self
+    }
+
+    /// Changes how many rows a published file holds at most.
+    pub fn with_file_rows(mut self, file_rows: usize) -> PartitionWriter {
+        self.file_rows = file_rows.max(1);
         self
     }
 
@@ -88,7 +105,7 @@ impl PartitionWriter {
         &self.partition
     }
 
-    /// Adds rows; writes a file when enough are buffered.
+    /// Adds rows; spills a sorted run when enough are buffered.
     pub async fn push(&mut self, batch: RecordBatch) -> Result<(), LakeError> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -96,73 +113,297 @@ impl PartitionWriter {
         self.rows += batch.num_rows();
         self.buffered.push(batch);
         if self.rows >= self.max_rows {
-            self.flush().await?;
+            self.spill()?;
         }
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), LakeError> {
-        if self.rows == 0 {
-            return Ok(());
+    fn parquet_error(&self, detail: String) -> LakeError {
+        LakeError::Parquet {
+            path: self.partition.dir.clone(),
+            detail,
         }
-        let path = self.names.next(&self.partition);
+    }
+
+    /// The buffered rows, sorted and each key once.
+    fn take_sorted(&mut self) -> Result<RecordBatch, LakeError> {
         let batches = std::mem::take(&mut self.buffered);
         self.rows = 0;
-        let schema = self.schema.clone();
         let key = self.partition.dataset.key();
-        // Sorting and compressing take tens of milliseconds: see `crate::cpu::heavy`.
-        let encoded = crate::cpu::heavy(|| encode(&schema, key, &batches)).map_err(|detail| {
-            LakeError::Parquet {
-                path: path.clone(),
-                detail,
+        // Sorting takes tens of milliseconds: see `crate::cpu::heavy`.
+        crate::cpu::heavy(|| sort_unique(&self.schema, key, &batches))
+            .map_err(|d| self.parquet_error(d))
+    }
+
+    fn spill(&mut self) -> Result<(), LakeError> {
+        let sorted = self.take_sorted()?;
+        let run = crate::cpu::heavy(|| -> Result<File, String> {
+            let file = tempfile::tempfile().map_err(|e| format!("a temporary file: {e}"))?;
+            let mut w = FileWriter::try_new(&file, &self.schema).map_err(|e| e.to_string())?;
+            let mut offset = 0;
+            while offset < sorted.num_rows() {
+                let len = MERGE_BATCH.min(sorted.num_rows() - offset);
+                w.write(&sorted.slice(offset, len))
+                    .map_err(|e| e.to_string())?;
+                offset += len;
             }
-        })?;
-        let file = WrittenFile {
-            path: path.clone(),
-            size: encoded.bytes.len() as u64,
-            rows: encoded.rows,
-            sha256: format!("{:x}", Sha256::digest(&encoded.bytes)),
-            unique_keys: true,
-        };
-        self.lake.put_file(&path, encoded.bytes).await?;
-        self.ranges.push((encoded.first_key, encoded.last_key));
-        self.written.push(file);
+            w.finish().map_err(|e| e.to_string())?;
+            Ok(file)
+        })
+        .map_err(|d| self.parquet_error(format!("spilling sorted rows: {d}")))?;
+        self.runs.push(run);
         Ok(())
     }
 
-    /// Writes what is left and returns every file written (none for an empty partition),
-    /// each marked with whether the partition's keys are unique across its files.
+    /// Writes what is left and returns every file written (none for an empty partition).
     pub async fn finish(mut self) -> Result<(Partition, Vec<WrittenFile>), LakeError> {
-        self.flush().await?;
-        let mut ranges = self.ranges.clone();
-        ranges.sort();
-        let disjoint = ranges.windows(2).all(|w| w[0].1 < w[1].0);
-        for f in &mut self.written {
-            f.unique_keys = disjoint;
+        let mut written = Vec::new();
+        if self.runs.is_empty() {
+            let sorted = self.take_sorted()?;
+            let mut offset = 0;
+            while offset < sorted.num_rows() {
+                let len = self.file_rows.min(sorted.num_rows() - offset);
+                let part = sorted.slice(offset, len);
+                let bytes = crate::cpu::heavy(|| parquet_bytes(&self.schema, &[part]))
+                    .map_err(|d| self.parquet_error(d))?;
+                written.push(self.publish(bytes, len as u64).await?);
+                offset += len;
+            }
+            return Ok((self.partition, written));
         }
-        Ok((self.partition, self.written))
+        if self.rows > 0 {
+            self.spill()?;
+        }
+        let key = self.partition.dataset.key();
+        let runs = std::mem::take(&mut self.runs);
+        let mut merge = crate::cpu::heavy(|| Merge::new(&self.schema, key, runs))
+            .map_err(|d| self.parquet_error(d))?;
+        loop {
+            let file_rows = self.file_rows;
+            let next = crate::cpu::heavy(|| merge.next_file(&self.schema, file_rows))
+                .map_err(|d| self.parquet_error(d))?;
+            let Some((bytes, rows)) = next else { break };
+            written.push(self.publish(bytes, rows).await?);
+        }
+        Ok((self.partition, written))
+    }
+
+    async fn publish(&self, bytes: Bytes, rows: u64) -> Result<WrittenFile, LakeError> {
+        let path = self.names.next(&self.partition);
+        let file = WrittenFile {
+            path: path.clone(),
+            size: bytes.len() as u64,
+            rows,
+            sha256: format!("{:x}", Sha256::digest(&bytes)),
+            // Cut from one sorted, deduplicated stream: no key in two files.
+            unique_keys: true,
+        };
+        self.lake.put_file(&path, bytes).await?;
+        Ok(file)
     }
 }
 
-/// A file's bytes and what the writer needs to know about it.
-pub struct Encoded {
-    /// The Parquet file.
-    pub bytes: Bytes,
-    /// Rows in it.
-    pub rows: u64,
-    /// Its first key, row-encoded (comparable as bytes).
-    pub first_key: Vec<u8>,
-    /// Its last key, row-encoded.
-    pub last_key: Vec<u8>,
+/// A k-way merge of sorted runs, each key once (the earliest run wins a tie).
+struct Merge {
+    converter: RowConverter,
+    key: &'static [&'static str],
+    runs: Vec<Cursor>,
+    /// The key last emitted, to drop later versions of it.
+    last: Option<arrow::row::OwnedRow>,
+    /// Rows merged but not yet written (what a file's row limit cut off).
+    pending: Option<RecordBatch>,
 }
 
-/// Concatenates, sorts by `key` (ties keep their order), keeps the first row of each key and
-/// encodes as one zstd Parquet file with statistics.
-pub fn encode(
+/// A run being read: its current batch and that batch's keys.
+struct Cursor {
+    reader: FileReader<File>,
+    batch: Option<(RecordBatch, Rows)>,
+    pos: usize,
+}
+
+impl Cursor {
+    /// Moves to the run's next batch (`None` at its end).
+    fn advance(&mut self, converter: &RowConverter, key: &[&str]) -> Result<(), String> {
+        self.pos = 0;
+        self.batch = match self.reader.next() {
+            None => None,
+            Some(batch) => {
+                let batch = batch.map_err(|e| e.to_string())?;
+                let columns: Vec<_> = key
+                    .iter()
+                    .map(|k| {
+                        batch
+                            .column_by_name(k)
+                            .cloned()
+                            .ok_or(format!("key column {k} missing"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let rows = converter
+                    .convert_columns(&columns)
+                    .map_err(|e| e.to_string())?;
+                Some((batch, rows))
+            }
+        };
+        Ok(())
+    }
+}
+
+impl Merge {
+    fn new(
+        schema: &SchemaRef,
+        key: &'static [&'static str],
+        runs: Vec<File>,
+    ) -> Result<Merge, String> {
+        let converter = key_converter(schema, key)?;
+        let mut cursors = Vec::new();
+        for mut file in runs {
+            use std::io::Seek;
+            file.rewind().map_err(|e| e.to_string())?;
+            let mut cursor = Cursor {
+                reader: FileReader::try_new(file, None).map_err(|e| e.to_string())?,
+                batch: None,
+                pos: 0,
+            };
+            cursor.advance(&converter, key)?;
+            cursors.push(cursor);
+        }
+        Ok(Merge {
+            converter,
+            key,
+            runs: cursors,
+            last: None,
+            pending: None,
+        })
+    }
+
+    /// The next batch of merged rows, or `None` at the end.
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, String> {
+        if let Some(pending) = self.pending.take() {
+            return Ok(Some(pending));
+        }
+        let Merge {
+            converter,
+            key,
+            runs,
+            last,
+            ..
+        } = self;
+        let mut batches: Vec<RecordBatch> = Vec::new();
+        // Each row emitted as (index into `batches`, row); which entry holds each run's batch.
+        let mut picks: Vec<(usize, usize)> = Vec::with_capacity(MERGE_BATCH);
+        let mut batch_of_run: Vec<Option<usize>> = vec![None; runs.len()];
+        while picks.len() < MERGE_BATCH {
+            // The smallest current key; on a tie the earliest run (pushed first) wins.
+            let mut best: Option<(usize, arrow::row::Row<'_>)> = None;
+            for (i, c) in runs.iter().enumerate() {
+                if let Some((_, rows)) = &c.batch {
+                    let row = rows.row(c.pos);
+                    if best.as_ref().is_none_or(|(_, b)| row < *b) {
+                        best = Some((i, row));
+                    }
+                }
+            }
+            let Some((i, row)) = best else { break };
+            if last.as_ref().is_none_or(|l| l.row() != row) {
+                *last = Some(row.owned());
+                let b = *batch_of_run[i].get_or_insert_with(|| {
+                    let (batch, _) = runs[i].batch.as_ref().expect("the run has a batch");
+                    batches.push(batch.clone());
+                    batches.len() - 1
+                });
+                picks.push((b, runs[i].pos));
+            }
+            let c = &mut runs[i];
+            c.pos += 1;
+            if c.batch.as_ref().is_some_and(|(b, _)| c.pos >= b.num_rows()) {
+                c.advance(converter, key)?;
+                batch_of_run[i] = None;
+            }
+        }
+        if picks.is_empty() {
+            return Ok(None);
+        }
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        interleave_record_batch(&refs, &picks)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The next file's bytes and rows (at most `file_rows`), or `None` at the end.
+    fn next_file(
+        &mut self,
+        schema: &SchemaRef,
+        file_rows: usize,
+    ) -> Result<Option<(Bytes, u64)>, String> {
+        let mut out: Option<ArrowWriter<Vec<u8>>> = None;
+        let mut rows = 0usize;
+        while rows < file_rows {
+            let Some(batch) = self.next_batch()? else {
+                break;
+            };
+            let take = batch.num_rows().min(file_rows - rows);
+            if take < batch.num_rows() {
+                self.pending = Some(batch.slice(take, batch.num_rows() - take));
+            }
+            let w = match &mut out {
+                Some(w) => w,
+                None => out.insert(parquet_writer(schema, Vec::new())?),
+            };
+            w.write(&batch.slice(0, take)).map_err(|e| e.to_string())?;
+            rows += take;
+        }
+        match out {
+            None => Ok(None),
+            Some(w) => {
+                let bytes = w.into_inner().map_err(|e| e.to_string())?;
+                Ok(Some((Bytes::from(bytes), rows as u64)))
+            }
+        }
+    }
+}
+
+/// A converter of `key`'s columns into rows that compare as the key does.
+fn key_converter(schema: &SchemaRef, key: &[&str]) -> Result<RowConverter, String> {
+    let fields = key
+        .iter()
+        .map(|k| {
+            schema
+                .field_with_name(k)
+                .map(|f| SortField::new(f.data_type().clone()))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RowConverter::new(fields).map_err(|e| e.to_string())
+}
+
+fn parquet_writer(schema: &SchemaRef, buf: Vec<u8>) -> Result<ArrowWriter<Vec<u8>>, String> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).map_err(|e| e.to_string())?,
+        ))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(concat!("hspq ", env!("CARGO_PKG_VERSION")).to_string())
+        .build();
+    ArrowWriter::try_new(buf, schema.clone(), Some(props)).map_err(|e| e.to_string())
+}
+
+/// One zstd Parquet file of `batches`, with page statistics.
+pub fn parquet_bytes(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes, String> {
+    let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    let mut w = parquet_writer(schema, Vec::with_capacity(size / 4))?;
+    for b in batches {
+        w.write(b).map_err(|e| e.to_string())?;
+    }
+    Ok(Bytes::from(w.into_inner().map_err(|e| e.to_string())?))
+}
+
+/// Concatenates, sorts by `key` (ties keep their order) and keeps the first row of each key.
+pub fn sort_unique(
     schema: &SchemaRef,
     key: &[&str],
     batches: &[RecordBatch],
-) -> Result<Encoded, String> {
+) -> Result<RecordBatch, String> {
     let all = concat_batches(schema, batches).map_err(|e| e.to_string())?;
     let sorted = sort_by(&all, key)?;
     let key_columns: Vec<arrow::array::ArrayRef> = key
@@ -174,50 +415,17 @@ pub fn encode(
                 .ok_or_else(|| format!("key column {k} missing"))
         })
         .collect::<Result<_, _>>()?;
-    let converter = RowConverter::new(
-        key_columns
-            .iter()
-            .map(|c| SortField::new(c.data_type().clone()))
-            .collect(),
-    )
-    .map_err(|e| e.to_string())?;
-    let keys = converter
+    let keys = key_converter(schema, key)?
         .convert_columns(&key_columns)
         .map_err(|e| e.to_string())?;
     let keep: BooleanArray = (0..keys.num_rows())
         .map(|i| Some(i == 0 || keys.row(i) != keys.row(i - 1)))
         .collect();
-    let unique = if keep.true_count() == sorted.num_rows() {
-        sorted
+    if keep.true_count() == sorted.num_rows() {
+        Ok(sorted)
     } else {
-        filter_record_batch(&sorted, &keep).map_err(|e| e.to_string())?
-    };
-    let (first_key, last_key) = match keys.num_rows() {
-        0 => (Vec::new(), Vec::new()),
-        n => (
-            keys.row(0).as_ref().to_vec(),
-            keys.row(n - 1).as_ref().to_vec(),
-        ),
-    };
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(|e| e.to_string())?,
-        ))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_created_by(concat!("hspq ", env!("CARGO_PKG_VERSION")).to_string())
-        .build();
-    let mut buf = Vec::with_capacity(unique.get_array_memory_size() / 4);
-    let mut writer =
-        ArrowWriter::try_new(&mut buf, schema.clone(), Some(props)).map_err(|e| e.to_string())?;
-    writer.write(&unique).map_err(|e| e.to_string())?;
-    writer.close().map_err(|e| e.to_string())?;
-    Ok(Encoded {
-        bytes: Bytes::from(buf),
-        rows: unique.num_rows() as u64,
-        first_key,
-        last_key,
-    })
+        filter_record_batch(&sorted, &keep).map_err(|e| e.to_string())
+    }
 }
 
 /// The batch's rows ordered by the `key` columns; rows with equal keys keep their order.
@@ -295,7 +503,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_file_keeps_the_first_version_of_each_key_and_disjoint_files_are_unique() {
+    async fn a_partition_keeps_the_first_version_of_each_key_in_one_sorted_file() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(&dir.path().display().to_string()).unwrap();
         let mut w = PartitionWriter::new(
@@ -307,17 +515,28 @@ mod tests {
         w.push(batch(&["B", "A", "B"], "first")).await.unwrap();
         w.push(batch(&["C", "D"], "later")).await.unwrap();
         let (_, files) = w.finish().await.unwrap();
-        assert_eq!(files.len(), 2);
+        assert_eq!(files.len(), 1, "two spilled runs, one file");
         assert!(files.iter().all(|f| f.unique_keys));
         assert_eq!(
             contents(&lake, &files).await,
             vec!["A=first", "B=first", "C=later", "D=later"]
         );
-        assert_eq!(files[0].rows, 2);
+        assert_eq!(files[0].rows, 4);
+    }
+
+    /// First and last `security_center_id` of each file.
+    async fn ranges(lake: &Lake, files: &[WrittenFile]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for f in files {
+            let rows = contents(lake, std::slice::from_ref(f)).await;
+            let id = |s: &String| s.split('=').next().unwrap().to_string();
+            out.push((id(&rows[0]), id(rows.last().unwrap())));
+        }
+        out
     }
 
     #[tokio::test]
-    async fn overlapping_files_are_not_promised_unique() {
+    async fn spilled_runs_merge_into_disjoint_files_and_the_first_version_wins() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(&dir.path().display().to_string()).unwrap();
         let mut w = PartitionWriter::new(
@@ -325,11 +544,53 @@ mod tests {
             Partition::report(Dataset::Customers, "mssp"),
             &FileNames::new(1, "r"),
         )
-        .with_max_rows(2);
-        w.push(batch(&["A", "B"], "new")).await.unwrap();
-        w.push(batch(&["B", "C"], "old")).await.unwrap();
+        .with_max_rows(3)
+        .with_file_rows(2);
+        // Three runs whose key ranges overlap, as out-of-order pages and old rows give them.
+        w.push(batch(&["E", "B", "C"], "new")).await.unwrap();
+        w.push(batch(&["A", "B", "F"], "old")).await.unwrap();
+        w.push(batch(&["D", "C", "A"], "older")).await.unwrap();
         let (_, files) = w.finish().await.unwrap();
-        assert_eq!(files.len(), 2);
-        assert!(files.iter().all(|f| !f.unique_keys));
+        assert!(files.iter().all(|f| f.unique_keys));
+        assert_eq!(
+            contents(&lake, &files).await,
+            vec!["A=old", "B=new", "C=new", "D=older", "E=new", "F=old"]
+        );
+        assert_eq!(
+            files.iter().map(|f| f.rows).collect::<Vec<_>>(),
+            vec![2, 2, 2]
+        );
+        let r = ranges(&lake, &files).await;
+        assert!(r.windows(2).all(|w| w[0].1 < w[1].0), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_large_partition_merges_many_runs_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let mut w = PartitionWriter::new(
+            &lake,
+            Partition::report(Dataset::Customers, "mssp"),
+            &FileNames::new(1, "r"),
+        )
+        .with_max_rows(1_000)
+        .with_file_rows(25_000);
+        // 60,000 ids pushed in a scrambled order, each twice (the second push loses).
+        let ids: Vec<String> = (0..60_000u32)
+            .map(|i| format!("SC{:06}", (i * 7_919) % 60_000))
+            .collect();
+        for round in ["first", "second"] {
+            for chunk in ids.chunks(700) {
+                let refs: Vec<&str> = chunk.iter().map(|s| s.as_str()).collect();
+                w.push(batch(&refs, round)).await.unwrap();
+            }
+        }
+        let (_, files) = w.finish().await.unwrap();
+        assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), 60_000);
+        assert_eq!(files.len(), 3);
+        let rows = contents(&lake, &files).await;
+        let mut want: Vec<String> = ids.iter().map(|i| format!("{i}=first")).collect();
+        want.sort();
+        assert_eq!(rows, want);
     }
 }

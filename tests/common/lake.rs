@@ -410,7 +410,8 @@ pub fn commit_manifest(dir: &Path, manifest: serde_json::Value) {
     .unwrap();
 }
 
-/// Every file the latest commit lists is there, with the size and SHA-256 it lists.
+/// Every file the latest commit lists is there, with the size and SHA-256 it lists, and
+/// promises that its partition holds each of its keys once (so views need no deduplication).
 pub fn assert_listed_files_intact(dir: &Path) {
     use sha2::Digest;
     let m = latest_manifest(dir).expect("the lake has a commit");
@@ -427,5 +428,6 @@ pub fn assert_listed_files_intact(dir: &Path) {
             entry["sha256"].as_str().unwrap(),
             "{path}: sha256"
         );
+        assert_eq!(entry["unique_keys"], true, "{path}: unique keys");
     }
 }
