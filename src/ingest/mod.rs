@@ -30,7 +30,7 @@ use crate::api::{ApiError, Client, ClientConfig, Credentials, MAX_PAGE};
 use crate::lake::layout::month_of;
 use crate::lake::{
     CustomerState, Dataset, FileNames, Lake, LakeError, LakeWriter, Manifest, Partition,
-    PartitionWriter, SyncState, WriterOptions, WrittenFile,
+    PartitionWriter, StagedChunk, SyncState, WriterOptions, WrittenFile,
 };
 use plan::Windows;
 use progress::Progress;
@@ -373,8 +373,12 @@ impl Sync<'_> {
         if customers_scope {
             let today = plan::api_today(&list.results);
             if let Some(today) = today {
-                self.sync_customers(rt, today - chrono::Days::new(1))
-                    .await?;
+                let fetched = self.sync_customers(rt, today - chrono::Days::new(1)).await;
+                // What was staged is merged even when a chunk failed, unless the lake is lost.
+                if !matches!(fetched, Err(IngestError::Lake(LakeError::Lost(_)))) {
+                    self.merge_staged(rt).await?;
+                }
+                fetched?;
             }
         } else {
             info!("customers skipped: the API key has no customers:read scope");
@@ -487,20 +491,20 @@ impl Sync<'_> {
                         warn!("{warning}");
                         self.summary.warnings.push(warning);
                     }
-                    // Ends the run; earlier chunks stay committed.
+                    // Ends the run; the chunks staged so far are merged all the same.
                     Err(CustomerError::Fatal(e)) => return Err(e),
                 }
                 self.tick();
             }
-            self.commit_customers(rt, fetched).await?;
+            self.stage_customers(rt, fetched).await?;
         }
         Ok(())
     }
 
-    /// Rewrites every month partition the chunk's ranges touch: old rows outside the re-fetched
-    /// ranges are kept, rows inside are replaced by what the API says now (so rows that
-    /// vanished go too).
-    async fn commit_customers(
+    /// Stages a chunk's rows under `_hspq/staging/`, one sorted file per month partition, and
+    /// commits them with the customers' new sync state, so a killed run loses at most the
+    /// chunk in flight. Readers see them once [`Sync::merge_staged`] has run.
+    async fn stage_customers(
         &mut self,
         rt: &str,
         fetched: Vec<CustomerData>,
@@ -508,18 +512,9 @@ impl Sync<'_> {
         if fetched.is_empty() {
             return Ok(());
         }
-        let ranges: BTreeMap<String, (NaiveDate, NaiveDate)> =
+        let windows: BTreeMap<String, (NaiveDate, NaiveDate)> =
             fetched.iter().map(|c| (c.id.clone(), c.range)).collect();
-        let mut months: BTreeSet<String> = BTreeSet::new();
-        for (from, to) in ranges.values() {
-            let mut d = NaiveDate::from_ymd_opt(from.year(), from.month(), 1).expect("valid");
-            while d <= *to {
-                months.insert(month_of(d));
-                d = d + chrono::Months::new(1);
-            }
-        }
-        let state = self.writer.snapshot().await;
-        let mut written = Vec::new();
+        let mut staged = Vec::new();
         for dataset in [Dataset::Engagement, Dataset::Churn] {
             let mut by_month: BTreeMap<String, Vec<RecordBatch>> = BTreeMap::new();
             for c in &fetched {
@@ -534,39 +529,113 @@ impl Sync<'_> {
                     }
                 }
             }
+            for (month, batches) in by_month {
+                let partition = Partition::month(dataset, rt, &month);
+                let mut writer =
+                    PartitionWriter::new(&self.lake, partition, self.writer.names()).staged();
+                for b in batches {
+                    writer.push(b).await?;
+                }
+                staged.push(writer.finish().await?);
+            }
+        }
+        let chunk = StagedChunk {
+            report_type: rt.to_string(),
+            windows: windows.clone(),
+            files: staged
+                .iter()
+                .map(|(p, files)| {
+                    (
+                        p.dir.clone(),
+                        files.iter().map(|f| f.path.clone()).collect(),
+                    )
+                })
+                .collect(),
+        };
+        self.count(&staged);
+        self.writer
+            .commit(|m| {
+                m.staged.push(chunk);
+                for (id, (from, to)) in windows {
+                    let key = SyncState::customer_key(rt, &id);
+                    let from = m
+                        .state
+                        .customers
+                        .get(&key)
+                        .map_or(from, |s| s.from.min(from));
+                    m.state.customers.insert(key, CustomerState { from, to });
+                }
+            })
+            .await?;
+        self.summary.customers_fetched += fetched.len();
+        Ok(())
+    }
+
+    /// Merges every staged chunk of `rt` into its month partitions, each partition rewritten
+    /// once: the old rows outside every re-fetched range, and each chunk's rows outside the
+    /// ranges of the chunks staged after it.
+    async fn merge_staged(&mut self, rt: &str) -> Result<(), IngestError> {
+        let state = self.writer.snapshot().await;
+        let chunks: Vec<&StagedChunk> = state
+            .staged
+            .iter()
+            .filter(|c| c.report_type == rt)
+            .collect();
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        self.progress.step(&format!(
+            "merging {} staged chunk(s) of engagement and churn",
+            chunks.len()
+        ));
+        let mut months: BTreeSet<String> = BTreeSet::new();
+        for (from, to) in chunks.iter().flat_map(|c| c.windows.values()) {
+            let mut d = NaiveDate::from_ymd_opt(from.year(), from.month(), 1).expect("valid");
+            while d <= *to {
+                months.insert(month_of(d));
+                d = d + chrono::Months::new(1);
+            }
+        }
+        let mut written = Vec::new();
+        for dataset in [Dataset::Engagement, Dataset::Churn] {
             for month in &months {
                 let partition = Partition::month(dataset, rt, month);
                 let mut writer =
                     PartitionWriter::new(&self.lake, partition.clone(), self.writer.names());
-                // New rows first: the writer keeps the first version of a key it sees.
-                for b in by_month.remove(month).unwrap_or_default() {
-                    writer.push(b).await?;
-                }
-                for path in state.files_in(&partition) {
-                    for old in read_parquet(&self.lake, &path).await? {
-                        let kept = drop_refetched(&old, &ranges);
-                        writer.push(kept).await?;
+                for (k, chunk) in chunks.iter().enumerate() {
+                    let newer: Vec<_> = chunks[k + 1..].iter().map(|c| &c.windows).collect();
+                    for path in chunk.files.get(&partition.dir).into_iter().flatten() {
+                        push_file(&self.lake, path, &mut writer, &newer).await?;
                     }
+                }
+                let all: Vec<_> = chunks.iter().map(|c| &c.windows).collect();
+                for path in state.files_in(&partition) {
+                    push_file(&self.lake, &path, &mut writer, &all).await?;
                 }
                 written.push(writer.finish().await?);
             }
         }
-        let ranges: Vec<(String, (NaiveDate, NaiveDate))> =
-            fetched.iter().map(|c| (c.id.clone(), c.range)).collect();
+        let merged: Vec<String> = chunks
+            .iter()
+            .flat_map(|c| c.files.values().flatten().cloned())
+            .collect();
         self.commit(written, |m| {
-            for (id, (from, to)) in ranges {
-                let key = SyncState::customer_key(rt, &id);
-                let from = m
-                    .state
-                    .customers
-                    .get(&key)
-                    .map_or(from, |s| s.from.min(from));
-                m.state.customers.insert(key, CustomerState { from, to });
+            m.staged.retain(|c| c.report_type != rt);
+            let now = Utc::now();
+            for path in merged {
+                m.dead.insert(path, now);
             }
         })
-        .await?;
-        self.summary.customers_fetched += fetched.len();
-        Ok(())
+        .await
+    }
+
+    fn count(&mut self, written: &[(Partition, Vec<WrittenFile>)]) {
+        for (_, files) in written {
+            for f in files {
+                self.summary.rows_written += f.rows;
+                self.summary.bytes_written += f.size;
+            }
+        }
     }
 
     /// Writes `batches` as the whole content of `partition` and commits it.
@@ -608,12 +677,7 @@ impl Sync<'_> {
                 edit(m);
             })
             .await?;
-        for (_, files) in &written {
-            for f in files {
-                self.summary.rows_written += f.rows;
-                self.summary.bytes_written += f.size;
-            }
-        }
+        self.count(&written);
         Ok(())
     }
 
@@ -880,11 +944,40 @@ fn split_by_month(batch: &RecordBatch) -> Vec<(String, RecordBatch)> {
         .collect()
 }
 
+/// Pushes the rows of the lake file `path` outside every range of `refetched` into `writer`,
+/// batch by batch.
+async fn push_file(
+    lake: &Lake,
+    path: &str,
+    writer: &mut PartitionWriter,
+    refetched: &[&BTreeMap<String, (NaiveDate, NaiveDate)>],
+) -> Result<(), IngestError> {
+    let corrupt = |detail: String| LakeError::Corrupt {
+        path: format!("{}/{path}", lake.location()),
+        detail,
+    };
+    let bytes = lake
+        .get(path)
+        .await?
+        .ok_or_else(|| corrupt("listed in the manifest but missing".into()))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.with_batch_size(8_192).build())
+        .map_err(|e| corrupt(e.to_string()))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+        writer.push(drop_refetched(&batch, refetched)).await?;
+    }
+    Ok(())
+}
+
 /// The rows of `batch` outside every re-fetched (customer, date range).
 fn drop_refetched(
     batch: &RecordBatch,
-    ranges: &BTreeMap<String, (NaiveDate, NaiveDate)>,
+    refetched: &[&BTreeMap<String, (NaiveDate, NaiveDate)>],
 ) -> RecordBatch {
+    if refetched.is_empty() {
+        return batch.clone();
+    }
     let ids = batch
         .column_by_name("security_center_id")
         .expect("key column")
@@ -895,9 +988,11 @@ fn drop_refetched(
         .as_primitive::<Date32Type>();
     let mask: BooleanArray = (0..batch.num_rows())
         .map(|i| {
-            let refetched = ranges.get(ids.value(i)).is_some_and(|(from, to)| {
-                Date32Type::to_naive_date_opt(dates.value(i))
-                    .is_some_and(|d| *from <= d && d <= *to)
+            let date = Date32Type::to_naive_date_opt(dates.value(i));
+            let refetched = refetched.iter().any(|ranges| {
+                ranges
+                    .get(ids.value(i))
+                    .is_some_and(|(from, to)| date.is_some_and(|d| *from <= d && d <= *to))
             });
             Some(!refetched)
         })

@@ -25,7 +25,7 @@ use tokio::sync::{Barrier, Mutex};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::layout::{epoch_of, FileNames, Partition, BOOKKEEPING};
+use super::layout::{epoch_of, FileNames, Partition, BOOKKEEPING, STAGING};
 use super::log::{self, Entry, EntryKind, Lease, LEGACY_LOCK, LEGACY_MANIFEST};
 use super::manifest::Manifest;
 use super::store::{Lake, LakeError};
@@ -236,10 +236,12 @@ impl LakeWriter {
             let path = &listed.path;
             // `x.parquet#N` is a local-disk upload cut short before its rename.
             let upload = path.contains(".parquet#");
+            let staged = path.starts_with(&format!("{STAGING}/"));
             let data = (path.ends_with(".parquet") || upload)
-                && !path.starts_with(&format!("{BOOKKEEPING}/"))
-                && Partition::of_file(path).is_some();
-            if !data || manifest.files.contains_key(path) || manifest.dead.contains_key(path) {
+                && (staged
+                    || (!path.starts_with(&format!("{BOOKKEEPING}/"))
+                        && Partition::of_file(path).is_some()));
+            if !data || manifest.lists(path) {
                 continue;
             }
             let fenced = match epoch_of(path) {

@@ -11,8 +11,11 @@ use std::sync::{Arc, Mutex};
 
 use super::schema::{Dataset, Partitioning};
 
-/// The folder of bookkeeping files (commit log, temporary files).
+/// The folder of bookkeeping files (commit log, staged rows).
 pub const BOOKKEEPING: &str = "_hspq";
+
+/// Where rows wait to be merged into their partition (invisible to glob readers).
+pub const STAGING: &str = "_hspq/staging";
 
 /// Names the data files of one run: `part-e<epoch>-<run id>-<n>.parquet`, `n` counting every
 /// file the run writes, so no two files are ever given the same name.

@@ -83,6 +83,18 @@ pub struct SyncState {
     pub open_runs: BTreeMap<String, serde_json::Value>,
 }
 
+/// One chunk of customers' engagement and churn, fetched and staged under `_hspq/staging/`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct StagedChunk {
+    /// `mssp` or `reseller`.
+    pub report_type: String,
+    /// Each customer's re-fetched range: its rows in that range are replaced by the staged ones
+    /// (rows the API no longer lists go).
+    pub windows: BTreeMap<String, (NaiveDate, NaiveDate)>,
+    /// The staged files, by the partition they merge into.
+    pub files: BTreeMap<String, Vec<String>>,
+}
+
 impl FileEntry {
     /// The entry of a file hspq's partition writer wrote for `run_id`.
     pub fn written(f: &WrittenFile, run_id: &str) -> FileEntry {
@@ -119,6 +131,10 @@ pub struct Manifest {
     /// the lake.
     #[serde(default)]
     pub dead: BTreeMap<String, DateTime<Utc>>,
+    /// Customer rows fetched chunk by chunk and not yet merged into their month partitions,
+    /// oldest first (a killed run's chunks are merged by the next run).
+    #[serde(default)]
+    pub staged: Vec<StagedChunk>,
     /// Sync state.
     pub state: SyncState,
 }
@@ -171,6 +187,16 @@ impl Manifest {
             self.files
                 .insert(f.path.clone(), FileEntry::written(f, run_id));
         }
+    }
+
+    /// Whether the manifest knows the file: live, dead or staged.
+    pub fn lists(&self, path: &str) -> bool {
+        self.files.contains_key(path)
+            || self.dead.contains_key(path)
+            || self
+                .staged
+                .iter()
+                .any(|c| c.files.values().flatten().any(|p| p == path))
     }
 
     /// Takes the file out of the live set (it becomes dead).

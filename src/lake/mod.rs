@@ -15,7 +15,7 @@ pub mod writer;
 
 pub use commit::{CleanUp, LakeWriter, WriterOptions};
 pub use layout::{FileNames, Partition};
-pub use manifest::{CustomerState, FileEntry, Manifest, PeriodState, SyncState};
+pub use manifest::{CustomerState, FileEntry, Manifest, PeriodState, StagedChunk, SyncState};
 pub use schema::{Dataset, Partitioning};
 pub use store::{Lake, LakeError, Listed};
 pub use writer::{PartitionWriter, WrittenFile};

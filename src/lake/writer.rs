@@ -28,7 +28,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use sha2::{Digest, Sha256};
 
-use super::layout::{FileNames, Partition};
+use super::layout::{FileNames, Partition, STAGING};
 use super::store::{Lake, LakeError};
 
 /// Rows per row group: large enough for good compression and pruning statistics.
@@ -70,6 +70,8 @@ pub struct PartitionWriter {
     file_rows: usize,
     /// Sorted runs spilled to local disk, in the order their rows were pushed.
     runs: Vec<File>,
+    /// Files go under `_hspq/staging/`, to be merged into the partition later.
+    staging: bool,
 }
 
 impl PartitionWriter {
@@ -85,7 +87,14 @@ impl PartitionWriter {
             max_rows: DEFAULT_MAX_ROWS,
             file_rows: FILE_ROWS,
             runs: Vec::new(),
+            staging: false,
         }
+    }
+
+    /// Writes the files under `_hspq/staging/` instead of into the partition.
+    pub fn staged(mut self) -> PartitionWriter {
+        self.staging = true;
+        self
     }
 
     /// Changes how many rows are sorted in memory before a run is spilled.
@@ -189,7 +198,10 @@ impl PartitionWriter {
     }
 
     async fn publish(&self, bytes: Bytes, rows: u64) -> Result<WrittenFile, LakeError> {
-        let path = self.names.next(&self.partition);
+        let mut path = self.names.next(&self.partition);
+        if self.staging {
+            path = format!("{STAGING}/{path}");
+        }
         let file = WrittenFile {
             path: path.clone(),
             size: bytes.len() as u64,
