@@ -119,3 +119,98 @@ pub fn sql_loop(until: &AtomicBool, sql: impl Fn() -> Command) -> (usize, Vec<St
     }
     (runs, failures)
 }
+
+/// What the readers saw while a sync ran.
+pub struct ThroughSync {
+    /// The count the shell printed for each statement, in order.
+    pub counts: Vec<String>,
+    /// `hspq sql` runs during the sync.
+    pub sql_runs: usize,
+    /// When the sync ended.
+    pub sync_ended: Instant,
+    /// How long the sync ran.
+    pub sync_took: Duration,
+}
+
+/// Opens a shell (`repl`, a `hspq repl` command on the lake) and runs `sql` (a `hspq sql`
+/// command on the lake) in a loop, then runs `sync` to its end while feeding the shell a
+/// statement every 200 ms, and after the sync and `settle` one more. Asserts that the sync
+/// succeeded, that the shell answered every statement, and that no `hspq sql` run failed.
+pub fn read_through_sync(
+    mut repl: Command,
+    sql: impl Fn() -> Command + Sync,
+    mut sync: Command,
+    settle: Duration,
+) -> ThroughSync {
+    use std::io::Write;
+    use std::process::Stdio;
+    const STATEMENT: &str = "select count(*) as n from daily_usage;";
+    let mut shell = repl
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = shell.stdin.take().unwrap();
+    writeln!(stdin, "{STATEMENT}").unwrap();
+    let mut statements = 1;
+    let done = AtomicBool::new(false);
+    let (sql_runs, sql_failures, status, sync_ended, sync_took) = std::thread::scope(|s| {
+        let readers = s.spawn(|| sql_loop(&done, &sql));
+        let mut sync = sync.spawn().unwrap();
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = sync.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the sync did not end"
+            );
+            writeln!(stdin, "{STATEMENT}").unwrap();
+            statements += 1;
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let (ended, took) = (Instant::now(), started.elapsed());
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut sync.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(status.success(), "the sync failed: {stderr}");
+        std::thread::sleep(settle);
+        done.store(true, Ordering::SeqCst);
+        let (runs, failures) = readers.join().unwrap();
+        (runs, failures, status, ended, took)
+    });
+    assert!(status.success());
+    writeln!(stdin, "{STATEMENT}").unwrap();
+    statements += 1;
+    drop(stdin);
+    let shell = shell.wait_with_output().unwrap();
+    let shell_err = String::from_utf8_lossy(&shell.stderr);
+    assert!(
+        shell.status.success(),
+        "the shell failed a statement: {shell_err}"
+    );
+    let answers = String::from_utf8_lossy(&shell.stdout);
+    let counts: Vec<String> = answers
+        .lines()
+        .filter(|l| *l != "n")
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        counts.len(),
+        statements,
+        "every statement answered: {answers}"
+    );
+    assert!(
+        sql_failures.is_empty(),
+        "{} of {sql_runs} hspq sql runs failed: {sql_failures:?}",
+        sql_failures.len()
+    );
+    assert!(sql_runs > 2, "{sql_runs} hspq sql runs overlapped the sync");
+    ThroughSync {
+        counts,
+        sql_runs,
+        sync_ended,
+        sync_took,
+    }
+}

@@ -1,0 +1,406 @@
+//! The lake engine at scale, on a lake written by `hspq ingest` itself (the lake-engine issue's
+//! goals), printed as figures:
+//!
+//! 1. The simulator in its own process (`hspq simulate`, rate limit off) at 10,000 companies;
+//!    a first sync of the MSSP key (5 sessions, `--rate 1000`, 12 months of customer history),
+//!    then three incremental syncs, each a day later (`--today`). Per sync: rows and bytes
+//!    written (every file: staged, merged, replaced) against the rows of the lake (first sync,
+//!    goal ≤ 2×) or of the partitions the sync touched (incremental, goal ≤ 1.5×); hspq's CPU
+//!    time (user + sys) and peak memory (first sync, goal ≤ 2 min of CPU).
+//! 2. Files per partition after the last sync (goal: at most one per million rows), and the
+//!    share of files that promise unique keys (goal: all).
+//! 3. Every bundled query through `hspq query` next to the DuckDB CLI (`duckdb-cli` of the same
+//!    version, from the test virtualenv) reading the same files plainly (a glob, no
+//!    deduplication): the same result checked, then the median wall time and peak memory of 5
+//!    alternating whole-process runs (goals: hspq/plain ≤ 1.05 wall, ≤ 1.25 memory).
+//!
+//! `cargo bench --bench lake`; `HSPQ_BENCH_COMPANIES=N` changes the size (default 10,000).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use hspq::lake::{Dataset, Partitioning};
+use hspq::query::views::{view_sql, Source};
+
+const ORG: &str = "hsp_org_simulator_dummy_0000";
+const MSSP: &str = "hsp_simmssp0_dummy_full";
+
+fn hspq() -> &'static str {
+    env!("CARGO_BIN_EXE_hspq")
+}
+
+fn duckdb_cli() -> PathBuf {
+    let venv = std::env::var("HSPQ_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap()).join(".cache/hspq/venv"));
+    venv.join("bin/duckdb")
+}
+
+/// What a finished process used.
+struct Usage {
+    wall: Duration,
+    cpu: Duration,
+    max_rss_mib: f64,
+    stderr: Vec<u8>,
+    success: bool,
+}
+
+/// Runs `cmd` to its end (its stdout discarded), measuring its wall time, CPU time and peak
+/// memory. `wait4` reaps the child and reports what it used, so `Child::wait` is not called.
+#[allow(clippy::zombie_processes)]
+fn measure(cmd: &mut Command) -> Usage {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let mut err = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        err.read_to_end(&mut buf).unwrap();
+        buf
+    });
+    let mut status = 0;
+    // SAFETY: rusage is plain data, filled by the kernel; the pid is our own unreaped child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    let wall = started.elapsed();
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Usage {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        stderr: err_reader.join().unwrap(),
+        success: std::process::ExitStatus::from_raw(status).success(),
+    }
+}
+
+/// The simulator in its own process, on a free port.
+struct Sim {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn simulator(companies: u32, today: NaiveDate, dir: &Path) -> Sim {
+    let port_file = dir.join(format!("port-{today}"));
+    let mut sim = Sim {
+        child: Command::new(hspq())
+            .args(["simulate", "--port", "0", "--rate", "0", "--companies"])
+            .arg(companies.to_string())
+            .arg("--today")
+            .arg(today.to_string())
+            .arg("--port-file")
+            .arg(&port_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        url: String::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(url) = std::fs::read_to_string(&port_file) {
+            if !url.trim().is_empty() {
+                sim.url = url.trim().to_string();
+                return sim;
+            }
+        }
+        assert!(Instant::now() < deadline, "the simulator did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The newest log entry's manifest.
+fn manifest(lake: &Path) -> serde_json::Value {
+    let log = lake.join("_hspq/log");
+    let last = std::fs::read_dir(&log)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .max()
+        .unwrap();
+    let entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(log.join(last)).unwrap()).unwrap();
+    entry["manifest"].clone()
+}
+
+/// Rows and files of each partition, by its folder.
+fn partitions(m: &serde_json::Value) -> BTreeMap<String, (u64, Vec<String>)> {
+    let mut out: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
+    for (path, f) in m["files"].as_object().unwrap() {
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+        let e = out.entry(dir).or_default();
+        e.0 += f["rows"].as_u64().unwrap();
+        e.1.push(path.clone());
+    }
+    out
+}
+
+fn sync(sim: &Sim, lake: &Path, cache: &Path) -> Usage {
+    let u = measure(
+        Command::new(hspq())
+            .args(["ingest", "-q", "--sessions", "5", "--rate", "1000"])
+            .arg("--base-url")
+            .arg(&sim.url)
+            .arg("--data")
+            .arg(lake)
+            .env("HSPQ_ORG_KEY", ORG)
+            .env("HSPQ_API_KEY", MSSP)
+            .env("XDG_CACHE_HOME", cache),
+    );
+    assert!(u.success, "{}", String::from_utf8_lossy(&u.stderr));
+    u
+}
+
+/// Rows and bytes the last run wrote, as it recorded them.
+fn last_run_written(lake: &Path) -> (u64, u64) {
+    let out = Command::new(hspq())
+        .args([
+            "sql",
+            "--format",
+            "csv",
+            "select rows_written, bytes_written from sync_runs order by started_at desc limit 1",
+            "--data",
+        ])
+        .arg(lake)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().nth(1).expect("a sync_runs row");
+    let (r, b) = line.split_once(',').unwrap();
+    (r.parse().unwrap(), b.parse().unwrap())
+}
+
+/// Views reading every dataset by glob with no deduplication: a plain DuckDB user's view of
+/// the lake after a finished sync.
+fn plain_views(lake: &Path) -> String {
+    let root = lake.display().to_string();
+    Dataset::ALL
+        .iter()
+        .map(|d| {
+            let dir = lake.join(d.name());
+            let pattern = match d.partitioning() {
+                Partitioning::None => format!("{root}/{}/*.parquet", d.name()),
+                _ => format!("{root}/{}/**/*.parquet", d.name()),
+            };
+            if dir.is_dir() {
+                view_sql(*d, &Source::UniqueFiles(vec![pattern]))
+            } else {
+                view_sql(*d, &Source::Files(Vec::new()))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let companies: u32 = std::env::var("HSPQ_BENCH_COMPANIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let work = tempfile::tempdir().unwrap();
+    let lake = work.path().join("lake");
+    let day0 = NaiveDate::from_ymd_opt(2026, 3, 20).unwrap();
+    println!("lake written by hspq ingest: {companies} companies, MSSP key, 5 sessions, simulator in its own process");
+    println!(
+        "{:<14} {:>12} {:>10} {:>12} {:>12} {:>7} {:>9} {:>9} {:>9}",
+        "sync",
+        "rows_written",
+        "MB_written",
+        "rows_basis",
+        "lake_rows",
+        "ratio",
+        "wall_s",
+        "cpu_s",
+        "rss_MiB"
+    );
+    let mut before = serde_json::json!({"files": {}});
+    for (n, today) in (0..4).map(|i| (i, day0 + chrono::Days::new(i))) {
+        let sim = simulator(companies, today, work.path());
+        let cache = work.path().join(format!("cache-{n}"));
+        let u = sync(&sim, &lake, &cache);
+        drop(sim);
+        let (rows, bytes) = last_run_written(&lake);
+        let after = manifest(&lake);
+        let (old, new) = (partitions(&before), partitions(&after));
+        let lake_rows: u64 = new.values().map(|(r, _)| r).sum();
+        // The rows of the partitions whose files this sync replaced.
+        let touched: u64 = new
+            .iter()
+            .filter(|(dir, (_, files))| old.get(*dir).is_none_or(|(_, f)| f != files))
+            .map(|(_, (r, _))| r)
+            .sum();
+        let (label, basis) = if n == 0 {
+            ("first".to_string(), lake_rows)
+        } else {
+            (format!("incremental {n}"), touched)
+        };
+        println!(
+            "{:<14} {:>12} {:>10.1} {:>12} {:>12} {:>7.2} {:>9.1} {:>9.1} {:>9.0}",
+            label,
+            rows,
+            bytes as f64 / 1e6,
+            basis,
+            lake_rows,
+            rows as f64 / basis.max(1) as f64,
+            u.wall.as_secs_f64(),
+            u.cpu.as_secs_f64(),
+            u.max_rss_mib
+        );
+        before = after;
+    }
+
+    let parts = partitions(&before);
+    let over = parts
+        .values()
+        .filter(|(rows, files)| files.len() as u64 > rows.div_ceil(1_000_000).max(1))
+        .count();
+    let most = parts.values().map(|(_, f)| f.len()).max().unwrap_or(0);
+    let files: Vec<&serde_json::Value> = before["files"].as_object().unwrap().values().collect();
+    let unique = files.iter().filter(|f| f["unique_keys"] == true).count();
+    println!(
+        "\npartitions: {}, most files in one: {most}, over one file per million rows: {over}; files promising unique keys: {unique} of {}",
+        parts.len(),
+        files.len()
+    );
+
+    let cli = duckdb_cli();
+    if !cli.exists() {
+        println!(
+            "\n(no DuckDB CLI at {}: run scripts/test.sh to install it; skipping the queries)",
+            cli.display()
+        );
+        return;
+    }
+    let views = plain_views(&lake);
+    println!(
+        "\n{:<24} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6}  same",
+        "query", "hspq_ms", "plain_ms", "ratio", "hspq_MiB", "plain_MiB", "ratio"
+    );
+    for q in hspq::query::bundled::all() {
+        let mut args = vec!["query".to_string(), q.name.clone()];
+        let mut params = Vec::new();
+        for p in &q.params {
+            let value = p.required.then(|| "SE-ARN100042".to_string());
+            if let Some(v) = &value {
+                args.push("--param".into());
+                args.push(format!("{}={v}", p.name));
+            }
+            let literal = match (&value, &p.default, p.ty.as_str()) {
+                (Some(v), _, _) => format!("'{v}'"),
+                (None, Some(d), "INTEGER" | "DOUBLE") => d.clone(),
+                (None, Some(d), _) => format!("'{d}'"),
+                (None, None, _) => "NULL".into(),
+            };
+            params.push(format!("{} := {literal}", p.name));
+        }
+        let body = q.sql.trim().trim_end_matches(';');
+        let script = |tail: &str| format!("{views}\nprepare q as {body};\n{tail}\n",);
+        // The same result: both as Parquet, compared in DuckDB both ways.
+        let ours_file = work.path().join(format!("{}-hspq.parquet", q.name));
+        let theirs_file = work.path().join(format!("{}-plain.parquet", q.name));
+        let out = Command::new(hspq())
+            .args(&args)
+            .args(["--format", "parquet", "--output"])
+            .arg(&ours_file)
+            .arg("--data")
+            .arg(&lake)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let copy = script(&format!(
+            "copy (execute q({})) to '{}' (format parquet);",
+            params.join(", "),
+            theirs_file.display()
+        ));
+        let copy_file = work.path().join(format!("{}-copy.sql", q.name));
+        std::fs::write(&copy_file, copy).unwrap();
+        let out = Command::new(&cli)
+            .arg("-c")
+            .arg(format!(".read {}", copy_file.display()))
+            .output()
+            .unwrap();
+        let same = if out.status.success() {
+            let conn = duckdb::Connection::open_in_memory().unwrap();
+            let diff: i64 = conn
+                .query_row(
+                    &format!(
+                        "select (select count(*) from (select * from '{0}' except all select * from '{1}'))
+                              + (select count(*) from (select * from '{1}' except all select * from '{0}'))",
+                        ours_file.display(),
+                        theirs_file.display()
+                    ),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            if diff == 0 {
+                "yes".to_string()
+            } else {
+                format!("NO ({diff} rows differ)")
+            }
+        } else {
+            format!(
+                "plain failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        };
+        let run_file = work.path().join(format!("{}-run.sql", q.name));
+        std::fs::write(
+            &run_file,
+            script(&format!("execute q({});", params.join(", "))),
+        )
+        .unwrap();
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            ours.push(measure(
+                Command::new(hspq())
+                    .args(&args)
+                    .args(["--format", "csv", "--data"])
+                    .arg(&lake),
+            ));
+            theirs.push(measure(
+                Command::new(&cli)
+                    .args(["-csv", "-c"])
+                    .arg(format!(".read {}", run_file.display())),
+            ));
+        }
+        let wall = |v: &[Usage]| median(v.iter().map(|u| u.wall.as_secs_f64() * 1000.0).collect());
+        let rss = |v: &[Usage]| median(v.iter().map(|u| u.max_rss_mib).collect());
+        let (ow, tw, om, tm) = (wall(&ours), wall(&theirs), rss(&ours), rss(&theirs));
+        println!(
+            "{:<24} {:>9.0} {:>9.0} {:>6.2} {:>9.0} {:>9.0} {:>6.2}  {same}",
+            q.name,
+            ow,
+            tw,
+            ow / tw,
+            om,
+            tm,
+            om / tm
+        );
+    }
+}
