@@ -114,8 +114,13 @@ pub enum IngestError {
 /// Runs one sync. Ctrl-C stops it cleanly: sessions invalidated, lock released, the run
 /// recorded as interrupted.
 pub async fn run(opts: IngestOptions) -> Result<IngestSummary, IngestError> {
-    let started = Instant::now();
     let lake = Lake::open(&opts.data)?;
+    run_on(lake, opts).await
+}
+
+/// [`run`] on an opened lake (`opts.data` only names it).
+pub async fn run_on(lake: Lake, opts: IngestOptions) -> Result<IngestSummary, IngestError> {
+    let started = Instant::now();
     let run_id = new_run_id();
     let client = Client::connect(opts.client.clone(), opts.creds.clone()).await?;
     if opts.dry_run {

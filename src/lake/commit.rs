@@ -302,12 +302,24 @@ impl LakeWriter {
         deleted
     }
 
-    /// Gives the lake up (a last entry without a lease).
+    /// Gives the lake up (a last entry without a lease). A failed write is tried again a few
+    /// times: a lake left held stays closed to other runs until the lease lapses.
     pub async fn release(&self) -> Result<(), LakeError> {
         self.heartbeat.abort();
         let mut held = self.inner.held.lock().await;
-        let same = Manifest::clone(&held.manifest);
-        self.inner.write(&mut held, EntryKind::Release, same).await
+        let mut tries = 0;
+        loop {
+            let same = Manifest::clone(&held.manifest);
+            match self.inner.write(&mut held, EntryKind::Release, same).await {
+                Err(LakeError::Lost(why)) => return Err(LakeError::Lost(why)),
+                Err(e) if tries < 4 => {
+                    tries += 1;
+                    warn!("could not release the lake ({e}); trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                }
+                other => return other,
+            }
+        }
     }
 }
 

@@ -165,6 +165,17 @@ impl Lake {
         })
     }
 
+    /// A lake over any `ObjectStore` (a wrapper that injects faults, say), named `location`;
+    /// `local` is the folder behind it when there is one.
+    pub fn from_store(store: Arc<dyn ObjectStore>, location: &str, local: Option<PathBuf>) -> Lake {
+        Lake {
+            store,
+            root: Path::default(),
+            location: location.to_string(),
+            local,
+        }
+    }
+
     /// `--data` as the user can read it (a folder or `s3://bucket/prefix`).
     pub fn location(&self) -> &str {
         &self.location
