@@ -312,10 +312,16 @@ fn main() {
                 (None, Some(d), _) => format!("'{d}'"),
                 (None, None, _) => "NULL".into(),
             };
-            params.push(format!("{} := {literal}", p.name));
+            params.push((p.name.clone(), literal));
         }
-        let body = q.sql.trim().trim_end_matches(';');
-        let script = |tail: &str| format!("{views}\nprepare q as {body};\n{tail}\n",);
+        // The CLI cannot bind named parameters to a COPY: put them in as literals, longest
+        // name first so `$a` does not eat into `$ab`.
+        params.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
+        let mut body = q.sql.trim().trim_end_matches(';').to_string();
+        for (name, literal) in &params {
+            body = body.replace(&format!("${name}"), literal);
+        }
+        let script = |tail: &str| format!("{views}\n{tail}\n");
         // The same result: both as Parquet, compared in DuckDB both ways.
         let ours_file = work.path().join(format!("{}-hspq.parquet", q.name));
         let theirs_file = work.path().join(format!("{}-plain.parquet", q.name));
@@ -333,8 +339,7 @@ fn main() {
             String::from_utf8_lossy(&out.stderr)
         );
         let copy = script(&format!(
-            "copy (execute q({})) to '{}' (format parquet);",
-            params.join(", "),
+            "copy ({body}) to '{}' (format parquet);",
             theirs_file.display()
         ));
         let copy_file = work.path().join(format!("{}-copy.sql", q.name));
@@ -370,11 +375,7 @@ fn main() {
             )
         };
         let run_file = work.path().join(format!("{}-run.sql", q.name));
-        std::fs::write(
-            &run_file,
-            script(&format!("execute q({});", params.join(", "))),
-        )
-        .unwrap();
+        std::fs::write(&run_file, script(&format!("{body};"))).unwrap();
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..5 {
             ours.push(measure(
