@@ -14,7 +14,8 @@
 //!    deduplication): the same result checked, then the median wall time and peak memory of 5
 //!    alternating whole-process runs (goals: hspq/plain ≤ 1.05 wall, ≤ 1.25 memory).
 //!
-//! `cargo bench --bench lake`; `HSPQ_BENCH_COMPANIES=N` changes the size (default 10,000).
+//! `cargo bench --bench lake`; `HSPQ_BENCH_COMPANIES=N` changes the size (default 10,000),
+//! `HSPQ_BENCH_SYNCS=N` the number of syncs (default 4), `HSPQ_BENCH_QUERIES=0` skips part 3.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -235,7 +236,11 @@ fn main() {
         "rss_MiB"
     );
     let mut before = serde_json::json!({"files": {}});
-    for (n, today) in (0..4).map(|i| (i, day0 + chrono::Days::new(i))) {
+    let syncs: u64 = std::env::var("HSPQ_BENCH_SYNCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    for (n, today) in (0..syncs).map(|i| (i, day0 + chrono::Days::new(i))) {
         let sim = simulator(companies, today, work.path());
         let cache = work.path().join(format!("cache-{n}"));
         let u = sync(&sim, &lake, &cache);
@@ -284,6 +289,9 @@ fn main() {
         files.len()
     );
 
+    if std::env::var("HSPQ_BENCH_QUERIES").as_deref() == Ok("0") {
+        return;
+    }
     let cli = duckdb_cli();
     if !cli.exists() {
         println!(

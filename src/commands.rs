@@ -482,7 +482,10 @@ async fn status(args: StatusArgs) -> Result<ExitCode> {
     let data = &args.data.data;
     let engine = hspq::query::Engine::open(data).await?;
     let lake = hspq::lake::Lake::open(&engine.root.display().to_string())?;
-    let manifest = hspq::lake::Manifest::load(&lake).await?;
+    let latest = hspq::lake::log::latest(&lake).await?;
+    let lease = latest.as_ref().and_then(|e| e.lease.clone());
+    let manifest = latest.map(|e| e.manifest).unwrap_or_default();
+    let staged = manifest.staged.len();
     // Rows of `n` columns as text (duckdb-rs knows the column count only after execution).
     let one = |sql: &str, n: usize| -> Result<Vec<Vec<String>>> {
         let mut stmt = engine.connection().prepare(sql)?;
@@ -536,12 +539,29 @@ async fn status(args: StatusArgs) -> Result<ExitCode> {
         "reports": reports,
         "last_success": last_ok.first().map(|r| serde_json::json!({"run_id": r[0], "finished_at": r[1], "age_seconds": age})),
         "last_failure": last_failed.first().map(|r| serde_json::json!({"run_id": r[0], "status": r[1], "started_at": r[2], "error": r[3]})),
+        "sync_running": lease.as_ref().map(|l| serde_json::json!({"run_id": l.run_id, "host": l.host, "pid": l.owner.pid, "since": l.acquired_at, "lease_expires_at": l.expires_at})),
+        "staged_chunks": staged,
     });
     if args.format == "json" {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("lake: {data}");
+    if let Some(l) = &lease {
+        println!(
+            "  a sync holds the lake: run {} (pid {} on {}) since {}, lease until {}",
+            l.run_id,
+            l.owner.pid,
+            l.host,
+            l.acquired_at.format("%Y-%m-%d %H:%M:%SZ"),
+            l.expires_at.format("%Y-%m-%d %H:%M:%SZ")
+        );
+    }
+    if staged > 0 {
+        println!(
+            "  {staged} chunk(s) of customer data fetched and not merged yet: the next hspq ingest merges them"
+        );
+    }
     for r in &periods {
         println!(
             "  {} report: {} periods ({} closed), {} to {}",

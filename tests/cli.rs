@@ -233,7 +233,17 @@ fn killed_runs_do_not_lock_the_organisation_out() {
             round,
             "run {round} created its session"
         );
-        // Let the request reach the simulator, then kill without any chance to clean up.
+        // Wait until it has recorded its session in the token cache (a run killed between
+        // creating a session and recording it leaves a session nobody knows of), then kill
+        // without any chance to clean up.
+        let tokens = cache.path().join("hspq/sessions.json");
+        let pid = format!("\"pid\":{}", child.id());
+        while !std::fs::read_to_string(&tokens).is_ok_and(|t| t.contains(&pid))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // And let its /v1/me reach the simulator, where the slow fault holds it.
         std::thread::sleep(Duration::from_millis(100));
         child.kill().unwrap();
         child.wait().unwrap();

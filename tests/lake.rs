@@ -60,6 +60,17 @@ async fn a_writer_paused_past_its_lease_stops_without_touching_the_lake_that_ano
         .as_u64()
         .unwrap();
     assert!(entries_at_pause > 2, "A committed before it was paused");
+    // Status says who holds the lake.
+    let status = Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args(["status", "--data"])
+        .arg(lake.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("a sync holds the lake") && text.contains(&format!("pid {}", a.id())),
+        "{text}"
+    );
     std::thread::sleep(Duration::from_secs(3));
     // B takes the lake over (A's lease has lapsed) and finishes.
     let b = ingest_cmd(&sim, lake.path(), cache.path(), "100", "2")

@@ -40,6 +40,12 @@ pub const DEFAULT_MAX_ROWS: usize = 100_000;
 /// Rows per published file at most: a partition has one file per million rows.
 pub const FILE_ROWS: usize = 1_000_000;
 
+/// zstd level of published files: small files for readers and storage.
+const ZSTD_LEVEL: i32 = 3;
+
+/// zstd level of staged files, read once by the merge and then deleted: cheaper to write.
+const STAGED_ZSTD_LEVEL: i32 = 1;
+
 /// Rows per batch read back from a run and per batch the merge emits.
 const MERGE_BATCH: usize = 8_192;
 
@@ -173,7 +179,8 @@ impl PartitionWriter {
             while offset < sorted.num_rows() {
                 let len = self.file_rows.min(sorted.num_rows() - offset);
                 let part = sorted.slice(offset, len);
-                let bytes = crate::cpu::heavy(|| parquet_bytes(&self.schema, &[part]))
+                let level = self.zstd_level();
+                let bytes = crate::cpu::heavy(|| parquet_bytes(&self.schema, &[part], level))
                     .map_err(|d| self.parquet_error(d))?;
                 written.push(self.publish(bytes, len as u64).await?);
                 offset += len;
@@ -189,12 +196,21 @@ impl PartitionWriter {
             .map_err(|d| self.parquet_error(d))?;
         loop {
             let file_rows = self.file_rows;
-            let next = crate::cpu::heavy(|| merge.next_file(&self.schema, file_rows))
+            let level = self.zstd_level();
+            let next = crate::cpu::heavy(|| merge.next_file(&self.schema, file_rows, level))
                 .map_err(|d| self.parquet_error(d))?;
             let Some((bytes, rows)) = next else { break };
             written.push(self.publish(bytes, rows).await?);
         }
         Ok((self.partition, written))
+    }
+
+    fn zstd_level(&self) -> i32 {
+        if self.staging {
+            STAGED_ZSTD_LEVEL
+        } else {
+            ZSTD_LEVEL
+        }
     }
 
     async fn publish(&self, bytes: Bytes, rows: u64) -> Result<WrittenFile, LakeError> {
@@ -346,6 +362,7 @@ impl Merge {
         &mut self,
         schema: &SchemaRef,
         file_rows: usize,
+        level: i32,
     ) -> Result<Option<(Bytes, u64)>, String> {
         let mut out: Option<ArrowWriter<Vec<u8>>> = None;
         let mut rows = 0usize;
@@ -359,7 +376,7 @@ impl Merge {
             }
             let w = match &mut out {
                 Some(w) => w,
-                None => out.insert(parquet_writer(schema, Vec::new())?),
+                None => out.insert(parquet_writer(schema, Vec::new(), level)?),
             };
             w.write(&batch.slice(0, take)).map_err(|e| e.to_string())?;
             rows += take;
@@ -388,10 +405,14 @@ fn key_converter(schema: &SchemaRef, key: &[&str]) -> Result<RowConverter, Strin
     RowConverter::new(fields).map_err(|e| e.to_string())
 }
 
-fn parquet_writer(schema: &SchemaRef, buf: Vec<u8>) -> Result<ArrowWriter<Vec<u8>>, String> {
+fn parquet_writer(
+    schema: &SchemaRef,
+    buf: Vec<u8>,
+    level: i32,
+) -> Result<ArrowWriter<Vec<u8>>, String> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(|e| e.to_string())?,
+            ZstdLevel::try_new(level).map_err(|e| e.to_string())?,
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -401,9 +422,13 @@ fn parquet_writer(schema: &SchemaRef, buf: Vec<u8>) -> Result<ArrowWriter<Vec<u8
 }
 
 /// One zstd Parquet file of `batches`, with page statistics.
-pub fn parquet_bytes(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes, String> {
+pub fn parquet_bytes(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    level: i32,
+) -> Result<Bytes, String> {
     let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
-    let mut w = parquet_writer(schema, Vec::with_capacity(size / 4))?;
+    let mut w = parquet_writer(schema, Vec::with_capacity(size / 4), level)?;
     for b in batches {
         w.write(b).map_err(|e| e.to_string())?;
     }
