@@ -21,7 +21,7 @@ use arrow::compute::{
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
-use arrow::row::{RowConverter, Rows, SortField};
+use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -74,8 +74,9 @@ pub struct PartitionWriter {
     rows: usize,
     max_rows: usize,
     file_rows: usize,
-    /// Sorted runs spilled to local disk, in the order their rows were pushed.
-    runs: Vec<File>,
+    /// Sorted runs spilled to local disk, in the order their rows were pushed, with their
+    /// first and last keys.
+    runs: Vec<(File, Option<(OwnedRow, OwnedRow)>)>,
     /// Files go under `_hspq/staging/`, to be merged into the partition later.
     staging: bool,
 }
@@ -141,7 +142,7 @@ impl PartitionWriter {
     }
 
     /// The buffered rows, sorted and each key once.
-    fn take_sorted(&mut self) -> Result<RecordBatch, LakeError> {
+    fn take_sorted(&mut self) -> Result<SortedRun, LakeError> {
         let batches = std::mem::take(&mut self.buffered);
         self.rows = 0;
         let key = self.partition.dataset.key();
@@ -151,7 +152,10 @@ impl PartitionWriter {
     }
 
     fn spill(&mut self) -> Result<(), LakeError> {
-        let sorted = self.take_sorted()?;
+        let SortedRun {
+            batch: sorted,
+            range,
+        } = self.take_sorted()?;
         let run = crate::cpu::heavy(|| -> Result<File, String> {
             let file = tempfile::tempfile().map_err(|e| format!("a temporary file: {e}"))?;
             let mut w = FileWriter::try_new(&file, &self.schema).map_err(|e| e.to_string())?;
@@ -166,7 +170,7 @@ impl PartitionWriter {
             Ok(file)
         })
         .map_err(|d| self.parquet_error(format!("spilling sorted rows: {d}")))?;
-        self.runs.push(run);
+        self.runs.push((run, range));
         Ok(())
     }
 
@@ -174,7 +178,7 @@ impl PartitionWriter {
     pub async fn finish(mut self) -> Result<(Partition, Vec<WrittenFile>), LakeError> {
         let mut written = Vec::new();
         if self.runs.is_empty() {
-            let sorted = self.take_sorted()?;
+            let sorted = self.take_sorted()?.batch;
             let mut offset = 0;
             while offset < sorted.num_rows() {
                 let len = self.file_rows.min(sorted.num_rows() - offset);
@@ -192,7 +196,14 @@ impl PartitionWriter {
         }
         let key = self.partition.dataset.key();
         let runs = std::mem::take(&mut self.runs);
-        let mut merge = crate::cpu::heavy(|| Merge::new(&self.schema, key, runs))
+        // Runs that follow one another (rows pushed in key order) need no merge, only reading
+        // one after the other.
+        let in_order = runs.windows(2).all(|w| match (&w[0].1, &w[1].1) {
+            (Some((_, last)), Some((first, _))) => last < first,
+            _ => true,
+        });
+        let files = runs.into_iter().map(|(f, _)| f).collect();
+        let mut merge = crate::cpu::heavy(|| Merge::new(&self.schema, key, files, in_order))
             .map_err(|d| self.parquet_error(d))?;
         loop {
             let file_rows = self.file_rows;
@@ -240,6 +251,8 @@ struct Merge {
     last: Option<arrow::row::OwnedRow>,
     /// Rows merged but not yet written (what a file's row limit cut off).
     pending: Option<RecordBatch>,
+    /// The runs' key ranges follow one another: read them in order, compare nothing.
+    in_order: bool,
 }
 
 /// A run being read: its current batch and that batch's keys.
@@ -281,6 +294,7 @@ impl Merge {
         schema: &SchemaRef,
         key: &'static [&'static str],
         runs: Vec<File>,
+        in_order: bool,
     ) -> Result<Merge, String> {
         let converter = key_converter(schema, key)?;
         let mut cursors = Vec::new();
@@ -301,6 +315,7 @@ impl Merge {
             runs: cursors,
             last: None,
             pending: None,
+            in_order,
         })
     }
 
@@ -308,6 +323,18 @@ impl Merge {
     fn next_batch(&mut self) -> Result<Option<RecordBatch>, String> {
         if let Some(pending) = self.pending.take() {
             return Ok(Some(pending));
+        }
+        if self.in_order {
+            // No keys needed: each run's batches in turn.
+            for c in &mut self.runs {
+                if let Some((batch, _)) = c.batch.take() {
+                    return Ok(Some(batch.slice(c.pos, batch.num_rows() - c.pos)));
+                }
+                if let Some(batch) = c.reader.next() {
+                    return batch.map(Some).map_err(|e| e.to_string());
+                }
+            }
+            return Ok(None);
         }
         let Merge {
             converter,
@@ -435,34 +462,61 @@ pub fn parquet_bytes(
     Ok(Bytes::from(w.into_inner().map_err(|e| e.to_string())?))
 }
 
+/// A batch sorted by its key, each key once, with its first and last key.
+pub struct SortedRun {
+    /// The rows.
+    pub batch: RecordBatch,
+    /// First and last key, row-encoded (comparable across runs of one partition); `None`
+    /// when there are no rows.
+    pub range: Option<(OwnedRow, OwnedRow)>,
+}
+
 /// Concatenates, sorts by `key` (ties keep their order) and keeps the first row of each key.
+/// Rows that already ascend strictly (pages that arrive in key order) are not sorted again.
 pub fn sort_unique(
     schema: &SchemaRef,
     key: &[&str],
     batches: &[RecordBatch],
-) -> Result<RecordBatch, String> {
+) -> Result<SortedRun, String> {
+    let converter = key_converter(schema, key)?;
+    let keys_of = |batch: &RecordBatch| -> Result<Rows, String> {
+        let columns: Vec<arrow::array::ArrayRef> = key
+            .iter()
+            .map(|k| {
+                batch
+                    .column_by_name(k)
+                    .cloned()
+                    .ok_or_else(|| format!("key column {k} missing"))
+            })
+            .collect::<Result<_, _>>()?;
+        converter
+            .convert_columns(&columns)
+            .map_err(|e| e.to_string())
+    };
     let all = concat_batches(schema, batches).map_err(|e| e.to_string())?;
-    let sorted = sort_by(&all, key)?;
-    let key_columns: Vec<arrow::array::ArrayRef> = key
-        .iter()
-        .map(|k| {
-            sorted
-                .column_by_name(k)
-                .cloned()
-                .ok_or_else(|| format!("key column {k} missing"))
-        })
-        .collect::<Result<_, _>>()?;
-    let keys = key_converter(schema, key)?
-        .convert_columns(&key_columns)
-        .map_err(|e| e.to_string())?;
-    let keep: BooleanArray = (0..keys.num_rows())
-        .map(|i| Some(i == 0 || keys.row(i) != keys.row(i - 1)))
-        .collect();
-    if keep.true_count() == sorted.num_rows() {
-        Ok(sorted)
+    let keys = keys_of(&all)?;
+    let ascending = (1..keys.num_rows()).all(|i| keys.row(i - 1) < keys.row(i));
+    let (batch, keys) = if ascending {
+        (all, keys)
     } else {
-        filter_record_batch(&sorted, &keep).map_err(|e| e.to_string())
-    }
+        let sorted = sort_by(&all, key)?;
+        let keys = keys_of(&sorted)?;
+        let keep: BooleanArray = (0..keys.num_rows())
+            .map(|i| Some(i == 0 || keys.row(i) != keys.row(i - 1)))
+            .collect();
+        if keep.true_count() == sorted.num_rows() {
+            (sorted, keys)
+        } else {
+            let unique = filter_record_batch(&sorted, &keep).map_err(|e| e.to_string())?;
+            let keys = keys_of(&unique)?;
+            (unique, keys)
+        }
+    };
+    let range = match keys.num_rows() {
+        0 => None,
+        n => Some((keys.row(0).owned(), keys.row(n - 1).owned())),
+    };
+    Ok(SortedRun { batch, range })
 }
 
 /// The batch's rows ordered by the `key` columns; rows with equal keys keep their order.
@@ -629,5 +683,44 @@ mod tests {
         let mut want: Vec<String> = ids.iter().map(|i| format!("{i}=first")).collect();
         want.sort();
         assert_eq!(rows, want);
+    }
+
+    #[tokio::test]
+    async fn rows_pushed_in_key_order_are_written_without_sorting_and_stay_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let mut w = PartitionWriter::new(
+            &lake,
+            Partition::report(Dataset::Customers, "mssp"),
+            &FileNames::new(1, "r"),
+        )
+        .with_max_rows(1_000)
+        .with_file_rows(4_000);
+        let ids: Vec<String> = (0..10_000u32).map(|i| format!("SC{i:06}")).collect();
+        for chunk in ids.chunks(300) {
+            let refs: Vec<&str> = chunk.iter().map(|s| s.as_str()).collect();
+            w.push(batch(&refs, "x")).await.unwrap();
+        }
+        let (_, files) = w.finish().await.unwrap();
+        assert_eq!(
+            files.iter().map(|f| f.rows).collect::<Vec<_>>(),
+            vec![4_000, 4_000, 2_000]
+        );
+        let want: Vec<String> = ids.iter().map(|i| format!("{i}=x")).collect();
+        assert_eq!(contents(&lake, &files).await, want);
+        // Runs that follow one another but overlap at one key still go through the merge.
+        let mut w = PartitionWriter::new(
+            &lake,
+            Partition::report(Dataset::Customers, "mssp"),
+            &FileNames::new(1, "s"),
+        )
+        .with_max_rows(2);
+        w.push(batch(&["A", "B"], "first")).await.unwrap();
+        w.push(batch(&["B", "C"], "second")).await.unwrap();
+        let (_, files) = w.finish().await.unwrap();
+        assert_eq!(
+            contents(&lake, &files).await,
+            vec!["A=first", "B=first", "C=second"]
+        );
     }
 }
