@@ -601,6 +601,7 @@ impl Sync<'_> {
                 d = d + chrono::Months::new(1);
             }
         }
+        let refetched = Refetched::of(&chunks);
         let mut written = Vec::new();
         for dataset in [Dataset::Engagement, Dataset::Churn] {
             for month in &months {
@@ -608,14 +609,12 @@ impl Sync<'_> {
                 let mut writer =
                     PartitionWriter::new(&self.lake, partition.clone(), self.writer.names());
                 for (k, chunk) in chunks.iter().enumerate() {
-                    let newer: Vec<_> = chunks[k + 1..].iter().map(|c| &c.windows).collect();
                     for path in chunk.files.get(&partition.dir).into_iter().flatten() {
-                        push_file(&self.lake, path, &mut writer, &newer).await?;
+                        push_file(&self.lake, path, &mut writer, &refetched, Some(k)).await?;
                     }
                 }
-                let all: Vec<_> = chunks.iter().map(|c| &c.windows).collect();
                 for path in state.files_in(&partition) {
-                    push_file(&self.lake, &path, &mut writer, &all).await?;
+                    push_file(&self.lake, &path, &mut writer, &refetched, None).await?;
                 }
                 written.push(writer.finish().await?);
             }
@@ -949,13 +948,33 @@ fn split_by_month(batch: &RecordBatch) -> Vec<(String, RecordBatch)> {
         .collect()
 }
 
-/// Pushes the rows of the lake file `path` outside every range of `refetched` into `writer`,
-/// batch by batch.
+/// A customer's re-fetched ranges: `(chunk index, from, to)`.
+type Ranges = Vec<(usize, NaiveDate, NaiveDate)>;
+
+/// The date ranges each staged chunk re-fetched, by customer.
+struct Refetched(std::collections::HashMap<String, Ranges>);
+
+impl Refetched {
+    fn of(chunks: &[&StagedChunk]) -> Refetched {
+        let mut map: std::collections::HashMap<String, Ranges> = std::collections::HashMap::new();
+        for (j, chunk) in chunks.iter().enumerate() {
+            for (id, (from, to)) in &chunk.windows {
+                map.entry(id.clone()).or_default().push((j, *from, *to));
+            }
+        }
+        Refetched(map)
+    }
+}
+
+/// Pushes the rows of the lake file `path` into `writer`, batch by batch, without those a
+/// chunk newer than `source` re-fetched (`source`: the staged chunk the file belongs to;
+/// `None` for a live file, older than every chunk).
 async fn push_file(
     lake: &Lake,
     path: &str,
     writer: &mut PartitionWriter,
-    refetched: &[&BTreeMap<String, (NaiveDate, NaiveDate)>],
+    refetched: &Refetched,
+    source: Option<usize>,
 ) -> Result<(), IngestError> {
     let corrupt = |detail: String| LakeError::Corrupt {
         path: format!("{}/{path}", lake.location()),
@@ -970,7 +989,9 @@ async fn push_file(
         .map_err(|e| corrupt(e.to_string()))?;
     for batch in reader {
         let batch = batch.map_err(|e| corrupt(e.to_string()))?;
-        writer.push(drop_refetched(&batch, refetched)).await?;
+        writer
+            .push(drop_refetched(&batch, refetched, source))
+            .await?;
     }
     Ok(())
 }
@@ -978,11 +999,9 @@ async fn push_file(
 /// The rows of `batch` outside every re-fetched (customer, date range).
 fn drop_refetched(
     batch: &RecordBatch,
-    refetched: &[&BTreeMap<String, (NaiveDate, NaiveDate)>],
+    refetched: &Refetched,
+    source: Option<usize>,
 ) -> RecordBatch {
-    if refetched.is_empty() {
-        return batch.clone();
-    }
     let ids = batch
         .column_by_name("security_center_id")
         .expect("key column")
@@ -991,17 +1010,31 @@ fn drop_refetched(
         .column_by_name("date")
         .expect("key column")
         .as_primitive::<Date32Type>();
+    // Rows come sorted by customer: look each customer up once, not once per row.
+    let mut current: Option<(&str, Option<&Ranges>)> = None;
     let mask: BooleanArray = (0..batch.num_rows())
         .map(|i| {
-            let date = Date32Type::to_naive_date_opt(dates.value(i));
-            let refetched = refetched.iter().any(|ranges| {
-                ranges
-                    .get(ids.value(i))
-                    .is_some_and(|(from, to)| date.is_some_and(|d| *from <= d && d <= *to))
+            let id = ids.value(i);
+            let ranges = match current {
+                Some((c, ranges)) if c == id => ranges,
+                _ => {
+                    let ranges = refetched.0.get(id);
+                    current = Some((id, ranges));
+                    ranges
+                }
+            };
+            let dropped = ranges.is_some_and(|ranges| {
+                let date = Date32Type::to_naive_date_opt(dates.value(i));
+                ranges.iter().any(|(j, from, to)| {
+                    source.is_none_or(|k| *j > k) && date.is_some_and(|d| *from <= d && d <= *to)
+                })
             });
-            Some(!refetched)
+            Some(!dropped)
         })
         .collect();
+    if mask.true_count() == batch.num_rows() {
+        return batch.clone();
+    }
     filter_record_batch(batch, &mask).expect("mask has the batch's length")
 }
 
