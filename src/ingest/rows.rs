@@ -412,6 +412,56 @@ struct EngagementRow {
     extra: Option<String>,
 }
 
+/// One column's values, typed: what [`columns_batch`] turns into an Arrow array.
+enum Column<'a> {
+    Text(Vec<Option<&'a str>>),
+    Date(Vec<Option<NaiveDate>>),
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Bool(Vec<Option<bool>>),
+}
+
+/// A batch of `dataset` from named columns, built straight into Arrow arrays (rows of
+/// engagement and churn come by the million: no detour through JSON). `ingested_at` is the
+/// same for every row.
+fn columns_batch(
+    dataset: Dataset,
+    rows: usize,
+    ingested_at: &str,
+    mut columns: BTreeMap<&'static str, Column<'_>>,
+) -> Result<RecordBatch, String> {
+    use arrow::array::{
+        ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
+        TimestampMicrosecondArray,
+    };
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    let ts = chrono::DateTime::parse_from_rfc3339(ingested_at)
+        .map_err(|e| format!("ingested_at {ingested_at:?}: {e}"))?
+        .timestamp_micros();
+    let schema = dataset.schema();
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let name = field.name().as_str();
+        let array: ArrayRef = match columns.remove(name) {
+            _ if name == "ingested_at" => {
+                Arc::new(TimestampMicrosecondArray::from_value(ts, rows).with_timezone("UTC"))
+            }
+            Some(Column::Text(v)) => Arc::new(StringArray::from(v)),
+            Some(Column::Date(v)) => Arc::new(Date32Array::from(
+                v.into_iter()
+                    .map(|d| d.map(|d| (d - epoch).num_days() as i32))
+                    .collect::<Vec<_>>(),
+            )),
+            Some(Column::Int(v)) => Arc::new(Int64Array::from(v)),
+            Some(Column::Float(v)) => Arc::new(Float64Array::from(v)),
+            Some(Column::Bool(v)) => Arc::new(BooleanArray::from(v)),
+            None => return Err(format!("{}: no values for column {name}", dataset.name())),
+        };
+        arrays.push(array);
+    }
+    RecordBatch::try_new(schema, arrays).map_err(|e| format!("{}: {e}", dataset.name()))
+}
+
 /// A dated record of an unknown metric or indicator type: its date and its other fields.
 fn dated(v: &Value) -> Option<(NaiveDate, Map<String, Value>)> {
     let obj = v.as_object()?;
@@ -479,7 +529,36 @@ pub fn engagement(
             r
         })
         .collect();
-    to_batch(Dataset::Engagement, &rows)
+    let ints = |f: fn(&EngagementRow) -> Option<i64>| Column::Int(rows.iter().map(f).collect());
+    let columns = BTreeMap::from([
+        (
+            "report_type",
+            Column::Text(vec![Some(report_type); rows.len()]),
+        ),
+        (
+            "security_center_id",
+            Column::Text(vec![Some(id); rows.len()]),
+        ),
+        ("date", Column::Date(rows.iter().map(|r| r.date).collect())),
+        (
+            "month",
+            Column::Text(rows.iter().map(|r| Some(r.month.as_str())).collect()),
+        ),
+        ("sns_scans_succeeded", ints(|r| r.sns_scans_succeeded)),
+        ("sns_scans_failed", ints(|r| r.sns_scans_failed)),
+        ("was_scans_succeeded", ints(|r| r.was_scans_succeeded)),
+        ("was_scans_failed", ints(|r| r.was_scans_failed)),
+        ("cs_scans_succeeded", ints(|r| r.cs_scans_succeeded)),
+        ("cs_scans_failed", ints(|r| r.cs_scans_failed)),
+        ("probes_active", ints(|r| r.probes_active)),
+        ("probes_inactive", ints(|r| r.probes_inactive)),
+        ("api_calls", ints(|r| r.api_calls)),
+        (
+            "extra",
+            Column::Text(rows.iter().map(|r| r.extra.as_deref()).collect()),
+        ),
+    ]);
+    columns_batch(Dataset::Engagement, rows.len(), ingested_at, columns)
 }
 
 #[derive(Serialize, Default)]
@@ -563,7 +642,52 @@ pub fn churn(
             });
         }
     }
-    to_batch(Dataset::Churn, &rows)
+    let ints = |f: fn(&ChurnRow) -> Option<i64>| Column::Int(rows.iter().map(f).collect());
+    let columns = BTreeMap::from([
+        (
+            "report_type",
+            Column::Text(vec![Some(report_type); rows.len()]),
+        ),
+        (
+            "security_center_id",
+            Column::Text(vec![Some(id); rows.len()]),
+        ),
+        (
+            "indicator",
+            Column::Text(rows.iter().map(|r| Some(r.indicator)).collect()),
+        ),
+        ("date", Column::Date(rows.iter().map(|r| r.date).collect())),
+        (
+            "month",
+            Column::Text(rows.iter().map(|r| Some(r.month.as_str())).collect()),
+        ),
+        (
+            "product",
+            Column::Text(rows.iter().map(|r| r.product).collect()),
+        ),
+        ("usage_value", ints(|r| r.usage_value)),
+        ("total_succeeded", ints(|r| r.total_succeeded)),
+        ("total_failed", ints(|r| r.total_failed)),
+        (
+            "failure_ratio",
+            Column::Float(rows.iter().map(|r| r.failure_ratio).collect()),
+        ),
+        ("probes_active", ints(|r| r.probes_active)),
+        ("probes_inactive", ints(|r| r.probes_inactive)),
+        (
+            "has_scans",
+            Column::Bool(rows.iter().map(|r| r.has_scans).collect()),
+        ),
+        (
+            "has_api_calls",
+            Column::Bool(rows.iter().map(|r| r.has_api_calls).collect()),
+        ),
+        (
+            "extra",
+            Column::Text(rows.iter().map(|r| r.extra.as_deref()).collect()),
+        ),
+    ]);
+    columns_batch(Dataset::Churn, rows.len(), ingested_at, columns)
 }
 
 /// One `sync_runs` row.

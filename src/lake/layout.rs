@@ -139,7 +139,9 @@ impl Partition {
 
 /// `YYYY-MM` of a date.
 pub fn month_of(date: chrono::NaiveDate) -> String {
-    date.format("%Y-%m").to_string()
+    use chrono::Datelike;
+    // Called per row: plain integer formatting, not a strftime pattern parsed each time.
+    format!("{:04}-{:02}", date.year(), date.month())
 }
 
 #[cfg(test)]
