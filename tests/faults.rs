@@ -172,21 +172,7 @@ fn faulty_lake(dir: &Path, seed: u64, rate: f64) -> (Lake, Arc<FaultyStore>) {
 }
 
 fn options(sim: &hspq::sim::Simulator, dir: &Path) -> IngestOptions {
-    let mut client = config(sim, 2, 0.0);
-    client.token_cache = None;
-    IngestOptions {
-        data: dir.display().to_string(),
-        client,
-        creds: creds(MSSP_KEY),
-        windows: hspq::ingest::plan::Windows {
-            history_months: 12,
-            lookback_days: 7,
-            full: false,
-        },
-        dry_run: false,
-        quiet: true,
-        lake: Default::default(),
-    }
+    ingest_options(sim, dir, MSSP_KEY, 2)
 }
 
 /// What the newest commit lists is on storage, whole; the lake is free for the next run.

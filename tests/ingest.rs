@@ -10,27 +10,11 @@ use std::path::Path;
 use chrono::Days;
 use common::lake::*;
 use common::*;
-use hspq::api::{ClientConfig, Credentials};
-use hspq::ingest::plan::Windows;
 use hspq::ingest::{IngestError, IngestOptions, IngestSummary};
 use hspq::sim::{Fault, FaultRates, Partnership, Simulator};
 
 fn options(sim: &Simulator, data: &Path, api_key: &str, sessions: usize) -> IngestOptions {
-    let mut client: ClientConfig = config(sim, sessions, 0.0);
-    client.token_cache = None;
-    IngestOptions {
-        data: data.display().to_string(),
-        client,
-        creds: Credentials::new(ORG_KEY, api_key).unwrap(),
-        windows: Windows {
-            history_months: 12,
-            lookback_days: 7,
-            full: false,
-        },
-        dry_run: false,
-        quiet: true,
-        lake: Default::default(),
-    }
+    ingest_options(sim, data, api_key, sessions)
 }
 
 async fn ingest(sim: &Simulator, data: &Path, api_key: &str) -> Result<IngestSummary, IngestError> {

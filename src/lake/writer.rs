@@ -593,16 +593,19 @@ mod tests {
         crate::ingest::rows::to_batch(Dataset::Customers, &rows).unwrap()
     }
 
+    fn customers_writer(lake: &Lake, run: &str) -> PartitionWriter {
+        PartitionWriter::new(
+            lake,
+            Partition::report(Dataset::Customers, "mssp"),
+            &FileNames::new(1, run),
+        )
+    }
+
     #[tokio::test]
     async fn a_partition_keeps_the_first_version_of_each_key_in_one_sorted_file() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(&dir.path().display().to_string()).unwrap();
-        let mut w = PartitionWriter::new(
-            &lake,
-            Partition::report(Dataset::Customers, "mssp"),
-            &FileNames::new(1, "r"),
-        )
-        .with_max_rows(3);
+        let mut w = customers_writer(&lake, "r").with_max_rows(3);
         w.push(batch(&["B", "A", "B"], "first")).await.unwrap();
         w.push(batch(&["C", "D"], "later")).await.unwrap();
         let (_, files) = w.finish().await.unwrap();
@@ -630,13 +633,9 @@ mod tests {
     async fn spilled_runs_merge_into_disjoint_files_and_the_first_version_wins() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(&dir.path().display().to_string()).unwrap();
-        let mut w = PartitionWriter::new(
-            &lake,
-            Partition::report(Dataset::Customers, "mssp"),
-            &FileNames::new(1, "r"),
-        )
-        .with_max_rows(3)
-        .with_file_rows(2);
+        let mut w = customers_writer(&lake, "r")
+            .with_max_rows(3)
+            .with_file_rows(2);
         // Three runs whose key ranges overlap, as out-of-order pages and old rows give them.
         w.push(batch(&["E", "B", "C"], "new")).await.unwrap();
         w.push(batch(&["A", "B", "F"], "old")).await.unwrap();
@@ -659,13 +658,9 @@ mod tests {
     async fn a_large_partition_merges_many_runs_in_key_order() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(&dir.path().display().to_string()).unwrap();
-        let mut w = PartitionWriter::new(
-            &lake,
-            Partition::report(Dataset::Customers, "mssp"),
-            &FileNames::new(1, "r"),
-        )
-        .with_max_rows(1_000)
-        .with_file_rows(25_000);
+        let mut w = customers_writer(&lake, "r")
+            .with_max_rows(1_000)
+            .with_file_rows(25_000);
         // 60,000 ids pushed in a scrambled order, each twice (the second push loses).
         let ids: Vec<String> = (0..60_000u32)
             .map(|i| format!("SC{:06}", (i * 7_919) % 60_000))
@@ -689,13 +684,9 @@ mod tests {
     async fn rows_pushed_in_key_order_are_written_without_sorting_and_stay_whole() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(&dir.path().display().to_string()).unwrap();
-        let mut w = PartitionWriter::new(
-            &lake,
-            Partition::report(Dataset::Customers, "mssp"),
-            &FileNames::new(1, "r"),
-        )
-        .with_max_rows(1_000)
-        .with_file_rows(4_000);
+        let mut w = customers_writer(&lake, "r")
+            .with_max_rows(1_000)
+            .with_file_rows(4_000);
         let ids: Vec<String> = (0..10_000u32).map(|i| format!("SC{i:06}")).collect();
         for chunk in ids.chunks(300) {
             let refs: Vec<&str> = chunk.iter().map(|s| s.as_str()).collect();
@@ -709,12 +700,7 @@ mod tests {
         let want: Vec<String> = ids.iter().map(|i| format!("{i}=x")).collect();
         assert_eq!(contents(&lake, &files).await, want);
         // Runs that follow one another but overlap at one key still go through the merge.
-        let mut w = PartitionWriter::new(
-            &lake,
-            Partition::report(Dataset::Customers, "mssp"),
-            &FileNames::new(1, "s"),
-        )
-        .with_max_rows(2);
+        let mut w = customers_writer(&lake, "s").with_max_rows(2);
         w.push(batch(&["A", "B"], "first")).await.unwrap();
         w.push(batch(&["B", "C"], "second")).await.unwrap();
         let (_, files) = w.finish().await.unwrap();

@@ -58,26 +58,37 @@ pub async fn connect(sim: &Simulator, sessions: usize, rate: f64) -> Client {
         .expect("client connects")
 }
 
+/// A sync of `sim` into the lake at `dir` with `api_key` on `sessions` sessions (unpaced, no
+/// session cache, 12 months of history, 7 days of lookback).
+pub fn ingest_options(
+    sim: &Simulator,
+    dir: &std::path::Path,
+    api_key: &str,
+    sessions: usize,
+) -> hspq::ingest::IngestOptions {
+    let mut client = config(sim, sessions, 0.0);
+    client.token_cache = None;
+    hspq::ingest::IngestOptions {
+        data: dir.display().to_string(),
+        client,
+        creds: Credentials::new(ORG_KEY, api_key).unwrap(),
+        windows: hspq::ingest::plan::Windows {
+            history_months: 12,
+            lookback_days: 7,
+            full: false,
+        },
+        dry_run: false,
+        quiet: true,
+        lake: Default::default(),
+    }
+}
+
 /// Syncs `sim` into the lake at `dir` with each key in turn (unpaced, no session cache).
 pub async fn ingest_lake(sim: &Simulator, dir: &std::path::Path, keys: &[&str]) {
     for key in keys {
-        let mut client = config(sim, 2, 0.0);
-        client.token_cache = None;
-        hspq::ingest::run(hspq::ingest::IngestOptions {
-            data: dir.display().to_string(),
-            client,
-            creds: Credentials::new(ORG_KEY, key).unwrap(),
-            windows: hspq::ingest::plan::Windows {
-                history_months: 12,
-                lookback_days: 7,
-                full: false,
-            },
-            dry_run: false,
-            quiet: true,
-            lake: Default::default(),
-        })
-        .await
-        .unwrap();
+        hspq::ingest::run(ingest_options(sim, dir, key, 2))
+            .await
+            .unwrap();
     }
 }
 
