@@ -163,8 +163,23 @@ async fn a_writer_that_lost_the_lake_fails_every_later_change_and_writes_nothing
     let a = LakeWriter::acquire(&lake, "a", WriterOptions::default())
         .await
         .unwrap();
+    // A stages a chunk and commits it (the run taking over will merge it), then writes one
+    // more file it never commits.
+    let month = hspq::lake::Partition::month(hspq::lake::Dataset::Engagement, "mssp", "2026-03");
+    let staged = a.names().next_staged(&month);
+    let uncommitted = a.names().next(&month);
+    for f in [&staged, &uncommitted] {
+        std::fs::create_dir_all(dir.path().join(f).parent().unwrap()).unwrap();
+        std::fs::write(dir.path().join(f), b"x").unwrap();
+    }
+    let chunk = hspq::lake::StagedChunk {
+        report_type: "mssp".into(),
+        windows: Default::default(),
+        files: [(month.dir.clone(), vec![staged.clone()])].into(),
+    };
     a.commit(|m| {
         m.state.open_runs.insert("a".into(), serde_json::json!({}));
+        m.staged.push(chunk);
     })
     .await
     .unwrap();
@@ -188,6 +203,53 @@ async fn a_writer_that_lost_the_lake_fails_every_later_change_and_writes_nothing
     assert!(matches!(a.clean_up().await, Err(LakeError::Lost(_))));
     assert!(matches!(a.release().await, Err(LakeError::Lost(_))));
     assert_eq!(latest_entry(dir.path()).unwrap(), taken, "A wrote nothing");
+    // Having lost the lake, A deletes only what it never committed.
+    assert_eq!(a.abandon().await, 1);
+    assert!(!dir.path().join(&uncommitted).exists());
+    assert!(
+        dir.path().join(&staged).exists(),
+        "a committed staged file stays for the run that took over"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_lost_the_lake_keeps_the_files_the_taker_built_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+    let a = LakeWriter::acquire(&lake, "a", WriterOptions::default())
+        .await
+        .unwrap();
+    // A writes a file and commits it, but is frozen between the store taking the entry and
+    // A learning so; run b takes over from that entry, which a clean-up later removes. As
+    // seen from the log: b's entries, listing A's file, after a freed slot.
+    let part = hspq::lake::Partition::month(hspq::lake::Dataset::Engagement, "mssp", "2026-03");
+    let file = a.names().next(&part);
+    std::fs::create_dir_all(dir.path().join(&file).parent().unwrap()).unwrap();
+    std::fs::write(dir.path().join(&file), b"x").unwrap();
+    let mut taken = latest_entry(dir.path()).unwrap();
+    let next = taken["version"].as_u64().unwrap() + 2;
+    taken["version"] = next.into();
+    taken["run_id"] = "b".into();
+    taken["lease"]["run_id"] = "b".into();
+    taken["manifest"]["files"][&file] = serde_json::json!({
+        "size": 1, "rows": 1, "sha256": "x", "run_id": "a", "unique_keys": true
+    });
+    std::fs::write(
+        dir.path().join(format!("_hspq/log/{next:020}.json")),
+        taken.to_string(),
+    )
+    .unwrap();
+    // A wakes: its next entry goes into the freed slot behind b's, so it has lost the lake.
+    let err = a.commit(|_| {}).await.unwrap_err();
+    assert!(
+        matches!(&err, LakeError::Lost(m) if m.contains("run b")),
+        "{err}"
+    );
+    let stray = a.names().next(&part);
+    std::fs::write(dir.path().join(&stray), b"x").unwrap();
+    assert_eq!(a.abandon().await, 1, "only the file nobody lists goes");
+    assert!(dir.path().join(&file).exists(), "b's commit lists it");
+    assert!(!dir.path().join(&stray).exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

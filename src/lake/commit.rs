@@ -278,9 +278,9 @@ impl LakeWriter {
     }
 
     /// After losing the lake: deletes the files this run wrote and never committed, which no
-    /// manifest can ever list (the run that took over builds on this run's last commit and
-    /// names its own files), so a glob reader does not see them. Touches nothing else; does
-    /// nothing while the run still holds the lake. Call it once the run's writers stopped.
+    /// manifest can ever list (the run that took over builds on this run's last stored entry
+    /// and names its own files), so a glob reader does not see them. Touches nothing else;
+    /// does nothing while the run still holds the lake. Call it once the run's writers stopped.
     pub async fn abandon(&self) -> usize {
         let committed = {
             let held = self.inner.held.lock().await;
@@ -289,9 +289,20 @@ impl LakeWriter {
             }
             Arc::clone(&held.manifest)
         };
+        // This run's last stored entry may be newer than the one it knows of (paused between
+        // the store taking it and the answer): what the taker built on is in the lake's newest
+        // entry. Unreadable: delete nothing.
+        let newest = match log::latest(&self.inner.lake).await {
+            Ok(entry) => entry.map(|e| e.manifest).unwrap_or_default(),
+            Err(e) => {
+                warn!("could not read the lake's log, so files written after losing it stay: {e}");
+                return 0;
+            }
+        };
         let mut deleted = 0;
         for path in self.names.given() {
-            if committed.files.contains_key(&path) || committed.dead.contains_key(&path) {
+            // Committed files, staged ones included, belong to the run that took over now.
+            if committed.lists(&path) || newest.lists(&path) {
                 continue;
             }
             match self.inner.lake.delete(&path).await {

@@ -48,15 +48,22 @@ impl FileNames {
         self.epoch
     }
 
-    /// The run's id.
-    pub fn run_id(&self) -> &str {
-        &self.run_id
-    }
-
     /// A new file's path in `partition`.
     pub fn next(&self, partition: &Partition) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let path = partition.file(self.epoch, &self.run_id, n);
+        self.give(partition.file(self.epoch, &self.run_id, n))
+    }
+
+    /// A new staged file's path: under `_hspq/staging/`, to be merged into `partition`.
+    pub fn next_staged(&self, partition: &Partition) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.give(format!(
+            "{STAGING}/{}",
+            partition.file(self.epoch, &self.run_id, n)
+        ))
+    }
+
+    fn give(&self, path: String) -> String {
         if let Ok(mut given) = self.given.lock() {
             given.push(path.clone());
         }

@@ -28,7 +28,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use sha2::{Digest, Sha256};
 
-use super::layout::{FileNames, Partition, STAGING};
+use super::layout::{FileNames, Partition};
 use super::store::{Lake, LakeError};
 
 /// Rows per row group: large enough for good compression and pruning statistics.
@@ -225,10 +225,11 @@ impl PartitionWriter {
     }
 
     async fn publish(&self, bytes: Bytes, rows: u64) -> Result<WrittenFile, LakeError> {
-        let mut path = self.names.next(&self.partition);
-        if self.staging {
-            path = format!("{STAGING}/{path}");
-        }
+        let path = if self.staging {
+            self.names.next_staged(&self.partition)
+        } else {
+            self.names.next(&self.partition)
+        };
         let file = WrittenFile {
             path: path.clone(),
             size: bytes.len() as u64,
