@@ -304,12 +304,7 @@ async fn a_writer_paused_past_its_lease_on_s3_stops_and_leaves_the_lake_the_new_
     assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
     let after_b = tempfile::tempdir().unwrap();
     download(&store, "p", after_b.path()).await;
-    signal(a.id(), "-CONT");
-    let a = a.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&a.stderr);
-    assert!(!a.status.success(), "A must fail: {stderr}");
-    assert_ne!(a.status.code(), Some(101), "no panic: {stderr}");
-    assert!(stderr.contains("lost"), "A says it lost the lake: {stderr}");
+    assert_woken_run_lost_the_lake(a);
     let local = tempfile::tempdir().unwrap();
     download(&store, "p", local.path()).await;
     assert_eq!(

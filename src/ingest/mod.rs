@@ -169,10 +169,8 @@ pub async fn run_on(lake: Lake, opts: IngestOptions) -> Result<IngestSummary, In
         Err(IngestError::Interrupted) => "interrupted",
         Err(_) => "failed",
     };
-    if let Err(e @ IngestError::Lake(LakeError::Lost(_))) = outcome {
-        // Another run holds the lake now: touch nothing but the files this run never committed.
-        writer.abandon().await;
-        return Err(e);
+    if let Some(lost) = lost_lake(&writer).await {
+        return Err(lost);
     }
     let error = outcome.as_ref().err().map(|e| e.to_string());
     let recorded = sync.record_run(status, error, &summary).await;
@@ -183,25 +181,22 @@ pub async fn run_on(lake: Lake, opts: IngestOptions) -> Result<IngestSummary, In
         warn!("could not delete the files this run replaced: {e} (the next run will)");
     }
     let released = writer.release().await;
-    // Having lost the lake says more than whatever failed on the way there.
-    let lost = [&cleaned.map(|_| ()), &released]
-        .into_iter()
-        .find_map(|r| match r {
-            Err(LakeError::Lost(why)) => Some(why.clone()),
-            _ => None,
-        })
-        .or_else(|| match &recorded {
-            Err(IngestError::Lake(LakeError::Lost(why))) => Some(why.clone()),
-            _ => None,
-        });
-    if let Some(why) = lost {
-        writer.abandon().await;
-        return Err(LakeError::Lost(why).into());
+    // Having lost the lake on the way says more than whatever else failed.
+    if let Some(lost) = lost_lake(&writer).await {
+        return Err(lost);
     }
     outcome?;
     recorded?;
     released?;
     Ok(summary)
+}
+
+/// If another run took the lake over: deletes what this run wrote and never committed (all it
+/// may still touch), and says so.
+async fn lost_lake(writer: &LakeWriter) -> Option<IngestError> {
+    let why = writer.lost().await?;
+    writer.abandon().await;
+    Some(LakeError::Lost(why).into())
 }
 
 fn new_run_id() -> String {
@@ -737,7 +732,9 @@ impl Sync<'_> {
         }
         let state = self.writer.snapshot().await;
         for path in state.files_in(&partition) {
-            batches.extend(read_parquet(&self.lake, &path).await?);
+            for batch in lake_batches(&self.lake, &path).await? {
+                batches.push(batch?);
+            }
         }
         let (partition, files) = self.write(partition, batches).await?;
         // Bookkeeping, not data fetched: not counted in the run's rows and bytes.
@@ -976,21 +973,9 @@ async fn push_file(
     refetched: &Refetched,
     source: Option<usize>,
 ) -> Result<(), IngestError> {
-    let corrupt = |detail: String| LakeError::Corrupt {
-        path: format!("{}/{path}", lake.location()),
-        detail,
-    };
-    let bytes = lake
-        .get(path)
-        .await?
-        .ok_or_else(|| corrupt("listed in the manifest but missing".into()))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|b| b.with_batch_size(8_192).build())
-        .map_err(|e| corrupt(e.to_string()))?;
-    for batch in reader {
-        let batch = batch.map_err(|e| corrupt(e.to_string()))?;
+    for batch in lake_batches(lake, path).await? {
         writer
-            .push(drop_refetched(&batch, refetched, source))
+            .push(drop_refetched(&batch?, refetched, source))
             .await?;
     }
     Ok(())
@@ -1038,23 +1023,22 @@ fn drop_refetched(
     filter_record_batch(batch, &mask).expect("mask has the batch's length")
 }
 
-/// Reads a lake file back into batches.
-async fn read_parquet(lake: &Lake, path: &str) -> Result<Vec<RecordBatch>, IngestError> {
-    let bytes = lake.get(path).await?.ok_or_else(|| LakeError::Corrupt {
-        path: format!("{}/{path}", lake.location()),
-        detail: "listed in the manifest but missing".into(),
-    })?;
+/// The batches of a lake file the manifest lists, read one at a time.
+async fn lake_batches(
+    lake: &Lake,
+    path: &str,
+) -> Result<impl Iterator<Item = Result<RecordBatch, IngestError>>, IngestError> {
+    let location = format!("{}/{path}", lake.location());
+    let corrupt = move |detail: String| LakeError::Corrupt {
+        path: location.clone(),
+        detail,
+    };
+    let bytes = lake
+        .get(path)
+        .await?
+        .ok_or_else(|| corrupt("listed in the manifest but missing".into()))?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|b| b.build())
-        .map_err(|e| LakeError::Corrupt {
-            path: format!("{}/{path}", lake.location()),
-            detail: e.to_string(),
-        })?;
-    reader.collect::<Result<Vec<_>, _>>().map_err(|e| {
-        LakeError::Corrupt {
-            path: format!("{}/{path}", lake.location()),
-            detail: e.to_string(),
-        }
-        .into()
-    })
+        .and_then(|b| b.with_batch_size(8_192).build())
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(reader.map(move |b| b.map_err(|e| corrupt(e.to_string()).into())))
 }

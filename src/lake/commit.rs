@@ -16,7 +16,6 @@
 //! came after it in the log), so it can go at once; any other unlisted file goes only once it
 //! is older than the retention. Deleting starts only after an entry proved the lease.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,7 +74,6 @@ pub struct CleanUp {
 pub struct LakeWriter {
     inner: Arc<Inner>,
     names: FileNames,
-    ended_runs: BTreeSet<String>,
     heartbeat: JoinHandle<()>,
 }
 
@@ -108,8 +106,6 @@ impl LakeWriter {
                 Some(e) => (e.version, e.manifest, e.lease),
                 None => (0, Manifest::new(), None),
             };
-            // Runs that started and never recorded an end were killed: what they left can go.
-            let mut ended: BTreeSet<String> = manifest.state.open_runs.keys().cloned().collect();
             if let Some(lease) = holder {
                 match lease.stale(Utc::now()) {
                     Some(why) => {
@@ -117,7 +113,6 @@ impl LakeWriter {
                             "taking the lake over from run {} (pid {} on {}): {why}",
                             lease.run_id, lease.owner.pid, lease.host
                         );
-                        ended.insert(lease.run_id);
                     }
                     None => return Err(locked(lake, &lease)),
                 }
@@ -153,7 +148,6 @@ impl LakeWriter {
             return Ok(LakeWriter {
                 names: FileNames::new(entry.version, run_id),
                 inner,
-                ended_runs: ended,
                 heartbeat,
             });
         }
@@ -163,20 +157,14 @@ impl LakeWriter {
         )))
     }
 
-    /// The lake.
-    pub fn lake(&self) -> &Lake {
-        &self.inner.lake
-    }
-
     /// Names for the files this run writes.
     pub fn names(&self) -> &FileNames {
         &self.names
     }
 
-    /// Runs known to have ended without recording it (killed, or taken over): their
-    /// `sync_runs` rows still say `running`.
-    pub fn ended_runs(&self) -> &BTreeSet<String> {
-        &self.ended_runs
+    /// Why this run no longer holds the lake, if another run took it over.
+    pub async fn lost(&self) -> Option<String> {
+        self.inner.held.lock().await.lost.clone()
     }
 
     /// The manifest as of this run's last entry.

@@ -198,13 +198,6 @@ impl Manifest {
                 .iter()
                 .any(|c| c.files.values().flatten().any(|p| p == path))
     }
-
-    /// Takes the file out of the live set (it becomes dead).
-    pub fn remove(&mut self, path: &str) {
-        if self.files.remove(path).is_some() {
-            self.dead.insert(path.to_string(), Utc::now());
-        }
-    }
 }
 
 #[cfg(test)]

@@ -207,7 +207,7 @@ impl Engine {
         for s in before {
             self.retrying(|| Ok(self.conn.execute_batch(s)?))?;
         }
-        self.run_params(last, &[], out)
+        self.stream_sql(last, &[], out)
     }
 
     /// Runs one statement with `params` bound by position and streams its result into `out`.
@@ -218,6 +218,17 @@ impl Engine {
         out: &mut ResultWriter<'_>,
     ) -> Result<(usize, Option<SchemaRef>), QueryError> {
         self.refresh_if_changed()?;
+        self.stream_sql(sql, params, out)
+    }
+
+    /// Prepares `sql`, binds `params` and streams the result into `out`; a statement that met a
+    /// file deleted under it runs once more on the newer commit, if nothing was written yet.
+    fn stream_sql(
+        &self,
+        sql: &str,
+        params: &[duckdb::types::Value],
+        out: &mut ResultWriter<'_>,
+    ) -> Result<(usize, Option<SchemaRef>), QueryError> {
         let attempt = |out: &mut ResultWriter<'_>| {
             let mut stmt = self.conn.prepare(sql)?;
             self.stream(&mut stmt, params, out)

@@ -225,3 +225,17 @@ pub fn read_through_sync(
         sync_took,
     }
 }
+
+/// Wakes a sync paused (SIGSTOP) past its lease while another run took the lake over, and
+/// checks it fails, without a panic, saying it lost the lake.
+pub fn assert_woken_run_lost_the_lake(paused: std::process::Child) {
+    signal(paused.id(), "-CONT");
+    let out = paused.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the woken run must fail: {stderr}");
+    assert_ne!(out.status.code(), Some(101), "no panic: {stderr}");
+    assert!(
+        stderr.contains("lost"),
+        "it says it lost the lake: {stderr}"
+    );
+}
