@@ -256,10 +256,10 @@ impl LakeWriter {
             lake.delete(LEGACY_MANIFEST).await?;
             lake.delete(LEGACY_LOCK).await?;
         }
-        if done != CleanUp::default() {
+        if done.dead > 0 {
             info!(
-                "deleted {} replaced and {} orphaned file(s)",
-                done.dead, done.orphans
+                "removed {} file(s) that newer commits superseded",
+                done.dead
             );
         }
         Ok(done)
