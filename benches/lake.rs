@@ -11,11 +11,15 @@
 //!    share of files that promise unique keys (goal: all).
 //! 3. Every bundled query through `hspq query` next to the DuckDB CLI (`duckdb-cli` of the same
 //!    version, from the test virtualenv) reading the same files plainly (a glob, no
-//!    deduplication): the same result checked, then the median wall time and peak memory of 5
-//!    alternating whole-process runs (goals: hspq/plain ≤ 1.05 wall, ≤ 1.25 memory).
+//!    deduplication): the same result checked, then wall time, CPU time and peak memory of
+//!    alternating whole-process runs (goals: hspq/plain ≤ 1.05 wall, ≤ 1.25 memory). Times are
+//!    medians; a ratio is the median of the ratios of back-to-back pairs, which cancels most of
+//!    a shared machine's drift (single runs vary by ±15 % here).
 //!
 //! `cargo bench --bench lake`; `HSPQ_BENCH_COMPANIES=N` changes the size (default 10,000),
-//! `HSPQ_BENCH_SYNCS=N` the number of syncs (default 4), `HSPQ_BENCH_QUERIES=0` skips part 3.
+//! `HSPQ_BENCH_SYNCS=N` the number of syncs (default 4), `HSPQ_BENCH_QUERIES=0` skips part 3,
+//! `HSPQ_BENCH_LAKE=<folder>` runs parts 2 and 3 on a lake an earlier sync wrote there,
+//! `HSPQ_BENCH_RUNS=N` sets the runs per query and side (default 11, at least 5).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -220,7 +224,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let work = tempfile::tempdir().unwrap();
-    let lake = work.path().join("lake");
+    let given = std::env::var_os("HSPQ_BENCH_LAKE").map(PathBuf::from);
+    let lake = given.clone().unwrap_or_else(|| work.path().join("lake"));
     let day0 = NaiveDate::from_ymd_opt(2026, 3, 20).unwrap();
     println!("lake written by hspq ingest: {companies} companies, MSSP key, 5 sessions, simulator in its own process");
     println!(
@@ -236,10 +241,14 @@ fn main() {
         "rss_MiB"
     );
     let mut before = serde_json::json!({"files": {}});
-    let syncs: u64 = std::env::var("HSPQ_BENCH_SYNCS")
+    let mut syncs: u64 = std::env::var("HSPQ_BENCH_SYNCS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
+    if given.is_some() {
+        before = manifest(&lake);
+        syncs = 0;
+    }
     for (n, today) in (0..syncs).map(|i| (i, day0 + chrono::Days::new(i))) {
         let sim = simulator(companies, today, work.path());
         let cache = work.path().join(format!("cache-{n}"));
@@ -301,9 +310,14 @@ fn main() {
         return;
     }
     let views = plain_views(&lake);
+    let runs: usize = std::env::var("HSPQ_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(11)
+        .max(5);
     println!(
-        "\n{:<24} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6}  same",
-        "query", "hspq_ms", "plain_ms", "ratio", "hspq_MiB", "plain_MiB", "ratio"
+        "\n{:<24} {:>8} {:>8} {:>6} {:>6} {:>8} {:>8} {:>6}  same   ({runs} runs each)",
+        "query", "hspq_ms", "plain_ms", "wall", "cpu", "hspq_MiB", "plainMiB", "memory"
     );
     for q in hspq::query::bundled::all() {
         let mut args = vec!["query".to_string(), q.name.clone()];
@@ -385,7 +399,7 @@ fn main() {
         let run_file = work.path().join(format!("{}-run.sql", q.name));
         std::fs::write(&run_file, script(&format!("{body};"))).unwrap();
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for _ in 0..5 {
+        for _ in 0..runs {
             ours.push(measure(
                 Command::new(hspq())
                     .args(&args)
@@ -398,18 +412,20 @@ fn main() {
                     .arg(format!(".read {}", run_file.display())),
             ));
         }
-        let wall = |v: &[Usage]| median(v.iter().map(|u| u.wall.as_secs_f64() * 1000.0).collect());
-        let rss = |v: &[Usage]| median(v.iter().map(|u| u.max_rss_mib).collect());
-        let (ow, tw, om, tm) = (wall(&ours), wall(&theirs), rss(&ours), rss(&theirs));
+        let ms = |v: &[Usage]| median(v.iter().map(|u| u.wall.as_secs_f64() * 1000.0).collect());
+        let paired = |f: fn(&Usage) -> f64| {
+            median(ours.iter().zip(&theirs).map(|(o, t)| f(o) / f(t)).collect())
+        };
         println!(
-            "{:<24} {:>9.0} {:>9.0} {:>6.2} {:>9.0} {:>9.0} {:>6.2}  {same}",
+            "{:<24} {:>8.0} {:>8.0} {:>6.2} {:>6.2} {:>8.0} {:>8.0} {:>6.2}  {same}",
             q.name,
-            ow,
-            tw,
-            ow / tw,
-            om,
-            tm,
-            om / tm
+            ms(&ours),
+            ms(&theirs),
+            paired(|u| u.wall.as_secs_f64()),
+            paired(|u| u.cpu.as_secs_f64()),
+            median(ours.iter().map(|u| u.max_rss_mib).collect()),
+            median(theirs.iter().map(|u| u.max_rss_mib).collect()),
+            paired(|u| u.max_rss_mib),
         );
     }
 }

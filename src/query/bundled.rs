@@ -158,31 +158,96 @@ impl Query {
         out: &mut ResultWriter<'_>,
     ) -> Result<(usize, Option<arrow::datatypes::SchemaRef>), QueryError> {
         let values = self.values(given)?;
-        let stmt = engine.connection().prepare(self.sql)?;
-        let mut ordered = Vec::new();
-        for i in 1..=stmt.parameter_count() {
-            let name = stmt.parameter_name(i)?;
-            let value = values
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.clone())
-                .ok_or_else(|| {
-                    QueryError::Usage(format!(
-                        "{}: ${name} is not declared in its header",
-                        self.name
-                    ))
-                })?;
-            ordered.push(value);
+        let sql = with_literals(self.sql, &values).map_err(|name| {
+            QueryError::Usage(format!(
+                "{}: ${name} is not declared in its header",
+                self.name
+            ))
+        })?;
+        engine.run(&sql, out)
+    }
+}
+
+/// `sql` with every `$name` outside quotes and comments replaced by its value as a SQL
+/// literal; the unknown name, if any. Literals rather than bound parameters because DuckDB
+/// plans a prepared statement before it sees the values: `$report_type is null` would stay a
+/// filter on every row instead of folding away, and preparing to learn the parameters' order
+/// plans the query twice (together 5-15 % of a bundled query's time on a 10,000-company lake).
+fn with_literals(sql: &str, values: &[(String, Value)]) -> Result<String, String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => {
+                    out.push(c);
+                    quote = Some(c);
+                }
+                '-' if chars.peek() == Some(&'-') => {
+                    out.push(c);
+                    for c in chars.by_ref() {
+                        out.push(c);
+                        if c == '\n' {
+                            break;
+                        }
+                    }
+                }
+                '/' if chars.peek() == Some(&'*') => {
+                    out.push(c);
+                    let mut prev = ' ';
+                    for c in chars.by_ref() {
+                        out.push(c);
+                        if prev == '*' && c == '/' {
+                            break;
+                        }
+                        prev = c;
+                    }
+                }
+                '$' if chars
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || *c == '_') =>
+                {
+                    let mut name = String::new();
+                    while let Some(c) = chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_') {
+                        name.push(c);
+                    }
+                    let (_, value) = values.iter().find(|(n, _)| *n == name).ok_or(name)?;
+                    out.push_str(&literal(value));
+                }
+                _ => out.push(c),
+            },
         }
-        drop(stmt);
-        engine.run_params(self.sql, &ordered, out)
+    }
+    Ok(out)
+}
+
+/// A parameter's value as SQL text; the values come from [`typed`], so numbers are finite and
+/// dates valid.
+fn literal(value: &Value) -> String {
+    match value {
+        Value::BigInt(i) => i.to_string(),
+        Value::Double(d) => format!("CAST({d:?} AS DOUBLE)"),
+        Value::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        _ => "NULL".to_string(),
     }
 }
 
 fn typed(ty: &str, text: &str) -> Option<Value> {
     match ty {
         "INTEGER" | "BIGINT" => text.trim().parse::<i64>().ok().map(Value::BigInt),
-        "DOUBLE" => text.trim().parse::<f64>().ok().map(Value::Double),
+        "DOUBLE" => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|d| d.is_finite())
+            .map(Value::Double),
         "DATE" => chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
             .ok()
             .map(|d| Value::Text(d.to_string())),
@@ -283,5 +348,30 @@ mod tests {
             .to_string()
             .contains("no parameter"));
         assert!(find("nope").unwrap_err().to_string().contains("churn_risk"));
+    }
+
+    #[test]
+    fn parameters_become_literals_outside_quotes_and_comments_only() {
+        let values = vec![
+            ("a".to_string(), Value::BigInt(-3)),
+            ("ab".to_string(), Value::Text("it's".into())),
+            ("d".to_string(), Value::Double(0.5)),
+            ("n".to_string(), Value::Null),
+        ];
+        let sql = "select $a, $ab, $d, $n, '$a', \"$a\" -- $a\n/* $a */ from t where x=$ab";
+        assert_eq!(
+            with_literals(sql, &values).unwrap(),
+            "select -3, 'it''s', CAST(0.5 AS DOUBLE), NULL, '$a', \"$a\" -- $a\n/* $a */ from t where x='it''s'"
+        );
+        assert_eq!(with_literals("select $zz", &values).unwrap_err(), "zz");
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        let got: (i64, String, f64) = conn
+            .query_row(
+                &with_literals("select $a, $ab, $d", &values).unwrap(),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(got, (-3, "it's".to_string(), 0.5));
     }
 }
