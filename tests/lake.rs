@@ -272,12 +272,6 @@ async fn a_sync_against_an_api_whose_today_moved_back_skips_what_it_cannot_fetch
     assert_listed_files_intact(dir.path());
 }
 
-/// The DuckDB CLI from the test tools' virtualenv (scripts/test.sh installs it).
-fn duckdb_cli() -> std::path::PathBuf {
-    let venv = std::env::var("HSPQ_VENV").expect("HSPQ_VENV is set by scripts/test.sh");
-    Path::new(&venv).join("bin/duckdb")
-}
-
 /// Billing rows read by plain glob, minus distinct keys: the duplicates a glob reader sees.
 const GLOB_DUPLICATES: &str =
     "select count(*) - count(distinct (year, period, security_center_id, product)) \
@@ -291,7 +285,7 @@ fn glob_loop(root: &Path, until: &AtomicBool) -> (usize, Vec<(Instant, String)>)
     let mut failures = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !until.load(Ordering::SeqCst) && Instant::now() < deadline {
-        let out = Command::new(duckdb_cli())
+        let out = Command::new(venv_tool("duckdb"))
             .args(["-csv", "-noheader", "-c", &sql])
             .output()
             .unwrap();
@@ -346,7 +340,7 @@ async fn readers_run_through_a_whole_sync_and_a_glob_reader_finds_no_duplicate_a
         );
     }
     assert!(glob_runs > 3, "{glob_runs} glob runs overlapped the sync");
-    let out = Command::new(duckdb_cli())
+    let out = Command::new(venv_tool("duckdb"))
         .args([
             "-csv",
             "-noheader",

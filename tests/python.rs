@@ -9,16 +9,7 @@ use std::process::Command;
 use common::*;
 
 fn python() -> PathBuf {
-    let venv = std::env::var("HSPQ_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap()).join(".cache/hspq/venv"));
-    let py = venv.join("bin/python");
-    assert!(
-        py.exists(),
-        "{} not found: run ./scripts/test.sh, which installs the Python tools",
-        py.display()
-    );
-    py
+    venv_tool("python")
 }
 
 async fn demo_lake(dir: &Path) {

@@ -318,8 +318,55 @@ async fn a_writer_paused_past_its_lease_on_s3_stops_and_leaves_the_lake_the_new_
     assert_eq!(parquet_files(local.path()), manifest_files(local.path()));
 }
 
+/// What a plain glob reader of an S3 lake saw (tests/s3_glob_reader.py: pyarrow over S3, no
+/// hspq): each read's wall-clock time and either the duplicate keys it found or its error.
+fn glob_reads(moto: &Moto, root: &str, stop: &Path) -> std::process::Child {
+    let mut cmd = Command::new(venv_tool("python"));
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/s3_glob_reader.py"
+    ))
+    .args([&moto.endpoint, root])
+    .arg(stop)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, v) in ENV {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// The reads a glob reader printed: (unix time, Ok(duplicates) or Err(message)).
+fn glob_results(reader: std::process::Child) -> Vec<(f64, Result<u64, String>)> {
+    let out = reader.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the glob reader failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let mut words = line.splitn(3, ' ');
+            let when: f64 = words.next().unwrap().parse().unwrap();
+            let result = match (words.next(), words.next()) {
+                (Some("ok"), Some(n)) => Ok(n.parse().unwrap()),
+                (_, rest) => Err(rest.unwrap_or_default().to_string()),
+            };
+            (when, result)
+        })
+        .collect()
+}
+
+fn unix_time(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hspq_readers_of_an_s3_lake_run_through_a_whole_sync_without_an_error() {
+async fn readers_of_an_s3_lake_run_through_a_whole_sync_and_a_glob_reader_finds_no_duplicate_after_it(
+) {
     let moto = start_moto();
     let store = bucket(&moto, "read-lake").await;
     let sim = sim(|c| c.companies = 20).await;
@@ -342,6 +389,9 @@ async fn hspq_readers_of_an_s3_lake_run_through_a_whole_sync_without_an_error() 
         }
         cmd
     };
+    // A plain reader globbing the bucket alongside; it stops once this file exists.
+    let stop = cache.path().join("stop-globbing");
+    let globber = glob_reads(&moto, "read-lake/live", &stop);
     // A shell opened before the sync, and `hspq sql` in a loop, sharing one local cache; the
     // shell asks S3 for a newer commit at most every two seconds: let that pass after the sync.
     let mut sync = hspq(&moto, &sim.base_url(), data);
@@ -352,6 +402,8 @@ async fn hspq_readers_of_an_s3_lake_run_through_a_whole_sync_without_an_error() 
         sync,
         Duration::from_millis(2500),
     );
+    std::fs::write(&stop, "").unwrap();
+    let reads = glob_results(globber);
     let local = tempfile::tempdir().unwrap();
     download(&store, "live", local.path()).await;
     let want = lake_rows(local.path(), "daily_usage", &["count(*)"]);
@@ -359,5 +411,34 @@ async fn hspq_readers_of_an_s3_lake_run_through_a_whole_sync_without_an_error() 
         seen.counts.last(),
         want.first(),
         "the shell ends on the new commit"
+    );
+    // The glob reader may fail only around the end of the sync, when the replaced files go.
+    let now = std::time::SystemTime::now();
+    let ended = unix_time(now - seen.sync_ended.elapsed());
+    let started = ended - seen.sync_took.as_secs_f64();
+    let during = reads
+        .iter()
+        .filter(|(t, _)| *t > started && *t < ended)
+        .count();
+    assert!(
+        during >= 2,
+        "{during} glob reads overlapped the sync: {reads:?}"
+    );
+    for (when, result) in &reads {
+        if let Err(e) = result {
+            assert!(
+                (when - ended).abs() < 3.0,
+                "a glob read failed {:.1} s from the sync's end: {e}",
+                when - ended
+            );
+        }
+    }
+    // Read once more now that the sync is over: every key once.
+    let last = glob_results(glob_reads(&moto, "read-lake/live", &stop));
+    assert_eq!(last.len(), 1);
+    assert_eq!(
+        last[0].1,
+        Ok(0),
+        "a glob reader after the sync sees each key once"
     );
 }

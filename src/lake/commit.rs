@@ -203,10 +203,8 @@ impl LakeWriter {
         };
         let mut done = CleanUp::default();
         let dead: Vec<String> = manifest.dead.keys().cloned().collect();
-        for path in &dead {
-            lake.delete(path).await?;
-            done.dead += 1;
-        }
+        lake.delete_all(&dead).await?;
+        done.dead = dead.len();
         if !dead.is_empty() {
             self.commit(|m| {
                 for p in &dead {
@@ -220,6 +218,7 @@ impl LakeWriter {
         let retention =
             chrono::Duration::from_std(self.inner.opts.retention).unwrap_or(chrono::Duration::MAX);
         let unfinished = lake.unfinished_uploads();
+        let mut orphans = Vec::new();
         for listed in lake.list("").await?.into_iter().chain(unfinished) {
             let path = &listed.path;
             // `x.parquet#N` is a local-disk upload cut short before its rename.
@@ -241,17 +240,20 @@ impl LakeWriter {
                 if upload {
                     lake.delete_unfinished_upload(path)?;
                 } else {
-                    lake.delete(path).await?;
+                    orphans.push(listed.path);
                 }
                 done.orphans += 1;
             }
         }
+        lake.delete_all(&orphans).await?;
         let version = self.version().await;
-        for v in log::versions(lake, None).await? {
-            if v + KEEP_ENTRIES < version {
-                lake.delete(&log::entry_path(v)).await?;
-            }
-        }
+        let old_entries: Vec<String> = log::versions(lake, None)
+            .await?
+            .into_iter()
+            .filter(|v| v + KEEP_ENTRIES < version)
+            .map(log::entry_path)
+            .collect();
+        lake.delete_all(&old_entries).await?;
         if version > 0 {
             lake.delete(LEGACY_MANIFEST).await?;
             lake.delete(LEGACY_LOCK).await?;

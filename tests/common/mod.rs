@@ -16,6 +16,23 @@ pub const MSSP_KEY: &str = "hsp_simmssp0_dummy_full";
 pub const RESELLER_KEY: &str = "hsp_simresl0_dummy_full";
 pub const MSSP_REPORT_ONLY_KEY: &str = "hsp_simmssp1_dummy_report";
 
+/// A program from the test tools' virtualenv (`python`, `duckdb`), which scripts/test.sh
+/// installs from tests/requirements.txt and notebooks/requirements.txt.
+pub fn venv_tool(name: &str) -> std::path::PathBuf {
+    let venv = std::env::var("HSPQ_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::Path::new(&std::env::var("HOME").unwrap()).join(".cache/hspq/venv")
+        });
+    let tool = venv.join("bin").join(name);
+    assert!(
+        tool.exists(),
+        "{} not found: run ./scripts/test.sh, which installs the test tools",
+        tool.display()
+    );
+    tool
+}
+
 /// The simulator's "today" in every test: tests never depend on the real date.
 pub fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 3, 12).unwrap()
