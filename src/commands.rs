@@ -601,10 +601,12 @@ async fn status(args: StatusArgs) -> Result<ExitCode> {
 }
 
 async fn repl(args: crate::cli::DataArgs) -> Result<ExitCode> {
-    let ok = hspq::repl::run(&args.data).await?;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    Ok(match hspq::repl::run(&args.data).await? {
+        hspq::repl::Ended::Ok => ExitCode::SUCCESS,
+        hspq::repl::Ended::Failed => ExitCode::FAILURE,
+        hspq::repl::Ended::Interrupted => {
+            eprintln!("hspq: interrupted");
+            ExitCode::from(130)
+        }
     })
 }

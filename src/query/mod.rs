@@ -43,11 +43,20 @@ pub enum QueryError {
     /// A bundled query or its parameters are wrong.
     #[error("{0}")]
     Usage(String),
+    /// The statement was cancelled (Ctrl-C, through DuckDB's interrupt).
+    #[error("query cancelled")]
+    Interrupted,
 }
 
 impl From<duckdb::Error> for QueryError {
     fn from(e: duckdb::Error) -> Self {
-        QueryError::Sql(sql_message(&e))
+        let msg = sql_message(&e);
+        // DuckDB reports an interrupt as an error of its INTERRUPT class, by message only.
+        if msg.starts_with("INTERRUPT Error") {
+            QueryError::Interrupted
+        } else {
+            QueryError::Sql(msg)
+        }
     }
 }
 

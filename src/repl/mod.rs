@@ -8,13 +8,14 @@
 //! Ctrl-D leaves. With stdin not a terminal, statements are read from it, and a failing one
 //! makes the exit status non-zero.
 
+mod cancel;
+
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
+use cancel::Cancel;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -321,8 +322,19 @@ struct State {
     data: String,
 }
 
-/// Runs the shell over `data`; returns whether every statement succeeded.
-pub async fn run(data: &str) -> Result<bool, QueryError> {
+/// How a shell session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Every statement succeeded.
+    Ok,
+    /// A statement failed (a script goes on after it; its exit status says so).
+    Failed,
+    /// Ctrl-C stopped a script read from stdin.
+    Interrupted,
+}
+
+/// Runs the shell over `data`; says how it ended.
+pub async fn run(data: &str) -> Result<Ended, QueryError> {
     let engine = Engine::open(data).await?;
     if let Some(n) = &engine.notice {
         eprintln!("hspq: {n}");
@@ -339,25 +351,21 @@ pub async fn run(data: &str) -> Result<bool, QueryError> {
         output: None,
         data: data.to_string(),
     };
-    // Ctrl-C while a query runs interrupts DuckDB; at the prompt rustyline sees it as a key.
-    let running = Arc::new(AtomicBool::new(false));
-    let handle = engine.connection().interrupt_handle();
-    {
-        let running = running.clone();
-        tokio::spawn(async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
-                if running.load(Ordering::SeqCst) {
-                    handle.interrupt();
-                }
-            }
-        });
-    }
+    let take_ctrl_c = || {
+        Cancel::install(engine.connection().interrupt_handle())
+            .map_err(|e| QueryError::Usage(format!("cannot handle Ctrl-C: {e}")))
+    };
     if !interactive {
+        let cancel = take_ctrl_c()?;
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
             .map_err(|e| QueryError::Usage(format!("reading stdin: {e}")))?;
-        return Ok(run_script(&engine, &mut state, &text, &running));
+        return Ok(match run_script(&engine, &mut state, &text, &cancel) {
+            _ if cancel.pressed() => Ended::Interrupted,
+            true => Ended::Ok,
+            false => Ended::Failed,
+        });
     }
     let history = dirs::data_dir().map(|d| d.join("hspq").join("history.txt"));
     let config = rustyline::Config::builder().auto_add_history(true).build();
@@ -365,6 +373,8 @@ pub async fn run(data: &str) -> Result<bool, QueryError> {
         rustyline::Editor::<Shell, rustyline::history::DefaultHistory>::with_config(config)
             .map_err(|e| QueryError::Usage(format!("cannot start the line editor: {e}")))?;
     editor.set_helper(Some(Shell));
+    // After the editor, which installs a SIGINT handler of its own.
+    let cancel = take_ctrl_c()?;
     if let Some(h) = &history {
         let _ = editor.load_history(h);
     }
@@ -377,7 +387,8 @@ pub async fn run(data: &str) -> Result<bool, QueryError> {
     loop {
         match editor.readline("hspq> ") {
             Ok(input) => {
-                if !run_input(&engine, &mut state, &input, &running) {
+                cancel.pressed();
+                if !run_input(&engine, &mut state, &input, &cancel) {
                     ok = false;
                 }
                 if matches!(input.trim().parse::<DotCommand>(), Ok(DotCommand::Quit)) {
@@ -398,44 +409,51 @@ pub async fn run(data: &str) -> Result<bool, QueryError> {
         }
         let _ = editor.save_history(h);
     }
-    Ok(ok)
+    Ok(if ok { Ended::Ok } else { Ended::Failed })
 }
 
-/// Runs a script: dot-command lines and `;`-terminated SQL. Returns whether all succeeded.
-fn run_script(engine: &Engine, state: &mut State, text: &str, running: &Arc<AtomicBool>) -> bool {
+/// Runs a script: dot-command lines and `;`-terminated SQL. Returns whether all succeeded; stops
+/// at the first Ctrl-C.
+fn run_script(engine: &Engine, state: &mut State, text: &str, cancel: &Cancel) -> bool {
     let mut ok = true;
     let mut pending = String::new();
     for line in text.lines() {
         if pending.trim().is_empty() && line.trim_start().starts_with('.') {
             let dot = line.trim().to_string();
-            ok &= run_input(engine, state, &dot, running);
+            ok &= run_input(engine, state, &dot, cancel);
             if matches!(dot.parse::<DotCommand>(), Ok(DotCommand::Quit)) {
                 return ok;
+            }
+            if cancel.was_pressed() {
+                return false;
             }
             continue;
         }
         pending.push_str(line);
         pending.push('\n');
         if is_complete(&pending) {
-            ok &= run_input(engine, state, &pending, running);
+            ok &= run_input(engine, state, &pending, cancel);
             pending.clear();
+            if cancel.was_pressed() {
+                return false;
+            }
         }
     }
     if !pending.trim().is_empty() {
-        ok &= run_input(engine, state, &pending, running);
+        ok &= run_input(engine, state, &pending, cancel);
     }
     ok
 }
 
 /// One input: a dot-command or SQL. Prints errors; returns whether it succeeded.
-fn run_input(engine: &Engine, state: &mut State, input: &str, running: &Arc<AtomicBool>) -> bool {
+fn run_input(engine: &Engine, state: &mut State, input: &str, cancel: &Cancel) -> bool {
     let t = input.trim();
     if t.is_empty() {
         return true;
     }
     if t.starts_with('.') {
         return match t.parse::<DotCommand>() {
-            Ok(cmd) => match dot(engine, state, cmd, running) {
+            Ok(cmd) => match dot(engine, state, cmd, cancel) {
                 Ok(()) => true,
                 Err(e) => {
                     eprintln!("hspq: {e}");
@@ -451,9 +469,10 @@ fn run_input(engine: &Engine, state: &mut State, input: &str, running: &Arc<Atom
     let mut ok = true;
     for statement in split_statements(t) {
         let started = Instant::now();
-        running.store(true, Ordering::SeqCst);
-        let result = print_result(state, |out| engine.run(&statement, out));
-        running.store(false, Ordering::SeqCst);
+        let result = {
+            let _running = cancel.start();
+            print_result(state, |out| engine.run(&statement, out))
+        };
         match result {
             Ok(rows) => {
                 if state.timer || state.format == Format::Table {
@@ -465,9 +484,10 @@ fn run_input(engine: &Engine, state: &mut State, input: &str, running: &Arc<Atom
                     eprintln!("{rows} row{}{time}", if rows == 1 { "" } else { "s" });
                 }
             }
-            Err(QueryError::Sql(msg)) if msg.contains("INTERRUPT") => {
+            Err(QueryError::Interrupted) => {
                 eprintln!("hspq: query cancelled");
                 ok = false;
+                break;
             }
             Err(e) => {
                 eprintln!("hspq: {e}");
@@ -519,7 +539,7 @@ fn dot(
     engine: &Engine,
     state: &mut State,
     cmd: DotCommand,
-    running: &Arc<AtomicBool>,
+    cancel: &Cancel,
 ) -> Result<(), QueryError> {
     match cmd {
         DotCommand::Help => {
@@ -586,10 +606,10 @@ fn dot(
         }
         DotCommand::Run(name, params) => {
             let q = bundled::find(&name)?;
-            running.store(true, Ordering::SeqCst);
-            let result = print_result(state, |out| q.run(engine, &params, out));
-            running.store(false, Ordering::SeqCst);
-            let rows = result?;
+            let rows = {
+                let _running = cancel.start();
+                print_result(state, |out| q.run(engine, &params, out))?
+            };
             if state.format == Format::Table {
                 eprintln!("{rows} row{}", if rows == 1 { "" } else { "s" });
             }
@@ -601,7 +621,7 @@ fn dot(
         DotCommand::Read(path) => {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| QueryError::Usage(format!("cannot read {}: {e}", path.display())))?;
-            if !run_script(engine, state, &text, running) {
+            if !run_script(engine, state, &text, cancel) {
                 return Err(QueryError::Usage(format!("{} had errors", path.display())));
             }
         }

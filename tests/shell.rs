@@ -1,0 +1,124 @@
+//! `hspq repl` driven through a real pseudo-terminal (rexpect), as a person at a keyboard would:
+//! Ctrl-C, and what the shell prints back. Plus Ctrl-C on a script piped into it.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rexpect::session::PtySession;
+
+/// A statement that runs for minutes: a cross join whose filter nothing passes.
+const ENDLESS: &str = "select count(*) as n from daily_usage a, daily_usage b, range(100) c \
+                       where a.usage_value + b.usage_value + c.range = -1;";
+
+/// A shell on the lake in `dir`, in a pseudo-terminal, at its first prompt.
+fn shell(dir: &Path, home: &Path) -> PtySession {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
+    cmd.args(["repl", "--data"])
+        .arg(dir)
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("TERM", "xterm")
+        .env("COLUMNS", "120");
+    let mut p = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
+    p.exp_string("hspq> ").unwrap();
+    p
+}
+
+/// Sends `sql` and waits until it is running (its line echoed, no answer yet).
+fn start(p: &mut PtySession, sql: &str) {
+    p.send_line(sql).unwrap();
+    p.exp_string("range = -1;").unwrap();
+}
+
+/// Ctrl-C; returns how long the prompt took to come back. Fails past 5 s.
+fn cancel(p: &mut PtySession) -> Duration {
+    let sent = Instant::now();
+    p.send_control('c').unwrap();
+    let (before, _) = p
+        .exp_regex("hspq> ")
+        .unwrap_or_else(|e| panic!("no prompt after Ctrl-C: {e}"));
+    let took = sent.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the prompt took {took:?} after Ctrl-C"
+    );
+    assert!(
+        before.contains("query cancelled"),
+        "the shell says the query was cancelled: {before:?}"
+    );
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_cancels_a_running_query_and_the_shell_answers_on() {
+    let sim = sim(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let home = tempfile::tempdir().unwrap();
+    let mut p = shell(dir.path(), home.path());
+    // Early (while the statement is still being prepared), mid-way, and late: a single
+    // interrupt landing between DuckDB's phases used to be lost.
+    let mut seen = Vec::new();
+    for wait in [50, 400, 1500] {
+        start(&mut p, ENDLESS);
+        std::thread::sleep(Duration::from_millis(wait));
+        seen.push(cancel(&mut p));
+        p.send_line("select 40 + 2 as answer;").unwrap();
+        p.exp_string("42").unwrap();
+        p.exp_string("hspq> ").unwrap();
+    }
+    eprintln!("prompt back after Ctrl-C in {seen:?}");
+    // At the prompt, Ctrl-C clears the line and the shell stays.
+    p.send("select 'never run'").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("hspq> ").unwrap();
+    p.send_line("select 'still here' as s;").unwrap();
+    p.exp_string("still here").unwrap();
+    p.exp_string("hspq> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_piped_script_with_status_130() {
+    let sim = sim(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args(["repl", "--data"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        "select 'first' as s;\n{ENDLESS}\nselect 'after' as s;"
+    )
+    .unwrap();
+    drop(stdin);
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    signal(child.id(), "-INT");
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "the script stopped {:?} after Ctrl-C",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stdout.contains("first"), "{stdout}");
+    assert!(!stdout.contains("after"), "the script stopped: {stdout}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+}
