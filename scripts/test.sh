@@ -29,4 +29,5 @@ export HSPQ_VENV="$venv"
 export HSPQ_MOTO_SERVER="$venv/bin/moto_server"
 
 cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked "$@"

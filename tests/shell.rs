@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::lake::lake_rows;
 use common::*;
 use rexpect::session::PtySession;
 
@@ -75,6 +76,7 @@ async fn ctrl_c_cancels_a_running_query_and_the_shell_answers_on() {
     eprintln!("prompt back after Ctrl-C in {seen:?}");
     // At the prompt, Ctrl-C clears the line and the shell stays.
     p.send("select 'never run'").unwrap();
+    p.flush().unwrap();
     p.send_control('c').unwrap();
     p.exp_string("hspq> ").unwrap();
     p.send_line("select 'still here' as s;").unwrap();
@@ -121,4 +123,101 @@ async fn ctrl_c_stops_a_piped_script_with_status_130() {
     assert!(stdout.contains("first"), "{stdout}");
     assert!(!stdout.contains("after"), "the script stopped: {stdout}");
     assert!(stderr.contains("interrupted"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tab_completes_views_after_from_and_columns_elsewhere() {
+    let sim = sim(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let home = tempfile::tempdir().unwrap();
+    let mut p = shell(dir.path(), home.path());
+    // After FROM: `bil` completes to the common prefix `billing`; a second Tab lists the two
+    // views, and no column such as billing_date.
+    p.send("select count(*) as n from bil\t").unwrap();
+    p.flush().unwrap();
+    p.exp_string("billing").unwrap();
+    p.send("\t").unwrap();
+    p.flush().unwrap();
+    let (listed, _) = p.exp_regex("billing_totals.*\\r\\n").unwrap();
+    assert!(!listed.contains("billing_date"), "{listed:?}");
+    for key in ["_to", "\t", ";\r"] {
+        p.send(key).unwrap();
+        p.flush().unwrap();
+    }
+    p.exp_string("from billing_totals").unwrap();
+    p.exp_string("1 row").unwrap();
+    p.exp_string("hspq> ").unwrap();
+    // In the select list: the columns of the view the statement reads.
+    for key in ["select max(failure_r", "\t", ") as top from churn;\r"] {
+        p.send(key).unwrap();
+        p.flush().unwrap();
+    }
+    p.exp_string("select max(failure_ratio").unwrap();
+    p.exp_string("1 row").unwrap();
+    p.exp_string("hspq> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_spans_lines_under_a_continuation_prompt_and_history_survives_a_restart() {
+    let sim = sim(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let home = tempfile::tempdir().unwrap();
+    let mut p = shell(dir.path(), home.path());
+    p.send_line("select 40 +").unwrap();
+    p.exp_string("  ..> ").unwrap();
+    p.send_line("2 as answer").unwrap();
+    p.exp_string("  ..> ").unwrap();
+    p.send_line(";").unwrap();
+    p.exp_string("42").unwrap();
+    p.exp_string("hspq> ").unwrap();
+    // Ctrl-C on a continuation line drops the whole statement.
+    p.send_line("select 'dropped'").unwrap();
+    p.exp_string("  ..> ").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("hspq> ").unwrap();
+    p.send_line("select 'kept' as k;").unwrap();
+    p.exp_string("kept").unwrap();
+    p.exp_string("hspq> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+    // A new shell recalls the last statement, then the multi-line one, whole.
+    let mut p = shell(dir.path(), home.path());
+    p.send("\x1b[A").unwrap();
+    p.flush().unwrap();
+    p.exp_string("select 'kept' as k;").unwrap();
+    p.send("\x1b[A\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("42").unwrap();
+    p.exp_string("hspq> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shell_open_across_a_sync_sees_the_new_rows() {
+    let sim = sim(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let home = tempfile::tempdir().unwrap();
+    let mut p = shell(dir.path(), home.path());
+    let count = "select count(*) as reseller_rows from billing where report_type = 'reseller';";
+    p.send_line(count).unwrap();
+    p.exp_regex("reseller_rows[^0-9]*0[^0-9]").unwrap();
+    p.exp_string("hspq> ").unwrap();
+    ingest_lake(&sim, dir.path(), &[RESELLER_KEY]).await;
+    let want = lake_rows(
+        dir.path(),
+        "billing",
+        &["count(*) filter (where report_type = 'reseller')"],
+    );
+    assert_ne!(want[0], "0");
+    p.send_line(count).unwrap();
+    p.exp_string(&want[0]).unwrap();
+    p.exp_string("hspq> ").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
 }

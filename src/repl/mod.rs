@@ -20,7 +20,7 @@ use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 
 use crate::lake::Dataset;
@@ -209,41 +209,101 @@ const KEYWORDS: &[&str] = &[
     "SUMMARIZE",
 ];
 
-/// Completion candidates for the word ending at `pos`: dot-commands at the start of a line,
-/// bundled query names after `.run`, view and column names, and SQL keywords.
-pub fn candidates(line: &str, pos: usize) -> (usize, Vec<String>) {
-    let before = &line[..pos];
-    let start = before
+/// Words after which a table name comes.
+const TABLE_POSITION: &[&str] = &[
+    "from",
+    "join",
+    "describe",
+    "summarize",
+    "table",
+    "into",
+    "update",
+];
+
+/// Completion candidates for the word ending at `pos` of `line`, the statement's earlier lines
+/// being `before`: dot-commands at the start, bundled query names and then their parameters
+/// after `.run`, views after `.schema`, formats after `.mode`; in SQL, views where a table goes
+/// (after FROM, JOIN, ...), elsewhere the columns of the views the statement reads (all views'
+/// when it names none yet) and keywords. Returns where the word starts and the candidates.
+pub fn candidates(before: &str, line: &str, pos: usize) -> (usize, Vec<String>) {
+    let head = &line[..pos];
+    let start = head
         .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
         .map_or(0, |i| i + 1);
-    let word = &before[start..];
-    let lower = word.to_lowercase();
-    let mut out: Vec<String> = Vec::new();
-    if before.trim_start().starts_with('.') && !before.trim_start().contains(' ') {
-        out.extend(
-            DOT_COMMANDS
+    let word = &head[start..];
+    if before.trim().is_empty() && head.trim_start().starts_with('.') {
+        let words: Vec<&str> = head.split_whitespace().collect();
+        let typing_first = words.len() <= 1 && !head.ends_with(' ');
+        let list: Vec<String> = match (typing_first, words.first().copied()) {
+            (true, _) => DOT_COMMANDS
                 .iter()
                 .map(|(n, _)| n.split(' ').next().unwrap_or(n).to_string())
-                .filter(|n| n.starts_with(word)),
+                .collect(),
+            (false, Some(".run"))
+                if words.len() == 1 || (words.len() == 2 && !head.ends_with(' ')) =>
+            {
+                bundled::all().into_iter().map(|q| q.name).collect()
+            }
+            (false, Some(".run")) => bundled::find(words[1])
+                .map(|q| q.params.iter().map(|p| format!("{}=", p.name)).collect())
+                .unwrap_or_default(),
+            (false, Some(".schema")) => Dataset::ALL.iter().map(|d| d.name().to_string()).collect(),
+            (false, Some(".mode")) => ["table", "csv", "json", "ndjson", "markdown"]
+                .map(String::from)
+                .to_vec(),
+            _ => Vec::new(),
+        };
+        return (
+            start,
+            list.into_iter().filter(|n| n.starts_with(word)).collect(),
         );
-        return (start, out);
     }
-    if before.trim_start().starts_with(".run ") {
+    let lower = word.to_lowercase();
+    // A qualified name (`billing.bill`) completes the part after the dot.
+    let (start, lower) = match lower.rfind('.') {
+        Some(dot) => (start + dot + 1, lower[dot + 1..].to_string()),
+        None => (start, lower),
+    };
+    let statement = format!("{before}{line}");
+    let earlier: Vec<String> = words_of(&format!("{before}{}", &line[..start]));
+    let mut out: Vec<String> = Vec::new();
+    // The nearest keyword before the word, skipping names, aliases and commas of a list.
+    let position = earlier
+        .iter()
+        .rev()
+        .find(|w| !(Dataset::from_name(w).is_some() || w.as_str() == "," || w.as_str() == "as"))
+        .map(String::as_str);
+    if position.is_some_and(|p| TABLE_POSITION.contains(&p)) {
         out.extend(
-            bundled::all()
-                .into_iter()
-                .map(|q| q.name)
-                .filter(|n| n.starts_with(word)),
+            Dataset::ALL
+                .iter()
+                .map(|d| d.name().to_string())
+                .filter(|n| n.starts_with(&lower)),
         );
         return (start, out);
     }
-    if word.is_empty() {
+    if lower.is_empty() {
         return (start, out);
     }
-    for d in Dataset::ALL {
-        if d.name().starts_with(&lower) {
-            out.push(d.name().to_string());
+    let named: Vec<Dataset> = {
+        let words = words_of(&statement);
+        let mut named: Vec<Dataset> = Vec::new();
+        for pair in words.windows(2) {
+            if TABLE_POSITION.contains(&pair[0].as_str()) || pair[0] == "," {
+                if let Some(d) = Dataset::from_name(&pair[1]) {
+                    if !named.contains(&d) {
+                        named.push(d);
+                    }
+                }
+            }
         }
+        if named.is_empty() {
+            Dataset::ALL.to_vec()
+        } else {
+            named
+        }
+    };
+    for d in named {
         for f in d.schema().fields() {
             if f.name().starts_with(&lower) && !out.contains(f.name()) {
                 out.push(f.name().clone());
@@ -264,14 +324,58 @@ pub fn candidates(line: &str, pos: usize) -> (usize, Vec<String>) {
     (start, out)
 }
 
+/// The lowercase words and commas of SQL text, outside quotes and comments.
+fn words_of(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = sql.chars().peekable();
+    let flush = |current: &mut String, out: &mut Vec<String>| {
+        if !current.is_empty() {
+            out.push(std::mem::take(current).to_lowercase());
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                flush(&mut current, &mut out);
+                for q in chars.by_ref() {
+                    if q == c {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                flush(&mut current, &mut out);
+                for q in chars.by_ref() {
+                    if q == '\n' {
+                        break;
+                    }
+                }
+            }
+            c if c.is_alphanumeric() || c == '_' || c == '.' => current.push(c),
+            ',' => {
+                flush(&mut current, &mut out);
+                out.push(",".into());
+            }
+            _ => flush(&mut current, &mut out),
+        }
+    }
+    flush(&mut current, &mut out);
+    out
+}
+
 /// Whether the input is a whole statement: a dot-command, or SQL ending with `;`.
 pub fn is_complete(input: &str) -> bool {
     let t = input.trim();
     t.is_empty() || t.starts_with('.') || t.ends_with(';') || split_statements(t).is_empty()
 }
 
-/// rustyline's helper: completion and multi-line validation.
-pub struct Shell;
+/// rustyline's helper: completion, which sees the statement's earlier lines.
+#[derive(Default)]
+pub struct Shell {
+    /// The lines of the statement being typed before the current one.
+    before: String,
+}
 
 impl Completer for Shell {
     type Candidate = Pair;
@@ -281,7 +385,7 @@ impl Completer for Shell {
         pos: usize,
         _: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let (start, words) = candidates(line, pos);
+        let (start, words) = candidates(&self.before, line, pos);
         Ok((
             start,
             words
@@ -301,17 +405,13 @@ impl Hinter for Shell {
 
 impl Highlighter for Shell {}
 
-impl Validator for Shell {
-    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
-        Ok(if is_complete(ctx.input()) {
-            ValidationResult::Valid(None)
-        } else {
-            ValidationResult::Incomplete
-        })
-    }
-}
+impl Validator for Shell {}
 
 impl Helper for Shell {}
+
+/// The prompt, and the prompt of a statement's further lines (as wide, so the text aligns).
+const PROMPT: &str = "hspq> ";
+const CONTINUE: &str = "  ..> ";
 
 /// The shell's settings and where results go.
 struct State {
@@ -368,11 +468,16 @@ pub async fn run(data: &str) -> Result<Ended, QueryError> {
         });
     }
     let history = dirs::data_dir().map(|d| d.join("hspq").join("history.txt"));
-    let config = rustyline::Config::builder().auto_add_history(true).build();
+    // History holds whole statements (added when complete), not their lines; a second Tab
+    // lists the candidates rather than cycling through them.
+    let config = rustyline::Config::builder()
+        .auto_add_history(false)
+        .completion_type(rustyline::CompletionType::List)
+        .build();
     let mut editor =
         rustyline::Editor::<Shell, rustyline::history::DefaultHistory>::with_config(config)
             .map_err(|e| QueryError::Usage(format!("cannot start the line editor: {e}")))?;
-    editor.set_helper(Some(Shell));
+    editor.set_helper(Some(Shell::default()));
     // After the editor, which installs a SIGINT handler of its own.
     let cancel = take_ctrl_c()?;
     if let Some(h) = &history {
@@ -384,9 +489,26 @@ pub async fn run(data: &str) -> Result<Ended, QueryError> {
         Dataset::ALL.map(|d| d.name()).join(", ")
     );
     let mut ok = true;
+    // The statement's lines so far; read line by line so that each continuation line gets a
+    // prompt of its own (rustyline's multi-line editing has none).
+    let mut pending = String::new();
     loop {
-        match editor.readline("hspq> ") {
-            Ok(input) => {
+        let prompt = if pending.is_empty() { PROMPT } else { CONTINUE };
+        if let Some(shell) = editor.helper_mut() {
+            shell.before.clone_from(&pending);
+        }
+        match editor.readline(prompt) {
+            Ok(line) => {
+                if pending.is_empty() && line.trim().is_empty() {
+                    continue;
+                }
+                pending.push_str(&line);
+                pending.push('\n');
+                if !is_complete(&pending) {
+                    continue;
+                }
+                let input = std::mem::take(&mut pending);
+                let _ = editor.add_history_entry(input.trim_end());
                 cancel.pressed();
                 if !run_input(&engine, &mut state, &input, &cancel) {
                     ok = false;
@@ -395,7 +517,8 @@ pub async fn run(data: &str) -> Result<Ended, QueryError> {
                     break;
                 }
             }
-            Err(ReadlineError::Interrupted) => continue,
+            // Ctrl-C at a prompt drops the line and the statement's earlier lines.
+            Err(ReadlineError::Interrupted) => pending.clear(),
             Err(ReadlineError::Eof) => break,
             Err(e) => {
                 eprintln!("hspq: {e}");
@@ -666,27 +789,69 @@ mod tests {
             .contains("--output"));
     }
 
+    fn complete(before: &str, line: &str) -> Vec<String> {
+        candidates(before, line, line.len()).1
+    }
+
     #[test]
-    fn completion_offers_commands_queries_views_columns_and_keywords() {
-        assert_eq!(candidates(".ta", 3), (0, vec![".tables".to_string()]));
-        let (start, q) = candidates(".run churn_", 11);
+    fn completion_knows_where_it_is() {
+        assert_eq!(candidates("", ".ta", 3), (0, vec![".tables".to_string()]));
         assert_eq!(
-            (start, q),
+            candidates("", ".run churn_", 11),
             (
                 5,
                 vec!["churn_risk".to_string(), "churn_signals".to_string()]
             )
         );
-        let (_, v) = candidates("select * from bill", 18);
-        assert!(
-            v.contains(&"billing".to_string())
-                && v.contains(&"billing_totals".to_string())
-                && v.contains(&"billing_value".to_string())
+        assert_eq!(complete("", ".run churn_risk "), vec!["window_days="]);
+        assert_eq!(
+            complete("", ".schema bil"),
+            vec!["billing", "billing_totals"]
         );
-        let (_, k) = candidates("sel", 3);
-        assert_eq!(k, vec!["select".to_string()]);
-        let (_, k) = candidates("SEL", 3);
-        assert_eq!(k, vec!["SELECT".to_string()]);
+        assert_eq!(complete("", ".mode n"), vec!["ndjson"]);
+        // Where a table goes: views only, never a column.
+        assert_eq!(
+            complete("", "select * from bil"),
+            vec!["billing", "billing_totals"]
+        );
+        assert_eq!(
+            complete("", "select * from billing b join dail"),
+            vec!["daily_usage"]
+        );
+        assert_eq!(
+            complete("", "select * from periods, bil"),
+            vec!["billing", "billing_totals"]
+        );
+        assert_eq!(complete("select *\n", "from eng"), vec!["engagement"]);
+        // Elsewhere: the columns of the views the statement reads, and keywords.
+        assert_eq!(
+            complete("", "select billing_v"),
+            vec!["billing_value"],
+            "no view named yet: every view's columns"
+        );
+        assert_eq!(
+            candidates("", "select security from billing", 15),
+            (7, vec!["security_center_id".to_string()])
+        );
+        let (start, cols) = candidates("", "select prod from daily_usage", 11);
+        assert_eq!((start, cols), (7, vec!["product".to_string()]));
+        assert_eq!(
+            complete("select count(*)\nfrom churn\n", "where failure_r"),
+            vec!["failure_ratio"]
+        );
+        assert_eq!(
+            complete("", "select * from churn where billing_v"),
+            Vec::<String>::new(),
+            "billing_value is not a column of churn"
+        );
+        assert_eq!(
+            complete("", "select churn.failure_r"),
+            vec!["failure_ratio"]
+        );
+        assert_eq!(complete("", "sel"), vec!["select"]);
+        assert_eq!(complete("", "SEL"), vec!["SELECT"]);
+        // A FROM inside a string is no table position.
+        assert!(!complete("", "select 'from' || bil").contains(&"billing".to_string()));
     }
 
     #[test]
