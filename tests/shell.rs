@@ -16,6 +16,29 @@ use rexpect::session::PtySession;
 const ENDLESS: &str = "select count(*) as n from daily_usage a, daily_usage b, range(100) c \
                        where a.usage_value + b.usage_value + c.range = -1;";
 
+/// The simulator, a lake of its MSSP report and customers, and a home folder for the shell's
+/// history.
+async fn lake() -> (hspq::sim::Simulator, tempfile::TempDir, tempfile::TempDir) {
+    let sim = sim(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    (sim, dir, tempfile::tempdir().unwrap())
+}
+
+/// Types `keys` one piece at a time (rustyline reads the key after a Tab on its own).
+fn keys(p: &mut PtySession, keys: &[&str]) {
+    for k in keys {
+        p.send(k).unwrap();
+        p.flush().unwrap();
+    }
+}
+
+/// Ctrl-D at the prompt; the shell ends.
+fn leave(mut p: PtySession) {
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+}
+
 /// A shell on the lake in `dir`, in a pseudo-terminal, at its first prompt.
 fn shell(dir: &Path, home: &Path) -> PtySession {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
@@ -57,10 +80,7 @@ fn cancel(p: &mut PtySession) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_cancels_a_running_query_and_the_shell_answers_on() {
-    let sim = sim(|_| {}).await;
-    let dir = tempfile::tempdir().unwrap();
-    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
-    let home = tempfile::tempdir().unwrap();
+    let (_sim, dir, home) = lake().await;
     let mut p = shell(dir.path(), home.path());
     // Early (while the statement is still being prepared), mid-way, and late: a single
     // interrupt landing between DuckDB's phases used to be lost.
@@ -75,22 +95,18 @@ async fn ctrl_c_cancels_a_running_query_and_the_shell_answers_on() {
     }
     eprintln!("prompt back after Ctrl-C in {seen:?}");
     // At the prompt, Ctrl-C clears the line and the shell stays.
-    p.send("select 'never run'").unwrap();
-    p.flush().unwrap();
+    keys(&mut p, &["select 'never run'"]);
     p.send_control('c').unwrap();
     p.exp_string("hspq> ").unwrap();
     p.send_line("select 'still here' as s;").unwrap();
     p.exp_string("still here").unwrap();
     p.exp_string("hspq> ").unwrap();
-    p.send_control('d').unwrap();
-    p.exp_eof().unwrap();
+    leave(p);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_a_piped_script_with_status_130() {
-    let sim = sim(|_| {}).await;
-    let dir = tempfile::tempdir().unwrap();
-    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let (_sim, dir, _) = lake().await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_hspq"))
         .args(["repl", "--data"])
         .arg(dir.path())
@@ -127,45 +143,33 @@ async fn ctrl_c_stops_a_piped_script_with_status_130() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tab_completes_views_after_from_and_columns_elsewhere() {
-    let sim = sim(|_| {}).await;
-    let dir = tempfile::tempdir().unwrap();
-    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
-    let home = tempfile::tempdir().unwrap();
+    let (_sim, dir, home) = lake().await;
     let mut p = shell(dir.path(), home.path());
     // After FROM: `bil` completes to the common prefix `billing`; a second Tab lists the two
     // views, and no column such as billing_date.
-    p.send("select count(*) as n from bil\t").unwrap();
-    p.flush().unwrap();
+    keys(&mut p, &["select count(*) as n from bil\t"]);
     p.exp_string("billing").unwrap();
-    p.send("\t").unwrap();
-    p.flush().unwrap();
+    keys(&mut p, &["\t"]);
     let (listed, _) = p.exp_regex("billing_totals.*\\r\\n").unwrap();
     assert!(!listed.contains("billing_date"), "{listed:?}");
-    for key in ["_to", "\t", ";\r"] {
-        p.send(key).unwrap();
-        p.flush().unwrap();
-    }
+    keys(&mut p, &["_to", "\t", ";\r"]);
     p.exp_string("from billing_totals").unwrap();
     p.exp_string("1 row").unwrap();
     p.exp_string("hspq> ").unwrap();
     // In the select list: the columns of the view the statement reads.
-    for key in ["select max(failure_r", "\t", ") as top from churn;\r"] {
-        p.send(key).unwrap();
-        p.flush().unwrap();
-    }
+    keys(
+        &mut p,
+        &["select max(failure_r", "\t", ") as top from churn;\r"],
+    );
     p.exp_string("select max(failure_ratio").unwrap();
     p.exp_string("1 row").unwrap();
     p.exp_string("hspq> ").unwrap();
-    p.send_control('d').unwrap();
-    p.exp_eof().unwrap();
+    leave(p);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_spans_lines_under_a_continuation_prompt_and_history_survives_a_restart() {
-    let sim = sim(|_| {}).await;
-    let dir = tempfile::tempdir().unwrap();
-    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
-    let home = tempfile::tempdir().unwrap();
+    let (_sim, dir, home) = lake().await;
     let mut p = shell(dir.path(), home.path());
     p.send_line("select 40 +").unwrap();
     p.exp_string("  ..> ").unwrap();
@@ -182,27 +186,20 @@ async fn a_statement_spans_lines_under_a_continuation_prompt_and_history_survive
     p.send_line("select 'kept' as k;").unwrap();
     p.exp_string("kept").unwrap();
     p.exp_string("hspq> ").unwrap();
-    p.send_control('d').unwrap();
-    p.exp_eof().unwrap();
+    leave(p);
     // A new shell recalls the last statement, then the multi-line one, whole.
     let mut p = shell(dir.path(), home.path());
-    p.send("\x1b[A").unwrap();
-    p.flush().unwrap();
+    keys(&mut p, &["\x1b[A"]);
     p.exp_string("select 'kept' as k;").unwrap();
-    p.send("\x1b[A\r").unwrap();
-    p.flush().unwrap();
+    keys(&mut p, &["\x1b[A\r"]);
     p.exp_string("42").unwrap();
     p.exp_string("hspq> ").unwrap();
-    p.send_control('d').unwrap();
-    p.exp_eof().unwrap();
+    leave(p);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shell_open_across_a_sync_sees_the_new_rows() {
-    let sim = sim(|_| {}).await;
-    let dir = tempfile::tempdir().unwrap();
-    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
-    let home = tempfile::tempdir().unwrap();
+    let (sim, dir, home) = lake().await;
     let mut p = shell(dir.path(), home.path());
     let count = "select count(*) as reseller_rows from billing where report_type = 'reseller';";
     p.send_line(count).unwrap();
@@ -218,6 +215,5 @@ async fn a_shell_open_across_a_sync_sees_the_new_rows() {
     p.send_line(count).unwrap();
     p.exp_string(&want[0]).unwrap();
     p.exp_string("hspq> ").unwrap();
-    p.send_control('d').unwrap();
-    p.exp_eof().unwrap();
+    leave(p);
 }

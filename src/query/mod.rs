@@ -401,43 +401,61 @@ async fn sync_cache(data: &str) -> Result<(PathBuf, Option<String>), QueryError>
     Ok((cache, None))
 }
 
+/// SQL text cut into code and, between the pieces of code, quoted strings, quoted names and
+/// comments, in order (true for code): what splitting at `;`, binding `$name` and completion
+/// must not look inside. Concatenated, the pieces are the text.
+pub fn sql_segments(sql: &str) -> Vec<(bool, &str)> {
+    let mut out = Vec::new();
+    let bytes = sql.as_bytes();
+    let (mut code_from, mut i) = (0, 0);
+    while i < bytes.len() {
+        // Where the quoted string or comment starting at i ends (ASCII markers only, so every
+        // index is a char boundary); an unclosed one runs to the end.
+        let end = match bytes[i] {
+            q @ (b'\'' | b'"') => Some(
+                sql[i + 1..]
+                    .find(q as char)
+                    .map_or(sql.len(), |j| i + j + 2),
+            ),
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                Some(sql[i..].find('\n').map_or(sql.len(), |j| i + j + 1))
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                Some(sql[i + 2..].find("*/").map_or(sql.len(), |j| i + j + 4))
+            }
+            _ => None,
+        };
+        match end {
+            Some(end) => {
+                if code_from < i {
+                    out.push((true, &sql[code_from..i]));
+                }
+                out.push((false, &sql[i..end]));
+                (code_from, i) = (end, end);
+            }
+            None => i += 1,
+        }
+    }
+    if code_from < sql.len() {
+        out.push((true, &sql[code_from..]));
+    }
+    out
+}
+
 /// Splits SQL text into statements at semicolons outside quotes and comments.
 pub fn split_statements(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
-    let mut chars = sql.chars().peekable();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        current.push(c);
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
-                '\'' | '"' => quote = Some(c),
-                '-' if chars.peek() == Some(&'-') => {
-                    for c in chars.by_ref() {
-                        current.push(c);
-                        if c == '\n' {
-                            break;
-                        }
-                    }
-                }
-                '/' if chars.peek() == Some(&'*') => {
-                    let mut prev = ' ';
-                    for c in chars.by_ref() {
-                        current.push(c);
-                        if prev == '*' && c == '/' {
-                            break;
-                        }
-                        prev = c;
-                    }
-                }
-                ';' => {
-                    current.pop();
-                    out.push(std::mem::take(&mut current));
-                }
-                _ => {}
-            },
+    for (code, text) in sql_segments(sql) {
+        if !code {
+            current.push_str(text);
+            continue;
+        }
+        let mut parts = text.split(';');
+        current.push_str(parts.next().unwrap_or_default());
+        for part in parts {
+            out.push(std::mem::take(&mut current));
+            current.push_str(part);
         }
     }
     out.push(current);
@@ -477,5 +495,23 @@ mod tests {
         );
         assert_eq!(split_statements("select 1"), vec!["select 1"]);
         assert!(split_statements(" ; -- nothing\n").is_empty());
+        let sql = "a 'b;''c' \"d\" -- e\n/* f */ g /* open";
+        let segments = sql_segments(sql);
+        assert_eq!(
+            segments,
+            vec![
+                (true, "a "),
+                (false, "'b;'"),
+                (false, "'c'"),
+                (true, " "),
+                (false, "\"d\""),
+                (true, " "),
+                (false, "-- e\n"),
+                (false, "/* f */"),
+                (true, " g "),
+                (false, "/* open"),
+            ]
+        );
+        assert_eq!(segments.iter().map(|(_, t)| *t).collect::<String>(), sql);
     }
 }

@@ -25,7 +25,7 @@ use rustyline::{Context, Helper};
 
 use crate::lake::Dataset;
 use crate::query::output::{Format, OutputError, ResultWriter, TableOptions};
-use crate::query::{bundled, split_statements, Engine, QueryError};
+use crate::query::{bundled, split_statements, sql_segments, Engine, QueryError};
 
 /// The dot-commands, with their help (one place, printed by `.help`).
 pub const DOT_COMMANDS: &[(&str, &str)] = &[
@@ -327,40 +327,22 @@ pub fn candidates(before: &str, line: &str, pos: usize) -> (usize, Vec<String>) 
 /// The lowercase words and commas of SQL text, outside quotes and comments.
 fn words_of(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut current = String::new();
-    let mut chars = sql.chars().peekable();
-    let flush = |current: &mut String, out: &mut Vec<String>| {
-        if !current.is_empty() {
-            out.push(std::mem::take(current).to_lowercase());
-        }
-    };
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' | '"' => {
-                flush(&mut current, &mut out);
-                for q in chars.by_ref() {
-                    if q == c {
-                        break;
-                    }
+    for (_, code) in sql_segments(sql).into_iter().filter(|(code, _)| *code) {
+        for word in code.split_inclusive(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')) {
+            let (name, sep) = match word.char_indices().last() {
+                Some((i, c)) if !(c.is_alphanumeric() || c == '_' || c == '.') => {
+                    (&word[..i], Some(c))
                 }
+                _ => (word, None),
+            };
+            if !name.is_empty() {
+                out.push(name.to_lowercase());
             }
-            '-' if chars.peek() == Some(&'-') => {
-                flush(&mut current, &mut out);
-                for q in chars.by_ref() {
-                    if q == '\n' {
-                        break;
-                    }
-                }
+            if sep == Some(',') {
+                out.push(",".to_string());
             }
-            c if c.is_alphanumeric() || c == '_' || c == '.' => current.push(c),
-            ',' => {
-                flush(&mut current, &mut out);
-                out.push(",".into());
-            }
-            _ => flush(&mut current, &mut out),
         }
     }
-    flush(&mut current, &mut out);
     out
 }
 
