@@ -59,7 +59,8 @@ pub struct OutputArgs {
     /// Write the result to this file instead of stdout (required for parquet).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
-    /// Rows the table format shows at most.
+    /// Rows shown at most by the formats for people (table, markdown); csv, json, ndjson and
+    /// parquet write every row.
     #[arg(long, default_value_t = 40)]
     pub max_rows: usize,
 }

@@ -255,8 +255,11 @@ fn finish_result(
         Ok(_) | Err(OutputError::Closed) => {}
         Err(e) => return Err(e.into()),
     }
+    let shown = rows.min(max_rows);
+    if format == Format::Markdown && shown < rows {
+        eprintln!("{rows} rows ({shown} shown; --max-rows for more)");
+    }
     if format == Format::Table {
-        let shown = rows.min(max_rows);
         let more = if shown < rows {
             format!(" ({shown} shown; --max-rows or --format csv for all)")
         } else {

@@ -274,6 +274,13 @@ async fn every_output_format_parses_back() {
     assert_eq!(md_lines.len(), 32);
     assert_eq!(md_lines[0], "| security_center_id | product | billing_value | billing_date | is_partial | company_name |");
     assert!(md_lines[2].starts_with(&format!("| {} | {} |", first[0], first[1])));
+    // --max-rows holds for Markdown too, a format for people.
+    let short = hspq(
+        dir.path(),
+        &["sql", sql, "--format", "markdown", "--max-rows", "12"],
+    );
+    assert_eq!(stdout(&short).lines().count(), 2 + 12);
+    assert!(String::from_utf8_lossy(&short.stderr).contains("30 rows (12 shown"));
 
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("r.parquet");

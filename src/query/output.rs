@@ -60,7 +60,7 @@ impl From<std::io::Error> for OutputError {
     }
 }
 
-/// Options of the table format.
+/// Options of the formats for people (table, and Markdown's row limit).
 #[derive(Clone, Copy, Debug)]
 pub struct TableOptions {
     /// Rows shown at most (the rest are counted).
@@ -169,7 +169,14 @@ impl<'w> ResultWriter<'w> {
             }
             Format::Markdown => {
                 let flat = flatten(batch);
-                for row in 0..flat.num_rows() {
+                // Like the table, a Markdown result is for people: it shows `max_rows` rows.
+                let written = self.rows - batch.num_rows();
+                let shown = self
+                    .table
+                    .max_rows
+                    .saturating_sub(written)
+                    .min(flat.num_rows());
+                for row in 0..shown {
                     let cells: Vec<String> = flat
                         .columns()
                         .iter()

@@ -35,7 +35,7 @@ pub const DOT_COMMANDS: &[(&str, &str)] = &[
     (".queries", "the bundled queries and their parameters"),
     (".run NAME [KEY=VALUE ...]", "run a bundled query"),
     (".mode FORMAT", "table, csv, json, ndjson or markdown"),
-    (".maxrows N", "rows the table format shows"),
+    (".maxrows N", "rows the table and markdown formats show"),
     (".timer on|off", "print how long each statement took"),
     (
         ".output [FILE]",
