@@ -39,15 +39,25 @@ fn leave(mut p: PtySession) {
     p.exp_eof().unwrap();
 }
 
-/// A shell on the lake in `dir`, in a pseudo-terminal, at its first prompt.
+/// A shell on the lake in `dir`, in a pseudo-terminal, at its first prompt; without colours,
+/// so what it echoes is the text typed.
 fn shell(dir: &Path, home: &Path) -> PtySession {
+    shell_with(dir, home, &[("NO_COLOR", "1")])
+}
+
+/// A shell as [`shell`], with colours unless `env` says otherwise.
+fn shell_with(dir: &Path, home: &Path, env: &[(&str, &str)]) -> PtySession {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
     cmd.args(["repl", "--data"])
         .arg(dir)
         .env("HOME", home)
         .env("XDG_DATA_HOME", home.join("data"))
         .env("TERM", "xterm")
-        .env("COLUMNS", "120");
+        .env("COLUMNS", "120")
+        .env_remove("NO_COLOR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let mut p = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
     p.exp_string("hspq> ").unwrap();
     p
@@ -216,4 +226,38 @@ async fn a_shell_open_across_a_sync_sees_the_new_rows() {
     p.exp_string(&want[0]).unwrap();
     p.exp_string("hspq> ").unwrap();
     leave(p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_is_highlighted_on_a_terminal_and_not_with_no_color_or_a_pipe() {
+    let (_sim, dir, home) = lake().await;
+    let typed = "select 'from' as s, 42 from me;";
+    let mut p = shell_with(dir.path(), home.path(), &[]);
+    keys(&mut p, &[typed]);
+    p.exp_string("\x1b[1;34mselect\x1b[0m \x1b[32m'from'\x1b[0m")
+        .unwrap();
+    p.exp_string("\x1b[33m42\x1b[0m").unwrap();
+    keys(&mut p, &["\r"]);
+    p.exp_string("1 row").unwrap();
+    leave(p);
+
+    let mut p = shell(dir.path(), home.path());
+    keys(&mut p, &[typed, "\r"]);
+    let echo = p.exp_string("1 row").unwrap();
+    assert!(echo.contains(typed), "{echo:?}");
+    assert!(!echo.contains("\x1b[1;34m"), "NO_COLOR: {echo:?}");
+    leave(p);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args(["repl", "--data"])
+        .arg(dir.path())
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{typed}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("42") && !text.contains('\x1b'), "{text:?}");
 }

@@ -10,6 +10,7 @@
 
 mod cancel;
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -18,7 +19,7 @@ use std::time::Instant;
 use cancel::Cancel;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
-use rustyline::highlight::Highlighter;
+use rustyline::highlight::{CmdKind, Highlighter};
 use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
@@ -352,11 +353,13 @@ pub fn is_complete(input: &str) -> bool {
     t.is_empty() || t.starts_with('.') || t.ends_with(';') || split_statements(t).is_empty()
 }
 
-/// rustyline's helper: completion, which sees the statement's earlier lines.
+/// rustyline's helper: completion, which sees the statement's earlier lines, and highlighting.
 #[derive(Default)]
 pub struct Shell {
     /// The lines of the statement being typed before the current one.
     before: String,
+    /// Whether to highlight: the terminal shows colours and `NO_COLOR` is not set.
+    color: bool,
 }
 
 impl Completer for Shell {
@@ -385,7 +388,156 @@ impl Hinter for Shell {
     type Hint = String;
 }
 
-impl Highlighter for Shell {}
+impl Highlighter for Shell {
+    fn highlight<'l>(&self, line: &'l str, _: usize) -> Cow<'l, str> {
+        if self.color && !line.trim_start().starts_with('.') {
+            Cow::Owned(highlight_sql(line))
+        } else {
+            Cow::Borrowed(line)
+        }
+    }
+
+    fn highlight_char(&self, _: &str, _: usize, kind: CmdKind) -> bool {
+        // Every edit may start or end a keyword, string or comment.
+        self.color && kind != CmdKind::MoveCursor
+    }
+}
+
+/// The escape codes of the highlighting: keywords bold blue, strings green, numbers yellow,
+/// comments grey.
+const KEYWORD: &str = "\x1b[1;34m";
+const STRING: &str = "\x1b[32m";
+const NUMBER: &str = "\x1b[33m";
+const COMMENT: &str = "\x1b[90m";
+const RESET: &str = "\x1b[0m";
+
+/// Words highlighted as keywords.
+const KEYWORD_WORDS: &[&str] = &[
+    "select",
+    "from",
+    "where",
+    "group",
+    "by",
+    "order",
+    "having",
+    "limit",
+    "offset",
+    "join",
+    "left",
+    "right",
+    "full",
+    "inner",
+    "outer",
+    "cross",
+    "on",
+    "using",
+    "as",
+    "and",
+    "or",
+    "not",
+    "in",
+    "is",
+    "null",
+    "between",
+    "like",
+    "ilike",
+    "distinct",
+    "case",
+    "when",
+    "then",
+    "else",
+    "end",
+    "with",
+    "union",
+    "all",
+    "except",
+    "intersect",
+    "describe",
+    "qualify",
+    "over",
+    "partition",
+    "window",
+    "asc",
+    "desc",
+    "true",
+    "false",
+    "cast",
+    "create",
+    "table",
+    "view",
+    "copy",
+    "to",
+    "summarize",
+    "filter",
+    "exists",
+    "any",
+    "interval",
+    "date",
+    "insert",
+    "into",
+    "values",
+    "set",
+    "pivot",
+    "unpivot",
+    "explain",
+    "analyze",
+    "nulls",
+    "first",
+    "last",
+    "replace",
+    "exclude",
+];
+
+/// `line` with SQL keywords, strings, numbers and comments coloured; the same text otherwise,
+/// so the cursor stays where rustyline puts it.
+pub fn highlight_sql(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() * 2);
+    for (code, text) in sql_segments(line) {
+        if !code {
+            let color = match text.as_bytes()[0] {
+                b'\'' => STRING,
+                b'"' => {
+                    out.push_str(text);
+                    continue;
+                }
+                _ => COMMENT,
+            };
+            out.push_str(color);
+            out.push_str(text);
+            out.push_str(RESET);
+            continue;
+        }
+        let is_word = |c: char| c.is_alphanumeric() || c == '_';
+        let mut rest = text;
+        while !rest.is_empty() {
+            let len = rest.find(|c: char| !is_word(c)).unwrap_or(rest.len());
+            if len == 0 {
+                let c = rest.chars().next().unwrap_or(' ');
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+                continue;
+            }
+            let (word, after) = rest.split_at(len);
+            let color = if word.chars().all(|c| c.is_ascii_digit()) {
+                Some(NUMBER)
+            } else if KEYWORD_WORDS.contains(&word.to_lowercase().as_str()) {
+                Some(KEYWORD)
+            } else {
+                None
+            };
+            match color {
+                Some(color) => {
+                    out.push_str(color);
+                    out.push_str(word);
+                    out.push_str(RESET);
+                }
+                None => out.push_str(word),
+            }
+            rest = after;
+        }
+    }
+    out
+}
 
 impl Validator for Shell {}
 
@@ -459,7 +611,10 @@ pub async fn run(data: &str) -> Result<Ended, QueryError> {
     let mut editor =
         rustyline::Editor::<Shell, rustyline::history::DefaultHistory>::with_config(config)
             .map_err(|e| QueryError::Usage(format!("cannot start the line editor: {e}")))?;
-    editor.set_helper(Some(Shell::default()));
+    editor.set_helper(Some(Shell {
+        before: String::new(),
+        color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }));
     // After the editor, which installs a SIGINT handler of its own.
     let cancel = take_ctrl_c()?;
     if let Some(h) = &history {
@@ -834,6 +989,18 @@ mod tests {
         assert_eq!(complete("", "SEL"), vec!["SELECT"]);
         // A FROM inside a string is no table position.
         assert!(!complete("", "select 'from' || bil").contains(&"billing".to_string()));
+    }
+
+    #[test]
+    fn highlighting_colours_keywords_strings_numbers_and_comments_only() {
+        assert_eq!(
+            highlight_sql("SELECT x, 'from' as \"select\", 42 -- from"),
+            format!(
+                "{KEYWORD}SELECT{RESET} x, {STRING}'from'{RESET} {KEYWORD}as{RESET} \"select\", \
+                 {NUMBER}42{RESET} {COMMENT}-- from{RESET}"
+            )
+        );
+        assert_eq!(highlight_sql("billing_value1"), "billing_value1");
     }
 
     #[test]
