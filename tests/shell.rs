@@ -261,3 +261,97 @@ async fn sql_is_highlighted_on_a_terminal_and_not_with_no_color_or_a_pipe() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("42") && !text.contains('\x1b'), "{text:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_writes_the_last_result_in_the_format_its_file_name_asks_for() {
+    let (_sim, dir, _) = lake().await;
+    let out = tempfile::tempdir().unwrap();
+    let file = |ext: &str| out.path().join(format!("top.{ext}"));
+    // More rows than the 40 a screen shows.
+    let sql = "select security_center_id || '/' || period as k, \
+               coalesce(sum(billing_value), 0) as billed from billing group by all order by k limit 45;";
+    let script = format!(
+        ".export {}\n{sql}\n.export {}\n.export {}\n.export {}\n.export {}\n.export {}\n\
+         .run billing_trend report_type=mssp\n.export {}\n",
+        file("csv").display(),
+        file("csv").display(),
+        file("json").display(),
+        file("ndjson").display(),
+        file("parquet").display(),
+        file("md").display(),
+        out.path().join("usage.parquet").display(),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args(["repl", "--data"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    write!(child.stdin.take().unwrap(), "{script}").unwrap();
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    // The first .export came before any statement: refused, the rest ran.
+    assert!(stderr.contains("nothing to export yet"), "{stderr}");
+    assert!(stderr.contains("wrote 45 rows to"), "{stderr}");
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    let want: Vec<(String, i64)> = {
+        let mut stmt = conn
+            .prepare(&format!(
+                "select k, cast(billed as bigint) from read_parquet('{}')",
+                file("parquet").display()
+            ))
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(want.len(), 45);
+    let csv = std::fs::read_to_string(file("csv")).unwrap();
+    let csv_rows: Vec<(String, i64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (id, billed) = l.split_once(',').unwrap();
+            (id.to_string(), billed.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(csv_rows, want);
+    let json: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(file("json")).unwrap()).unwrap();
+    let ndjson: Vec<serde_json::Value> = std::fs::read_to_string(file("ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(json, ndjson);
+    let json_rows: Vec<(String, i64)> = json
+        .iter()
+        .map(|o| {
+            let billed = &o["billed"];
+            let billed = billed
+                .as_i64()
+                .or_else(|| billed.as_str().and_then(|s| s.parse().ok()))
+                .unwrap();
+            (o["k"].as_str().unwrap().to_string(), billed)
+        })
+        .collect();
+    assert_eq!(json_rows, want);
+    // Markdown: every row, not the screen's 40.
+    let md = std::fs::read_to_string(file("md")).unwrap();
+    assert_eq!(md.lines().count(), 2 + 45, "{md}");
+    // A bundled query exports too.
+    let n: i64 = conn
+        .query_row(
+            &format!(
+                "select count(*) from read_parquet('{}')",
+                out.path().join("usage.parquet").display()
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(n > 0);
+}

@@ -42,6 +42,10 @@ pub const DOT_COMMANDS: &[(&str, &str)] = &[
         ".output [FILE]",
         "send results to FILE, or back to the screen",
     ),
+    (
+        ".export FILE",
+        "run the last statement again into FILE: .csv, .json, .ndjson, .parquet or .md",
+    ),
     (".read FILE", "run the SQL in FILE"),
     (".status", "the lake: where, datasets, last sync"),
     (".quit", "leave (Ctrl-D too)"),
@@ -68,6 +72,8 @@ pub enum DotCommand {
     Timer(bool),
     /// `.output [FILE]`
     Output(Option<PathBuf>),
+    /// `.export FILE`
+    Export(PathBuf),
     /// `.read FILE`
     Read(PathBuf),
     /// `.status`
@@ -125,6 +131,9 @@ impl FromStr for DotCommand {
             },
             ".output" => DotCommand::Output(rest.first().map(PathBuf::from)),
             ".read" => DotCommand::Read(PathBuf::from(one("a file")?)),
+            ".export" => DotCommand::Export(PathBuf::from(one(
+                "a file: .csv, .json, .ndjson, .parquet or .md",
+            )?)),
             ".status" => DotCommand::Status,
             ".quit" | ".exit" => DotCommand::Quit,
             other => {
@@ -554,6 +563,36 @@ struct State {
     timer: bool,
     output: Option<PathBuf>,
     data: String,
+    /// The last statement that ran, for `.export`.
+    last: Option<Last>,
+}
+
+/// A statement `.export` can run again.
+#[derive(Clone, Debug)]
+enum Last {
+    Sql(String),
+    Query(String, Vec<(String, String)>),
+}
+
+/// The export format a file name asks for.
+fn export_format(path: &std::path::Path) -> Result<Format, QueryError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    Ok(match ext.as_deref() {
+        Some("csv") => Format::Csv,
+        Some("json") => Format::Json,
+        Some("ndjson" | "jsonl") => Format::Ndjson,
+        Some("parquet") => Format::Parquet,
+        Some("md") => Format::Markdown,
+        _ => {
+            return Err(QueryError::Usage(format!(
+                "cannot tell the format of {}: name it .csv, .json, .ndjson, .parquet or .md",
+                path.display()
+            )))
+        }
+    })
 }
 
 /// How a shell session ended.
@@ -584,6 +623,7 @@ pub async fn run(data: &str) -> Result<Ended, QueryError> {
         timer: false,
         output: None,
         data: data.to_string(),
+        last: None,
     };
     let take_ctrl_c = || {
         Cancel::install(engine.connection().interrupt_handle())
@@ -733,6 +773,9 @@ fn run_input(engine: &Engine, state: &mut State, input: &str, cancel: &Cancel) -
             let _running = cancel.start();
             print_result(state, |out| engine.run(&statement, out))
         };
+        if result.is_ok() {
+            state.last = Some(Last::Sql(statement.clone()));
+        }
         match result {
             Ok(rows) => {
                 if state.timer || state.format == Format::Table {
@@ -870,6 +913,7 @@ fn dot(
                 let _running = cancel.start();
                 print_result(state, |out| q.run(engine, &params, out))?
             };
+            state.last = Some(Last::Query(name, params));
             if state.format == Format::Table {
                 eprintln!("{rows} row{}", if rows == 1 { "" } else { "s" });
             }
@@ -878,6 +922,40 @@ fn dot(
         DotCommand::MaxRows(n) => state.max_rows = n.max(1),
         DotCommand::Timer(on) => state.timer = on,
         DotCommand::Output(path) => state.output = path,
+        DotCommand::Export(path) => {
+            let format = export_format(&path)?;
+            let last = state.last.clone().ok_or_else(|| {
+                QueryError::Usage("nothing to export yet: run a statement first".into())
+            })?;
+            let file = std::fs::File::create(&path)
+                .map_err(|e| QueryError::Usage(format!("cannot write {}: {e}", path.display())))?;
+            let sink = std::io::BufWriter::new(file);
+            let mut out = if format == Format::Parquet {
+                ResultWriter::parquet(Box::new(sink))
+            } else {
+                // Every row: the limit of the formats for people is for the screen.
+                let all = TableOptions {
+                    max_rows: usize::MAX,
+                    ..TableOptions::default()
+                };
+                ResultWriter::new(format, Box::new(sink), all)
+            };
+            let (rows, schema) = {
+                let _running = cancel.start();
+                match last {
+                    Last::Sql(sql) => engine.run(&sql, &mut out)?,
+                    Last::Query(name, params) => {
+                        bundled::find(&name)?.run(engine, &params, &mut out)?
+                    }
+                }
+            };
+            out.finish(schema)?;
+            eprintln!(
+                "wrote {rows} row{} to {}",
+                if rows == 1 { "" } else { "s" },
+                path.display()
+            );
+        }
         DotCommand::Read(path) => {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| QueryError::Usage(format!("cannot read {}: {e}", path.display())))?;
