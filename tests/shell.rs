@@ -355,3 +355,55 @@ async fn export_writes_the_last_result_in_the_format_its_file_name_asks_for() {
         .unwrap();
     assert!(n > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_taller_than_the_screen_go_through_the_pager() {
+    let (_sim, dir, home) = lake().await;
+    let paged = home.path().join("paged.txt");
+    let pager = format!("cat > {}", paged.display());
+    let mut p = shell_with(
+        dir.path(),
+        home.path(),
+        &[("NO_COLOR", "1"), ("PAGER", &pager), ("LINES", "15")],
+    );
+    // Shorter than the screen: printed, no pager.
+    p.send_line("select 7 as small;").unwrap();
+    p.exp_string("1 row").unwrap();
+    p.exp_string("hspq> ").unwrap();
+    assert!(!paged.exists(), "a short result went to the pager");
+    // Taller: the pager gets the whole table.
+    p.send_line("select range as n from range(30);").unwrap();
+    p.exp_string("30 rows").unwrap();
+    p.exp_string("hspq> ").unwrap();
+    let text = std::fs::read_to_string(&paged).unwrap();
+    assert!(text.contains("│ n ") && text.contains("│ 29 "), "{text}");
+    assert!(text.lines().count() > 30, "{text}");
+    std::fs::remove_file(&paged).unwrap();
+    // .pager off: on the screen.
+    p.send_line(".pager off").unwrap();
+    p.exp_string("hspq> ").unwrap();
+    p.send_line("select range as n from range(30);").unwrap();
+    p.exp_string(" 29 ").unwrap();
+    p.exp_string("30 rows").unwrap();
+    assert!(!paged.exists());
+    leave(p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_pager_loses_nothing() {
+    let (_sim, dir, home) = lake().await;
+    let mut p = shell_with(
+        dir.path(),
+        home.path(),
+        &[
+            ("NO_COLOR", "1"),
+            ("PAGER", "no-such-pager-hspq"),
+            ("LINES", "15"),
+        ],
+    );
+    p.send_line("select range as n from range(30);").unwrap();
+    p.exp_string("cannot start the pager").unwrap();
+    p.exp_string(" 29 ").unwrap();
+    p.exp_string("30 rows").unwrap();
+    leave(p);
+}

@@ -39,6 +39,10 @@ pub const DOT_COMMANDS: &[(&str, &str)] = &[
     (".maxrows N", "rows the table and markdown formats show"),
     (".timer on|off", "print how long each statement took"),
     (
+        ".pager on|off",
+        "results taller than the screen go through $PAGER (less -S)",
+    ),
+    (
         ".output [FILE]",
         "send results to FILE, or back to the screen",
     ),
@@ -70,6 +74,8 @@ pub enum DotCommand {
     MaxRows(usize),
     /// `.timer on|off`
     Timer(bool),
+    /// `.pager on|off`
+    Pager(bool),
     /// `.output [FILE]`
     Output(Option<PathBuf>),
     /// `.export FILE`
@@ -128,6 +134,11 @@ impl FromStr for DotCommand {
                 "on" => DotCommand::Timer(true),
                 "off" => DotCommand::Timer(false),
                 other => return Err(format!(".timer takes on or off, not {other:?}")),
+            },
+            ".pager" => match one("on or off")? {
+                "on" => DotCommand::Pager(true),
+                "off" => DotCommand::Pager(false),
+                other => return Err(format!(".pager takes on or off, not {other:?}")),
             },
             ".output" => DotCommand::Output(rest.first().map(PathBuf::from)),
             ".read" => DotCommand::Read(PathBuf::from(one("a file")?)),
@@ -565,6 +576,8 @@ struct State {
     data: String,
     /// The last statement that ran, for `.export`.
     last: Option<Last>,
+    /// Whether results taller than the screen go through the pager.
+    pager: bool,
 }
 
 /// A statement `.export` can run again.
@@ -624,6 +637,8 @@ pub async fn run(data: &str) -> Result<Ended, QueryError> {
         output: None,
         data: data.to_string(),
         last: None,
+        // Only for a person at a terminal.
+        pager: interactive && std::io::stdout().is_terminal(),
     };
     let take_ctrl_c = || {
         Cancel::install(engine.connection().interrupt_handle())
@@ -809,7 +824,13 @@ fn print_result(
         &mut ResultWriter<'_>,
     ) -> Result<(usize, Option<arrow::datatypes::SchemaRef>), QueryError>,
 ) -> Result<usize, QueryError> {
-    let sink: Box<dyn Write> = match &state.output {
+    // The formats for people go to the screen through a buffer, so a result taller than the
+    // screen can go to the pager instead; they hold at most .maxrows rows.
+    let paging = state.pager
+        && state.output.is_none()
+        && matches!(state.format, Format::Table | Format::Markdown);
+    let mut screen: Vec<u8> = Vec::new();
+    let sink: Box<dyn Write + '_> = match &state.output {
         Some(path) => Box::new(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -817,6 +838,7 @@ fn print_result(
                 .open(path)
                 .map_err(|e| QueryError::Usage(format!("cannot write {}: {e}", path.display())))?,
         ),
+        None if paging => Box::new(&mut screen),
         None => Box::new(std::io::stdout()),
     };
     let table = TableOptions {
@@ -833,9 +855,58 @@ fn print_result(
         other => other?,
     };
     match out.finish(schema) {
-        Ok(_) | Err(OutputError::Closed) => Ok(rows),
-        Err(e) => Err(e.into()),
+        Ok(_) | Err(OutputError::Closed) => {}
+        Err(e) => return Err(e.into()),
     }
+    if paging {
+        show(&screen);
+    }
+    Ok(rows)
+}
+
+/// The screen's height in lines: `LINES`, else the terminal's, else 24.
+fn screen_lines() -> usize {
+    if let Some(n) = std::env::var("LINES").ok().and_then(|l| l.parse().ok()) {
+        return n;
+    }
+    // SAFETY: TIOCGWINSZ fills a winsize struct, which is plain data.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_row > 0 {
+        size.ws_row as usize
+    } else {
+        24
+    }
+}
+
+/// Prints `text`, through the pager (`$PAGER`, else `less -S`) when it is taller than the
+/// screen less the prompt's line; straight to the screen if the pager cannot start.
+fn show(text: &[u8]) {
+    let lines = text.iter().filter(|b| **b == b'\n').count();
+    if lines + 1 > screen_lines() {
+        let pager = std::env::var("PAGER")
+            .ok()
+            .filter(|p| !p.trim().is_empty())
+            .unwrap_or_else(|| "less -S".to_string());
+        let child = std::process::Command::new("sh")
+            .args(["-c", &pager])
+            .stdin(std::process::Stdio::piped())
+            .spawn();
+        if let Ok(mut child) = child {
+            if let Some(mut stdin) = child.stdin.take() {
+                // The pager may quit before reading everything (q in less): not an error.
+                let _ = stdin.write_all(text);
+            }
+            // 127: the shell found no such program; the result must not be lost.
+            if !matches!(child.wait().map(|s| s.code()), Ok(Some(127))) {
+                return;
+            }
+        }
+        eprintln!("hspq: cannot start the pager {pager:?} (set PAGER, or .pager off)");
+    }
+    let mut stdout = std::io::stdout();
+    let _ = stdout.write_all(text);
+    let _ = stdout.flush();
 }
 
 fn dot(
@@ -921,6 +992,7 @@ fn dot(
         DotCommand::Mode(f) => state.format = f,
         DotCommand::MaxRows(n) => state.max_rows = n.max(1),
         DotCommand::Timer(on) => state.timer = on,
+        DotCommand::Pager(on) => state.pager = on,
         DotCommand::Output(path) => state.output = path,
         DotCommand::Export(path) => {
             let format = export_format(&path)?;
