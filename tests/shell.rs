@@ -204,6 +204,12 @@ async fn a_statement_spans_lines_under_a_continuation_prompt_and_history_survive
     keys(&mut p, &["\x1b[A\r"]);
     p.exp_string("42").unwrap();
     p.exp_string("hspq> ").unwrap();
+    // Ctrl-R searches the history.
+    keys(&mut p, &["\x12", "kep"]);
+    p.exp_string("select 'kept' as k;").unwrap();
+    keys(&mut p, &["\r"]);
+    p.exp_string("1 row").unwrap();
+    p.exp_string("hspq> ").unwrap();
     leave(p);
 }
 
