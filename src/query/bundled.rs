@@ -164,7 +164,7 @@ impl Query {
                 self.name
             ))
         })?;
-        engine.run(&sql, out)
+        engine.run_report(&sql, out)
     }
 }
 

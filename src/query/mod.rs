@@ -220,31 +220,33 @@ impl Engine {
         for s in before {
             self.retrying(|| Ok(self.conn.execute_batch(s)?))?;
         }
-        self.stream_sql(last, &[], out)
+        self.stream_sql(last, Handover::Streamed, out)
     }
 
-    /// Runs one statement with `params` bound by position and streams its result into `out`.
-    pub fn run_params(
+    /// Runs one statement whose result is report-sized (a bundled query) and writes it into
+    /// `out`. DuckDB computes the whole result before the first row is written, which lets it
+    /// finish the last step (a sort, say) on every core: a few % faster than streaming, at the
+    /// cost of holding the result in memory, so [`Engine::run`] streams anything else.
+    pub fn run_report(
         &self,
         sql: &str,
-        params: &[duckdb::types::Value],
         out: &mut ResultWriter<'_>,
     ) -> Result<(usize, Option<SchemaRef>), QueryError> {
         self.refresh_if_changed()?;
-        self.stream_sql(sql, params, out)
+        self.stream_sql(sql, Handover::Whole, out)
     }
 
-    /// Prepares `sql`, binds `params` and streams the result into `out`; a statement that met a
-    /// file deleted under it runs once more on the newer commit, if nothing was written yet.
+    /// Prepares and runs `sql`, writing the result into `out`; a statement that met a file
+    /// deleted under it runs once more on the newer commit, if nothing was written yet.
     fn stream_sql(
         &self,
         sql: &str,
-        params: &[duckdb::types::Value],
+        handover: Handover,
         out: &mut ResultWriter<'_>,
     ) -> Result<(usize, Option<SchemaRef>), QueryError> {
         let attempt = |out: &mut ResultWriter<'_>| {
             let mut stmt = self.conn.prepare(sql)?;
-            self.stream(&mut stmt, params, out)
+            self.stream(&mut stmt, handover, out)
         };
         match attempt(out) {
             // Only when nothing was written yet: a retry must not print rows twice.
@@ -257,16 +259,17 @@ impl Engine {
         }
     }
 
-    /// Executes a prepared statement with `params` and streams its result into `out`.
+    /// Executes a prepared statement and writes its result into `out`, batch by batch.
     fn stream(
         &self,
         stmt: &mut duckdb::Statement<'_>,
-        params: &[duckdb::types::Value],
+        handover: Handover,
         out: &mut ResultWriter<'_>,
     ) -> Result<(usize, Option<SchemaRef>), QueryError> {
-        let arrow = stmt.stream_arrow(duckdb::params_from_iter(params.iter()))?;
-        let schema = arrow.get_schema();
-        drop(arrow);
+        let schema = match handover {
+            Handover::Streamed => stmt.stream_arrow([])?.get_schema(),
+            Handover::Whole => stmt.query_arrow([])?.get_schema(),
+        };
         let mut rows = 0;
         // `step` returns DuckDB's errors (an interrupt, say) where the iterator would panic.
         while let Some(chunk) = stmt.step()? {
@@ -276,6 +279,15 @@ impl Engine {
         }
         Ok((rows, Some(schema)))
     }
+}
+
+/// How DuckDB hands a result over.
+#[derive(Clone, Copy)]
+enum Handover {
+    /// Chunk by chunk as it is computed: memory stays bounded whatever the result's size.
+    Streamed,
+    /// Computed whole first.
+    Whole,
 }
 
 /// Whether DuckDB's error says a file it was asked to read is gone.
