@@ -505,11 +505,11 @@ pub fn sort_unique(
         let keep: BooleanArray = (0..keys.num_rows())
             .map(|i| Some(i == 0 || keys.row(i) != keys.row(i - 1)))
             .collect();
+        // Dropping repeats leaves the first and last keys as they are: no new keys needed.
         if keep.true_count() == sorted.num_rows() {
             (sorted, keys)
         } else {
             let unique = filter_record_batch(&sorted, &keep).map_err(|e| e.to_string())?;
-            let keys = keys_of(&unique)?;
             (unique, keys)
         }
     };

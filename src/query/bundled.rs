@@ -172,7 +172,9 @@ impl Query {
 /// literal; the unknown name, if any. Literals rather than bound parameters because DuckDB
 /// plans a prepared statement before it sees the values: `$report_type is null` would stay a
 /// filter on every row instead of folding away, and preparing to learn the parameters' order
-/// plans the query twice (together 5-15 % of a bundled query's time on a 10,000-company lake).
+/// plans the query twice. Measured on a 10,000-company lake: billing_reconciliation went from
+/// 1.14 to 1.03 of the plain DuckDB CLI's time in one paired series of 15 runs; the machine's
+/// noise (±5 %) blurs any smaller figure.
 fn with_literals(sql: &str, values: &[(String, Value)]) -> Result<String, String> {
     let mut out = String::with_capacity(sql.len());
     for (code, text) in super::sql_segments(sql) {

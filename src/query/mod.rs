@@ -220,7 +220,7 @@ impl Engine {
         for s in before {
             self.retrying(|| Ok(self.conn.execute_batch(s)?))?;
         }
-        self.stream_sql(last, Handover::Streamed, out)
+        self.execute(last, Handover::Streamed, out)
     }
 
     /// Runs one statement whose result is report-sized (a bundled query) and writes it into
@@ -233,12 +233,12 @@ impl Engine {
         out: &mut ResultWriter<'_>,
     ) -> Result<(usize, Option<SchemaRef>), QueryError> {
         self.refresh_if_changed()?;
-        self.stream_sql(sql, Handover::Whole, out)
+        self.execute(sql, Handover::Whole, out)
     }
 
     /// Prepares and runs `sql`, writing the result into `out`; a statement that met a file
     /// deleted under it runs once more on the newer commit, if nothing was written yet.
-    fn stream_sql(
+    fn execute(
         &self,
         sql: &str,
         handover: Handover,
@@ -246,7 +246,7 @@ impl Engine {
     ) -> Result<(usize, Option<SchemaRef>), QueryError> {
         let attempt = |out: &mut ResultWriter<'_>| {
             let mut stmt = self.conn.prepare(sql)?;
-            self.stream(&mut stmt, handover, out)
+            self.write_result(&mut stmt, handover, out)
         };
         match attempt(out) {
             // Only when nothing was written yet: a retry must not print rows twice.
@@ -260,7 +260,7 @@ impl Engine {
     }
 
     /// Executes a prepared statement and writes its result into `out`, batch by batch.
-    fn stream(
+    fn write_result(
         &self,
         stmt: &mut duckdb::Statement<'_>,
         handover: Handover,
@@ -479,19 +479,13 @@ pub fn split_statements(sql: &str) -> Vec<String> {
 
 /// Whether SQL text holds only whitespace and comments.
 fn is_blank(s: &str) -> bool {
-    let mut rest = s.trim();
-    loop {
-        if rest.is_empty() {
-            return true;
-        }
-        if let Some(r) = rest.strip_prefix("--") {
-            rest = r.split_once('\n').map_or("", |(_, after)| after).trim();
-        } else if let Some(r) = rest.strip_prefix("/*") {
-            rest = r.split_once("*/").map_or("", |(_, after)| after).trim();
+    sql_segments(s).iter().all(|(code, text)| {
+        if *code {
+            text.trim().is_empty()
         } else {
-            return false;
+            text.starts_with("--") || text.starts_with("/*")
         }
-    }
+    })
 }
 
 #[cfg(test)]
