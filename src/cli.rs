@@ -1,8 +1,16 @@
-//! The command line: clap derive only. Doc comments are the `--help` text.
+//! The command line: clap derive only. Doc comments are the `--help` text. [`Command::config`]
+//! turns the flags and environment into the one [`Config`] the rest of hspq reads.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hspq::config::{Config, SyncSettings, DEFAULT_BASE_URL, DEFAULT_DATA};
+use hspq::ingest::plan::Windows;
+use hspq::lake::{LakeLocation, WriterOptions};
+use hspq::query::output::Format;
+use hspq::query::print::{screen_width, PrintOptions};
 
 /// Mirror the Holm Security Partner Portal API into a Parquet lake and query it offline.
 #[derive(Debug, Parser)]
@@ -46,8 +54,14 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct DataArgs {
     /// The lake: a folder or s3://bucket/prefix.
-    #[arg(long, env = "HSPQ_DATA", default_value = "./hspq-data")]
+    #[arg(long, env = "HSPQ_DATA", default_value = DEFAULT_DATA)]
     pub data: String,
+}
+
+impl DataArgs {
+    fn location(&self) -> Result<LakeLocation> {
+        Ok(self.data.parse()?)
+    }
 }
 
 /// How results are printed.
@@ -68,6 +82,7 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 pub struct SqlArgs {
     /// SQL text (several statements allowed); `-` or nothing reads it from stdin.
+    #[arg(allow_hyphen_values = true)]
     pub sql: Option<String>,
     #[command(flatten)]
     pub data: DataArgs,
@@ -126,14 +141,23 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// `text` for people, `json` for scripts.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    pub format: String,
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+}
+
+/// How `hspq status` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// Lines and a table, for people.
+    Text,
+    /// One JSON object, for scripts.
+    Json,
 }
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// The lake: a folder or s3://bucket/prefix (AWS_* variables configure S3).
-    #[arg(long, env = "HSPQ_DATA", default_value = "./hspq-data")]
+    #[arg(long, env = "HSPQ_DATA", default_value = DEFAULT_DATA)]
     pub data: String,
     #[command(flatten)]
     pub api: ApiArgs,
@@ -188,11 +212,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 #[derive(Debug, Args)]
 pub struct ApiArgs {
     /// API base URL.
-    #[arg(
-        long,
-        env = "HSPQ_BASE_URL",
-        default_value = "https://portal-api.holmsecurity.com/v1"
-    )]
+    #[arg(long, env = "HSPQ_BASE_URL", default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
     /// Sessions to open in parallel (1 to 5, the API's cap per organisation).
     #[arg(long, env = "HSPQ_SESSIONS", default_value_t = 1)]
@@ -239,4 +259,112 @@ pub struct SimulateArgs {
     /// "Today" in Europe/Stockholm (YYYY-MM-DD); default: the real date.
     #[arg(long)]
     pub today: Option<chrono::NaiveDate>,
+}
+
+impl Command {
+    /// The settings this command runs with, from its flags and the environment, validated before
+    /// any I/O. Settings a command has no flag for keep their defaults.
+    pub fn config(&self) -> Result<Config> {
+        let mut config = Config::default();
+        match self {
+            Command::Sql(SqlArgs { data, output, .. })
+            | Command::Query(QueryArgs { data, output, .. }) => {
+                config.lake = data.location()?;
+                config.print = output.print_options();
+            }
+            Command::Repl(data) => {
+                config.lake = data.location()?;
+                config.print = shell_print_options();
+            }
+            Command::Status(StatusArgs { data, .. }) | Command::Views(ViewsArgs { data, .. }) => {
+                config.lake = data.location()?;
+                config.print.count = false;
+            }
+            Command::Ingest(args) => {
+                config.lake = args.data.parse()?;
+                config.api = args.api.client_config()?;
+                config.sync = SyncSettings {
+                    windows: Windows {
+                        history_months: args.history_months,
+                        lookback_days: args.lookback_days,
+                        full: args.full,
+                    },
+                    dry_run: args.dry_run,
+                    quiet: args.quiet,
+                    lake: WriterOptions {
+                        lock_ttl: args.lock_ttl,
+                        retention: args.retention,
+                        ..Default::default()
+                    },
+                };
+            }
+            Command::Check(api) => config.api = api.client_config()?,
+            Command::Demo(args) => {
+                config.lake = args.data.parse()?;
+                config.api.sessions = 5;
+                if !(args.rate >= 0.0 && args.rate.is_finite()) {
+                    anyhow::bail!("--rate must be 0 (no limit) or more, not {}", args.rate);
+                }
+                config.api.rate = args.rate;
+                config.sync.quiet = !std::io::stderr().is_terminal();
+            }
+            Command::Simulate(_) | Command::Queries => {}
+        }
+        Ok(config)
+    }
+}
+
+impl OutputArgs {
+    fn print_options(&self) -> PrintOptions {
+        let format = self.format.unwrap_or(
+            if std::io::stdout().is_terminal() && self.output.is_none() {
+                Format::Table
+            } else {
+                Format::Csv
+            },
+        );
+        PrintOptions {
+            format,
+            output: self.output.clone(),
+            max_rows: self.max_rows,
+            width: screen_width(),
+            timer: format == Format::Table,
+            ..PrintOptions::default()
+        }
+    }
+}
+
+/// The shell prints tables for a person at a terminal, through the pager when a result is
+/// taller than the screen, and CSV for a script piped in.
+fn shell_print_options() -> PrintOptions {
+    let person = std::io::stdin().is_terminal();
+    PrintOptions {
+        format: if person { Format::Table } else { Format::Csv },
+        pager: person && std::io::stdout().is_terminal(),
+        more: ".maxrows N or .export FILE".into(),
+        ..PrintOptions::default()
+    }
+}
+
+impl ApiArgs {
+    fn client_config(&self) -> Result<hspq::api::ClientConfig> {
+        let url = url::Url::parse(&self.base_url).with_context(|| {
+            format!(
+                "--base-url {:?} is not a URL (e.g. {DEFAULT_BASE_URL})",
+                self.base_url
+            )
+        })?;
+        let mut config = hspq::api::ClientConfig::new(url);
+        config.sessions = self.sessions;
+        config.rate = positive_rate(self.rate)?;
+        config.token_cache = hspq::api::default_token_cache();
+        Ok(config)
+    }
+}
+
+fn positive_rate(rate: f64) -> Result<f64> {
+    if !(rate > 0.0 && rate.is_finite()) {
+        anyhow::bail!("--rate must be more than 0 requests per second, not {rate}");
+    }
+    Ok(rate)
 }

@@ -1,31 +1,38 @@
-//! What each subcommand does, on top of the library.
+//! What each subcommand does, on top of the library, with the settings resolved in
+//! [`Config`]; results print through the one [`Printer`].
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use hspq::api::{models::Me, Client, ClientConfig, Credentials};
+use hspq::api::{models::Me, Client, Credentials};
+use hspq::config::Config;
+use hspq::lake::LakeLocation;
+use hspq::query::output::{Format, ResultWriter};
+use hspq::query::print::{PrintOptions, Printer};
+use hspq::query::status::LakeStatus;
+use hspq::query::Engine;
 use hspq::sim::{FaultRates, SimConfig, SimKeys, Simulator};
 
 use crate::cli::{
-    ApiArgs, Command, DemoArgs, IngestArgs, OutputArgs, QueryArgs, SimulateArgs, SqlArgs,
-    StatusArgs, ViewsArgs,
+    Command, DemoArgs, QueryArgs, SimulateArgs, SqlArgs, StatusArgs, StatusFormat, ViewsArgs,
 };
-use hspq::query::output::{Format, OutputError, ResultWriter, TableOptions};
-use hspq::query::QueryError;
 
-pub async fn run(command: Command) -> Result<ExitCode> {
+pub async fn run(command: Command, config: Config) -> Result<ExitCode> {
     match command {
         Command::Simulate(args) => simulate(args).await,
-        Command::Demo(args) => demo(args).await,
-        Command::Status(args) => status(args).await,
-        Command::Ingest(args) => ingest(args).await,
-        Command::Check(args) => check(args).await,
-        Command::Sql(args) => sql(args).await,
-        Command::Repl(args) => repl(args).await,
-        Command::Query(args) => query(args).await,
-        Command::Queries => queries(),
-        Command::Views(args) => views(args),
+        Command::Demo(args) => demo(args, &config).await,
+        Command::Status(args) => status(args, &config).await,
+        Command::Ingest(_) => ingest(&config).await,
+        Command::Check(_) => check(&config).await,
+        Command::Sql(args) => sql(args, &config).await,
+        Command::Repl(_) => repl(&config).await,
+        Command::Query(args) => query(args, &config).await,
+        Command::Queries => {
+            print!("{}", hspq::query::bundled::describe_all());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Views(args) => views(args, &config),
     }
 }
 
@@ -101,30 +108,9 @@ async fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn client_config(args: &ApiArgs) -> Result<ClientConfig> {
-    let url = url::Url::parse(&args.base_url).with_context(|| {
-        format!(
-            "--base-url {:?} is not a URL (e.g. https://portal-api.holmsecurity.com/v1)",
-            args.base_url
-        )
-    })?;
-    if !(args.rate > 0.0 && args.rate.is_finite()) {
-        anyhow::bail!(
-            "--rate must be more than 0 requests per second, not {}",
-            args.rate
-        );
-    }
-    let mut config = ClientConfig::new(url);
-    config.sessions = args.sessions;
-    config.rate = args.rate;
-    config.token_cache = hspq::api::default_token_cache();
-    Ok(config)
-}
-
-async fn check(args: ApiArgs) -> Result<ExitCode> {
+async fn check(config: &Config) -> Result<ExitCode> {
     let creds = Credentials::from_env().map_err(anyhow::Error::msg)?;
-    let config = client_config(&args)?;
-    let client = Client::connect(config, creds).await?;
+    let client = Client::connect(config.api.clone(), creds).await?;
     let me = client.get::<Me>("me").await;
     client.close().await;
     let me = me?;
@@ -140,27 +126,10 @@ async fn check(args: ApiArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn ingest(args: IngestArgs) -> Result<ExitCode> {
-    use hspq::ingest::plan::Windows;
-    use hspq::ingest::{human_duration, IngestError, IngestOptions};
+async fn ingest(config: &Config) -> Result<ExitCode> {
+    use hspq::ingest::{human_duration, IngestError};
     let creds = Credentials::from_env().map_err(anyhow::Error::msg)?;
-    let opts = IngestOptions {
-        data: args.data.clone(),
-        client: client_config(&args.api)?,
-        creds,
-        windows: Windows {
-            history_months: args.history_months,
-            lookback_days: args.lookback_days,
-            full: args.full,
-        },
-        dry_run: args.dry_run,
-        quiet: args.quiet,
-        lake: hspq::lake::WriterOptions {
-            lock_ttl: args.lock_ttl,
-            retention: args.retention,
-            ..Default::default()
-        },
-    };
+    let opts = config.ingest_options(creds);
     let summary = match hspq::ingest::run(opts).await {
         Ok(s) => s,
         Err(IngestError::Interrupted) => {
@@ -176,7 +145,7 @@ async fn ingest(args: IngestArgs) -> Result<ExitCode> {
     eprintln!(
         "hspq ingest: {} report into {}: {} period(s) and {} customer(s) fetched, {} rows ({:.1} MB) written in {}; {} requests, {} retries, {} rate-limited",
         summary.report_type,
-        args.data,
+        config.lake,
         summary.periods_fetched,
         summary.customers_fetched,
         summary.rows_written,
@@ -188,88 +157,6 @@ async fn ingest(args: IngestArgs) -> Result<ExitCode> {
     );
     for w in &summary.warnings {
         eprintln!("  warning: {w}");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Where a result goes: stdout, or a file; in which format.
-fn result_writer(args: &OutputArgs) -> Result<(ResultWriter<'static>, Format)> {
-    use std::io::IsTerminal;
-    let format = args.format.unwrap_or(
-        if std::io::stdout().is_terminal() && args.output.is_none() {
-            Format::Table
-        } else {
-            Format::Csv
-        },
-    );
-    let width = terminal_width();
-    let table = TableOptions {
-        max_rows: args.max_rows,
-        width,
-        ..TableOptions::default()
-    };
-    let writer = match (&args.output, format) {
-        (None, Format::Parquet) => {
-            anyhow::bail!("--format parquet writes a file: add --output FILE.parquet")
-        }
-        (Some(path), Format::Parquet) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            ResultWriter::parquet(Box::new(std::io::BufWriter::new(file)))
-        }
-        (Some(path), f) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            ResultWriter::new(f, Box::new(std::io::BufWriter::new(file)), table)
-        }
-        (None, f) => ResultWriter::new(
-            f,
-            Box::new(std::io::BufWriter::new(std::io::stdout())),
-            table,
-        ),
-    };
-    Ok((writer, format))
-}
-
-fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(120)
-}
-
-/// Prints the result's footer (table format) and maps a closed pipe to success.
-fn finish_result(
-    outcome: Result<(usize, Option<arrow::datatypes::SchemaRef>), QueryError>,
-    writer: ResultWriter<'static>,
-    format: Format,
-    max_rows: usize,
-    started: std::time::Instant,
-) -> Result<ExitCode> {
-    let (rows, schema) = match outcome {
-        Ok(r) => r,
-        Err(QueryError::Output(OutputError::Closed)) => return Ok(ExitCode::SUCCESS),
-        Err(e) => return Err(e.into()),
-    };
-    match writer.finish(schema) {
-        Ok(_) | Err(OutputError::Closed) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let shown = rows.min(max_rows);
-    if format == Format::Markdown && shown < rows {
-        eprintln!("{rows} rows ({shown} shown; --max-rows for more)");
-    }
-    if format == Format::Table {
-        let more = if shown < rows {
-            format!(" ({shown} shown; --max-rows or --format csv for all)")
-        } else {
-            String::new()
-        };
-        eprintln!(
-            "{rows} row{}{more} in {:.3} s",
-            if rows == 1 { "" } else { "s" },
-            started.elapsed().as_secs_f64()
-        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -293,63 +180,46 @@ fn read_sql(arg: Option<String>) -> Result<String> {
     }
 }
 
-async fn sql(args: SqlArgs) -> Result<ExitCode> {
+/// The engine over the lake, having said what the user should know about its data.
+async fn open(lake: &LakeLocation) -> Result<Engine> {
+    let engine = Engine::open(lake).await?;
+    if let Some(n) = &engine.notice {
+        eprintln!("hspq: {n}");
+    }
+    Ok(engine)
+}
+
+async fn sql(args: SqlArgs, config: &Config) -> Result<ExitCode> {
     let text = read_sql(args.sql)?;
-    let engine = hspq::query::Engine::open(&args.data.data).await?;
-    if let Some(n) = &engine.notice {
-        eprintln!("hspq: {n}");
-    }
-    let (mut writer, format) = result_writer(&args.output)?;
-    let started = std::time::Instant::now();
-    let outcome = engine.run(&text, &mut writer);
-    finish_result(outcome, writer, format, args.output.max_rows, started)
-}
-
-async fn query(args: QueryArgs) -> Result<ExitCode> {
-    let q = hspq::query::bundled::find(&args.name)?;
-    q.values(&args.params)?;
-    let engine = hspq::query::Engine::open(&args.data.data).await?;
-    if let Some(n) = &engine.notice {
-        eprintln!("hspq: {n}");
-    }
-    let (mut writer, format) = result_writer(&args.output)?;
-    let started = std::time::Instant::now();
-    let outcome = q.run(&engine, &args.params, &mut writer);
-    finish_result(outcome, writer, format, args.output.max_rows, started)
-}
-
-fn queries() -> Result<ExitCode> {
-    for q in hspq::query::bundled::all() {
-        println!("{:<24} {}", q.name, q.description);
-        for p in &q.params {
-            let default = match (&p.default, p.required) {
-                (_, true) => "required".to_string(),
-                (Some(d), _) => format!("default {d}"),
-                (None, _) => "default: none".to_string(),
-            };
-            println!(
-                "  --param {}=<{}>  {} ({default})",
-                p.name,
-                p.ty.to_lowercase(),
-                p.doc
-            );
-        }
-    }
+    let engine = open(&config.lake).await?;
+    Printer::new(config.print.clone()).print(|out| engine.run(&text, out))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn views(args: ViewsArgs) -> Result<ExitCode> {
-    let data = &args.data.data;
-    let root = if data.starts_with("s3://") {
-        data.trim_end_matches('/').to_string()
-    } else {
-        std::path::Path::new(data)
-            .canonicalize()
-            .with_context(|| format!("no lake at {data}: run hspq ingest --data {data} first"))?
-            .display()
-            .to_string()
+async fn query(args: QueryArgs, config: &Config) -> Result<ExitCode> {
+    let q = hspq::query::bundled::find(&args.name)?;
+    q.values(&args.params)?;
+    let engine = open(&config.lake).await?;
+    Printer::new(config.print.clone()).print(|out| q.run(&engine, &args.params, out))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn views(args: ViewsArgs, config: &Config) -> Result<ExitCode> {
+    let (root, local) = match &config.lake {
+        LakeLocation::S3 { .. } => (config.lake.to_string(), false),
+        LakeLocation::Local(dir) => (
+            dir.canonicalize()
+                .with_context(|| {
+                    format!(
+                        "no lake at {}: run hspq ingest --data {0} first",
+                        config.lake
+                    )
+                })?
+                .display()
+                .to_string(),
+            true,
+        ),
     };
-    let local = !data.starts_with("s3://");
     let sql = hspq::query::views::all_views_sql(&root, |d| {
         // On S3 every dataset is assumed present; locally an absent folder gets an empty view.
         !local || std::path::Path::new(&root).join(d.name()).is_dir()
@@ -376,14 +246,14 @@ fn views(args: ViewsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn demo(args: DemoArgs) -> Result<ExitCode> {
-    use hspq::ingest::plan::Windows;
-    use hspq::ingest::{human_duration, IngestOptions};
+async fn demo(args: DemoArgs, config: &Config) -> Result<ExitCode> {
+    use hspq::ingest::human_duration;
+    use hspq::query::bundled;
     let started = std::time::Instant::now();
-    let mut config = SimConfig::new(stockholm_today());
-    config.companies = args.companies;
-    config.rate = args.rate;
-    let sim = Simulator::start_local(config)
+    let mut sim_config = SimConfig::new(stockholm_today());
+    sim_config.companies = args.companies;
+    sim_config.rate = args.rate;
+    let sim = Simulator::start_local(sim_config)
         .await
         .context("starting the simulator")?;
     eprintln!(
@@ -394,25 +264,13 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         args.rate
     );
     let keys = sim.keys().clone();
+    let mut config = config.clone();
+    config.api.base_url = sim.base_url().parse()?;
+    config.api.token_cache = None;
     for (label, key) in [("MSSP", &keys.api_keys[0]), ("reseller", &keys.api_keys[1])] {
-        let mut client = ClientConfig::new(sim.base_url().parse()?);
-        client.sessions = 5;
-        client.rate = args.rate;
-        let summary = hspq::ingest::run(IngestOptions {
-            data: args.data.clone(),
-            client,
-            creds: Credentials::new(&keys.organization_key, &key.api_key)
-                .map_err(anyhow::Error::msg)?,
-            windows: Windows {
-                history_months: 12,
-                lookback_days: 7,
-                full: false,
-            },
-            dry_run: false,
-            quiet: !std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            lake: Default::default(),
-        })
-        .await?;
+        let creds =
+            Credentials::new(&keys.organization_key, &key.api_key).map_err(anyhow::Error::msg)?;
+        let summary = hspq::ingest::run(config.ingest_options(creds)).await?;
         eprintln!(
             "hspq demo: {label} synced: {} periods, {} customers, {} rows, {} requests in {}",
             summary.periods_fetched,
@@ -423,43 +281,43 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         );
     }
     drop(sim);
-    let engine = hspq::query::Engine::open(&args.data).await?;
-    let table = TableOptions {
-        max_rows: 10,
-        width: terminal_width(),
-        ..TableOptions::default()
-    };
-    let report = |title: &str, sql: &str| -> Result<()> {
-        println!("\n{title}");
-        let all = TableOptions {
-            max_rows: 100,
-            ..table
+    let engine = open(&config.lake).await?;
+    // Each report under a title that says how to get all of it.
+    let report =
+        |title: &str, max_rows: usize, name: &str, params: &[(&str, &str)]| -> Result<()> {
+            let command = format!(
+                "hspq query {name}{}",
+                params
+                    .iter()
+                    .map(|(k, v)| format!(" -p {k}={v}"))
+                    .collect::<String>()
+            );
+            println!("\n{title} ({command})");
+            let q = bundled::find(name)?;
+            let params: Vec<(String, String)> = params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let printer = Printer::new(PrintOptions {
+                max_rows,
+                more: command,
+                ..config.print.clone()
+            });
+            printer.print(|out| q.run(&engine, &params, out))?;
+            Ok(())
         };
-        let mut out = ResultWriter::new(Format::Table, Box::new(std::io::stdout()), all);
-        let (_, schema) = engine.run(sql, &mut out)?;
-        out.finish(schema)?;
-        Ok(())
-    };
-    let churn = hspq::query::bundled::find("churn_risk")?;
-    println!("\nChurn risk, top 10 (hspq query churn_risk)");
-    let mut out = ResultWriter::new(Format::Table, Box::new(std::io::stdout()), table);
-    let (_, schema) = churn.run(&engine, &[], &mut out)?;
-    out.finish(schema)?;
+    report("Churn risk, top 10", 10, "churn_risk", &[])?;
     report(
-        "Billing trend, last three periods, MSSP (hspq query billing_trend)",
-        "select year, period, product, billing_total, change, change_pct from ( \
-           select *, billing_total - lag(billing_total) over w as change, \
-                  round(100.0 * (billing_total - lag(billing_total) over w) / nullif(lag(billing_total) over w, 0), 1) as change_pct, \
-                  dense_rank() over (order by year desc, period desc) as recent \
-           from (select year, period, product, cast(sum(billing_value) as bigint) as billing_total \
-                 from billing where report_type = 'mssp' group by all) \
-           window w as (partition by product order by year, period)) \
-         where recent <= 3 order by product, year, period",
+        "Billing trend, last three periods, MSSP",
+        100,
+        "billing_trend",
+        &[("report_type", "mssp"), ("periods", "3")],
     )?;
     println!("\nBilling reconciliation (hspq query billing_reconciliation)");
+    // Counted, not printed: an empty table of findings says less than one line.
+    let recon = bundled::find("billing_reconciliation")?;
     let findings = {
-        let mut out = ResultWriter::new(Format::Csv, Box::new(std::io::sink()), table);
-        let recon = hspq::query::bundled::find("billing_reconciliation")?;
+        let mut out = ResultWriter::new(Format::Csv, Box::new(std::io::sink()), Default::default());
         recon.run(&engine, &[], &mut out)?.0
     };
     println!(
@@ -469,7 +327,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
         } else {
             format!(
                 "  {findings} disagreement(s): hspq query billing_reconciliation --data {}",
-                args.data
+                config.lake
             )
         }
     );
@@ -481,130 +339,22 @@ async fn demo(args: DemoArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn status(args: StatusArgs) -> Result<ExitCode> {
-    let data = &args.data.data;
-    let engine = hspq::query::Engine::open(data).await?;
-    let lake = hspq::lake::Lake::open(&engine.root.display().to_string())?;
-    let latest = hspq::lake::log::latest(&lake).await?;
-    let lease = latest.as_ref().and_then(|e| e.lease.clone());
-    let manifest = latest.map(|e| e.manifest).unwrap_or_default();
-    let staged = manifest.staged.len();
-    // Rows of `n` columns as text (duckdb-rs knows the column count only after execution).
-    let one = |sql: &str, n: usize| -> Result<Vec<Vec<String>>> {
-        let mut stmt = engine.connection().prepare(sql)?;
-        let rows = stmt.query_map([], |r| {
-            (0..n)
-                .map(|i| r.get::<_, Option<String>>(i).map(|v| v.unwrap_or_default()))
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    };
-    let mut datasets = serde_json::Map::new();
-    for d in hspq::lake::Dataset::ALL {
-        let prefix = format!("{}/", d.name());
-        let files: Vec<_> = manifest
-            .files
-            .iter()
-            .filter(|(p, _)| p.starts_with(&prefix))
-            .collect();
-        datasets.insert(
-            d.name().into(),
-            serde_json::json!({
-                "files": files.len(),
-                "rows": files.iter().map(|(_, f)| f.rows).sum::<u64>(),
-                "bytes": files.iter().map(|(_, f)| f.size).sum::<u64>(),
-            }),
-        );
-    }
-    let periods = one(
-        "select report_type, count(*)::varchar, (count(*) filter (where not is_partial))::varchar, \
-                min(year || '-' || period), max(year || '-' || period) from periods group by 1 order by 1",
-        5,
-    )?;
-    let last_ok = one(
-        "select run_id, cast(finished_at as varchar), cast(cast(epoch(now() - finished_at) as bigint) as varchar) from sync_runs \
-         where status = 'succeeded' order by finished_at desc limit 1",
-        3,
-    )?;
-    let last_failed = one(
-        "select run_id, status, cast(started_at as varchar), coalesce(error, '') from sync_runs \
-         where status in ('failed', 'interrupted') order by started_at desc limit 1",
-        4,
-    )?;
-    let reports: Vec<serde_json::Value> = periods
-        .iter()
-        .map(|r| serde_json::json!({"report_type": r[0], "periods": r[1].parse::<u64>().unwrap_or(0), "closed": r[2].parse::<u64>().unwrap_or(0), "first": r[3], "last": r[4]}))
-        .collect();
-    let age = last_ok.first().and_then(|r| r[2].parse::<u64>().ok());
-    let status = serde_json::json!({
-        "lake": data,
-        "datasets": datasets,
-        "reports": reports,
-        "last_success": last_ok.first().map(|r| serde_json::json!({"run_id": r[0], "finished_at": r[1], "age_seconds": age})),
-        "last_failure": last_failed.first().map(|r| serde_json::json!({"run_id": r[0], "status": r[1], "started_at": r[2], "error": r[3]})),
-        "sync_running": lease.as_ref().map(|l| serde_json::json!({"run_id": l.run_id, "host": l.host, "pid": l.owner.pid, "since": l.acquired_at, "lease_expires_at": l.expires_at})),
-        "staged_chunks": staged,
-    });
-    if args.format == "json" {
+async fn status(args: StatusArgs, config: &Config) -> Result<ExitCode> {
+    let engine = open(&config.lake).await?;
+    let status = LakeStatus::read(&engine, &config.lake.to_string())?;
+    if args.format == StatusFormat::Json {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("lake: {data}");
-    if let Some(l) = &lease {
-        println!(
-            "  a sync holds the lake: run {} (pid {} on {}) since {}, lease until {}",
-            l.run_id,
-            l.owner.pid,
-            l.host,
-            l.acquired_at.format("%Y-%m-%d %H:%M:%SZ"),
-            l.expires_at.format("%Y-%m-%d %H:%M:%SZ")
-        );
-    }
-    if staged > 0 {
-        println!(
-            "  {staged} chunk(s) of customer data fetched and not merged yet: the next hspq ingest merges them"
-        );
-    }
-    for r in &periods {
-        println!(
-            "  {} report: {} periods ({} closed), {} to {}",
-            r[0], r[1], r[2], r[3], r[4]
-        );
-    }
-    println!(
-        "  {:<16} {:>6} {:>12} {:>12}",
-        "dataset", "files", "rows", "bytes"
-    );
-    for (name, v) in &datasets {
-        let n = |k: &str| v[k].as_u64().unwrap_or(0);
-        println!(
-            "  {:<16} {:>6} {:>12} {:>12}",
-            name,
-            n("files"),
-            n("rows"),
-            n("bytes")
-        );
-    }
-    match (last_ok.first(), age) {
-        (Some(r), Some(age)) => println!(
-            "last successful sync: {} ({} ago), run {}",
-            r[1],
-            hspq::ingest::human_duration(std::time::Duration::from_secs(age)),
-            r[0]
-        ),
-        _ => println!("last successful sync: none"),
-    }
-    if let Some(r) = last_failed.first() {
-        println!("last {} run: {} at {}: {}", r[1], r[0], r[2], r[3]);
-    }
-    if let Some(n) = &engine.notice {
-        eprintln!("hspq: {n}");
-    }
+    print!("{}", status.heading());
+    let (schema, batch) = status.datasets();
+    Printer::new(config.print.clone()).print_batches(schema, &[batch])?;
+    print!("{}", status.footing());
     Ok(ExitCode::SUCCESS)
 }
 
-async fn repl(args: crate::cli::DataArgs) -> Result<ExitCode> {
-    Ok(match hspq::repl::run(&args.data).await? {
+async fn repl(config: &Config) -> Result<ExitCode> {
+    Ok(match hspq::repl::run(config).await? {
         hspq::repl::Ended::Ok => ExitCode::SUCCESS,
         hspq::repl::Ended::Failed => ExitCode::FAILURE,
         hspq::repl::Ended::Interrupted => {

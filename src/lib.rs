@@ -9,12 +9,14 @@
 //! - [`sim`]: the API simulator (synthetic data + HTTP server), written apart from the client.
 //! - [`process`]: whether the owner of a leftover (session, lock) still runs.
 //! - [`cpu`]: running CPU-heavy steps without holding up request I/O.
-//! - `cli`/`config` (binary side): the command line and its resolved settings.
+//! - [`config`]: every setting of a run, resolved once (the binary's `cli.rs` parses the
+//!   command line into it).
 //!
 //! Data flows one way: api → ingest → lake → query → repl/cli. A module never reaches back.
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod config;
 pub mod cpu;
 pub mod ingest;
 pub mod lake;

@@ -34,7 +34,8 @@ fn main() -> ExitCode {
         Some(c) => c,
         None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
             cli::Command::Repl(cli::DataArgs {
-                data: std::env::var("HSPQ_DATA").unwrap_or_else(|_| "./hspq-data".into()),
+                data: std::env::var("HSPQ_DATA")
+                    .unwrap_or_else(|_| hspq::config::DEFAULT_DATA.into()),
             })
         }
         None => {
@@ -42,7 +43,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(commands::run(command)) {
+    // A setting that cannot be used is a usage error, like a flag clap refuses.
+    let config = match command.config() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("hspq: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(commands::run(command, config)) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("hspq: {err:#}");

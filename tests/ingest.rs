@@ -194,7 +194,7 @@ async fn a_field_of_an_unexpected_type_fails_the_run_naming_endpoint_and_field_a
 async fn a_second_ingest_on_the_same_lake_is_refused_while_the_first_holds_the_lock() {
     let sim = sim(|c| c.companies = 5).await;
     let dir = tempfile::tempdir().unwrap();
-    let lake = hspq::lake::Lake::open(&dir.path().display().to_string()).unwrap();
+    let lake = hspq::lake::Lake::open(&dir.path().into()).unwrap();
     let held = hspq::lake::LakeWriter::acquire(&lake, "other-run", Default::default())
         .await
         .unwrap();

@@ -119,7 +119,7 @@ async fn two_runs_racing_to_take_over_an_expired_lake_cannot_both_win() {
     for round in 0..5 {
         let dir = tempfile::tempdir().unwrap();
         expired_lake(dir.path());
-        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let lake = Lake::open(&dir.path().into()).unwrap();
         // Both read the expired lease, then wait for each other before taking the lake.
         let barrier = Arc::new(tokio::sync::Barrier::new(2));
         let opts = WriterOptions {
@@ -154,7 +154,7 @@ async fn two_runs_racing_to_take_over_an_expired_lake_cannot_both_win() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_lost_the_lake_fails_every_later_change_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+    let lake = Lake::open(&dir.path().into()).unwrap();
     let a = LakeWriter::acquire(&lake, "a", WriterOptions::default())
         .await
         .unwrap();
@@ -210,7 +210,7 @@ async fn a_writer_that_lost_the_lake_fails_every_later_change_and_writes_nothing
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_lost_the_lake_keeps_the_files_the_taker_built_on() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+    let lake = Lake::open(&dir.path().into()).unwrap();
     let a = LakeWriter::acquire(&lake, "a", WriterOptions::default())
         .await
         .unwrap();
@@ -367,7 +367,7 @@ async fn readers_run_through_a_whole_sync_and_a_glob_reader_finds_no_duplicate_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clean_up_removes_what_fenced_runs_left_and_keeps_young_files_of_unknown_writers() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+    let lake = Lake::open(&dir.path().into()).unwrap();
     // Run 1 takes the lake and is killed; run 2 takes it over.
     let first = LakeWriter::acquire(&lake, "first", WriterOptions::default())
         .await

@@ -21,9 +21,7 @@ async fn demo_lake(dir: &Path) {
 async fn duckdb_pyarrow_and_polars_read_the_lake_as_the_views_do() {
     let dir = tempfile::tempdir().unwrap();
     demo_lake(dir.path()).await;
-    let engine = hspq::query::Engine::open(&dir.path().display().to_string())
-        .await
-        .unwrap();
+    let engine = hspq::query::Engine::open(&dir.path().into()).await.unwrap();
     let conn = engine.connection();
     let sums = [
         ("billing", "billing_value"),

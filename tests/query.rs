@@ -35,9 +35,7 @@ fn stdout(o: &std::process::Output) -> String {
 
 /// Query results as `a|b|c` lines, through hspq's own engine.
 async fn rows(dir: &Path, sql: &str) -> Vec<String> {
-    let engine = hspq::query::Engine::open(&dir.display().to_string())
-        .await
-        .unwrap();
+    let engine = hspq::query::Engine::open(&dir.into()).await.unwrap();
     let conn = engine.connection();
     let mut stmt = conn
         .prepare(&format!("select concat_ws('|', *columns(*)) from ({sql})"))
@@ -146,6 +144,22 @@ async fn views_have_the_contract_columns_and_one_row_per_key() {
         vec!["mssp", "reseller"],
         "one lake holds both report types"
     );
+    // lake_files lists each live file once, with the rows the views read from it.
+    for (view, _) in KEYS {
+        let listed = rows(
+            dir.path(),
+            &format!("select coalesce(sum(rows), 0) from lake_files where dataset = '{view}'"),
+        )
+        .await;
+        let counted = rows(dir.path(), &format!("select count(*) from {view}")).await;
+        assert_eq!(listed, counted, "{view}");
+    }
+    let paths = rows(
+        dir.path(),
+        "select count(*) = count(distinct path) and bool_and(path like dataset || '/%.parquet') from lake_files",
+    )
+    .await;
+    assert_eq!(paths, vec!["true"]);
     // An empty lake still has every view, with no rows.
     let empty = tempfile::tempdir().unwrap();
     assert_eq!(
@@ -194,9 +208,7 @@ async fn the_latest_ingested_row_wins_and_filters_prune_partitions() {
     .await;
     assert_eq!(values, vec!["999"]);
 
-    let engine = hspq::query::Engine::open(&dir.path().display().to_string())
-        .await
-        .unwrap();
+    let engine = hspq::query::Engine::open(&dir.path().into()).await.unwrap();
     // Views over files hspq wrote skip the deduplication; the one with a foreign file keeps it.
     let definition = |view: &str| -> String {
         engine
@@ -362,6 +374,21 @@ async fn errors_exit_non_zero_with_nothing_on_stdout() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("must be integer"));
+    // A statement may start with a comment (not a flag).
+    let commented = stdout(&hspq(
+        dir.path(),
+        &["sql", "-- why\nselect 7 as n", "--format", "csv"],
+    ));
+    assert_eq!(commented, "n\n7\n");
+    // A --data hspq cannot use is a usage error: exit 2, one line naming what works.
+    let o = Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args(["sql", "select 1", "--data", "gs://bucket/lake"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("s3://bucket/prefix"), "{err}");
     let missing = dir.path().join("not-here");
     let o = hspq(&missing, &["sql", "select 1"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("no lake at"));
@@ -520,6 +547,20 @@ async fn billing_trend_and_movers_match_the_simulators_billing() {
             None => assert_eq!(row["change"], "null"),
         }
     }
+    // `periods` keeps the latest N periods with the changes computed over all of them.
+    let latest = bundled(dir.path(), "billing_trend", &["periods=3"]);
+    let mut labels: Vec<(String, String)> = trend
+        .iter()
+        .map(|r| (r["year"].clone(), r["period"].clone()))
+        .collect();
+    labels.sort();
+    labels.dedup();
+    let last_three = &labels[labels.len() - 3..];
+    let expected: Vec<_> = trend
+        .iter()
+        .filter(|r| last_three.contains(&(r["year"].clone(), r["period"].clone())))
+        .collect();
+    assert_eq!(latest.iter().collect::<Vec<_>>(), expected);
     // Movers between the last two closed periods: the biggest absolute change first.
     let closed: Vec<_> = w
         .periods(Partnership::Mssp)
@@ -757,6 +798,24 @@ async fn the_repl_reads_statements_and_dot_commands_from_piped_stdin() {
         out.status.code(),
         Some(1),
         "a failed line makes the exit status non-zero"
+    );
+    // .status prints the lake's datasets through the same printer, in the shell's mode.
+    let status = run(".mode csv\n.status\n");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(text.contains("mssp report: "), "{text}");
+    assert!(text.contains("dataset,files,rows,bytes\n"), "{text}");
+    let customers_line = text
+        .lines()
+        .find(|l| l.starts_with("customers,"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        customers_line.split(',').nth(2),
+        Some(customers.to_string().as_str())
     );
     let clean = run(".mode csv\nselect 2 as two;\n");
     assert!(clean.status.success());

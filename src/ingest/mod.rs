@@ -29,8 +29,8 @@ use crate::api::models::{
 use crate::api::{ApiError, Client, ClientConfig, Credentials, MAX_PAGE};
 use crate::lake::layout::month_of;
 use crate::lake::{
-    CustomerState, Dataset, FileNames, Lake, LakeError, LakeWriter, Manifest, Partition,
-    PartitionWriter, StagedChunk, SyncState, WriterOptions, WrittenFile,
+    CustomerState, Dataset, FileNames, Lake, LakeError, LakeLocation, LakeWriter, Manifest,
+    Partition, PartitionWriter, StagedChunk, SyncState, WriterOptions, WrittenFile,
 };
 use plan::Windows;
 use progress::Progress;
@@ -41,8 +41,8 @@ const CUSTOMER_CHUNK: usize = 200;
 
 /// Everything a sync needs.
 pub struct IngestOptions {
-    /// `--data`: a folder or `s3://bucket/prefix`.
-    pub data: String,
+    /// `--data`: the lake.
+    pub data: LakeLocation,
     /// How to reach the API.
     pub client: ClientConfig,
     /// The key pair.

@@ -198,7 +198,7 @@ mod tests {
     #[tokio::test]
     async fn a_lake_from_before_the_log_reads_as_version_0() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let lake = Lake::open(&dir.path().into()).unwrap();
         assert_eq!(latest(&lake).await.unwrap(), None);
         let mut m = Manifest::new();
         m.state.open_runs.insert("r".into(), serde_json::json!({}));

@@ -7,6 +7,7 @@
 
 pub mod commit;
 pub mod layout;
+pub mod location;
 pub mod log;
 pub mod manifest;
 pub mod schema;
@@ -15,6 +16,7 @@ pub mod writer;
 
 pub use commit::{CleanUp, LakeWriter, WriterOptions};
 pub use layout::{FileNames, Partition};
+pub use location::LakeLocation;
 pub use manifest::{CustomerState, FileEntry, Manifest, PeriodState, StagedChunk, SyncState};
 pub use schema::{Dataset, Partitioning};
 pub use store::{Lake, LakeError, Listed};

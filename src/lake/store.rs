@@ -14,6 +14,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
+use super::LakeLocation;
+
 /// What went wrong with the lake's storage.
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
@@ -79,67 +81,32 @@ pub struct Lake {
 }
 
 impl Lake {
-    /// Opens `--data`: `s3://bucket/prefix` (AWS settings from the environment, as the AWS CLI
-    /// reads them) or a local folder, created if missing. S3 requests retry patiently (a sync
-    /// should ride out a hiccup).
-    pub fn open(data: &str) -> Result<Lake, LakeError> {
-        Lake::open_with(data, false)
+    /// Opens the lake at `location`: an S3 prefix (AWS settings from the environment, as the
+    /// AWS CLI reads them) or a local folder, created if missing. S3 requests retry patiently (a
+    /// sync should ride out a hiccup).
+    pub fn open(location: &LakeLocation) -> Result<Lake, LakeError> {
+        Lake::open_with(location, false)
     }
 
     /// Like [`Lake::open`], but S3 requests give up within seconds: for reads that have a
     /// local fallback (queries answer from the cache when S3 is unreachable).
-    pub fn open_quick(data: &str) -> Result<Lake, LakeError> {
-        Lake::open_with(data, true)
+    pub fn open_quick(location: &LakeLocation) -> Result<Lake, LakeError> {
+        Lake::open_with(location, true)
     }
 
-    fn open_with(data: &str, quick: bool) -> Result<Lake, LakeError> {
-        if let Some(rest) = data.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(LakeError::Location(format!(
-                    "--data {data:?} names no bucket: use s3://BUCKET/PREFIX"
-                )));
+    fn open_with(location: &LakeLocation, quick: bool) -> Result<Lake, LakeError> {
+        let dir = match location {
+            LakeLocation::S3 { bucket, prefix } => {
+                return Ok(Lake {
+                    store: Arc::new(s3_store(location, bucket, quick)?),
+                    root: Path::from(prefix.as_str()),
+                    location: location.to_string(),
+                    local: None,
+                })
             }
-            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-            if quick {
-                builder = builder
-                    .with_retry(object_store::RetryConfig {
-                        max_retries: 2,
-                        retry_timeout: std::time::Duration::from_secs(10),
-                        ..Default::default()
-                    })
-                    // A config key, not `with_client_options`, which would drop the AWS_* settings.
-                    .with_config(
-                        object_store::aws::AmazonS3ConfigKey::Client(
-                            object_store::ClientConfigKey::ConnectTimeout,
-                        ),
-                        "5s",
-                    );
-            }
-            if std::env::var_os("AWS_REGION").is_none()
-                && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-            {
-                builder = builder.with_region("us-east-1");
-            }
-            let store = builder.build().map_err(|e| {
-                LakeError::Location(format!(
-                    "cannot use {data}: {e} (set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, and AWS_ENDPOINT_URL with AWS_ALLOW_HTTP=true for an S3-compatible server)"
-                ))
-            })?;
-            return Ok(Lake {
-                store: Arc::new(store),
-                root: Path::from(prefix.trim_matches('/')),
-                location: data.trim_end_matches('/').to_string(),
-                local: None,
-            });
-        }
-        if data.contains("://") {
-            return Err(LakeError::Location(format!(
-                "--data {data:?}: only local folders and s3://bucket/prefix are supported"
-            )));
-        }
-        let dir = PathBuf::from(data);
-        std::fs::create_dir_all(&dir).map_err(|e| {
+            LakeLocation::Local(dir) => dir,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| {
             LakeError::Location(format!(
                 "cannot create the lake folder {}: {e}",
                 dir.display()
@@ -362,4 +329,37 @@ impl Lake {
             modified: m.last_modified,
         }
     }
+}
+
+/// The S3 store of `bucket`, configured from the AWS_* environment.
+fn s3_store(
+    location: &LakeLocation,
+    bucket: &str,
+    quick: bool,
+) -> Result<object_store::aws::AmazonS3, LakeError> {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if quick {
+        builder = builder
+            .with_retry(object_store::RetryConfig {
+                max_retries: 2,
+                retry_timeout: std::time::Duration::from_secs(10),
+                ..Default::default()
+            })
+            // A config key, not `with_client_options`, which would drop the AWS_* settings.
+            .with_config(
+                object_store::aws::AmazonS3ConfigKey::Client(
+                    object_store::ClientConfigKey::ConnectTimeout,
+                ),
+                "5s",
+            );
+    }
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
+        builder = builder.with_region("us-east-1");
+    }
+    builder.build().map_err(|e| {
+        LakeError::Location(format!(
+            "cannot use {location}: {e} (set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, and AWS_ENDPOINT_URL with AWS_ALLOW_HTTP=true for an S3-compatible server)"
+        ))
+    })
 }

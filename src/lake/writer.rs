@@ -605,7 +605,7 @@ mod tests {
     #[tokio::test]
     async fn a_partition_keeps_the_first_version_of_each_key_in_one_sorted_file() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let lake = Lake::open(&dir.path().into()).unwrap();
         let mut w = customers_writer(&lake, "r").with_max_rows(3);
         w.push(batch(&["B", "A", "B"], "first")).await.unwrap();
         w.push(batch(&["C", "D"], "later")).await.unwrap();
@@ -633,7 +633,7 @@ mod tests {
     #[tokio::test]
     async fn spilled_runs_merge_into_disjoint_files_and_the_first_version_wins() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let lake = Lake::open(&dir.path().into()).unwrap();
         let mut w = customers_writer(&lake, "r")
             .with_max_rows(3)
             .with_file_rows(2);
@@ -658,7 +658,7 @@ mod tests {
     #[tokio::test]
     async fn a_large_partition_merges_many_runs_in_key_order() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let lake = Lake::open(&dir.path().into()).unwrap();
         let mut w = customers_writer(&lake, "r")
             .with_max_rows(1_000)
             .with_file_rows(25_000);
@@ -684,7 +684,7 @@ mod tests {
     #[tokio::test]
     async fn rows_pushed_in_key_order_are_written_without_sorting_and_stay_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let lake = Lake::open(&dir.path().into()).unwrap();
         let mut w = customers_writer(&lake, "r")
             .with_max_rows(1_000)
             .with_file_rows(4_000);

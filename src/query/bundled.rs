@@ -69,6 +69,29 @@ pub fn find(name: &str) -> Result<Query, QueryError> {
     })
 }
 
+/// The bundled queries with their descriptions and parameters, as `hspq queries` and the
+/// shell's `.queries` list them.
+pub fn describe_all() -> String {
+    let mut out = String::new();
+    for q in all() {
+        out.push_str(&format!("{:<24} {}\n", q.name, q.description));
+        for p in &q.params {
+            let default = match (&p.default, p.required) {
+                (_, true) => "required".to_string(),
+                (Some(d), _) => format!("default {d}"),
+                (None, _) => "default: none".to_string(),
+            };
+            out.push_str(&format!(
+                "  --param {}=<{}>  {} ({default})\n",
+                p.name,
+                p.ty.to_lowercase(),
+                p.doc
+            ));
+        }
+    }
+    out
+}
+
 fn parse(sql: &'static str) -> Query {
     let mut q = Query {
         name: String::new(),

@@ -9,6 +9,8 @@
 
 pub mod bundled;
 pub mod output;
+pub mod print;
+pub mod status;
 pub mod views;
 
 use std::cell::Cell;
@@ -21,7 +23,7 @@ use futures_util::StreamExt;
 use tracing::warn;
 
 use crate::lake::log::{self, Entry};
-use crate::lake::{Dataset, Lake, LakeError};
+use crate::lake::{Dataset, Lake, LakeError, LakeLocation};
 use output::{OutputError, ResultWriter};
 use views::Source;
 
@@ -78,8 +80,8 @@ pub struct Engine {
     pub root: PathBuf,
     /// Something the user should know about the data (e.g. an offline cache's age).
     pub notice: Option<String>,
-    /// `s3://...` for a lake read through the local cache.
-    remote: Option<String>,
+    /// The S3 lake read through the local cache.
+    remote: Option<LakeLocation>,
     /// The log version the views show; `None` for a lake without a log.
     version: Cell<Option<u64>>,
     /// When the S3 lake was last asked for a newer commit.
@@ -87,17 +89,20 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the lake at `data` (a folder or `s3://...`), registering every view.
-    pub async fn open(data: &str) -> Result<Engine, QueryError> {
-        let (root, notice, remote) = if data.starts_with("s3://") {
-            let (root, notice) = sync_cache(data).await?;
-            (root, notice, Some(data.to_string()))
-        } else {
-            let root = PathBuf::from(data);
-            if !root.is_dir() {
-                return Err(QueryError::NoLake(data.to_string()));
+    /// Opens the lake at `location`, registering every view; an S3 lake is read through a
+    /// local copy that fetches only what changed.
+    pub async fn open(location: &LakeLocation) -> Result<Engine, QueryError> {
+        let (root, notice, remote) = match location {
+            LakeLocation::S3 { .. } => {
+                let (root, notice) = sync_cache(location).await?;
+                (root, notice, Some(location.clone()))
             }
-            (root.canonicalize().unwrap_or(root), None, None)
+            LakeLocation::Local(root) => {
+                if !root.is_dir() {
+                    return Err(QueryError::NoLake(location.to_string()));
+                }
+                (root.canonicalize().unwrap_or(root.clone()), None, None)
+            }
         };
         let conn = duckdb::Connection::open_in_memory()?;
         // Saves re-reading Parquet footers when a query scans a view more than once (a few % of
@@ -127,8 +132,25 @@ impl Engine {
         self.version.get()
     }
 
+    /// The commit the views show, after picking up a newer one (`None` for a lake without a
+    /// log): for what only the commit knows, such as a sync holding the lake.
+    pub fn commit(&self) -> Result<Option<Entry>, QueryError> {
+        self.refresh_if_changed()?;
+        let lake = self.local_lake()?;
+        let held = self.version.get();
+        on_side_runtime(|| async move {
+            match held {
+                Some(v) => match log::read(&lake, v).await? {
+                    Some(entry) => Ok(Some(entry)),
+                    None => log::latest(&lake).await,
+                },
+                None => log::latest(&lake).await,
+            }
+        })
+    }
+
     fn local_lake(&self) -> Result<Lake, LakeError> {
-        Lake::open(&self.root.display().to_string())
+        Lake::open(&self.root.as_path().into())
     }
 
     /// Picks up a newer commit of the lake, if there is one; true when the views changed.
@@ -191,6 +213,13 @@ impl Engine {
             sql.push_str(&views::view_sql(d, &source));
             sql.push('\n');
         }
+        let files = entry.into_iter().flat_map(|e| {
+            e.manifest
+                .files
+                .iter()
+                .map(|(p, f)| (p.as_str(), f.rows, f.size, f.run_id.as_str()))
+        });
+        sql.push_str(&views::lake_files_sql(files));
         self.conn.execute_batch(&sql)?;
         self.version.set(entry.map(|e| e.version));
         Ok(())
@@ -323,12 +352,13 @@ fn on_side_runtime<T: Send, E: Into<QueryError>, F: std::future::Future<Output =
 /// the cache folder. Without network, the cache answers and says how old it is. Files a newer
 /// commit no longer lists stay in the cache for an hour, so another hspq process still reading
 /// the previous commit from the same cache does not lose them.
-async fn sync_cache(data: &str) -> Result<(PathBuf, Option<String>), QueryError> {
+async fn sync_cache(data: &LakeLocation) -> Result<(PathBuf, Option<String>), QueryError> {
     let base = dirs::cache_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("hspq")
         .join("lakes");
     let name: String = data
+        .to_string()
         .trim_start_matches("s3://")
         .chars()
         .map(|c| {
@@ -340,7 +370,7 @@ async fn sync_cache(data: &str) -> Result<(PathBuf, Option<String>), QueryError>
         })
         .collect();
     let cache = base.join(name);
-    let local = Lake::open(&cache.display().to_string())?;
+    let local = Lake::open(&cache.as_path().into())?;
     let cached = log::latest(&local).await.ok().flatten();
     let remote = Lake::open_quick(data)?;
     let entry = match log::newer_than(&remote, cached.as_ref().map(|e| e.version)).await {

@@ -30,6 +30,13 @@ pub enum Format {
     Parquet,
 }
 
+impl Format {
+    /// Table and Markdown: limited to the rows a person reads, and counted on stderr.
+    pub fn is_for_people(self) -> bool {
+        matches!(self, Format::Table | Format::Markdown)
+    }
+}
+
 /// Why writing a result failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {

@@ -111,6 +111,36 @@ pub fn view_sql(dataset: Dataset, source: &Source) -> String {
     )
 }
 
+/// The name of the view of the lake's live files (hspq's own; plain DuckDB users list files
+/// with `glob()`).
+pub const LAKE_FILES: &str = "lake_files";
+
+/// `CREATE OR REPLACE VIEW lake_files AS ...`: one row per live file of the commit the other
+/// views show, with its dataset, path under the lake root, rows, bytes and the sync that wrote
+/// it. `files` are (path, rows, bytes, run_id).
+pub fn lake_files_sql<'a>(files: impl Iterator<Item = (&'a str, u64, u64, &'a str)>) -> String {
+    let rows: Vec<String> = files
+        .map(|(path, rows, bytes, run_id)| {
+            let dataset = path.split('/').next().unwrap_or_default();
+            format!(
+                "({}, {}, {rows}, {bytes}, {})",
+                quote(dataset),
+                quote(path),
+                quote(run_id)
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return format!(
+            "CREATE OR REPLACE VIEW {LAKE_FILES} AS SELECT CAST(NULL AS VARCHAR) AS dataset, CAST(NULL AS VARCHAR) AS path, CAST(NULL AS BIGINT) AS rows, CAST(NULL AS BIGINT) AS bytes, CAST(NULL AS VARCHAR) AS run_id WHERE false;"
+        );
+    }
+    format!(
+        "CREATE OR REPLACE VIEW {LAKE_FILES} AS SELECT CAST(dataset AS VARCHAR) AS dataset, CAST(path AS VARCHAR) AS path, CAST(rows AS BIGINT) AS rows, CAST(bytes AS BIGINT) AS bytes, CAST(run_id AS VARCHAR) AS run_id FROM (VALUES {}) AS t(dataset, path, rows, bytes, run_id);",
+        rows.join(", ")
+    )
+}
+
 /// Every view, for `hspq views --sql`, reading the lake at `root` by glob; a dataset for which
 /// `present` says no gets an empty view (a glob matching nothing is an error in DuckDB).
 pub fn all_views_sql(root: &str, present: impl Fn(Dataset) -> bool) -> String {

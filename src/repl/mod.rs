@@ -1,8 +1,8 @@
 //! `hspq repl`: the interactive SQL shell over the lake's views.
 //!
 //! The loop only routes input: dot-commands ([`DotCommand`], parsed with `FromStr`, their help
-//! generated from one table) or SQL, run by the query engine and printed by the same writers as
-//! `hspq sql`. rustyline edits lines, keeps history in the user's data directory and asks the
+//! generated from one table) or SQL, run by the query engine and printed by the same
+//! [`Printer`] as `hspq sql`. rustyline edits lines, keeps history in the user's data directory and asks the
 //! [`Shell`] helper whether a statement is complete (it is when it ends with `;`) and what to
 //! complete. Ctrl-C cancels a running query through DuckDB's interrupt and keeps the shell;
 //! Ctrl-D leaves. With stdin not a terminal, statements are read from it, and a failing one
@@ -14,7 +14,6 @@ use std::borrow::Cow;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Instant;
 
 use cancel::Cancel;
 use rustyline::completion::{Completer, Pair};
@@ -24,8 +23,11 @@ use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 
+use crate::config::Config;
 use crate::lake::Dataset;
-use crate::query::output::{Format, OutputError, ResultWriter, TableOptions};
+use crate::query::output::Format;
+use crate::query::print::{PrintOptions, Printer};
+use crate::query::status::LakeStatus;
 use crate::query::{bundled, split_statements, sql_segments, Engine, QueryError};
 
 /// The dot-commands, with their help (one place, printed by `.help`).
@@ -569,15 +571,12 @@ const CONTINUE: &str = "  ..> ";
 
 /// The shell's settings and where results go.
 struct State {
-    format: Format,
-    max_rows: usize,
-    timer: bool,
-    output: Option<PathBuf>,
+    /// Format, row limit, timer, pager and `.output` file: the dot-commands change them.
+    printer: Printer,
+    /// The lake as the user named it.
     data: String,
     /// The last statement that ran, for `.export`.
     last: Option<Last>,
-    /// Whether results taller than the screen go through the pager.
-    pager: bool,
 }
 
 /// A statement `.export` can run again.
@@ -619,26 +618,18 @@ pub enum Ended {
     Interrupted,
 }
 
-/// Runs the shell over `data`; says how it ended.
-pub async fn run(data: &str) -> Result<Ended, QueryError> {
-    let engine = Engine::open(data).await?;
+/// Runs the shell over the lake `config` names, printing as `config.print` says (the
+/// interactive shell starts with a table and the pager, a script with CSV); says how it ended.
+pub async fn run(config: &Config) -> Result<Ended, QueryError> {
+    let engine = Engine::open(&config.lake).await?;
     if let Some(n) = &engine.notice {
         eprintln!("hspq: {n}");
     }
     let interactive = std::io::stdin().is_terminal();
     let mut state = State {
-        format: if interactive {
-            Format::Table
-        } else {
-            Format::Csv
-        },
-        max_rows: 40,
-        timer: false,
-        output: None,
-        data: data.to_string(),
+        printer: Printer::new(config.print.clone()),
+        data: config.lake.to_string(),
         last: None,
-        // Only for a person at a terminal.
-        pager: interactive && std::io::stdout().is_terminal(),
     };
     let take_ctrl_c = || {
         Cancel::install(engine.connection().interrupt_handle())
@@ -677,7 +668,7 @@ pub async fn run(data: &str) -> Result<Ended, QueryError> {
     }
     eprintln!(
         "hspq repl over {}: views {}. End statements with ';'. .help for commands, Ctrl-D to leave.",
-        data,
+        state.data,
         Dataset::ALL.map(|d| d.name()).join(", ")
     );
     let mut ok = true;
@@ -781,132 +772,20 @@ fn run_input(engine: &Engine, state: &mut State, input: &str, cancel: &Cancel) -
             }
         };
     }
-    let mut ok = true;
     for statement in split_statements(t) {
-        let started = Instant::now();
         let result = {
             let _running = cancel.start();
-            print_result(state, |out| engine.run(&statement, out))
+            state.printer.print(|out| engine.run(&statement, out))
         };
-        if result.is_ok() {
-            state.last = Some(Last::Sql(statement.clone()));
-        }
         match result {
-            Ok(rows) => {
-                if state.timer || state.format == Format::Table {
-                    let time = if state.timer {
-                        format!(" in {:.3} s", started.elapsed().as_secs_f64())
-                    } else {
-                        String::new()
-                    };
-                    eprintln!("{rows} row{}{time}", if rows == 1 { "" } else { "s" });
-                }
-            }
-            Err(QueryError::Interrupted) => {
-                eprintln!("hspq: query cancelled");
-                ok = false;
-                break;
-            }
+            Ok(_) => state.last = Some(Last::Sql(statement)),
             Err(e) => {
                 eprintln!("hspq: {e}");
-                ok = false;
-                break;
+                return false;
             }
         }
     }
-    ok
-}
-
-/// Runs `f` with a writer for the current mode and destination, and finishes the output.
-fn print_result(
-    state: &State,
-    f: impl FnOnce(
-        &mut ResultWriter<'_>,
-    ) -> Result<(usize, Option<arrow::datatypes::SchemaRef>), QueryError>,
-) -> Result<usize, QueryError> {
-    // The formats for people go to the screen through a buffer, so a result taller than the
-    // screen can go to the pager instead; they hold at most .maxrows rows.
-    let paging = state.pager
-        && state.output.is_none()
-        && matches!(state.format, Format::Table | Format::Markdown);
-    let mut screen: Vec<u8> = Vec::new();
-    let sink: Box<dyn Write + '_> = match &state.output {
-        Some(path) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| QueryError::Usage(format!("cannot write {}: {e}", path.display())))?,
-        ),
-        None if paging => Box::new(&mut screen),
-        None => Box::new(std::io::stdout()),
-    };
-    let table = TableOptions {
-        max_rows: state.max_rows,
-        width: std::env::var("COLUMNS")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(120),
-        ..TableOptions::default()
-    };
-    let mut out = ResultWriter::new(state.format, sink, table);
-    let (rows, schema) = match f(&mut out) {
-        Err(QueryError::Output(OutputError::Closed)) => return Ok(0),
-        other => other?,
-    };
-    match out.finish(schema) {
-        Ok(_) | Err(OutputError::Closed) => {}
-        Err(e) => return Err(e.into()),
-    }
-    if paging {
-        show(&screen);
-    }
-    Ok(rows)
-}
-
-/// The screen's height in lines: `LINES`, else the terminal's, else 24.
-fn screen_lines() -> usize {
-    if let Some(n) = std::env::var("LINES").ok().and_then(|l| l.parse().ok()) {
-        return n;
-    }
-    // SAFETY: TIOCGWINSZ fills a winsize struct, which is plain data.
-    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
-    if ok && size.ws_row > 0 {
-        size.ws_row as usize
-    } else {
-        24
-    }
-}
-
-/// Prints `text`, through the pager (`$PAGER`, else `less -S`) when it is taller than the
-/// screen less the prompt's line; straight to the screen if the pager cannot start.
-fn show(text: &[u8]) {
-    let lines = text.iter().filter(|b| **b == b'\n').count();
-    if lines + 1 > screen_lines() {
-        let pager = std::env::var("PAGER")
-            .ok()
-            .filter(|p| !p.trim().is_empty())
-            .unwrap_or_else(|| "less -S".to_string());
-        let child = std::process::Command::new("sh")
-            .args(["-c", &pager])
-            .stdin(std::process::Stdio::piped())
-            .spawn();
-        if let Ok(mut child) = child {
-            if let Some(mut stdin) = child.stdin.take() {
-                // The pager may quit before reading everything (q in less): not an error.
-                let _ = stdin.write_all(text);
-            }
-            // 127: the shell found no such program; the result must not be lost.
-            if !matches!(child.wait().map(|s| s.code()), Ok(Some(127))) {
-                return;
-            }
-        }
-        eprintln!("hspq: cannot start the pager {pager:?} (set PAGER, or .pager off)");
-    }
-    let mut stdout = std::io::stdout();
-    let _ = stdout.write_all(text);
-    let _ = stdout.flush();
+    true
 }
 
 fn dot(
@@ -958,75 +837,38 @@ fn dot(
                 );
             }
         }
-        DotCommand::Queries => {
-            for q in bundled::all() {
-                let params: Vec<String> = q
-                    .params
-                    .iter()
-                    .map(|p| {
-                        format!(
-                            "{}={}",
-                            p.name,
-                            p.default.clone().unwrap_or_else(|| if p.required {
-                                "?".into()
-                            } else {
-                                "null".into()
-                            })
-                        )
-                    })
-                    .collect();
-                println!("{:<24} {} [{}]", q.name, q.description, params.join(" "));
-            }
-        }
+        DotCommand::Queries => print!("{}", bundled::describe_all()),
         DotCommand::Run(name, params) => {
             let q = bundled::find(&name)?;
-            let rows = {
+            {
                 let _running = cancel.start();
-                print_result(state, |out| q.run(engine, &params, out))?
-            };
-            state.last = Some(Last::Query(name, params));
-            if state.format == Format::Table {
-                eprintln!("{rows} row{}", if rows == 1 { "" } else { "s" });
+                state.printer.print(|out| q.run(engine, &params, out))?;
             }
+            state.last = Some(Last::Query(name, params));
         }
-        DotCommand::Mode(f) => state.format = f,
-        DotCommand::MaxRows(n) => state.max_rows = n.max(1),
-        DotCommand::Timer(on) => state.timer = on,
-        DotCommand::Pager(on) => state.pager = on,
-        DotCommand::Output(path) => state.output = path,
+        DotCommand::Mode(f) => state.printer.options.format = f,
+        DotCommand::MaxRows(n) => state.printer.options.max_rows = n.max(1),
+        DotCommand::Timer(on) => state.printer.options.timer = on,
+        DotCommand::Pager(on) => state.printer.options.pager = on,
+        DotCommand::Output(path) => {
+            state.printer.options.append = path.is_some();
+            state.printer.options.output = path;
+        }
         DotCommand::Export(path) => {
             let format = export_format(&path)?;
             let last = state.last.clone().ok_or_else(|| {
                 QueryError::Usage("nothing to export yet: run a statement first".into())
             })?;
-            let file = std::fs::File::create(&path)
-                .map_err(|e| QueryError::Usage(format!("cannot write {}: {e}", path.display())))?;
-            let sink = std::io::BufWriter::new(file);
-            let mut out = if format == Format::Parquet {
-                ResultWriter::parquet(Box::new(sink))
-            } else {
-                // Every row: the limit of the formats for people is for the screen.
-                let all = TableOptions {
-                    max_rows: usize::MAX,
-                    ..TableOptions::default()
-                };
-                ResultWriter::new(format, Box::new(sink), all)
-            };
-            let (rows, schema) = {
-                let _running = cancel.start();
-                match last {
-                    Last::Sql(sql) => engine.run(&sql, &mut out)?,
-                    Last::Query(name, params) => {
-                        bundled::find(&name)?.run(engine, &params, &mut out)?
-                    }
-                }
-            };
-            out.finish(schema)?;
-            eprintln!(
-                "wrote {rows} row{} to {}",
-                if rows == 1 { "" } else { "s" },
-                path.display()
-            );
+            // Every row: the limit of the formats for people is for the screen.
+            let export = Printer::new(PrintOptions {
+                timer: state.printer.options.timer,
+                ..PrintOptions::file(format, path)
+            });
+            let _running = cancel.start();
+            export.print(|out| match last {
+                Last::Sql(sql) => engine.run(&sql, out),
+                Last::Query(name, params) => bundled::find(&name)?.run(engine, &params, out),
+            })?;
         }
         DotCommand::Read(path) => {
             let text = std::fs::read_to_string(&path)
@@ -1036,9 +878,15 @@ fn dot(
             }
         }
         DotCommand::Status => {
-            println!("lake: {} (read from {})", state.data, engine.root.display());
-            let sql = "select status, count(*) as runs, max(finished_at) as last from sync_runs group by all order by 1";
-            print_result(state, |out| engine.run(sql, out))?;
+            let status = LakeStatus::read(engine, &state.data)?;
+            print!("{}", status.heading());
+            let (schema, batch) = status.datasets();
+            let quiet = Printer::new(PrintOptions {
+                count: false,
+                ..state.printer.options.clone()
+            });
+            quiet.print_batches(schema, &[batch])?;
+            print!("{}", status.footing());
         }
         DotCommand::Quit => {}
     }

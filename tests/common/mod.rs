@@ -86,7 +86,7 @@ pub fn ingest_options(
     let mut client = config(sim, sessions, 0.0);
     client.token_cache = None;
     hspq::ingest::IngestOptions {
-        data: dir.display().to_string(),
+        data: dir.into(),
         client,
         creds: Credentials::new(ORG_KEY, api_key).unwrap(),
         windows: hspq::ingest::plan::Windows {

@@ -1,0 +1,82 @@
+//! Every setting of a run in one place, resolved once from flags and environment before any
+//! I/O. The binary's `cli.rs` parses the command line and fills this in; the rest of hspq reads
+//! it and never looks at flags, environment variables or `--data` text itself.
+
+use crate::api::{ClientConfig, Credentials};
+use crate::ingest::plan::Windows;
+use crate::ingest::IngestOptions;
+use crate::lake::{LakeLocation, WriterOptions};
+use crate::query::print::PrintOptions;
+
+/// The API's documented base URL.
+pub const DEFAULT_BASE_URL: &str = "https://portal-api.holmsecurity.com/v1";
+
+/// The lake `--data` names when neither it nor `HSPQ_DATA` is given.
+pub const DEFAULT_DATA: &str = "./hspq-data";
+
+/// A run's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The lake (`--data`, `HSPQ_DATA`).
+    pub lake: LakeLocation,
+    /// How results are printed (`--format`, `--output`, `--max-rows`; the terminal).
+    pub print: PrintOptions,
+    /// How to reach the API (`--base-url`, `--sessions`, `--rate`).
+    pub api: ClientConfig,
+    /// What a sync fetches and how it holds the lake.
+    pub sync: SyncSettings,
+}
+
+/// What a sync fetches and how it holds the lake.
+#[derive(Clone, Debug)]
+pub struct SyncSettings {
+    /// History, lookback, `--full`.
+    pub windows: Windows,
+    /// Print the plan, write nothing.
+    pub dry_run: bool,
+    /// No progress bar even on a terminal.
+    pub quiet: bool,
+    /// `--lock-ttl`, `--retention`.
+    pub lake: WriterOptions,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            windows: Windows {
+                history_months: 12,
+                lookback_days: 7,
+                full: false,
+            },
+            dry_run: false,
+            quiet: false,
+            lake: WriterOptions::default(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            lake: LakeLocation::Local(DEFAULT_DATA.into()),
+            print: PrintOptions::default(),
+            api: ClientConfig::new(DEFAULT_BASE_URL.parse().expect("a valid URL")),
+            sync: SyncSettings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// What `hspq ingest` needs to sync with the key pair `creds`.
+    pub fn ingest_options(&self, creds: Credentials) -> IngestOptions {
+        IngestOptions {
+            data: self.lake.clone(),
+            client: self.api.clone(),
+            creds,
+            windows: self.sync.windows,
+            dry_run: self.sync.dry_run,
+            quiet: self.sync.quiet,
+            lake: self.sync.lake.clone(),
+        }
+    }
+}
