@@ -217,7 +217,8 @@ fn a_bad_s3_location_fails_with_the_fix() {
         .env("HSPQ_API_KEY", MSSP_KEY)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // A usage error, like a flag clap refuses: nothing was tried.
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("names no bucket"), "{stderr}");
 }
