@@ -15,6 +15,8 @@ pub mod views;
 
 use std::cell::Cell;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -52,13 +54,7 @@ pub enum QueryError {
 
 impl From<duckdb::Error> for QueryError {
     fn from(e: duckdb::Error) -> Self {
-        let msg = sql_message(&e);
-        // DuckDB reports an interrupt as an error of its INTERRUPT class, by message only.
-        if msg.starts_with("INTERRUPT Error") {
-            QueryError::Interrupted
-        } else {
-            QueryError::Sql(msg)
-        }
+        QueryError::Sql(sql_message(&e))
     }
 }
 
@@ -86,6 +82,24 @@ pub struct Engine {
     version: Cell<Option<u64>>,
     /// When the S3 lake was last asked for a newer commit.
     checked: Cell<Instant>,
+    /// Raised by an [`Interrupter`] of this engine; lowered when a statement starts. A statement
+    /// that fails with it raised was cancelled, whatever DuckDB's message says.
+    interrupted: Arc<AtomicBool>,
+}
+
+/// Cancels the statement an [`Engine`] is running, from another thread (Ctrl-C).
+#[derive(Clone)]
+pub struct Interrupter {
+    duckdb: Arc<duckdb::InterruptHandle>,
+    raised: Arc<AtomicBool>,
+}
+
+impl Interrupter {
+    /// Interrupts the running statement, which then fails with [`QueryError::Interrupted`].
+    pub fn interrupt(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+        self.duckdb.interrupt();
+    }
 }
 
 impl Engine {
@@ -116,6 +130,7 @@ impl Engine {
             remote,
             version: Cell::new(None),
             checked: Cell::new(Instant::now()),
+            interrupted: Arc::new(AtomicBool::new(false)),
         };
         let latest = log::latest(&engine.local_lake()?).await?;
         engine.register_views(latest.as_ref())?;
@@ -125,6 +140,25 @@ impl Engine {
     /// The DuckDB connection holding the views.
     pub fn connection(&self) -> &duckdb::Connection {
         &self.conn
+    }
+
+    /// What cancels this engine's running statement from another thread.
+    pub fn interrupter(&self) -> Interrupter {
+        Interrupter {
+            duckdb: self.conn.interrupt_handle(),
+            raised: self.interrupted.clone(),
+        }
+    }
+
+    /// A statement's outcome, with a failure of a statement that was interrupted made
+    /// [`QueryError::Interrupted`].
+    fn cancelled<T>(&self, outcome: Result<T, QueryError>) -> Result<T, QueryError> {
+        match outcome {
+            Err(QueryError::Sql(_)) if self.interrupted.load(Ordering::SeqCst) => {
+                Err(QueryError::Interrupted)
+            }
+            other => other,
+        }
     }
 
     /// The log version the views show (`None` for a lake without a log).
@@ -245,11 +279,14 @@ impl Engine {
         let Some((last, before)) = statements.split_last() else {
             return Err(QueryError::Usage("no SQL statement given".into()));
         };
-        self.refresh_if_changed()?;
-        for s in before {
-            self.retrying(|| Ok(self.conn.execute_batch(s)?))?;
-        }
-        self.execute(last, Handover::Streamed, out)
+        self.interrupted.store(false, Ordering::SeqCst);
+        let outcome = self.refresh_if_changed().and_then(|_| {
+            for s in before {
+                self.retrying(|| Ok(self.conn.execute_batch(s)?))?;
+            }
+            self.execute(last, Handover::Streamed, out)
+        });
+        self.cancelled(outcome)
     }
 
     /// Runs one statement whose result is report-sized (a bundled query) and writes it into
@@ -261,8 +298,11 @@ impl Engine {
         sql: &str,
         out: &mut ResultWriter<'_>,
     ) -> Result<(usize, Option<SchemaRef>), QueryError> {
-        self.refresh_if_changed()?;
-        self.execute(sql, Handover::Whole, out)
+        self.interrupted.store(false, Ordering::SeqCst);
+        self.cancelled(
+            self.refresh_if_changed()
+                .and_then(|_| self.execute(sql, Handover::Whole, out)),
+        )
     }
 
     /// Prepares and runs `sql`, writing the result into `out`; a statement that met a file

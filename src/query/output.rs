@@ -48,13 +48,19 @@ pub enum OutputError {
     Io(String),
 }
 
-fn io(e: impl std::fmt::Display) -> OutputError {
-    let text = e.to_string();
-    if text.contains("Broken pipe") || text.contains("os error 32") {
-        OutputError::Closed
-    } else {
-        OutputError::Io(text)
+/// An Arrow or Parquet writer's error: `Closed` when an I/O error in its chain of causes says
+/// the reader went away.
+fn io(e: impl std::error::Error + 'static) -> OutputError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            return OutputError::Closed;
+        }
+        cause = c.source();
     }
+    OutputError::Io(e.to_string())
 }
 
 impl From<std::io::Error> for OutputError {
@@ -458,5 +464,22 @@ fn short_type(t: &DataType) -> String {
         DataType::Decimal128(p, s) => format!("decimal({p},{s})"),
         DataType::List(f) | DataType::LargeList(f) => format!("{}[]", short_type(f.data_type())),
         other => other.to_string().to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_pipe_anywhere_in_a_writers_error_means_the_reader_went_away() {
+        let pipe = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let arrow = arrow::error::ArrowError::IoError("writing".into(), pipe());
+        assert!(matches!(io(arrow), OutputError::Closed));
+        let parquet = parquet::errors::ParquetError::External(Box::new(pipe()));
+        assert!(matches!(io(parquet), OutputError::Closed));
+        let full = std::io::Error::other("No space left on device");
+        let other = arrow::error::ArrowError::from(full);
+        assert!(matches!(io(other), OutputError::Io(m) if m.contains("No space")));
     }
 }

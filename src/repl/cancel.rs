@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::query::Interrupter;
+
 /// Set by the signal handler; taken by the watcher thread.
 static SIGINT: AtomicBool = AtomicBool::new(false);
 
@@ -47,7 +49,7 @@ impl Cancel {
     /// Takes SIGINT over (call it after creating the line editor, which installs its own) and
     /// starts the thread that turns it into DuckDB interrupts; the thread ends with the
     /// returned `Cancel`.
-    pub fn install(duckdb: Arc<duckdb::InterruptHandle>) -> std::io::Result<Arc<Cancel>> {
+    pub fn install(engine: Interrupter) -> std::io::Result<Arc<Cancel>> {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the
         // sigaction struct is fully initialised (zeroed, then the fields that matter set).
         unsafe {
@@ -65,7 +67,7 @@ impl Cancel {
         let weak = Arc::downgrade(&cancel);
         std::thread::Builder::new()
             .name("ctrl-c".into())
-            .spawn(move || watch(weak, duckdb))?;
+            .spawn(move || watch(weak, engine))?;
         Ok(cancel)
     }
 
@@ -92,7 +94,7 @@ impl Cancel {
 /// (preparing, executing, a retry on a newer commit) and an interrupt that lands before
 /// execution begins may be cleared by it; they stop at its end, so the next statement is
 /// never hit.
-fn watch(cancel: Weak<Cancel>, duckdb: Arc<duckdb::InterruptHandle>) {
+fn watch(cancel: Weak<Cancel>, engine: Interrupter) {
     loop {
         std::thread::sleep(TICK);
         let Some(cancel) = cancel.upgrade() else {
@@ -104,7 +106,7 @@ fn watch(cancel: Weak<Cancel>, duckdb: Arc<duckdb::InterruptHandle>) {
         cancel.pressed.store(true, Ordering::SeqCst);
         let statement = cancel.running.load(Ordering::SeqCst);
         while statement != 0 && cancel.running.load(Ordering::SeqCst) == statement {
-            duckdb.interrupt();
+            engine.interrupt();
             std::thread::sleep(TICK);
         }
     }

@@ -632,7 +632,7 @@ pub async fn run(config: &Config) -> Result<Ended, QueryError> {
         last: None,
     };
     let take_ctrl_c = || {
-        Cancel::install(engine.connection().interrupt_handle())
+        Cancel::install(engine.interrupter())
             .map_err(|e| QueryError::Usage(format!("cannot handle Ctrl-C: {e}")))
     };
     if !interactive {
