@@ -174,6 +174,16 @@ async fn tab_completes_views_after_from_and_columns_elsewhere() {
     p.exp_string("select max(failure_ratio").unwrap();
     p.exp_string("1 row").unwrap();
     p.exp_string("hspq> ").unwrap();
+    // A function, from DuckDB's own suggestions.
+    keys(
+        &mut p,
+        &["select regexp_extr", "\t", "('abc', 'b') as hit;\r"],
+    );
+    // It completes to the common prefix of regexp_extract and regexp_extract_all (and rings);
+    // the statement only runs if the name was completed.
+    p.exp_string("select regexp_extract").unwrap();
+    p.exp_string("1 row").unwrap();
+    p.exp_string("hspq> ").unwrap();
     leave(p);
 }
 

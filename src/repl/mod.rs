@@ -243,12 +243,25 @@ const TABLE_POSITION: &[&str] = &[
     "update",
 ];
 
+/// Words that start a clause in which commas separate expressions, not tables.
+const CLAUSES: &[&str] = &[
+    "select", "where", "by", "on", "using", "having", "qualify", "window", "set", "values",
+];
+
 /// Completion candidates for the word ending at `pos` of `line`, the statement's earlier lines
 /// being `before`: dot-commands at the start, bundled query names and then their parameters
 /// after `.run`, views after `.schema`, formats after `.mode`; in SQL, views where a table goes
 /// (after FROM, JOIN, ...), elsewhere the columns of the views the statement reads (all views'
-/// when it names none yet) and keywords. Returns where the word starts and the candidates.
-pub fn candidates(before: &str, line: &str, pos: usize) -> (usize, Vec<String>) {
+/// when it names none yet), keywords, and what `engine` suggests for the statement so far
+/// (DuckDB's own `sql_auto_complete`: functions and keywords; its names of views and columns
+/// are left out, since it offers every view's columns wherever it is). Returns where the word
+/// starts and the candidates.
+pub fn candidates(
+    before: &str,
+    line: &str,
+    pos: usize,
+    engine: &dyn Fn(&str) -> Vec<String>,
+) -> (usize, Vec<String>) {
     let head = &line[..pos];
     let start = head
         .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
@@ -290,13 +303,18 @@ pub fn candidates(before: &str, line: &str, pos: usize) -> (usize, Vec<String>) 
     let statement = format!("{before}{line}");
     let earlier: Vec<String> = words_of(&format!("{before}{}", &line[..start]));
     let mut out: Vec<String> = Vec::new();
-    // The nearest keyword before the word, skipping names, aliases and commas of a list.
-    let position = earlier
-        .iter()
-        .rev()
-        .find(|w| !(Dataset::from_name(w).is_some() || w.as_str() == "," || w.as_str() == "as"))
-        .map(String::as_str);
-    if position.is_some_and(|p| TABLE_POSITION.contains(&p)) {
+    // A table goes right after FROM, JOIN, ..., and after a comma of a FROM list (the nearest
+    // clause word before it is FROM); after a table's name comes an alias or a keyword.
+    let table_position = match earlier.last().map(String::as_str) {
+        Some(w) if TABLE_POSITION.contains(&w) => true,
+        Some(",") => earlier
+            .iter()
+            .rev()
+            .find(|w| TABLE_POSITION.contains(&w.as_str()) || CLAUSES.contains(&w.as_str()))
+            .is_some_and(|w| TABLE_POSITION.contains(&w.as_str())),
+        _ => false,
+    };
+    if table_position {
         out.extend(
             Dataset::ALL
                 .iter()
@@ -335,12 +353,30 @@ pub fn candidates(before: &str, line: &str, pos: usize) -> (usize, Vec<String>) 
     }
     let upper = word.to_uppercase();
     let keyword_case = word.chars().next().is_some_and(|c| c.is_lowercase());
-    for k in KEYWORDS.iter().filter(|k| k.starts_with(&upper)) {
-        out.push(if keyword_case {
+    let in_case = |k: &str| {
+        if keyword_case {
             k.to_lowercase()
         } else {
-            k.to_string()
-        });
+            k.to_uppercase()
+        }
+    };
+    for k in KEYWORDS.iter().filter(|k| k.starts_with(&upper)) {
+        out.push(in_case(k));
+    }
+    if !word.contains('.') {
+        let is_name = |w: &str| {
+            Dataset::from_name(w).is_some()
+                || Dataset::ALL
+                    .iter()
+                    .any(|d| d.schema().fields().iter().any(|f| f.name() == w))
+        };
+        for suggestion in engine(&format!("{before}{head}")) {
+            // Keywords come with a trailing space.
+            let w = suggestion.trim_end();
+            if w.to_lowercase().starts_with(&lower) && !is_name(w) {
+                out.push(in_case(w));
+            }
+        }
     }
     out.sort();
     out.dedup();
@@ -382,6 +418,23 @@ pub struct Shell {
     before: String,
     /// Whether to highlight: the terminal shows colours and `NO_COLOR` is not set.
     color: bool,
+    /// A connection to the engine's database, for DuckDB's own suggestions.
+    duckdb: Option<duckdb::Connection>,
+}
+
+impl Shell {
+    /// What DuckDB's `sql_auto_complete` suggests at the end of `sql`; nothing if it cannot.
+    fn duckdb_suggestions(&self, sql: &str) -> Vec<String> {
+        let Some(conn) = &self.duckdb else {
+            return Vec::new();
+        };
+        let suggest = || -> duckdb::Result<Vec<String>> {
+            let mut stmt = conn.prepare("select suggestion from sql_auto_complete(?)")?;
+            let rows = stmt.query_map([sql], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        };
+        suggest().unwrap_or_default()
+    }
 }
 
 impl Completer for Shell {
@@ -392,7 +445,8 @@ impl Completer for Shell {
         pos: usize,
         _: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let (start, words) = candidates(&self.before, line, pos);
+        let (start, words) =
+            candidates(&self.before, line, pos, &|sql| self.duckdb_suggestions(sql));
         Ok((
             start,
             words
@@ -660,6 +714,7 @@ pub async fn run(config: &Config) -> Result<Ended, QueryError> {
     editor.set_helper(Some(Shell {
         before: String::new(),
         color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        duckdb: engine.connection().try_clone().ok(),
     }));
     // After the editor, which installs a SIGINT handler of its own.
     let cancel = take_ctrl_c()?;
@@ -925,14 +980,49 @@ mod tests {
     }
 
     fn complete(before: &str, line: &str) -> Vec<String> {
-        candidates(before, line, line.len()).1
+        candidates(before, line, line.len(), &|_| Vec::new()).1
+    }
+
+    #[test]
+    fn duckdb_suggests_functions_and_keywords_but_not_names_out_of_place() {
+        let shell = Shell {
+            duckdb: duckdb::Connection::open_in_memory().ok(),
+            ..Shell::default()
+        };
+        // A view in DuckDB's catalog, so it has names of its own to offer.
+        shell
+            .duckdb
+            .as_ref()
+            .unwrap()
+            .execute_batch("create view churn as select 1 as usage_value")
+            .unwrap();
+        let engine = |sql: &str| shell.duckdb_suggestions(sql);
+        let at_end = |line: &str| candidates("", line, line.len(), &engine).1;
+        let words = at_end("select regexp_ex");
+        assert!(words.contains(&"regexp_extract".to_string()), "{words:?}");
+        let upper = at_end("SELECT REGEXP_EX");
+        assert!(upper.contains(&"REGEXP_EXTRACT".to_string()), "{upper:?}");
+        // `usage_value` is a column of daily_usage and churn: offered once, by hspq's own
+        // completion, which knows which views the statement reads.
+        let in_billing = at_end("select usage from billing");
+        assert!(
+            !in_billing.contains(&"usage_value".to_string()),
+            "{in_billing:?}"
+        );
+        let keyword = at_end("select 1 from churn wh");
+        assert!(keyword.contains(&"where".to_string()), "{keyword:?}");
+        // Where a table goes, only views.
+        assert_eq!(at_end("select * from chu"), vec!["churn".to_string()]);
     }
 
     #[test]
     fn completion_knows_where_it_is() {
-        assert_eq!(candidates("", ".ta", 3), (0, vec![".tables".to_string()]));
         assert_eq!(
-            candidates("", ".run churn_", 11),
+            candidates("", ".ta", 3, &|_| Vec::new()),
+            (0, vec![".tables".to_string()])
+        );
+        assert_eq!(
+            candidates("", ".run churn_", 11, &|_| Vec::new()),
             (
                 5,
                 vec!["churn_risk".to_string(), "churn_signals".to_string()]
@@ -958,6 +1048,14 @@ mod tests {
             vec!["billing", "billing_totals"]
         );
         assert_eq!(complete("select *\n", "from eng"), vec!["engagement"]);
+        assert_eq!(
+            complete("", "select * from billing b, dail"),
+            vec!["daily_usage"],
+            "a comma of a FROM list with aliases"
+        );
+        // After a table's name comes an alias or a keyword, not another table.
+        assert!(complete("", "select * from churn wh").contains(&"where".to_string()));
+        assert!(complete("", "select a, bil").contains(&"billing_value".to_string()));
         // Elsewhere: the columns of the views the statement reads, and keywords.
         assert_eq!(
             complete("", "select billing_v"),
@@ -965,10 +1063,10 @@ mod tests {
             "no view named yet: every view's columns"
         );
         assert_eq!(
-            candidates("", "select security from billing", 15),
+            candidates("", "select security from billing", 15, &|_| Vec::new()),
             (7, vec!["security_center_id".to_string()])
         );
-        let (start, cols) = candidates("", "select prod from daily_usage", 11);
+        let (start, cols) = candidates("", "select prod from daily_usage", 11, &|_| Vec::new());
         assert_eq!((start, cols), (7, vec!["product".to_string()]));
         assert_eq!(
             complete("select count(*)\nfrom churn\n", "where failure_r"),
