@@ -206,7 +206,9 @@ async fn a_statement_spans_lines_under_a_continuation_prompt_and_history_survive
     p.send_line("select 'kept' as k;").unwrap();
     p.exp_string("kept").unwrap();
     p.exp_string("hspq> ").unwrap();
-    leave(p);
+    // Killed, as when its terminal is closed: history is written as statements run.
+    signal(p.process.child_pid.as_raw() as u32, "-KILL");
+    drop(p);
     // A new shell recalls the last statement, then the multi-line one, whole.
     let mut p = shell(dir.path(), home.path());
     keys(&mut p, &["\x1b[A"]);

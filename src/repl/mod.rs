@@ -719,6 +719,9 @@ pub async fn run(config: &Config) -> Result<Ended, QueryError> {
     // After the editor, which installs a SIGINT handler of its own.
     let cancel = take_ctrl_c()?;
     if let Some(h) = &history {
+        if let Some(dir) = h.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
         let _ = editor.load_history(h);
     }
     eprintln!(
@@ -747,6 +750,11 @@ pub async fn run(config: &Config) -> Result<Ended, QueryError> {
                 }
                 let input = std::mem::take(&mut pending);
                 let _ = editor.add_history_entry(input.trim_end());
+                // Written at once (appended, so shells open side by side keep each other's), so
+                // a closed terminal or a killed shell loses none of it.
+                if let Some(h) = &history {
+                    let _ = editor.append_history(h);
+                }
                 cancel.pressed();
                 if !run_input(&engine, &mut state, &input, &cancel) {
                     ok = false;
@@ -763,12 +771,6 @@ pub async fn run(config: &Config) -> Result<Ended, QueryError> {
                 break;
             }
         }
-    }
-    if let Some(h) = &history {
-        if let Some(dir) = h.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let _ = editor.save_history(h);
     }
     Ok(if ok { Ended::Ok } else { Ended::Failed })
 }
