@@ -13,16 +13,20 @@ if [ -z "${DUCKDB_LIB_DIR:-}" ] && ! command -v npm >/dev/null 2>&1; then
 fi
 
 # Python tools for the tests (an S3-compatible server, the notebook's packages, the DuckDB CLI
-# for benchmarks), in a virtualenv cached by the hash of the requirements, so a warm machine
+# for benchmarks, DuckDB 2.0 for the bundled SQL), in a virtualenv cached by the hash of the requirements, so a warm machine
 # skips the install and a new one gets it.
 venv="${HSPQ_VENV:-$HOME/.cache/hspq/venv}"
-stamp="$venv/.requirements-$(cat tests/requirements.txt notebooks/requirements.txt | sha256sum | cut -c1-16)"
+stamp="$venv/.requirements-$(cat tests/requirements.txt notebooks/requirements.txt tests/requirements-duckdb2.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "scripts/test.sh: installing the test tools into $venv" >&2
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
     -r tests/requirements.txt -r notebooks/requirements.txt
+  # A second DuckDB cannot share the venv with the first: it goes into a folder of its own that
+  # a test puts on PYTHONPATH.
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    --target "$venv/duckdb2" -r tests/requirements-duckdb2.txt
   touch "$stamp"
 fi
 export HSPQ_VENV="$venv"

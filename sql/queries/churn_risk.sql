@@ -66,7 +66,8 @@ signals as (
 select
     row_number() over (order by score desc, security_center_id) as rank,
     report_type, security_center_id, company_name, score,
-    array_to_string(list_filter([
+    -- concat_ws skips NULLs: only the reasons that apply.
+    concat_ws('; ',
         case when usage_decline >= 0.2 then 'usage down ' || cast(round(100 * usage_decline) as integer) || '%' end,
         case when failure_ratio >= 0.1 then 'scan failures ' || cast(round(100 * failure_ratio) as integer) || '%' end,
         case when inactive_share >= 0.2 then 'inactive scanners ' || cast(round(100 * inactive_share) as integer) || '%' end,
@@ -74,7 +75,7 @@ select
              then 'no activity on ' || zero_activity_days || ' of ' || cast($window_days as integer) || ' days' end,
         case when days_since_last_scan is null then 'never scanned'
              when days_since_last_scan >= 14 then 'no scan for ' || days_since_last_scan || ' days' end
-    ], x -> x is not null), '; ') as reasons,
+    ) as reasons,
     usage_change_pct,
     round(failure_ratio, 3) as failure_ratio,
     round(inactive_share, 3) as inactive_scanner_share,
