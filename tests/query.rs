@@ -82,6 +82,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("billing_totals", "report_type VARCHAR, year BIGINT, period VARCHAR, product VARCHAR, billing_total BIGINT, company_count INTEGER, null_company_count INTEGER, eligible_company_count INTEGER, ingested_at TIMESTAMP WITH TIME ZONE, extra VARCHAR"),
     ("daily_usage", "report_type VARCHAR, year BIGINT, period VARCHAR, security_center_id VARCHAR, company_name VARCHAR, product VARCHAR, date DATE, usage_value BIGINT, ingested_at TIMESTAMP WITH TIME ZONE, extra VARCHAR"),
     ("customers", "report_type VARCHAR, security_center_id VARCHAR, company_name VARCHAR, products VARCHAR[], ingested_at TIMESTAMP WITH TIME ZONE, extra VARCHAR"),
+    ("customer_history", "report_type VARCHAR, security_center_id VARCHAR, company_name VARCHAR, seen_from DATE, seen_to DATE, gone_at DATE, ingested_at TIMESTAMP WITH TIME ZONE, extra VARCHAR"),
     ("engagement", "report_type VARCHAR, security_center_id VARCHAR, date DATE, month VARCHAR, sns_scans_succeeded BIGINT, sns_scans_failed BIGINT, was_scans_succeeded BIGINT, was_scans_failed BIGINT, cs_scans_succeeded BIGINT, cs_scans_failed BIGINT, probes_active BIGINT, probes_inactive BIGINT, api_calls BIGINT, ingested_at TIMESTAMP WITH TIME ZONE, extra VARCHAR"),
     ("churn", "report_type VARCHAR, security_center_id VARCHAR, indicator VARCHAR, date DATE, month VARCHAR, product VARCHAR, usage_value BIGINT, total_succeeded BIGINT, total_failed BIGINT, failure_ratio DOUBLE, probes_active BIGINT, probes_inactive BIGINT, has_scans BOOLEAN, has_api_calls BOOLEAN, ingested_at TIMESTAMP WITH TIME ZONE, extra VARCHAR"),
     ("me", "report_type VARCHAR, partner_name VARCHAR, api_key_name VARCHAR, api_key_prefix VARCHAR, scopes VARCHAR[], allowed_origins VARCHAR[], timezone VARCHAR, ingested_at TIMESTAMP WITH TIME ZONE, extra VARCHAR"),
@@ -102,6 +103,10 @@ const KEYS: &[(&str, &str)] = &[
         "report_type, year, period, security_center_id, product, date",
     ),
     ("customers", "report_type, security_center_id"),
+    (
+        "customer_history",
+        "report_type, security_center_id, seen_from",
+    ),
     ("engagement", "report_type, security_center_id, date"),
     (
         "churn",

@@ -8,6 +8,7 @@
 //! live in the API client; layout, files, commits and deletion in the lake; this module decides
 //! what to fetch and in what order.
 
+pub mod history;
 pub mod plan;
 pub mod progress;
 pub mod rows;
@@ -150,6 +151,7 @@ pub async fn run_on(lake: Lake, opts: IngestOptions) -> Result<IngestSummary, In
         },
         progress: &progress,
         planned: 0,
+        listed: None,
     };
     let outcome = tokio::select! {
         r = sync.run() => r,
@@ -330,6 +332,9 @@ struct Sync<'a> {
     summary: IngestSummary,
     progress: &'a Progress,
     planned: u64,
+    /// The customer list this run fetched (id, name) and the API's day it was fetched on, for
+    /// `customer_history`, which only a successful run advances.
+    listed: Option<(NaiveDate, Vec<(String, String)>)>,
 }
 
 impl Sync<'_> {
@@ -383,11 +388,54 @@ impl Sync<'_> {
         } else {
             info!("customers skipped: the API key has no customers:read scope");
         }
-        // Last, so a run that fails earlier leaves the snapshot as it was.
+        // Last, so a run that fails earlier leaves the snapshot and the history as they were.
         let batch = rows::me(rt, &me, &self.ts()).map_err(|detail| convert("/v1/me", detail))?;
-        self.replace(Partition::report(Dataset::Me, rt), vec![batch])
-            .await?;
-        Ok(())
+        let mut last = vec![
+            self.write(Partition::report(Dataset::Me, rt), vec![batch])
+                .await?,
+        ];
+        if let Some(history) = self.advance_history(rt).await? {
+            last.push(history);
+        }
+        self.commit(last, |_| {}).await
+    }
+
+    /// The report type's `customer_history` advanced by the customer list this run fetched,
+    /// written (not yet committed); `None` when the run fetched no list.
+    async fn advance_history(
+        &mut self,
+        rt: &str,
+    ) -> Result<Option<(Partition, Vec<WrittenFile>)>, IngestError> {
+        let Some((day, listed)) = self.listed.take() else {
+            return Ok(None);
+        };
+        let partition = Partition::report(Dataset::CustomerHistory, rt);
+        let mut batches = Vec::new();
+        for path in self.writer.snapshot().await.files_in(&partition) {
+            for b in lake_batches(&self.lake, &path).await? {
+                batches.push(b?);
+            }
+        }
+        let before = history::from_batches(&batches).map_err(|d| convert("customer_history", d))?;
+        let names: Vec<(&str, &str)> = listed
+            .iter()
+            .map(|(id, name)| (id.as_str(), name.as_str()))
+            .collect();
+        let Some(after) = history::advance(before.clone(), &names, day) else {
+            let warning = format!(
+                "customer_history not advanced: the API's day {day} is before the last sync's"
+            );
+            warn!("{warning}");
+            self.summary.warnings.push(warning);
+            return Ok(None);
+        };
+        let (left, arrived) = history::changes(&before, &after);
+        if left + arrived > 0 {
+            info!("customer list: {left} customer(s) gone since the last sync, {arrived} new");
+        }
+        let batch = rows::customer_history(rt, &after, &self.ts())
+            .map_err(|d| convert("customer_history", d))?;
+        Ok(Some(self.write(partition, vec![batch]).await?))
     }
 
     async fn sync_periods(&mut self, rt: &str, todo: &[PeriodSummary]) -> Result<(), IngestError> {
@@ -440,6 +488,14 @@ impl Sync<'_> {
     async fn sync_customers(&mut self, rt: &str, last_day: NaiveDate) -> Result<(), IngestError> {
         self.progress.step("listing customers");
         let customers: Vec<Customer> = self.client.get_all("customers", MAX_PAGE).await?;
+        // The API's today: run() passes the day before it.
+        self.listed = Some((
+            last_day + chrono::Days::new(1),
+            customers
+                .iter()
+                .map(|c| (c.security_center_id.clone(), c.company_name.clone()))
+                .collect(),
+        ));
         let batch =
             rows::customers(rt, &customers, &self.ts()).map_err(|d| convert("/v1/customers", d))?;
         self.replace(Partition::report(Dataset::Customers, rt), vec![batch])

@@ -363,6 +363,40 @@ pub fn customers(
 }
 
 #[derive(Serialize)]
+struct PresenceRow<'a> {
+    report_type: &'a str,
+    security_center_id: &'a str,
+    company_name: &'a str,
+    seen_from: NaiveDate,
+    seen_to: NaiveDate,
+    gone_at: Option<NaiveDate>,
+    ingested_at: &'a str,
+    extra: Option<String>,
+}
+
+/// `customer_history` rows of one report type.
+pub fn customer_history(
+    report_type: &str,
+    history: &[super::history::Presence],
+    ingested_at: &str,
+) -> Result<RecordBatch, String> {
+    let rows: Vec<PresenceRow> = history
+        .iter()
+        .map(|p| PresenceRow {
+            report_type,
+            security_center_id: &p.security_center_id,
+            company_name: &p.company_name,
+            seen_from: p.seen_from,
+            seen_to: p.seen_to,
+            gone_at: p.gone_at,
+            ingested_at,
+            extra: None,
+        })
+        .collect();
+    to_batch(Dataset::CustomerHistory, &rows)
+}
+
+#[derive(Serialize)]
 struct MeRow<'a> {
     report_type: &'a str,
     partner_name: &'a str,

@@ -33,6 +33,8 @@ pub enum Dataset {
     DailyUsage,
     /// Active customers (snapshot).
     Customers,
+    /// One row per continuous presence of a customer in the customer list, kept across syncs.
+    CustomerHistory,
     /// Engagement metrics per customer and day.
     Engagement,
     /// Churn indicators per customer, day and indicator.
@@ -45,13 +47,14 @@ pub enum Dataset {
 
 impl Dataset {
     /// Every dataset, in lake order.
-    pub const ALL: [Dataset; 10] = [
+    pub const ALL: [Dataset; 11] = [
         Dataset::Periods,
         Dataset::Companies,
         Dataset::Billing,
         Dataset::BillingTotals,
         Dataset::DailyUsage,
         Dataset::Customers,
+        Dataset::CustomerHistory,
         Dataset::Engagement,
         Dataset::Churn,
         Dataset::Me,
@@ -67,6 +70,7 @@ impl Dataset {
             Dataset::BillingTotals => "billing_totals",
             Dataset::DailyUsage => "daily_usage",
             Dataset::Customers => "customers",
+            Dataset::CustomerHistory => "customer_history",
             Dataset::Engagement => "engagement",
             Dataset::Churn => "churn",
             Dataset::Me => "me",
@@ -82,7 +86,9 @@ impl Dataset {
     /// How its files are laid out.
     pub fn partitioning(self) -> Partitioning {
         match self {
-            Dataset::Periods | Dataset::Customers | Dataset::Me => Partitioning::ReportType,
+            Dataset::Periods | Dataset::Customers | Dataset::CustomerHistory | Dataset::Me => {
+                Partitioning::ReportType
+            }
             Dataset::Companies
             | Dataset::Billing
             | Dataset::BillingTotals
@@ -115,6 +121,7 @@ impl Dataset {
                 "date",
             ],
             Dataset::Customers => &["report_type", "security_center_id"],
+            Dataset::CustomerHistory => &["report_type", "security_center_id", "seen_from"],
             Dataset::Engagement => &["report_type", "security_center_id", "date"],
             Dataset::Churn => &[
                 "report_type",
@@ -212,6 +219,14 @@ impl Dataset {
                 key("security_center_id", utf8()),
                 f("company_name", utf8()),
                 f("products", list()),
+            ],
+            Dataset::CustomerHistory => vec![
+                key("report_type", utf8()),
+                key("security_center_id", utf8()),
+                f("company_name", utf8()),
+                key("seen_from", date()),
+                f("seen_to", date()),
+                f("gone_at", date()),
             ],
             Dataset::Engagement => {
                 let mut v = vec![
