@@ -16,6 +16,14 @@
 //! billing values (product filter on a company without the product), DA without scan dates,
 //! companies that joined mid-history or were archived, reseller months re-derived from today's
 //! active orders, days with zero usage.
+//!
+//! Churn, with real pre-churn behaviour: customers leave at about `LEAVE_RATE` (15 %) a year
+//! from the day they became customers; 75 % of leavers show a warning sign ([`Profile`]: usage
+//! falling to 30 %, dormancy, failing scans, or inactive scanners) from 3 to 17 weeks before
+//! they leave, the rest leave without one; and 15 % of the companies that do not leave (then)
+//! show a sign from some day on and stay, so most companies with a sign at any moment are not
+//! about to leave. The simulator knows nothing of hspq's churn score, and the score must not be
+//! tuned to these numbers: the demo world is one seed of many.
 
 use chrono::{Datelike, Days, Months, NaiveDate};
 use serde::Serialize;
@@ -221,6 +229,16 @@ fn timeline_origin() -> NaiveDate {
 /// How many days company timelines span from the origin (about six years).
 const TIMELINE_DAYS: u64 = 2200;
 
+/// Share of the customers that leave in a year.
+const LEAVE_RATE: f64 = 0.15;
+
+/// Share of the leavers that show a warning sign (declining usage, dormancy, failing scans,
+/// inactive scanners) in the 3 to 17 weeks before they leave.
+const WARNED_LEAVERS: f64 = 0.75;
+
+/// Share of the other companies that show a warning sign from some day on and stay.
+const STAYERS_WITH_SIGNS: f64 = 0.15;
+
 /// How many months of history the world holds before today.
 pub const HISTORY_MONTHS: u32 = 24;
 
@@ -325,16 +343,29 @@ impl World {
                 } else {
                     origin + Days::new(r(4) % span)
                 };
-                let inactive_from =
-                    (u(5) < 0.1).then(|| active_from.max(origin) + Days::new(1 + r(6) % span));
-                let profile = match r(7) % 10 {
+                // Leaving: a hazard of LEAVE_RATE a year from the day a company became a
+                // customer (or the origin), so a 24-month history holds leavers enough to
+                // measure a churn score by.
+                let start = active_from.max(origin);
+                let years = -(1.0 - u(5)).ln() / LEAVE_RATE;
+                let leave = start + Days::new(1 + (years * 365.25) as u64);
+                let inactive_from = (leave < origin + Days::new(span)).then_some(leave);
+                // Most leavers show it first, in the weeks before; some healthy ones leave all
+                // the same, and most companies that show a warning sign stay.
+                let warned = inactive_from.is_some() && u(9) < WARNED_LEAVERS;
+                let sign = match r(7) % 4 {
                     0 => Profile::Declining,
                     1 => Profile::FailingScans,
                     2 => Profile::InactiveScanners,
-                    3 => Profile::Dormant,
-                    _ => Profile::Healthy,
+                    _ => Profile::Dormant,
                 };
-                let since = origin + Days::new(300 + r(8) % span);
+                let (profile, since) = if warned {
+                    (sign, leave - Days::new(21 + r(8) % 100))
+                } else if u(15) < STAYERS_WITH_SIGNS {
+                    (sign, origin + Days::new(300 + r(8) % span))
+                } else {
+                    (Profile::Healthy, origin + Days::new(300 + r(8) % span))
+                };
                 Company {
                     idx,
                     id: format!("{prefix}{}", 1001 + idx),
