@@ -254,6 +254,10 @@ impl Engine {
                 .map(|(p, f)| (p.as_str(), f.rows, f.size, f.run_id.as_str()))
         });
         sql.push_str(&views::lake_files_sql(files));
+        for (_, derived) in views::DERIVED {
+            sql.push('\n');
+            sql.push_str(derived);
+        }
         self.conn.execute_batch(&sql)?;
         self.version.set(entry.map(|e| e.version));
         Ok(())

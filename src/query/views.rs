@@ -111,6 +111,13 @@ pub fn view_sql(dataset: Dataset, source: &Source) -> String {
     )
 }
 
+/// Views derived from the datasets' views, in `sql/views/`: (name, `CREATE VIEW` SQL). They
+/// read the dataset views by name, so they work over hspq's views and `hspq views --sql` alike.
+pub const DERIVED: [(&str, &str); 1] = [(
+    "churn_events",
+    include_str!("../../sql/views/churn_events.sql"),
+)];
+
 /// The name of the view of the lake's live files (hspq's own; plain DuckDB users list files
 /// with `glob()`).
 pub const LAKE_FILES: &str = "lake_files";
@@ -153,6 +160,7 @@ pub fn all_views_sql(root: &str, present: impl Fn(Dataset) -> bool) -> String {
                 view_sql(*d, &Source::Files(Vec::new()))
             }
         })
+        .chain(DERIVED.iter().map(|(_, sql)| sql.trim().to_string()))
         .collect::<Vec<_>>()
         .join("\n\n")
 }
