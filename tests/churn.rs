@@ -120,7 +120,11 @@ async fn churn_events_hold_every_mssp_company_that_left_within_the_history() {
     for c in w.companies(Partnership::Mssp) {
         let eligible: Vec<bool> = periods
             .iter()
-            .map(|p| w.eligible(Partnership::Mssp, p).iter().any(|e| e.id == c.id))
+            .map(|p| {
+                w.eligible(Partnership::Mssp, p)
+                    .iter()
+                    .any(|e| e.id == c.id)
+            })
             .collect();
         for i in 0..periods.len() {
             let ends = eligible[i] && (i == last || !eligible[i + 1]);
@@ -134,7 +138,13 @@ async fn churn_events_hold_every_mssp_company_that_left_within_the_history() {
                 "dropped from eligibility"
             };
             let left_on = (i < last).then(|| periods[i + 1].from.to_string());
-            want.push((c.id.clone(), periods[i].year, periods[i].label(), how, left_on));
+            want.push((
+                c.id.clone(),
+                periods[i].year,
+                periods[i].label(),
+                how,
+                left_on,
+            ));
             // The truth the lake cannot see: it left after the period began, and by left_on.
             let gone = c.inactive_from.expect("a company that left has an end");
             assert!(gone > periods[i].from, "{}", c.id);
@@ -164,7 +174,11 @@ async fn churn_events_hold_every_mssp_company_that_left_within_the_history() {
         })
         .collect();
     got.sort();
-    assert!(want.len() >= 5, "the world must have leavers: {}", want.len());
+    assert!(
+        want.len() >= 5,
+        "the world must have leavers: {}",
+        want.len()
+    );
     assert_eq!(got.len(), want.len(), "{got:?}\n{want:?}");
     for (g, (id, year, period, how, left_on)) in got.iter().zip(&want) {
         assert_eq!((&g.0, g.1, &g.2, g.3.as_str()), (id, *year, period, *how));

@@ -118,6 +118,16 @@ pub const DERIVED: [(&str, &str); 1] = [(
     include_str!("../../sql/views/churn_events.sql"),
 )];
 
+/// Every view hspq shows, by name: the datasets', the derived ones, `lake_files`.
+pub fn names() -> Vec<&'static str> {
+    Dataset::ALL
+        .iter()
+        .map(|d| d.name())
+        .chain(DERIVED.iter().map(|(name, _)| *name))
+        .chain([LAKE_FILES])
+        .collect()
+}
+
 /// The name of the view of the lake's live files (hspq's own; plain DuckDB users list files
 /// with `glob()`).
 pub const LAKE_FILES: &str = "lake_files";

@@ -28,7 +28,7 @@ use crate::lake::Dataset;
 use crate::query::output::Format;
 use crate::query::print::{PrintOptions, Printer};
 use crate::query::status::LakeStatus;
-use crate::query::{bundled, split_statements, sql_segments, Engine, QueryError};
+use crate::query::{bundled, split_statements, sql_segments, views, Engine, QueryError};
 
 /// The dot-commands, with their help (one place, printed by `.help`).
 pub const DOT_COMMANDS: &[(&str, &str)] = &[
@@ -283,7 +283,7 @@ pub fn candidates(
             (false, Some(".run")) => bundled::find(words[1])
                 .map(|q| q.params.iter().map(|p| format!("{}=", p.name)).collect())
                 .unwrap_or_default(),
-            (false, Some(".schema")) => Dataset::ALL.iter().map(|d| d.name().to_string()).collect(),
+            (false, Some(".schema")) => views::names().into_iter().map(String::from).collect(),
             (false, Some(".mode")) => ["table", "csv", "json", "ndjson", "markdown"]
                 .map(String::from)
                 .to_vec(),
@@ -316,10 +316,10 @@ pub fn candidates(
     };
     if table_position {
         out.extend(
-            Dataset::ALL
-                .iter()
-                .map(|d| d.name().to_string())
-                .filter(|n| n.starts_with(&lower)),
+            views::names()
+                .into_iter()
+                .filter(|n| n.starts_with(&lower))
+                .map(String::from),
         );
         return (start, out);
     }
@@ -727,7 +727,7 @@ pub async fn run(config: &Config) -> Result<Ended, QueryError> {
     eprintln!(
         "hspq repl over {}: views {}. End statements with ';'. .help for commands, Ctrl-D to leave.",
         state.data,
-        Dataset::ALL.map(|d| d.name()).join(", ")
+        views::names().join(", ")
     );
     let mut ok = true;
     // The statement's lines so far; read line by line so that each continuation line gets a
@@ -862,15 +862,22 @@ fn dot(
             );
         }
         DotCommand::Tables => {
-            for d in Dataset::ALL {
-                println!("{}", d.name());
+            for name in views::names() {
+                println!("{name}");
             }
+        }
+        DotCommand::Schema(Some(v)) if Dataset::from_name(&v).is_none() => {
+            // A derived view: its columns as DuckDB sees them.
+            let name = views::names()
+                .into_iter()
+                .find(|n| *n == v)
+                .ok_or_else(|| QueryError::Usage(format!("no view {v:?}; .tables lists them")))?;
+            let sql = format!("select column_name, column_type from (describe {name})");
+            state.printer.print(|out| engine.run(&sql, out))?;
         }
         DotCommand::Schema(view) => {
             let views: Vec<Dataset> = match &view {
-                Some(v) => vec![Dataset::from_name(v).ok_or_else(|| {
-                    QueryError::Usage(format!("no view {v:?}; .tables lists them"))
-                })?],
+                Some(v) => Dataset::from_name(v).into_iter().collect(),
                 None => Dataset::ALL.to_vec(),
             };
             for d in views {
@@ -878,13 +885,7 @@ fn dot(
                     .schema()
                     .fields()
                     .iter()
-                    .map(|f| {
-                        format!(
-                            "  {} {}",
-                            f.name(),
-                            crate::query::views::duck_type(f.data_type())
-                        )
-                    })
+                    .map(|f| format!("  {} {}", f.name(), views::duck_type(f.data_type())))
                     .collect();
                 println!(
                     "{} (key: {})\n{}",
@@ -1014,7 +1015,7 @@ mod tests {
         let keyword = at_end("select 1 from churn wh");
         assert!(keyword.contains(&"where".to_string()), "{keyword:?}");
         // Where a table goes, only views.
-        assert_eq!(at_end("select * from chu"), vec!["churn".to_string()]);
+        assert_eq!(at_end("select * from chu"), vec!["churn", "churn_events"]);
     }
 
     #[test]
