@@ -6,6 +6,7 @@
 //! has no nested types (CSV, Markdown, table).
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
@@ -48,9 +49,42 @@ pub enum OutputError {
     Io(String),
 }
 
-/// An Arrow or Parquet writer's error: `Closed` when an I/O error in its chain of causes says
-/// the reader went away.
-fn io(e: impl std::error::Error + 'static) -> OutputError {
+/// A sink that notes when the reader went away. Arrow's CSV writer reports I/O errors as text,
+/// so whether a write failed on a closed pipe is taken from the `io::Error` itself, here.
+struct Watched<W> {
+    inner: W,
+    closed: Arc<AtomicBool>,
+}
+
+impl<W: Write> Watched<W> {
+    fn note<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                self.closed.store(true, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+}
+
+impl<W: Write> Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.note(r)
+    }
+}
+
+/// An Arrow or Parquet writer's error: `Closed` when the sink saw the reader go away, or an
+/// I/O error in the error's chain of causes says so.
+fn io(e: impl std::error::Error + 'static, closed: &AtomicBool) -> OutputError {
+    if closed.load(Ordering::Relaxed) {
+        return OutputError::Closed;
+    }
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(c) = cause {
         if c.downcast_ref::<std::io::Error>()
@@ -108,14 +142,20 @@ pub struct ResultWriter<'w> {
     parquet: Option<parquet::arrow::ArrowWriter<Box<dyn Write + Send + 'w>>>,
     parquet_sink: Option<Box<dyn Write + Send + 'w>>,
     started: bool,
+    /// Raised by the sink when the reader went away.
+    closed: Arc<AtomicBool>,
 }
 
 impl<'w> ResultWriter<'w> {
     /// A writer of `format` into `out`. Parquet needs a `Send` sink: pass it as `parquet_out`.
     pub fn new(format: Format, out: Box<dyn Write + 'w>, table: TableOptions) -> ResultWriter<'w> {
+        let closed = Arc::new(AtomicBool::new(false));
         ResultWriter {
             format,
-            out,
+            out: Box::new(Watched {
+                inner: out,
+                closed: closed.clone(),
+            }),
             table,
             schema: None,
             rows: 0,
@@ -126,6 +166,7 @@ impl<'w> ResultWriter<'w> {
             parquet: None,
             parquet_sink: None,
             started: false,
+            closed,
         }
     }
 
@@ -136,7 +177,10 @@ impl<'w> ResultWriter<'w> {
             Box::new(std::io::sink()),
             TableOptions::default(),
         );
-        w.parquet_sink = Some(out);
+        w.parquet_sink = Some(Box::new(Watched {
+            inner: out,
+            closed: w.closed.clone(),
+        }));
         w
     }
 
@@ -165,20 +209,20 @@ impl<'w> ResultWriter<'w> {
                     .as_mut()
                     .expect("started")
                     .write(&flat)
-                    .map_err(io)?;
+                    .map_err(|e| io(e, &self.closed))?;
             }
             Format::Json => self
                 .json
                 .as_mut()
                 .expect("started")
                 .write(batch)
-                .map_err(io)?,
+                .map_err(|e| io(e, &self.closed))?,
             Format::Ndjson => {
                 let mut w = arrow::json::WriterBuilder::new()
                     .with_explicit_nulls(true)
                     .build::<_, arrow::json::writer::LineDelimited>(&mut self.out);
-                w.write(batch).map_err(io)?;
-                w.finish().map_err(io)?;
+                w.write(batch).map_err(|e| io(e, &self.closed))?;
+                w.finish().map_err(|e| io(e, &self.closed))?;
             }
             Format::Markdown => {
                 let flat = flatten(batch);
@@ -203,7 +247,7 @@ impl<'w> ResultWriter<'w> {
                 .as_mut()
                 .expect("started")
                 .write(batch)
-                .map_err(io)?,
+                .map_err(|e| io(e, &self.closed))?,
         }
         Ok(())
     }
@@ -240,7 +284,8 @@ impl<'w> ResultWriter<'w> {
                     .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
                     .build();
                 self.parquet = Some(
-                    parquet::arrow::ArrowWriter::try_new(sink, schema, Some(props)).map_err(io)?,
+                    parquet::arrow::ArrowWriter::try_new(sink, schema, Some(props))
+                        .map_err(|e| io(e, &self.closed))?,
                 );
             }
             Format::Table | Format::Ndjson => {}
@@ -269,7 +314,7 @@ impl<'w> ResultWriter<'w> {
                         let mut w = w;
                         let schema = self.schema.clone().expect("started");
                         w.write(&flatten(&RecordBatch::new_empty(schema)))
-                            .map_err(io)?;
+                            .map_err(|e| io(e, &self.closed))?;
                         w.into_inner().flush()?;
                     } else {
                         w.into_inner().flush()?;
@@ -279,7 +324,7 @@ impl<'w> ResultWriter<'w> {
             Format::Json => match self.json.take() {
                 Some(mut w) => {
                     // The writer prints `[]` itself for a result without rows.
-                    w.finish().map_err(io)?;
+                    w.finish().map_err(|e| io(e, &self.closed))?;
                     let mut out = w.into_inner();
                     out.write_all(b"\n")?;
                     out.flush()?;
@@ -288,7 +333,7 @@ impl<'w> ResultWriter<'w> {
             },
             Format::Parquet => {
                 if let Some(w) = self.parquet.take() {
-                    w.close().map_err(io)?;
+                    w.close().map_err(|e| io(e, &self.closed))?;
                 }
             }
             Format::Ndjson | Format::Markdown => {}
@@ -475,11 +520,18 @@ mod tests {
     fn a_broken_pipe_anywhere_in_a_writers_error_means_the_reader_went_away() {
         let pipe = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
         let arrow = arrow::error::ArrowError::IoError("writing".into(), pipe());
-        assert!(matches!(io(arrow), OutputError::Closed));
+        let open = AtomicBool::new(false);
+        assert!(matches!(io(arrow, &open), OutputError::Closed));
         let parquet = parquet::errors::ParquetError::External(Box::new(pipe()));
-        assert!(matches!(io(parquet), OutputError::Closed));
+        assert!(matches!(io(parquet, &open), OutputError::Closed));
         let full = std::io::Error::other("No space left on device");
         let other = arrow::error::ArrowError::from(full);
-        assert!(matches!(io(other), OutputError::Io(m) if m.contains("No space")));
+        assert!(matches!(io(other, &open), OutputError::Io(m) if m.contains("No space")));
+        // Arrow's CSV writer keeps only the text of an I/O error: the sink noticed it.
+        let csv = arrow::error::ArrowError::CsvError("Broken pipe (os error 32)".into());
+        assert!(matches!(
+            io(csv, &AtomicBool::new(true)),
+            OutputError::Closed
+        ));
     }
 }
