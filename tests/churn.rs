@@ -196,3 +196,366 @@ async fn churn_events_hold_every_mssp_company_that_left_within_the_history() {
     .await;
     assert!(units.iter().all(|u| u == "true"), "{units:?}");
 }
+
+/// The components of `churn_scores`, in its column order.
+const COMPONENTS: [&str; 7] = [
+    "usage_drop",
+    "zero_usage",
+    "billing_drop",
+    "scan_failures",
+    "inactive_scanners",
+    "zero_activity",
+    "scan_gap",
+];
+
+/// The default weights, in the order of COMPONENTS.
+const WEIGHTS: [f64; 7] = [3.0, 2.0, 1.0, 1.0, 1.0, 1.5, 1.5];
+
+/// A company's scoring: its components, score and units at risk.
+type Scored = (Vec<Option<f64>>, f64, i64);
+
+/// `churn_scores(as_of, window, known_by)` per company.
+async fn scores(
+    dir: &std::path::Path,
+    as_of: NaiveDate,
+    known_by: NaiveDate,
+) -> BTreeMap<String, Scored> {
+    let engine = hspq::query::Engine::open(&dir.into()).await.unwrap();
+    let sql = format!(
+        "select security_center_id, {}, score, units_at_risk \
+         from churn_scores(date '{as_of}', 28, date '{known_by}') where report_type = 'mssp'",
+        COMPONENTS.join(", ")
+    );
+    let mut stmt = engine.connection().prepare(&sql).unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            let comps = (1..=COMPONENTS.len())
+                .map(|i| r.get::<_, Option<f64>>(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((
+                r.get::<_, String>(0)?,
+                (
+                    comps,
+                    r.get::<_, f64>(COMPONENTS.len() + 1)?,
+                    r.get::<_, i64>(COMPONENTS.len() + 2)?,
+                ),
+            ))
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_churn_score_is_its_formula_over_the_simulators_data_without_ties() {
+    let sim = sim(|c| c.companies = 120).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let w = sim.world();
+    let p = Partnership::Mssp;
+    let window = 28i64;
+    let as_of = w.last_report_day();
+    let got = scores(dir.path(), as_of, as_of + Days::new(2)).await;
+    let periods = w.periods(p);
+    let current = periods.iter().find(|x| x.is_current).unwrap();
+    let eligible = w.eligible(p, current);
+    for c in &eligible {
+        if c.active_on(as_of) {
+            assert!(got.contains_key(&c.id), "{} is active and not scored", c.id);
+        }
+    }
+    let mut closed: Vec<_> = periods
+        .iter()
+        .filter(|x| !x.is_partial && x.to < as_of)
+        .collect();
+    closed.sort_by_key(|x| std::cmp::Reverse(x.to));
+    // What the engagement the lake fetched (12 months back from T-1) says.
+    let fetched_from = w.last_customer_day() - chrono::Months::new(12) + Days::new(1);
+    for (id, (comps, score, units)) in &got {
+        let c = eligible
+            .iter()
+            .find(|c| &c.id == id)
+            .unwrap_or_else(|| panic!("{id} scored but not eligible in the current period"));
+        let days = |from: i64, to: i64| (from..=to).map(move |back| as_of - Days::new(back as u64));
+        let usage_on =
+            |d: NaiveDate| -> u64 { c.products.iter().filter_map(|x| w.usage(c, x, d)).sum() };
+        let recent: u64 = days(0, window - 1).map(usage_on).sum();
+        let previous: u64 = days(window, 2 * window - 1).map(usage_on).sum();
+        let used = days(0, window - 1).filter(|d| usage_on(*d) > 0).count() as f64;
+        let drop = |before: f64, after: f64| {
+            if before + after > 0.0 {
+                (1.0 + (before - after) / (before + after)) / 2.0
+            } else {
+                0.5
+            }
+        };
+        let units_in = |x: &hspq::sim::world::Period| -> f64 {
+            if !w.eligible(p, x).iter().any(|e| e.id == c.id) {
+                return 0.0;
+            }
+            w.billing(c, x, None)
+                .iter()
+                .filter_map(|b| b.billing_value)
+                .sum::<u64>() as f64
+        };
+        let (last, before) = (units_in(closed[0]), units_in(closed[1]));
+        let engagement: Vec<_> = days(0, window - 1)
+            .filter(|d| *d >= fetched_from)
+            .map(|d| w.engagement(c, d))
+            .collect();
+        let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
+        let failed: u64 = engagement.iter().map(|e| e.failed()).sum();
+        let scans: u64 = engagement.iter().map(|e| e.failed() + e.succeeded()).sum();
+        let inactive: u64 = engagement.iter().map(|e| e.probes_inactive).sum();
+        let probes: u64 = engagement
+            .iter()
+            .map(|e| e.probes_inactive + e.probes_active)
+            .sum();
+        let active = engagement
+            .iter()
+            .filter(|e| e.failed() + e.succeeded() + e.api_calls > 0)
+            .count() as f64;
+        let last_scan = (0..)
+            .map(|back| as_of - Days::new(back))
+            .take_while(|d| *d >= fetched_from)
+            .find(|d| w.engagement(c, *d).has_scan_activity());
+        let gap = last_scan.map_or(0.5, |d| {
+            let s = (as_of - d).num_days() as f64;
+            s / (s + window as f64)
+        });
+        let want = [
+            drop(previous as f64, recent as f64),
+            1.0 - used / window as f64,
+            drop(before, last),
+            ratio(failed, scans),
+            ratio(inactive, probes),
+            1.0 - active / window as f64,
+            gap,
+        ];
+        for ((name, want), got) in COMPONENTS.iter().zip(want).zip(comps) {
+            let got = got.unwrap_or_else(|| panic!("{id} has no {name}"));
+            assert!((got - want).abs() < 1e-9, "{id} {name}: {got} != {want}");
+        }
+        let weighted: f64 = WEIGHTS.iter().zip(want).map(|(w, x)| w * x).sum();
+        let expected = 100.0 * weighted / WEIGHTS.iter().sum::<f64>();
+        assert!(
+            (score - expected).abs() < 1e-9,
+            "{id}: {score} != {expected}"
+        );
+        assert_eq!(*units as f64, last, "{id}");
+    }
+    // No ties among companies whose inputs differ.
+    let all: Vec<_> = got.values().collect();
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            if a.1 == b.1 {
+                assert_eq!(a.0, b.0, "equal scores from different inputs");
+            }
+        }
+    }
+    // churn_risk ranks them by score, then units at risk, and explains.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args(["query", "churn_risk", "--format", "csv", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut ranked: Vec<(&String, &Scored)> = got.iter().collect();
+    ranked.sort_by(|a, b| {
+        b.1 .1
+            .total_cmp(&a.1 .1)
+            .then(b.1 .2.cmp(&a.1 .2))
+            .then(a.0.cmp(b.0))
+    });
+    let listed: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().to_string())
+        .collect();
+    let want: Vec<String> = ranked.iter().map(|(id, _)| id.to_string()).collect();
+    assert_eq!(listed, want);
+}
+
+/// AUC with ties counting half, and precision, recall, lift in the top `share` of each group.
+fn figures(groups: &[Vec<(f64, i64, String, bool)>], share: f64) -> (f64, f64, f64, f64, usize) {
+    let all: Vec<&(f64, i64, String, bool)> = groups.iter().flatten().collect();
+    let events = all.iter().filter(|r| r.3).count();
+    let (mut wins, mut pairs) = (0.0, 0.0);
+    for a in all.iter().filter(|r| r.3) {
+        for b in all.iter().filter(|r| !r.3) {
+            pairs += 1.0;
+            wins += if a.0 > b.0 {
+                1.0
+            } else if a.0 == b.0 {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    let (mut flagged, mut hits) = (0usize, 0usize);
+    for g in groups {
+        let mut g = g.clone();
+        g.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+        let k = (share * g.len() as f64).ceil() as usize;
+        flagged += k;
+        hits += g[..k].iter().filter(|r| r.3).count();
+    }
+    let base = events as f64 / all.len() as f64;
+    let precision = hits as f64 / flagged as f64;
+    (
+        wins / pairs,
+        precision,
+        hits as f64 / events as f64,
+        precision / base,
+        events,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backtest_figures_are_what_the_scores_and_churn_events_give() {
+    let sim = sim(|c| c.companies = 300).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let engine = hspq::query::Engine::open(&dir.path().into()).await.unwrap();
+    let conn = engine.connection();
+    let dates = |sql: &str| -> Vec<NaiveDate> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        rows.map(|d| d.unwrap().parse().unwrap()).collect()
+    };
+    let first = dates("select cast(min(date) as varchar) from daily_usage")[0];
+    let last = dates("select cast(max(period_to) as varchar) from periods")[0];
+    let cutoffs: Vec<NaiveDate> = dates(
+        "select distinct cast(period_from as varchar) from periods where report_type = 'mssp' order by 1",
+    )
+    .into_iter()
+    .filter(|d| *d >= first + Days::new(56) && *d + Days::new(60) <= last)
+    .collect();
+    let events: Vec<(String, NaiveDate)> = {
+        let mut stmt = conn
+            .prepare(
+                "select security_center_id, cast(left_on as varchar) from churn_events \
+                 where report_type = 'mssp'",
+            )
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap();
+        rows.map(|r| {
+            let (id, on) = r.unwrap();
+            (id, on.parse().unwrap())
+        })
+        .collect()
+    };
+    let mut by_score = Vec::new();
+    let mut by_usage = Vec::new();
+    for cutoff in &cutoffs {
+        let mut stmt = conn
+            .prepare(&format!(
+                "select security_center_id, score, usage_drop, units_at_risk \
+                 from churn_scores(date '{cutoff}', 28, date '{cutoff}') where report_type = 'mssp'"
+            ))
+            .unwrap();
+        let rows: Vec<(String, f64, f64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let leaves = |id: &str| {
+            events
+                .iter()
+                .any(|(e, on)| e == id && *on > *cutoff && *on <= *cutoff + Days::new(60))
+        };
+        by_score.push(
+            rows.iter()
+                .map(|r| (r.1, r.3, r.0.clone(), leaves(&r.0)))
+                .collect::<Vec<_>>(),
+        );
+        by_usage.push(
+            rows.iter()
+                .map(|r| (r.2, r.3, r.0.clone(), leaves(&r.0)))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args(["query", "churn_backtest", "--format", "json", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (model, groups) in [
+        ("churn score", &by_score),
+        ("usage decline alone", &by_usage),
+    ] {
+        let row = rows.iter().find(|r| r["model"] == model).unwrap();
+        let (auc, precision, recall, lift, n) = figures(groups, 0.1);
+        assert!(n >= 10, "too few leavers to test with: {n}");
+        assert_eq!(row["cutoffs"], cutoffs.len());
+        assert_eq!(row["events"], n);
+        let close = |key: &str, want: f64, digits: i32| {
+            let got = row[key].as_f64().unwrap();
+            let unit = 10f64.powi(-digits);
+            assert!((got - want).abs() <= unit, "{model} {key}: {got} != {want}");
+        };
+        close("auc", auc, 4);
+        close("precision_at_k", precision, 4);
+        close("recall_at_k", recall, 4);
+        close("lift", lift, 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_after_a_cutoff_does_not_change_its_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    async fn sync_on(dir: &std::path::Path, back: u64) {
+        let sim = sim(|c| {
+            c.today = today() - Days::new(back);
+            c.companies = 150;
+        })
+        .await;
+        ingest_lake(&sim, dir, &[MSSP_KEY]).await;
+    }
+    // Syncs before the cut-off (so its score uses engagement), and after it.
+    sync_on(dir.path(), 200).await;
+    sync_on(dir.path(), 150).await;
+    let cutoff = today() - Days::new(170);
+    let before = scores(dir.path(), cutoff, cutoff).await;
+    assert!(before.len() > 50);
+    assert!(
+        before.values().all(|(c, _, _)| c[3].is_some()),
+        "the cut-off's scores use the engagement of the syncs before it"
+    );
+    sync_on(dir.path(), 100).await;
+    sync_on(dir.path(), 0).await;
+    let after = scores(dir.path(), cutoff, cutoff).await;
+    assert_eq!(before, after);
+    // A lake first synced after the cut-off has no engagement of those who left in between
+    // (they answer 404): the cut-off is scored without engagement, from usage and billing that
+    // exist for leavers and stayers alike, and those agree with the lake synced all along.
+    let late = tempfile::tempdir().unwrap();
+    sync_on(late.path(), 0).await;
+    let first_synced_late = scores(late.path(), cutoff, cutoff).await;
+    assert_eq!(
+        first_synced_late.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    for (id, (comps, _, units)) in &first_synced_late {
+        assert!(
+            comps[3..].iter().all(Option::is_none),
+            "{id} scored with engagement"
+        );
+        assert_eq!(&comps[..3], &before[id].0[..3], "{id}");
+        assert_eq!(*units, before[id].2, "{id}");
+    }
+}

@@ -44,8 +44,9 @@ pub struct Query {
     pub sql: &'static str,
 }
 
-const FILES: [&str; 6] = [
+const FILES: [&str; 7] = [
     include_str!("../../sql/queries/churn_risk.sql"),
+    include_str!("../../sql/queries/churn_backtest.sql"),
     include_str!("../../sql/queries/churn_signals.sql"),
     include_str!("../../sql/queries/billing_trend.sql"),
     include_str!("../../sql/queries/billing_movers.sql"),

@@ -254,7 +254,7 @@ impl Engine {
                 .map(|(p, f)| (p.as_str(), f.rows, f.size, f.run_id.as_str()))
         });
         sql.push_str(&views::lake_files_sql(files));
-        for (_, derived) in views::DERIVED {
+        for (_, derived) in views::DERIVED.iter().chain(&views::MACROS) {
             sql.push('\n');
             sql.push_str(derived);
         }

@@ -118,6 +118,13 @@ pub const DERIVED: [(&str, &str); 1] = [(
     include_str!("../../sql/views/churn_events.sql"),
 )];
 
+/// Table macros over the views, in `sql/views/` (the bundled queries call them): (name,
+/// `CREATE MACRO` SQL).
+pub const MACROS: [(&str, &str); 1] = [(
+    "churn_scores",
+    include_str!("../../sql/views/churn_scores.sql"),
+)];
+
 /// Every view hspq shows, by name: the datasets', the derived ones, `lake_files`.
 pub fn names() -> Vec<&'static str> {
     Dataset::ALL
@@ -171,6 +178,7 @@ pub fn all_views_sql(root: &str, present: impl Fn(Dataset) -> bool) -> String {
             }
         })
         .chain(DERIVED.iter().map(|(_, sql)| sql.trim().to_string()))
+        .chain(MACROS.iter().map(|(_, sql)| sql.trim().to_string()))
         .collect::<Vec<_>>()
         .join("\n\n")
 }

@@ -1028,10 +1028,17 @@ mod tests {
             candidates("", ".run churn_", 11, &|_| Vec::new()),
             (
                 5,
-                vec!["churn_risk".to_string(), "churn_signals".to_string()]
+                vec![
+                    "churn_risk".to_string(),
+                    "churn_backtest".to_string(),
+                    "churn_signals".to_string()
+                ]
             )
         );
-        assert_eq!(complete("", ".run churn_risk "), vec!["window_days="]);
+        assert_eq!(
+            complete("", ".run churn_risk "),
+            vec!["window_days=", "as_of="]
+        );
         assert_eq!(
             complete("", ".schema bil"),
             vec!["billing", "billing_totals"]

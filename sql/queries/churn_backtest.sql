@@ -1,0 +1,79 @@
+-- name: churn_backtest
+-- description: How well the churn score would have foreseen who left: scores at past cut-offs (data up to each only) against the churn_events of the horizon after it, next to usage decline alone.
+-- param: horizon_days INTEGER = 60 | a leaving counts when it falls within this many days after the cut-off
+-- param: top_share DOUBLE = 0.1 | the share of the scored companies flagged at each cut-off (the top k)
+-- param: window_days INTEGER = 28 | days of recent activity, as in churn_risk
+-- param: report_type VARCHAR = NULL | mssp or reseller; both when left out
+--
+-- Cut-offs: the first day of every period from when two windows of usage exist up to the last
+-- one a whole horizon fits after. At each, churn_scores() scores every company active then from
+-- the data the lake held on that day (engagement only from syncs made by then), and a company
+-- is a leaver when churn_events has it leaving in (cut-off, cut-off + horizon]. Pooled over the
+-- cut-offs: the base rate, AUC (the chance a leaver scores above a stayer, ties counting half),
+-- and, flagging the top share at each cut-off, precision, recall and lift (precision over the
+-- base rate). The baseline ranks by usage decline alone.
+with cutoffs as (
+    select distinct p.report_type, p.period_from as day
+    from periods p
+    where ($report_type is null or p.report_type = $report_type)
+      and p.period_from >= (select min(date) from daily_usage) + 2 * cast($window_days as integer)
+      and p.period_from + cast($horizon_days as integer) <= (select max(period_to) from periods)
+),
+scored as (
+    select c.day as cutoff, s.*
+    from cutoffs c, churn_scores(c.day, $window_days, c.day) s
+    where s.report_type = c.report_type
+),
+labelled as (
+    select s.*, exists (
+        select 1 from churn_events e
+        where e.report_type = s.report_type and e.security_center_id = s.security_center_id
+          and e.left_on > s.cutoff and e.left_on <= s.cutoff + cast($horizon_days as integer)
+    ) as leaves
+    from scored s
+),
+models as (
+    select 'churn score' as model, cutoff, report_type, security_center_id, components, leaves,
+           units_at_risk, score as value
+    from labelled
+    union all
+    select 'usage decline alone', cutoff, report_type, security_center_id, components, leaves,
+           units_at_risk, usage_drop
+    from labelled
+),
+ranked as (
+    select *,
+           -- mid-ranks, so tied values count half
+           (rank() over (partition by model, report_type order by value)
+            + count(*) over (partition by model, report_type order by value
+                             range between unbounded preceding and current row)) / 2.0 as mid_rank,
+           row_number() over (partition by model, report_type, cutoff
+                              order by value desc, units_at_risk desc, security_center_id) as position,
+           count(*) over (partition by model, report_type, cutoff) as at_cutoff
+    from models
+),
+flagged as (
+    select *, position <= ceil(cast($top_share as double) * at_cutoff) as top
+    from ranked
+),
+pooled as (
+    select model, report_type,
+           count(distinct cutoff) as cutoffs,
+           count(*) as scored,
+           count(*) filter (where leaves) as events,
+           sum(mid_rank) filter (where leaves) as leaver_ranks,
+           count(*) filter (where top) as flagged,
+           count(*) filter (where top and leaves) as flagged_leavers,
+           string_agg(distinct components, ' / ') as components
+    from flagged
+    group by all
+)
+select report_type, model, cutoffs, scored, events,
+       round(events / scored, 4) as base_rate,
+       round((leaver_ranks - events * (events + 1) / 2.0) / (events * (scored - events)), 4) as auc,
+       round(flagged_leavers / flagged, 4) as precision_at_k,
+       round(flagged_leavers / nullif(events, 0), 4) as recall_at_k,
+       round((flagged_leavers / flagged) / nullif(events / scored, 0), 2) as lift,
+       components
+from pooled
+order by report_type, model;
