@@ -298,15 +298,18 @@ async fn demo(args: DemoArgs, config: &Config) -> Result<ExitCode> {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
+            // Narrower columns, so the reasons fit next to who and how much.
             let printer = Printer::new(PrintOptions {
                 max_rows,
                 more: command,
+                column_width: 30,
                 ..config.print.clone()
             });
             printer.print(|out| q.run(&engine, &params, out))?;
             Ok(())
         };
     report("Churn risk, top 10", 10, "churn_risk", &[])?;
+    println!("{}", backtest_summary(&engine)?);
     report(
         "Billing trend, last three periods, MSSP",
         100,
@@ -337,6 +340,48 @@ async fn demo(args: DemoArgs, config: &Config) -> Result<ExitCode> {
         data = args.data,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `churn_backtest`'s verdict in a few lines: would the score have seen the leavers coming?
+fn backtest_summary(engine: &Engine) -> Result<String> {
+    let mut json = Vec::new();
+    {
+        let mut out = ResultWriter::new(Format::Json, Box::new(&mut json), Default::default());
+        let q = hspq::query::bundled::find("churn_backtest")?;
+        let (_, schema) = q.run(engine, &[], &mut out)?;
+        out.finish(schema)?;
+    }
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&json)?;
+    let pct = |v: &serde_json::Value| {
+        v.as_f64()
+            .map_or("-".into(), |x| format!("{:.1} %", 100.0 * x))
+    };
+    let num = |v: &serde_json::Value| v.as_f64().map_or("-".into(), |x| format!("{x:.2}"));
+    let cutoffs = rows
+        .first()
+        .map_or(0, |r| r["cutoffs"].as_u64().unwrap_or(0));
+    let mut lines = vec![format!(
+        "Backtest (hspq query churn_backtest): the top 10 % by score at each of {cutoffs} past month starts"
+    )];
+    for r in rows.iter().filter(|r| r["model"] == "churn score") {
+        let baseline = rows
+            .iter()
+            .find(|b| b["model"] == "usage decline alone" && b["report_type"] == r["report_type"]);
+        lines.push(format!(
+            "  {}: {} left within 60 days, {} overall: lift {}, AUC {} (usage decline alone: {}, {})",
+            r["report_type"].as_str().unwrap_or("?"),
+            pct(&r["precision_at_k"]),
+            pct(&r["base_rate"]),
+            num(&r["lift"]),
+            num(&r["auc"]),
+            baseline.map_or("-".into(), |b| num(&b["lift"])),
+            baseline.map_or("-".into(), |b| num(&b["auc"])),
+        ));
+    }
+    if lines.len() == 1 {
+        lines.push("  no cut-off yet: the lake's history is too short".into());
+    }
+    Ok(lines.join("\n"))
 }
 
 async fn status(args: StatusArgs, config: &Config) -> Result<ExitCode> {

@@ -354,7 +354,7 @@ async fn the_churn_score_is_its_formula_over_the_simulators_data_without_ties() 
     }
     // churn_risk ranks them by score, then units at risk, and explains.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hspq"))
-        .args(["query", "churn_risk", "--format", "csv", "--data"])
+        .args(["query", "churn_risk", "--format", "json", "--data"])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -363,7 +363,7 @@ async fn the_churn_score_is_its_formula_over_the_simulators_data_without_ties() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let mut ranked: Vec<(&String, &Scored)> = got.iter().collect();
     ranked.sort_by(|a, b| {
         b.1 .1
@@ -371,10 +371,9 @@ async fn the_churn_score_is_its_formula_over_the_simulators_data_without_ties() 
             .then(b.1 .2.cmp(&a.1 .2))
             .then(a.0.cmp(b.0))
     });
-    let listed: Vec<String> = text
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(1).unwrap().to_string())
+    let listed: Vec<String> = listed
+        .iter()
+        .map(|r| r["security_center_id"].as_str().unwrap().to_string())
         .collect();
     let want: Vec<String> = ranked.iter().map(|(id, _)| id.to_string()).collect();
     assert_eq!(listed, want);

@@ -22,7 +22,7 @@ scored as (
 )
 select
     row_number() over (order by score desc, units_at_risk desc, security_center_id) as rank,
-    security_center_id, company_name,
+    company_name,
     round(score, 1) as score,
     units_at_risk,
     -- concat_ws skips NULLs: only the reasons that apply.
@@ -37,6 +37,7 @@ select
              then 'no activity on ' || cast(round(zero_activity * $window_days) as integer) || ' of ' || $window_days || ' days' end,
         case when days_since_last_scan >= 14 then 'no scan for ' || days_since_last_scan || ' days' end
     ) as reasons,
+    security_center_id,
     report_type,
     units_by_product,
     usage_change_pct,

@@ -391,6 +391,9 @@ pub fn flatten(batch: &RecordBatch) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("same lengths")
 }
 
+/// The narrowest a column cut to the screen's last space may be.
+const MIN_CUT_WIDTH: usize = 12;
+
 /// A box-drawn table fitted to `opts.width`: long values are cut with `…`, and columns that
 /// do not fit are left out (and named below the table).
 pub fn render_table(schema: &SchemaRef, batches: &[RecordBatch], opts: TableOptions) -> String {
@@ -449,14 +452,21 @@ pub fn render_table(schema: &SchemaRef, batches: &[RecordBatch], opts: TableOpti
     for w in widths.iter_mut() {
         *w = (*w).min(opts.max_column_width).max(1);
     }
-    // Keep as many columns as fit; the border costs 3 per column plus 1.
+    // Keep as many columns as fit; the border costs 3 per column plus 1. The first column that
+    // does not fit is still shown, cut, when a dozen of its characters do.
     let mut shown = 0;
     let mut used = 1;
-    for w in &widths {
-        if used + w + 3 > opts.width.max(20) && shown > 0 {
+    let room = opts.width.max(20);
+    for w in widths.iter_mut() {
+        if used + *w + 3 > room && shown > 0 {
+            let left = room.saturating_sub(used + 3);
+            if left >= MIN_CUT_WIDTH {
+                *w = left;
+                shown += 1;
+            }
             break;
         }
-        used += w + 3;
+        used += *w + 3;
         shown += 1;
     }
     let line = |l: &str, m: &str, r: &str| -> String {
@@ -515,6 +525,47 @@ fn short_type(t: &DataType) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_cuts_the_first_column_that_does_not_fit_when_a_dozen_characters_do() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("reasons", DataType::Utf8, false),
+            Field::new("more", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["Acme"])),
+                Arc::new(StringArray::from(vec![
+                    "usage down 80%; no scan for 40 days",
+                ])),
+                Arc::new(StringArray::from(vec!["x"])),
+            ],
+        )
+        .unwrap();
+        let at = |width: usize| {
+            render_table(
+                &schema,
+                std::slice::from_ref(&batch),
+                TableOptions {
+                    width,
+                    ..TableOptions::default()
+                },
+            )
+        };
+        let narrow = at(30);
+        assert!(narrow.contains("│ usage down 80%;… │"), "{narrow}");
+        let table = narrow.lines().filter(|l| !l.contains("not shown"));
+        assert!(table.clone().all(|l| l.width() <= 30), "{narrow}");
+        assert!(
+            narrow.contains("1 more column(s) not shown: more"),
+            "{narrow}"
+        );
+        // Too little room for a dozen characters: left out and named.
+        let narrower = at(20);
+        assert!(narrower.contains("not shown: reasons, more"), "{narrower}");
+    }
 
     #[test]
     fn a_broken_pipe_anywhere_in_a_writers_error_means_the_reader_went_away() {

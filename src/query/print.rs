@@ -26,6 +26,8 @@ pub struct PrintOptions {
     pub max_rows: usize,
     /// The screen's width, which a table fits into.
     pub width: usize,
+    /// The widest a table's column may be; longer values are cut with `…`.
+    pub column_width: usize,
     /// Send a result for people taller than the screen through the pager.
     pub pager: bool,
     /// Say how long a statement took.
@@ -46,6 +48,7 @@ impl Default for PrintOptions {
             append: false,
             max_rows: 40,
             width: screen_width(),
+            column_width: TableOptions::default().max_column_width,
             pager: false,
             timer: false,
             count: true,
@@ -69,7 +72,7 @@ impl PrintOptions {
         TableOptions {
             max_rows: self.max_rows,
             width: self.width,
-            ..TableOptions::default()
+            max_column_width: self.column_width,
         }
     }
 }
