@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use hspq::lake::{Dataset, Partitioning};
-use hspq::query::views::{view_sql, Source};
+use hspq::query::views::{view_sql, Source, DERIVED, MACROS};
 
 const ORG: &str = "hsp_org_simulator_dummy_0000";
 const MSSP: &str = "hsp_simmssp0_dummy_full";
@@ -209,6 +209,13 @@ fn plain_views(lake: &Path) -> String {
                 view_sql(*d, &Source::Files(Vec::new()))
             }
         })
+        // The derived views and macros the churn queries read, as `hspq views --sql` prints them.
+        .chain(
+            DERIVED
+                .iter()
+                .chain(&MACROS)
+                .map(|(_, sql)| sql.to_string()),
+        )
         .collect::<Vec<_>>()
         .join("\n")
 }
