@@ -204,7 +204,7 @@ const COMPONENTS: [&str; 7] = [
     "billing_drop",
     "scan_failures",
     "inactive_scanners",
-    "zero_activity",
+    "activity_drop",
     "scan_gap",
 ];
 
@@ -310,10 +310,17 @@ async fn the_churn_score_is_its_formula_over_the_simulators_data_without_ties() 
             .iter()
             .map(|e| e.probes_inactive + e.probes_active)
             .sum();
-        let active = engagement
-            .iter()
-            .filter(|e| e.failed() + e.succeeded() + e.api_calls > 0)
-            .count() as f64;
+        let active_days = |from: i64, to: i64| {
+            days(from, to)
+                .filter(|d| *d >= fetched_from)
+                .map(|d| w.engagement(c, d))
+                .filter(|e| e.failed() + e.succeeded() + e.api_calls > 0)
+                .count() as f64
+        };
+        let (active, active_before) = (
+            active_days(0, window - 1),
+            active_days(window, 2 * window - 1),
+        );
         let last_scan = (0..)
             .map(|back| as_of - Days::new(back))
             .take_while(|d| *d >= fetched_from)
@@ -328,7 +335,7 @@ async fn the_churn_score_is_its_formula_over_the_simulators_data_without_ties() 
             drop(before, last),
             ratio(failed, scans),
             ratio(inactive, probes),
-            1.0 - active / window as f64,
+            drop(active_before, active),
             gap,
         ];
         for ((name, want), got) in COMPONENTS.iter().zip(want).zip(comps) {

@@ -13,12 +13,14 @@
 --   billing_drop    the same for billing units, last closed period vs the one before
 --   scan_failures   failed / all scans                                    \
 --   inactive_scanners  inactive / all scanner-days                         | engagement: only
---   zero_activity   share of days with neither scans nor API calls         | from a sync on or
+--   activity_drop   the same drop for days with scans or API calls         | from a sync on or
 --   scan_gap        days since the last scan s as s / (s + window_days)    / before as_of (*)
 --                   (0.5 without a scan in the fetched history: DA or PAT only, say)
 -- score = 100 x sum(weight x component) / sum(weight) over the components used, with the
--- default weights below; units_at_risk is the billing of the last closed period (what a loss
--- would cost), per product in units_by_product.
+-- default weights below. Activity counts as its change, like usage, so a customer without
+-- scanning products, who never scans, is not at risk for that alone; zero_activity (the share of
+-- recent days without activity) is shown, not scored. units_at_risk is the billing of the last
+-- closed period (what a loss would cost), per product in units_by_product.
 -- (*) Engagement exists only for customers that were active when a sync ran (a customer that
 -- left answers 404), so a past day is scored from the engagement the lake held on it: up to the
 -- day before the last sync on or before known_by, and not at all before the first one. Otherwise
@@ -30,7 +32,7 @@ WITH params AS (
 ),
 weights AS (
     SELECT 3.0 AS usage_drop, 2.0 AS zero_usage, 1.0 AS billing_drop, 1.0 AS scan_failures,
-           1.0 AS inactive_scanners, 1.5 AS zero_activity, 1.5 AS scan_gap
+           1.0 AS inactive_scanners, 1.5 AS activity_drop, 1.5 AS scan_gap
 ),
 population AS (
     SELECT c.report_type, c.security_center_id, c.company_name
@@ -99,6 +101,8 @@ engaged AS (
            sum(a.probes_inactive) FILTER (WHERE a.date > a.until - p.w) AS probes_inactive,
            sum(a.probes) FILTER (WHERE a.date > a.until - p.w) AS probes,
            count(*) FILTER (WHERE a.date > a.until - p.w AND a.failed + a.succeeded + a.api_calls > 0) AS active_days,
+           count(*) FILTER (WHERE a.date <= a.until - p.w AND a.date > a.until - 2 * p.w
+                              AND a.failed + a.succeeded + a.api_calls > 0) AS active_days_before,
            max(a.date) FILTER (WHERE a.failed + a.succeeded > 0) AS last_scan
     FROM activity a CROSS JOIN params p
     GROUP BY ALL
@@ -120,6 +124,11 @@ components AS (
            CASE WHEN s.until IS NOT NULL THEN coalesce(e.failed / nullif(e.scans, 0), 0) END AS scan_failures,
            CASE WHEN s.until IS NOT NULL THEN coalesce(e.probes_inactive / nullif(e.probes, 0), 0) END AS inactive_scanners,
            CASE WHEN s.until IS NOT NULL THEN 1 - coalesce(e.active_days, 0) / p.w END AS zero_activity,
+           CASE WHEN s.until IS NOT NULL
+                THEN CASE WHEN coalesce(e.active_days, 0) + coalesce(e.active_days_before, 0) > 0
+                          THEN (1 + (coalesce(e.active_days_before, 0) - coalesce(e.active_days, 0))
+                                    / (coalesce(e.active_days_before, 0) + coalesce(e.active_days, 0))) / 2
+                          ELSE 0.5 END END AS activity_drop,
            CASE WHEN s.until IS NOT NULL THEN s.until - e.last_scan END AS days_since_last_scan,
            CASE WHEN s.until IS NOT NULL
                 THEN coalesce((s.until - e.last_scan) / ((s.until - e.last_scan) + p.w), 0.5) END AS scan_gap,
@@ -140,10 +149,10 @@ SELECT c.*,
        100 * (wt.usage_drop * c.usage_drop + wt.zero_usage * c.zero_usage + wt.billing_drop * c.billing_drop
                     + CASE WHEN c.engagement_used
                            THEN wt.scan_failures * c.scan_failures + wt.inactive_scanners * c.inactive_scanners
-                                + wt.zero_activity * c.zero_activity + wt.scan_gap * c.scan_gap
+                                + wt.activity_drop * c.activity_drop + wt.scan_gap * c.scan_gap
                            ELSE 0 END)
              / (wt.usage_drop + wt.zero_usage + wt.billing_drop
                 + CASE WHEN c.engagement_used
-                       THEN wt.scan_failures + wt.inactive_scanners + wt.zero_activity + wt.scan_gap
+                       THEN wt.scan_failures + wt.inactive_scanners + wt.activity_drop + wt.scan_gap
                        ELSE 0 END) AS score
 FROM components c CROSS JOIN weights wt;
