@@ -33,7 +33,8 @@ select
         case when billing_change_pct <= -10 then 'billing down ' || cast(round(-billing_change_pct) as integer) || '%' end,
         case when scan_failures >= 0.1 then 'scan failures ' || cast(round(100 * scan_failures) as integer) || '%' end,
         case when inactive_scanners >= 0.2 then 'inactive scanners ' || cast(round(100 * inactive_scanners) as integer) || '%' end,
-        case when zero_activity >= 0.5
+        -- Only when activity fell: a customer that never scans is not at risk for that.
+        case when zero_activity >= 0.5 and activity_drop > 0.5
              then 'no activity on ' || cast(round(zero_activity * $window_days) as integer) || ' of ' || $window_days || ' days' end,
         case when days_since_last_scan >= 14 then 'no scan for ' || days_since_last_scan || ' days' end
     ) as reasons,
