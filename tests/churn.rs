@@ -197,6 +197,21 @@ async fn churn_events_hold_every_mssp_company_that_left_within_the_history() {
     assert!(units.iter().all(|u| u == "true"), "{units:?}");
 }
 
+/// The rows `hspq query NAME` prints as JSON over the lake at `dir`.
+fn query_json(dir: &std::path::Path, name: &str) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args(["query", name, "--format", "json", "--data"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The components of `churn_scores`, in its column order.
 const COMPONENTS: [&str; 7] = [
     "usage_drop",
@@ -360,17 +375,7 @@ async fn the_churn_score_is_its_formula_over_the_simulators_data_without_ties() 
         }
     }
     // churn_risk ranks them by score, then units at risk, and explains.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hspq"))
-        .args(["query", "churn_risk", "--format", "json", "--data"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = query_json(dir.path(), "churn_risk");
     let mut ranked: Vec<(&String, &Scored)> = got.iter().collect();
     ranked.sort_by(|a, b| {
         b.1 .1
@@ -488,17 +493,7 @@ async fn the_backtest_figures_are_what_the_scores_and_churn_events_give() {
                 .collect::<Vec<_>>(),
         );
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hspq"))
-        .args(["query", "churn_backtest", "--format", "json", "--data"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = query_json(dir.path(), "churn_backtest");
     assert_eq!(rows.len(), 2, "{rows:?}");
     for (model, groups) in [
         ("churn score", &by_score),
