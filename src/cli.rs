@@ -302,10 +302,7 @@ impl Command {
             Command::Demo(args) => {
                 config.lake = args.data.parse()?;
                 config.api.sessions = 5;
-                if !(args.rate >= 0.0 && args.rate.is_finite()) {
-                    anyhow::bail!("--rate must be 0 (no limit) or more, not {}", args.rate);
-                }
-                config.api.rate = args.rate;
+                config.api.rate = rate_or_unlimited(args.rate)?;
                 config.sync.quiet = !std::io::stderr().is_terminal();
             }
             Command::Simulate(_) | Command::Queries => {}
@@ -360,6 +357,14 @@ impl ApiArgs {
         config.token_cache = hspq::api::default_token_cache();
         Ok(config)
     }
+}
+
+/// A simulator's rate limit (and the demo's pace): 0 turns it off.
+pub fn rate_or_unlimited(rate: f64) -> Result<f64> {
+    if !(rate >= 0.0 && rate.is_finite()) {
+        anyhow::bail!("--rate must be 0 (no limit) or more, not {rate}");
+    }
+    Ok(rate)
 }
 
 fn positive_rate(rate: f64) -> Result<f64> {

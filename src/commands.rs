@@ -47,9 +47,7 @@ async fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.faults) {
         anyhow::bail!("--faults must be a share from 0 to 1, not {}", args.faults);
     }
-    if args.rate < 0.0 || !args.rate.is_finite() {
-        anyhow::bail!("--rate must be 0 (no limit) or more, not {}", args.rate);
-    }
+    crate::cli::rate_or_unlimited(args.rate)?;
     let (keys, own_keys) = match &args.keys_file {
         Some(path) => (SimKeys::load(path).map_err(anyhow::Error::msg)?, true),
         None => (SimKeys::dummy(), false),

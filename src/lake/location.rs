@@ -74,13 +74,6 @@ impl From<PathBuf> for LakeLocation {
     }
 }
 
-impl LakeLocation {
-    /// Whether the lake is remote (read through a local copy by queries).
-    pub fn is_remote(&self) -> bool {
-        matches!(self, LakeLocation::S3 { .. })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
