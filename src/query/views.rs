@@ -154,14 +154,14 @@ pub fn lake_files_sql<'a>(files: impl Iterator<Item = (&'a str, u64, u64, &'a st
             )
         })
         .collect();
-    if rows.is_empty() {
-        return format!(
-            "CREATE OR REPLACE VIEW {LAKE_FILES} AS SELECT CAST(NULL AS VARCHAR) AS dataset, CAST(NULL AS VARCHAR) AS path, CAST(NULL AS BIGINT) AS rows, CAST(NULL AS BIGINT) AS bytes, CAST(NULL AS VARCHAR) AS run_id WHERE false;"
-        );
-    }
+    // No files: one row of NULLs filtered out, so the columns keep their types.
+    let (values, filter) = if rows.is_empty() {
+        ("(NULL, NULL, NULL, NULL, NULL)".to_string(), " WHERE false")
+    } else {
+        (rows.join(", "), "")
+    };
     format!(
-        "CREATE OR REPLACE VIEW {LAKE_FILES} AS SELECT CAST(dataset AS VARCHAR) AS dataset, CAST(path AS VARCHAR) AS path, CAST(rows AS BIGINT) AS rows, CAST(bytes AS BIGINT) AS bytes, CAST(run_id AS VARCHAR) AS run_id FROM (VALUES {}) AS t(dataset, path, rows, bytes, run_id);",
-        rows.join(", ")
+        "CREATE OR REPLACE VIEW {LAKE_FILES} AS SELECT CAST(dataset AS VARCHAR) AS dataset, CAST(path AS VARCHAR) AS path, CAST(rows AS BIGINT) AS rows, CAST(bytes AS BIGINT) AS bytes, CAST(run_id AS VARCHAR) AS run_id FROM (VALUES {values}) AS t(dataset, path, rows, bytes, run_id){filter};"
     )
 }
 
