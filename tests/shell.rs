@@ -243,6 +243,11 @@ async fn a_shell_open_across_a_sync_sees_the_new_rows() {
     p.send_line(count).unwrap();
     p.exp_string(&want[0]).unwrap();
     p.exp_string("hspq> ").unwrap();
+    // The derived views and macros read the new commit's views too.
+    p.send_line("select count(*) as n from churn_scores('2026-03-01', 28, '2026-03-12') s where report_type = 'reseller';")
+        .unwrap();
+    p.exp_regex("bigint[^0-9]*[1-9][0-9]* ").unwrap();
+    p.exp_string("hspq> ").unwrap();
     leave(p);
 }
 

@@ -134,6 +134,11 @@ impl Engine {
         };
         let latest = log::latest(&engine.local_lake()?).await?;
         engine.register_views(latest.as_ref())?;
+        // Once: they read the dataset views by name, which DuckDB binds at each query, so a
+        // newer commit's views need no new ones.
+        for (_, derived) in views::DERIVED.iter().chain(&views::MACROS) {
+            engine.conn.execute_batch(derived)?;
+        }
         Ok(engine)
     }
 
@@ -254,10 +259,6 @@ impl Engine {
                 .map(|(p, f)| (p.as_str(), f.rows, f.size, f.run_id.as_str()))
         });
         sql.push_str(&views::lake_files_sql(files));
-        for (_, derived) in views::DERIVED.iter().chain(&views::MACROS) {
-            sql.push('\n');
-            sql.push_str(derived);
-        }
         self.conn.execute_batch(&sql)?;
         self.version.set(entry.map(|e| e.version));
         Ok(())
