@@ -26,6 +26,13 @@
 -- day before the last sync on or before known_by, and not at all before the first one. Otherwise
 -- every past leaver would lack engagement and "no activity" would leak the label into the score.
 -- `components` says which were used.
+-- How much a measure fell from `before` to `after`: (before - after) / (before + after) mapped
+-- to 0..1, 0.5 when it did not change or was zero (or missing) in both.
+CREATE OR REPLACE MACRO churn_drop(before, after) AS
+    CASE WHEN coalesce(before, 0) + coalesce(after, 0) > 0
+         THEN (1 + (coalesce(before, 0) - coalesce(after, 0)) / (coalesce(before, 0) + coalesce(after, 0))) / 2
+         ELSE 0.5 END;
+
 CREATE OR REPLACE MACRO churn_scores(as_of, window_days, known_by) AS TABLE
 WITH params AS (
     SELECT CAST(as_of AS DATE) AS d, CAST(window_days AS INTEGER) AS w, CAST(known_by AS DATE) AS k
@@ -109,26 +116,16 @@ engaged AS (
 ),
 components AS (
     SELECT pop.report_type, pop.security_center_id, pop.company_name, p.d AS as_of,
-           CASE WHEN coalesce(u.previous, 0) + coalesce(u.recent, 0) > 0
-                THEN (1 + (coalesce(u.previous, 0) - coalesce(u.recent, 0))
-                          / (coalesce(u.previous, 0) + coalesce(u.recent, 0))) / 2
-                ELSE 0.5 END AS usage_drop,
+           churn_drop(u.previous, u.recent) AS usage_drop,
            CASE WHEN u.previous > 0
                 THEN round(100.0 * (coalesce(u.recent, 0) - u.previous) / u.previous, 1) END AS usage_change_pct,
            1 - coalesce(u.used_days, 0) / p.w AS zero_usage,
-           CASE WHEN coalesce(b.previous_units, 0) + coalesce(b.last_units, 0) > 0
-                THEN (1 + (coalesce(b.previous_units, 0) - coalesce(b.last_units, 0))
-                          / (coalesce(b.previous_units, 0) + coalesce(b.last_units, 0))) / 2
-                ELSE 0.5 END AS billing_drop,
+           churn_drop(b.previous_units, b.last_units) AS billing_drop,
            s.until IS NOT NULL AS engagement_used,
            CASE WHEN s.until IS NOT NULL THEN coalesce(e.failed / nullif(e.scans, 0), 0) END AS scan_failures,
            CASE WHEN s.until IS NOT NULL THEN coalesce(e.probes_inactive / nullif(e.probes, 0), 0) END AS inactive_scanners,
            CASE WHEN s.until IS NOT NULL THEN 1 - coalesce(e.active_days, 0) / p.w END AS zero_activity,
-           CASE WHEN s.until IS NOT NULL
-                THEN CASE WHEN coalesce(e.active_days, 0) + coalesce(e.active_days_before, 0) > 0
-                          THEN (1 + (coalesce(e.active_days_before, 0) - coalesce(e.active_days, 0))
-                                    / (coalesce(e.active_days_before, 0) + coalesce(e.active_days, 0))) / 2
-                          ELSE 0.5 END END AS activity_drop,
+           CASE WHEN s.until IS NOT NULL THEN churn_drop(e.active_days_before, e.active_days) END AS activity_drop,
            CASE WHEN s.until IS NOT NULL THEN s.until - e.last_scan END AS days_since_last_scan,
            CASE WHEN s.until IS NOT NULL
                 THEN coalesce((s.until - e.last_scan) / ((s.until - e.last_scan) + p.w), 0.5) END AS scan_gap,
