@@ -199,17 +199,11 @@ async fn churn_events_hold_every_mssp_company_that_left_within_the_history() {
 
 /// The rows `hspq query NAME` prints as JSON over the lake at `dir`.
 fn query_json(dir: &std::path::Path, name: &str) -> Vec<serde_json::Value> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hspq"))
-        .args(["query", name, "--format", "json", "--data"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&succeeded(hspq_on(
+        dir,
+        &["query", name, "--format", "json"],
+    )))
+    .unwrap()
 }
 
 /// The components of `churn_scores`, in its column order.

@@ -111,20 +111,7 @@ print("executed", len(nb.cells), "cells")
 async fn bundled_queries_run_unchanged_in_duckdb_1_5_and_2_0_and_agree_with_hspq() {
     let dir = tempfile::tempdir().unwrap();
     demo_lake(dir.path()).await;
-    let hspq = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_hspq"))
-            .args(args)
-            .arg("--data")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
+    let hspq = |args: &[&str]| succeeded(hspq_on(dir.path(), args));
     let views = dir.path().join("views.sql");
     std::fs::write(&views, hspq(&["views", "--sql"])).unwrap();
     let company: String = {

@@ -18,16 +18,6 @@ async fn lake_from(sim: &Simulator, dir: &Path, keys: &[&str]) {
     ingest_lake(sim, dir, keys).await;
 }
 
-fn hspq(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hspq"))
-        .args(args)
-        .arg("--data")
-        .arg(dir)
-        .env_remove("HSPQ_FORMAT")
-        .output()
-        .unwrap()
-}
-
 fn stdout(o: &std::process::Output) -> String {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout.clone()).unwrap()
@@ -53,7 +43,7 @@ fn bundled(dir: &Path, name: &str, params: &[&str]) -> Vec<BTreeMap<String, Stri
         args.push("--param");
         args.push(p);
     }
-    let text = stdout(&hspq(dir, &args));
+    let text = stdout(&hspq_on(dir, &args));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     v.as_array()
         .unwrap()
@@ -255,7 +245,7 @@ async fn every_output_format_parses_back() {
     let want = rows(dir.path(), sql).await;
     let first: Vec<&str> = want[0].split('|').collect();
 
-    let csv = stdout(&hspq(dir.path(), &["sql", sql, "--format", "csv"]));
+    let csv = stdout(&hspq_on(dir.path(), &["sql", sql, "--format", "csv"]));
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 31);
     assert_eq!(
@@ -268,7 +258,7 @@ async fn every_output_format_parses_back() {
         lines[1]
     );
 
-    let json: serde_json::Value = serde_json::from_str(&stdout(&hspq(
+    let json: serde_json::Value = serde_json::from_str(&stdout(&hspq_on(
         dir.path(),
         &["sql", sql, "--format", "json"],
     )))
@@ -278,7 +268,7 @@ async fn every_output_format_parses_back() {
     assert_eq!(arr[0]["security_center_id"], first[0]);
     assert_eq!(arr[0]["billing_value"].to_string(), first[2]);
 
-    let nd = stdout(&hspq(dir.path(), &["sql", sql, "--format", "ndjson"]));
+    let nd = stdout(&hspq_on(dir.path(), &["sql", sql, "--format", "ndjson"]));
     let objs: Vec<serde_json::Value> = nd
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -286,13 +276,13 @@ async fn every_output_format_parses_back() {
     assert_eq!(objs.len(), 30);
     assert_eq!(objs, *arr);
 
-    let md = stdout(&hspq(dir.path(), &["sql", sql, "--format", "markdown"]));
+    let md = stdout(&hspq_on(dir.path(), &["sql", sql, "--format", "markdown"]));
     let md_lines: Vec<&str> = md.lines().collect();
     assert_eq!(md_lines.len(), 32);
     assert_eq!(md_lines[0], "| security_center_id | product | billing_value | billing_date | is_partial | company_name |");
     assert!(md_lines[2].starts_with(&format!("| {} | {} |", first[0], first[1])));
     // --max-rows holds for Markdown too, a format for people.
-    let short = hspq(
+    let short = hspq_on(
         dir.path(),
         &["sql", sql, "--format", "markdown", "--max-rows", "12"],
     );
@@ -301,7 +291,7 @@ async fn every_output_format_parses_back() {
 
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("r.parquet");
-    let o = hspq(
+    let o = hspq_on(
         dir.path(),
         &[
             "sql",
@@ -323,7 +313,7 @@ async fn every_output_format_parses_back() {
         .unwrap();
     assert_eq!(n, 30);
 
-    let table = hspq(
+    let table = hspq_on(
         dir.path(),
         &["sql", sql, "--format", "table", "--max-rows", "5"],
     );
@@ -335,7 +325,7 @@ async fn every_output_format_parses_back() {
     assert!(String::from_utf8_lossy(&table.stderr).contains("30 rows (5 shown"));
 
     // An empty result keeps its header.
-    let empty = stdout(&hspq(
+    let empty = stdout(&hspq_on(
         dir.path(),
         &[
             "sql",
@@ -345,7 +335,7 @@ async fn every_output_format_parses_back() {
         ],
     ));
     assert_eq!(empty, "product\n");
-    let empty_json = stdout(&hspq(
+    let empty_json = stdout(&hspq_on(
         dir.path(),
         &[
             "sql",
@@ -362,25 +352,25 @@ async fn errors_exit_non_zero_with_nothing_on_stdout() {
     let sim = sim(|c| c.companies = 4).await;
     let dir = tempfile::tempdir().unwrap();
     lake_from(&sim, dir.path(), &[MSSP_KEY]).await;
-    let o = hspq(dir.path(), &["sql", "select * from no_such_view"]);
+    let o = hspq_on(dir.path(), &["sql", "select * from no_such_view"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(o.stdout.is_empty());
     assert!(String::from_utf8_lossy(&o.stderr).contains("Catalog Error"));
-    let o = hspq(dir.path(), &["sql", "select 1; select nonsense("]);
+    let o = hspq_on(dir.path(), &["sql", "select 1; select nonsense("]);
     assert_eq!(o.status.code(), Some(1));
     assert!(o.stdout.is_empty());
-    let o = hspq(dir.path(), &["sql", "select 1", "--format", "parquet"]);
+    let o = hspq_on(dir.path(), &["sql", "select 1", "--format", "parquet"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--output"));
-    let o = hspq(dir.path(), &["query", "nope"]);
+    let o = hspq_on(dir.path(), &["query", "nope"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("churn_risk"));
-    let o = hspq(
+    let o = hspq_on(
         dir.path(),
         &["query", "churn_risk", "--param", "window_days=soon"],
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("must be integer"));
     // A statement may start with a comment (not a flag).
-    let commented = stdout(&hspq(
+    let commented = stdout(&hspq_on(
         dir.path(),
         &["sql", "-- why\nselect 7 as n", "--format", "csv"],
     ));
@@ -395,10 +385,10 @@ async fn errors_exit_non_zero_with_nothing_on_stdout() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("s3://bucket/prefix"), "{err}");
     let missing = dir.path().join("not-here");
-    let o = hspq(&missing, &["sql", "select 1"]);
+    let o = hspq_on(&missing, &["sql", "select 1"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("no lake at"));
     // Several statements: the last one's result is printed.
-    let last = stdout(&hspq(
+    let last = stdout(&hspq_on(
         dir.path(),
         &[
             "sql",
@@ -455,7 +445,7 @@ fn views_sql_runs_in_a_plain_duckdb_and_views_duckdb_writes_a_database() {
         let sim = sim(|c| c.companies = 5).await;
         lake_from(&sim, dir.path(), &[MSSP_KEY]).await;
     });
-    let sql = stdout(&hspq(dir.path(), &["views", "--sql"]));
+    let sql = stdout(&hspq_on(dir.path(), &["views", "--sql"]));
     let conn = duckdb::Connection::open_in_memory().unwrap();
     conn.execute_batch(&sql).unwrap();
     let n: i64 = conn
@@ -464,7 +454,7 @@ fn views_sql_runs_in_a_plain_duckdb_and_views_duckdb_writes_a_database() {
     let want = rt.block_on(rows(dir.path(), "select count(*) from daily_usage"));
     assert_eq!(n.to_string(), want[0]);
     let db = dir.path().join("views.duckdb");
-    let o = hspq(dir.path(), &["views", "--duckdb", db.to_str().unwrap()]);
+    let o = hspq_on(dir.path(), &["views", "--duckdb", db.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let conn = duckdb::Connection::open(&db).unwrap();
     let n2: i64 = conn

@@ -16,6 +16,28 @@ pub const MSSP_KEY: &str = "hsp_simmssp0_dummy_full";
 pub const RESELLER_KEY: &str = "hsp_simresl0_dummy_full";
 pub const MSSP_REPORT_ONLY_KEY: &str = "hsp_simmssp1_dummy_report";
 
+/// `hspq ARGS --data DIR` run to its end, with `HSPQ_FORMAT` unset so each command prints in
+/// its default format.
+pub fn hspq_on(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args(args)
+        .arg("--data")
+        .arg(dir)
+        .env_remove("HSPQ_FORMAT")
+        .output()
+        .unwrap()
+}
+
+/// The stdout of a run that must have succeeded (its stderr says why when it did not).
+pub fn succeeded(out: std::process::Output) -> Vec<u8> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// A program from the test tools' virtualenv (`python`, `duckdb`), which scripts/test.sh
 /// installs from tests/requirements.txt and notebooks/requirements.txt.
 pub fn venv_tool(name: &str) -> std::path::PathBuf {
