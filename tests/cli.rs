@@ -272,6 +272,7 @@ fn demo_syncs_both_reports_prints_the_reports_and_status_describes_the_lake() {
     let out = hspq()
         .args(["demo", "--companies", "15", "--rate", "0", "--data"])
         .arg(&data)
+        .env("COLUMNS", "100")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -285,8 +286,27 @@ fn demo_syncs_both_reports_prints_the_reports_and_status_describes_the_lake() {
         "Billing trend",
         "every check agrees",
         "hspq repl --data",
+        "Backtest (hspq query churn_backtest)",
     ] {
         assert!(stdout.contains(part), "{part} missing:\n{stdout}");
+    }
+    // Who is at risk, what they bill and why fit a 100-column terminal.
+    let risk: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Churn risk"))
+        .skip(1)
+        .take_while(|l| l.starts_with(['┌', '│', '├', '└']))
+        .collect();
+    assert!(
+        risk.iter()
+            .any(|l| l.contains("units_at_risk") && l.contains("reasons")),
+        "{stdout}"
+    );
+    for line in &risk {
+        assert!(
+            unicode_width::UnicodeWidthStr::width(*line) <= 100,
+            "wider than 100 columns: {line}"
+        );
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
