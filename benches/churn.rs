@@ -53,6 +53,7 @@ async fn main() {
     );
     // (scored, events, flagged, flagged leavers, pairs, AUC x pairs) per model, over the seeds.
     let mut pooled: std::collections::BTreeMap<String, [f64; 6]> = Default::default();
+    let mut fits: Vec<(u64, String)> = Vec::new();
     for seed in &seeds {
         let dir = tempfile::tempdir().unwrap();
         for back in (0..syncs).rev() {
@@ -78,6 +79,16 @@ async fn main() {
             String::from_utf8_lossy(&out.stderr)
         );
         let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        // What fitting the weights on this lake gives, measured out of time by `churn fit`.
+        let fit = Command::new(env!("CARGO_BIN_EXE_hspq"))
+            .args(["churn", "fit", "--dry-run", "--format", "csv", "--data"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&fit.stderr);
+        for line in said.lines().filter(|l| l.contains("leavers at")) {
+            fits.push((*seed, line.to_string()));
+        }
         for r in &rows {
             let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
             let model = r["model"].as_str().unwrap_or("?").to_string();
@@ -107,6 +118,10 @@ async fn main() {
                 *slot += v;
             }
         }
+    }
+    println!("fitted weights (hspq churn fit --dry-run), out of time against the default ones:");
+    for (seed, line) in &fits {
+        println!("{seed:<6} {line}");
     }
     for (model, [scored, events, flagged, hits, pairs, auc_pairs]) in &pooled {
         let lift = (hits / flagged) / (events / scored);

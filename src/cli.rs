@@ -48,6 +48,44 @@ pub enum Command {
     Views(ViewsArgs),
     /// Check the key pair: create a session, read /v1/me, invalidate the session.
     Check(ApiArgs),
+    /// The churn score's weights, fitted on the lake's own history.
+    #[command(subcommand)]
+    Churn(ChurnCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChurnCommand {
+    /// Fit the churn score's weights on the lake's past leavers (a logistic regression over its
+    /// components, with 30 leavers at least), print them with an out-of-time backtest next to
+    /// the default weights, and store them in the lake, where churn_risk uses them.
+    Fit(FitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// A leaving counts when it falls within this many days after a cut-off; the fitted score is
+    /// the chance of leaving within it.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(7..=366))]
+    pub horizon_days: u32,
+    /// Days of recent activity, as in churn_risk.
+    #[arg(long, default_value_t = 28, value_parser = clap::value_parser!(u32).range(7..=183))]
+    pub window_days: u32,
+    /// The share of companies flagged at each cut-off for precision, recall and lift.
+    #[arg(long, default_value_t = 0.1)]
+    pub top_share: f64,
+    /// Fit one report type only; the other keeps its weights.
+    #[arg(long, value_parser = ["mssp", "reseller"])]
+    pub report_type: Option<String>,
+    /// Print the fit and its backtest; store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Drop the stored weights instead: churn_risk goes back to the default weights.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub reset: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Where the lake is.
@@ -299,6 +337,16 @@ impl Command {
                 };
             }
             Command::Check(api) => config.api = api.client_config()?,
+            Command::Churn(ChurnCommand::Fit(args)) => {
+                if !(args.top_share > 0.0 && args.top_share <= 1.0) {
+                    anyhow::bail!(
+                        "--top-share must be more than 0 and at most 1, not {}",
+                        args.top_share
+                    );
+                }
+                config.lake = args.data.location()?;
+                config.print = args.output.print_options();
+            }
             Command::Demo(args) => {
                 config.lake = args.data.parse()?;
                 config.api.sessions = 5;

@@ -15,7 +15,8 @@ use hspq::query::Engine;
 use hspq::sim::{FaultRates, SimConfig, SimKeys, Simulator};
 
 use crate::cli::{
-    Command, DemoArgs, QueryArgs, SimulateArgs, SqlArgs, StatusArgs, StatusFormat, ViewsArgs,
+    ChurnCommand, Command, DemoArgs, FitArgs, QueryArgs, SimulateArgs, SqlArgs, StatusArgs,
+    StatusFormat, ViewsArgs,
 };
 
 pub async fn run(command: Command, config: Config) -> Result<ExitCode> {
@@ -32,8 +33,93 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode> {
             print!("{}", hspq::query::bundled::describe_all());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Views(args) => views(args, &config),
+        Command::Views(args) => views(args, &config).await,
+        Command::Churn(ChurnCommand::Fit(args)) => churn_fit(args, &config).await,
     }
+}
+
+async fn churn_fit(args: FitArgs, config: &Config) -> Result<ExitCode> {
+    use hspq::churn::{self, FitOptions, MIN_EVENTS};
+    let opts = FitOptions {
+        horizon_days: args.horizon_days,
+        window_days: args.window_days,
+        top_share: args.top_share,
+        report_type: args.report_type.clone(),
+    };
+    let both = ["mssp".to_string(), "reseller".to_string()];
+    let report_types = args.report_type.clone().map_or(both.to_vec(), |r| vec![r]);
+    if args.reset {
+        churn::store(&config.lake, &[], &report_types, &opts).await?;
+        eprintln!(
+            "hspq churn fit: stored weights dropped ({}): churn_risk scores with the default weights",
+            report_types.join(", ")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let engine = open(&config.lake).await?;
+    eprintln!("hspq churn fit: scoring every past cut-off and fitting (a minute on a large lake)");
+    let fits = churn::fit(&engine, &opts)?;
+    if fits.is_empty() {
+        anyhow::bail!(
+            "no past cut-off to learn from: a cut-off needs {} days of usage before it and {} days \
+             of history after it (run hspq ingest, or a shorter --horizon-days)",
+            2 * opts.window_days,
+            opts.horizon_days
+        );
+    }
+    let table = churn::report(&fits, &churn::default_weights(&engine)?)?;
+    Printer::new(config.print.clone()).print_batches(table.schema(), &[table])?;
+    for fit in &fits {
+        let what = format!("{} ({})", fit.report_type, fit.components);
+        match (&fit.model, &fit.compared) {
+            (None, _) => eprintln!(
+                "{what}: {} leavers at {} cut-offs, fitting needs {MIN_EVENTS}: default weights",
+                fit.events, fit.cutoffs
+            ),
+            (Some(_), None) => eprintln!(
+                "{what}: fitted on {} leavers at {} cut-offs; too little history to backtest it \
+                 out of time (it needs {MIN_EVENTS} leavers a horizon before a cut-off)",
+                fit.events, fit.cutoffs
+            ),
+            (Some(_), Some((_, fitted))) if fitted.events < 10 => eprintln!(
+                "{what}: fitted on {} leavers at {} cut-offs; out of time only {} leavers to test \
+                 it on, too few to tell whether it beats the default weights",
+                fit.events, fit.cutoffs, fitted.events
+            ),
+            (Some(_), Some((default, fitted))) => eprintln!(
+                "{what}: fitted on {} leavers at {} cut-offs; out of time, AUC {:.3} against {:.3} \
+                 with the default weights, lift {:.2} against {:.2}{}",
+                fit.events,
+                fit.cutoffs,
+                fitted.auc,
+                default.auc,
+                fitted.lift,
+                default.lift,
+                match (fitted.auc >= default.auc, fitted.lift >= default.lift) {
+                    (true, true) => " (better)",
+                    (false, false) => " (worse on both: consider --reset)",
+                    (true, false) => " (better overall, worse at the top)",
+                    (false, true) => " (better at the top, worse overall)",
+                }
+            ),
+        }
+    }
+    if args.dry_run {
+        eprintln!("hspq churn fit: --dry-run: nothing stored");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let fitted: Vec<&str> = report_types
+        .iter()
+        .filter(|rt| fits.iter().any(|f| &f.report_type == *rt))
+        .map(String::as_str)
+        .collect();
+    churn::store(&config.lake, &fits, &[], &opts).await?;
+    eprintln!(
+        "hspq churn fit: stored in the lake: churn_risk scores {} with these weights where fitted, \
+         and says which in its weights column (hspq churn fit --reset goes back to the default weights)",
+        fitted.join(" and ")
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Today's date where the API lives.
@@ -202,26 +288,29 @@ async fn query(args: QueryArgs, config: &Config) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn views(args: ViewsArgs, config: &Config) -> Result<ExitCode> {
-    let (root, local) = match &config.lake {
-        LakeLocation::S3 { .. } => (config.lake.to_string(), false),
-        LakeLocation::Local(dir) => (
-            dir.canonicalize()
-                .with_context(|| {
-                    format!(
-                        "no lake at {}: run hspq ingest --data {0} first",
-                        config.lake
-                    )
-                })?
-                .display()
-                .to_string(),
-            true,
-        ),
+async fn views(args: ViewsArgs, config: &Config) -> Result<ExitCode> {
+    let root = match &config.lake {
+        LakeLocation::S3 { .. } => config.lake.to_string(),
+        LakeLocation::Local(dir) => dir
+            .canonicalize()
+            .with_context(|| {
+                format!(
+                    "no lake at {}: run hspq ingest --data {0} first",
+                    config.lake
+                )
+            })?
+            .display()
+            .to_string(),
     };
-    let sql = hspq::query::views::all_views_sql(&root, |d| {
-        // On S3 every dataset is assumed present; locally an absent folder gets an empty view.
-        !local || std::path::Path::new(&root).join(d.name()).is_dir()
-    });
+    // A dataset without live files gets an empty view: a glob matching nothing is an error.
+    let engine = open(&config.lake).await?;
+    let present: Vec<String> = {
+        let conn = engine.connection();
+        let mut stmt = conn.prepare("SELECT DISTINCT dataset FROM lake_files")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let sql = hspq::query::views::all_views_sql(&root, |d| present.iter().any(|p| p == d.name()));
     if args.target.sql {
         println!("{sql}");
         return Ok(ExitCode::SUCCESS);

@@ -5,6 +5,7 @@
 //! - [`ingest`]: `hspq ingest`: what to fetch, API answers → Arrow batches → lake commits.
 //! - [`lake`]: the Parquet lake: schemas, partition layout, writer, manifest, lock, storage.
 //! - [`query`]: DuckDB views over the lake, SQL execution, output formats, bundled queries.
+//! - [`churn`]: `hspq churn fit`: the churn score's weights fitted on the lake's own history.
 //! - [`repl`]: the interactive shell: editor, completion, dot-commands.
 //! - [`sim`]: the API simulator (synthetic data + HTTP server), written apart from the client.
 //! - [`process`]: whether the owner of a leftover (session, lock) still runs.
@@ -16,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod churn;
 pub mod config;
 pub mod cpu;
 pub mod ingest;

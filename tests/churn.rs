@@ -287,26 +287,51 @@ async fn the_churn_score_is_its_formula_over_the_simulators_data_without_ties() 
         let days = |from: i64, to: i64| (from..=to).map(move |back| as_of - Days::new(back as u64));
         let usage_on =
             |d: NaiveDate| -> u64 { c.products.iter().filter_map(|x| w.usage(c, x, d)).sum() };
-        let recent: u64 = days(0, window - 1).map(usage_on).sum();
-        let previous: u64 = days(window, 2 * window - 1).map(usage_on).sum();
         let used = days(0, window - 1).filter(|d| usage_on(*d) > 0).count() as f64;
-        let drop = |before: f64, after: f64| {
-            if before + after > 0.0 {
-                (1.0 + (before - after) / (before + after)) / 2.0
-            } else {
+        let drop = |before: f64, after: f64| (1.0 + (before - after) / (before + after)) / 2.0;
+        // A drop per product (before, after), averaged over those with any; 0.5 without.
+        let mean_drop = |pairs: Vec<(f64, f64)>| {
+            let drops: Vec<f64> = pairs
+                .into_iter()
+                .filter(|(b, a)| b + a > 0.0)
+                .map(|(b, a)| drop(b, a))
+                .collect();
+            if drops.is_empty() {
                 0.5
+            } else {
+                drops.iter().sum::<f64>() / drops.len() as f64
             }
         };
-        let units_in = |x: &hspq::sim::world::Period| -> f64 {
+        let usage_in = |x: &str, from: i64, to: i64| -> f64 {
+            days(from, to).filter_map(|d| w.usage(c, x, d)).sum::<u64>() as f64
+        };
+        let usage_drop = mean_drop(
+            c.products
+                .iter()
+                .map(|x| {
+                    (
+                        usage_in(x, window, 2 * window - 1),
+                        usage_in(x, 0, window - 1),
+                    )
+                })
+                .collect(),
+        );
+        let units_in = |x: &hspq::sim::world::Period, product: &str| -> f64 {
             if !w.eligible(p, x).iter().any(|e| e.id == c.id) {
                 return 0.0;
             }
-            w.billing(c, x, None)
+            w.billing(c, x, Some(product))
                 .iter()
                 .filter_map(|b| b.billing_value)
                 .sum::<u64>() as f64
         };
-        let (last, before) = (units_in(closed[0]), units_in(closed[1]));
+        let billing_drop = mean_drop(
+            c.products
+                .iter()
+                .map(|x| (units_in(closed[1], x), units_in(closed[0], x)))
+                .collect(),
+        );
+        let last: f64 = c.products.iter().map(|x| units_in(closed[0], x)).sum();
         let engagement: Vec<_> = days(0, window - 1)
             .filter(|d| *d >= fetched_from)
             .map(|d| w.engagement(c, d))
@@ -339,12 +364,16 @@ async fn the_churn_score_is_its_formula_over_the_simulators_data_without_ties() 
             s / (s + window as f64)
         });
         let want = [
-            drop(previous as f64, recent as f64),
+            usage_drop,
             1.0 - used / window as f64,
-            drop(before, last),
+            billing_drop,
             ratio(failed, scans),
             ratio(inactive, probes),
-            drop(active_before, active),
+            if active_before + active > 0.0 {
+                drop(active_before, active)
+            } else {
+                0.5
+            },
             gap,
         ];
         for ((name, want), got) in COMPONENTS.iter().zip(want).zip(comps) {
@@ -553,4 +582,190 @@ async fn data_after_a_cutoff_does_not_change_its_scores() {
         assert_eq!(&comps[..3], &before[id].0[..3], "{id}");
         assert_eq!(*units, before[id].2, "{id}");
     }
+}
+
+/// `churn_labels` rows of a report type: (cutoff, components, the base components, leaves).
+fn labels(dir: &std::path::Path) -> Vec<(String, Vec<f64>, bool)> {
+    let out = succeeded(hspq_on(
+        dir,
+        &[
+            "sql",
+            "select cast(cutoff as varchar) as cutoff, usage_drop, zero_usage, billing_drop, leaves \
+             from churn_labels(60, 28, 'mssp')",
+            "--format",
+            "json",
+        ],
+    ));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                r["cutoff"].as_str().unwrap().to_string(),
+                ["usage_drop", "zero_usage", "billing_drop"]
+                    .iter()
+                    .map(|c| r[*c].as_f64().unwrap())
+                    .collect(),
+                r["leaves"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fitted_weights_are_a_logistic_regression_on_the_lakes_leavers_and_churn_risk_uses_them() {
+    let sim = sim(|c| c.companies = 300).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let out = hspq_on(dir.path(), &["churn", "fit", "--format", "json"]);
+    let report: Vec<serde_json::Value> = serde_json::from_slice(&succeeded(out.clone())).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stored in the lake"), "{stderr}");
+    let fitted = report
+        .iter()
+        .find(|r| r["weights"] == "fitted")
+        .unwrap_or_else(|| panic!("no fitted row: {report:?}\n{stderr}"));
+    assert_eq!(fitted["components"], "usage, billing");
+    let rows = labels(dir.path());
+    let events = rows.iter().filter(|r| r.2).count();
+    assert!(events >= hspq::churn::MIN_EVENTS, "{events} leavers");
+    assert_eq!(fitted["fitted_on_events"], events);
+    // The stored weights are where the penalised log-likelihood is flat: its gradient is zero.
+    let stored: Vec<serde_json::Value> = serde_json::from_slice(&succeeded(hspq_on(
+        dir.path(),
+        &[
+            "sql",
+            "select component, weight, events, fitted_horizon_days from churn_weights \
+             where report_type = 'mssp' and components = 'usage, billing'",
+            "--format",
+            "json",
+        ],
+    )))
+    .unwrap();
+    let weight = |name: &str| {
+        stored
+            .iter()
+            .find(|r| r["component"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {stored:?}"))["weight"]
+            .as_f64()
+            .unwrap()
+    };
+    let (b0, w) = (
+        weight("intercept"),
+        [
+            weight("usage_drop"),
+            weight("zero_usage"),
+            weight("billing_drop"),
+        ],
+    );
+    assert!(stored
+        .iter()
+        .all(|r| r["events"] == events && r["fitted_horizon_days"] == 60));
+    let p =
+        |x: &[f64]| 1.0 / (1.0 + (-(b0 + w.iter().zip(x).map(|(a, b)| a * b).sum::<f64>())).exp());
+    let mut grad = [0.0; 4];
+    for (_, x, leaves) in &rows {
+        let err = p(x) - if *leaves { 1.0 } else { 0.0 };
+        grad[0] += err;
+        for j in 0..3 {
+            grad[j + 1] += err * x[j];
+        }
+    }
+    for j in 0..3 {
+        grad[j + 1] += hspq::churn::RIDGE * w[j];
+    }
+    assert!(
+        grad.iter().all(|g| g.abs() < 0.05),
+        "not at the optimum: gradient {grad:?} at {b0}, {w:?}"
+    );
+    // Leavers' usage fell: the usage components point towards leaving.
+    assert!(w[0] > 0.0 && w[1] > 0.0, "{w:?}");
+    // churn_scores and churn_risk now score with them, and say so.
+    let today = sim.world().last_report_day();
+    let engine = hspq::query::Engine::open(&dir.path().into()).await.unwrap();
+    let mut stmt = engine
+        .connection()
+        .prepare(&format!(
+            "select usage_drop, zero_usage, billing_drop, score, weights, components \
+             from churn_scores(date '{}', 28, date '{}') where report_type = 'mssp'",
+            today - Days::new(60),
+            today - Days::new(60),
+        ))
+        .unwrap();
+    let scored: Vec<(Vec<f64>, f64, String, String)> = stmt
+        .query_map([], |r| {
+            Ok((
+                vec![r.get(0)?, r.get(1)?, r.get(2)?],
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(scored.len() > 100);
+    for (x, score, weights, components) in &scored {
+        assert_eq!(components, "usage, billing");
+        assert!(
+            (score - 100.0 * p(x)).abs() < 1e-9,
+            "{score} != {}",
+            100.0 * p(x)
+        );
+        assert!(
+            weights.starts_with("fitted ") && weights.contains(&format!("on {events} leavers")),
+            "{weights}"
+        );
+    }
+    let risk = query_json(dir.path(), "churn_risk");
+    // Today's scores have engagement, which no cut-off of a first sync had: default weights.
+    assert!(
+        risk.iter().all(|r| r["weights"] == "default"),
+        "{:?}",
+        risk[0]
+    );
+    // --reset goes back to the default weights everywhere.
+    succeeded(hspq_on(dir.path(), &["churn", "fit", "--reset"]));
+    let stmt = format!(
+        "select distinct weights from churn_scores(date '{}', 28, date '{}')",
+        today - Days::new(60),
+        today - Days::new(60)
+    );
+    let out = succeeded(hspq_on(dir.path(), &["sql", &stmt, "--format", "csv"]));
+    assert_eq!(String::from_utf8_lossy(&out), "weights\ndefault\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_thirty_leavers_the_fit_keeps_the_default_weights() {
+    let sim = sim(|c| c.companies = 40).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let events = labels(dir.path()).iter().filter(|r| r.2).count();
+    assert!(
+        events > 0 && events < hspq::churn::MIN_EVENTS,
+        "{events} leavers"
+    );
+    let out = hspq_on(dir.path(), &["churn", "fit", "--format", "json"]);
+    let report: Vec<serde_json::Value> = serde_json::from_slice(&succeeded(out.clone())).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{events} leavers at"))
+            && stderr.contains("fitting needs 30: default weights"),
+        "{stderr}"
+    );
+    assert!(
+        report.iter().all(|r| r["weights"] == "default"),
+        "{report:?}"
+    );
+    let stored = succeeded(hspq_on(
+        dir.path(),
+        &[
+            "sql",
+            "select count(*) as n from churn_weights",
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(String::from_utf8_lossy(&stored), "n\n0\n");
+    let risk = query_json(dir.path(), "churn_risk");
+    assert!(!risk.is_empty() && risk.iter().all(|r| r["weights"] == "default"));
 }

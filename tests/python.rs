@@ -12,9 +12,12 @@ fn python() -> PathBuf {
     venv_tool("python")
 }
 
+/// A lake of both report types with weights fitted by `hspq churn fit`, so that every dataset
+/// has files.
 async fn demo_lake(dir: &Path) {
-    let sim = sim(|c| c.companies = 25).await;
+    let sim = sim(|c| c.companies = 300).await;
     ingest_lake(&sim, dir, &[MSSP_KEY, RESELLER_KEY]).await;
+    succeeded(hspq_on(dir, &["churn", "fit"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,36 +5,20 @@
 -- param: window_days INTEGER = 28 | days of recent activity, as in churn_risk
 -- param: report_type VARCHAR = NULL | mssp or reseller; both when left out
 --
--- Cut-offs: the first day of every period from when two windows of usage exist up to the last
--- one a whole horizon fits after. At each, churn_scores() scores every company active then from
--- the data the lake held on that day (engagement only from syncs made by then), and a company
--- is a leaver when churn_events has it leaving in (cut-off, cut-off + horizon]. Pooled over the
--- cut-offs: the base rate, AUC (the chance a leaver scores above a stayer, ties counting half),
--- and, flagging the top share at each cut-off, precision, recall and lift (precision over the
--- base rate). The baseline ranks by usage decline alone.
-with cutoffs as (
-    select distinct p.report_type, p.period_from as day
-    from periods p
-    where ($report_type is null or p.report_type = $report_type)
-      and p.period_from >= (select min(date) from daily_usage) + 2 * cast($window_days as integer)
-      and p.period_from + cast($horizon_days as integer) <= (select max(period_to) from periods)
-),
-scored as (
-    select c.day as cutoff, s.*
-    from cutoffs c, churn_scores(c.day, $window_days, c.day) s
-    where s.report_type = c.report_type
-),
-labelled as (
-    select s.*, exists (
-        select 1 from churn_events e
-        where e.report_type = s.report_type and e.security_center_id = s.security_center_id
-          and e.left_on > s.cutoff and e.left_on <= s.cutoff + cast($horizon_days as integer)
-    ) as leaves
-    from scored s
+-- The scores and labels come from churn_labels() (sql/views/churn_labels.sql): at the first
+-- day of every period a whole horizon fits after, the churn score from the data the lake held on
+-- that day only (engagement only from syncs made by then), and whether the company left within
+-- the horizon. Pooled over the cut-offs: the base rate, AUC (the chance a leaver scores above a
+-- stayer, ties counting half), and, flagging the top share at each cut-off, precision, recall
+-- and lift (precision over the base rate). The churn score here has the default weights; weights
+-- fitted by `hspq churn fit` are backtested there, out of time. The baseline ranks by usage
+-- decline alone.
+with labelled as (
+    select * from churn_labels($horizon_days, $window_days, $report_type)
 ),
 models as (
     select 'churn score' as model, cutoff, report_type, security_center_id, components, leaves,
-           units_at_risk, score as value
+           units_at_risk, default_score as value
     from labelled
     union all
     select 'usage decline alone', cutoff, report_type, security_center_id, components, leaves,

@@ -1,13 +1,15 @@
 -- name: churn_risk
--- description: Every company active on a day (the last report day unless as_of says) with a 0-100 churn risk score, its reasons and the billing units at risk, highest risk first.
+-- description: Every company active on a day (the last report day unless as_of says) with its churn risk score, its reasons and the billing units at risk, highest risk first.
 -- param: window_days INTEGER = 28 | days of recent activity, compared with the window before them
 -- param: as_of DATE = NULL | the day to score, from data up to that day only; the last report day (T-2) when left out
 --
 -- The score and its components come from churn_scores() (sql/views/churn_scores.sql, which
 -- says how each is computed): usage and billing change, days without usage, and, where the
 -- lake fetched engagement by then, scan failures, inactive scanners, days without activity and
--- days since the last scan. Equal scores are ordered by the units at risk (the billing of the
--- last closed period). Companies known to have left by the day (churn_events) are not scored.
+-- days since the last scan. With the default weights the score is a 0-100 index; once
+-- `hspq churn fit` stored weights fitted on the lake's history, it is the chance in % of leaving
+-- within the horizon fitted for (the weights column says which). Equal scores are ordered by
+-- the units at risk (the billing of the last closed period). Companies known to have left by the day (churn_events) are not scored.
 with day as (
     select coalesce($as_of, (select max(period_to) from periods)) as d
 ),
@@ -48,6 +50,7 @@ select
     cast(round(zero_activity * $window_days) as integer) as zero_activity_days,
     days_since_last_scan,
     components,
+    weights,
     as_of
 from scored
 order by rank;

@@ -43,11 +43,13 @@ pub enum Dataset {
     Me,
     /// One row per `hspq ingest` run.
     SyncRuns,
+    /// The churn model `hspq churn fit` fitted on the lake's own history, per report type.
+    ChurnWeights,
 }
 
 impl Dataset {
     /// Every dataset, in lake order.
-    pub const ALL: [Dataset; 11] = [
+    pub const ALL: [Dataset; 12] = [
         Dataset::Periods,
         Dataset::Companies,
         Dataset::Billing,
@@ -59,6 +61,7 @@ impl Dataset {
         Dataset::Churn,
         Dataset::Me,
         Dataset::SyncRuns,
+        Dataset::ChurnWeights,
     ];
 
     /// The folder and view name.
@@ -75,6 +78,7 @@ impl Dataset {
             Dataset::Churn => "churn",
             Dataset::Me => "me",
             Dataset::SyncRuns => "sync_runs",
+            Dataset::ChurnWeights => "churn_weights",
         }
     }
 
@@ -86,9 +90,11 @@ impl Dataset {
     /// How its files are laid out.
     pub fn partitioning(self) -> Partitioning {
         match self {
-            Dataset::Periods | Dataset::Customers | Dataset::CustomerHistory | Dataset::Me => {
-                Partitioning::ReportType
-            }
+            Dataset::Periods
+            | Dataset::Customers
+            | Dataset::CustomerHistory
+            | Dataset::Me
+            | Dataset::ChurnWeights => Partitioning::ReportType,
             Dataset::Companies
             | Dataset::Billing
             | Dataset::BillingTotals
@@ -132,6 +138,7 @@ impl Dataset {
             ],
             Dataset::Me => &["report_type", "api_key_prefix"],
             Dataset::SyncRuns => &["run_id"],
+            Dataset::ChurnWeights => &["report_type", "components", "component"],
         }
     }
 
@@ -279,6 +286,20 @@ impl Dataset {
                 f("error", utf8()),
                 // Skipped customers and other non-fatal problems, one line each.
                 f("warnings", list()),
+            ],
+            Dataset::ChurnWeights => vec![
+                key("report_type", utf8()),
+                // Which components the model covers, as churn_scores names them.
+                key("components", utf8()),
+                // A component of churn_scores, or "intercept".
+                key("component", utf8()),
+                f("weight", DataType::Float64),
+                // What it was fitted on: the leavers among the scorings at the cut-offs.
+                f("events", i64()),
+                f("scorings", i64()),
+                f("cutoffs", i32()),
+                f("fitted_horizon_days", i32()),
+                f("fitted_window_days", i32()),
             ],
         };
         fields.extend(tail());

@@ -120,10 +120,16 @@ pub const DERIVED: [(&str, &str); 1] = [(
 
 /// Table macros over the views, in `sql/views/` (the bundled queries call them): (name,
 /// `CREATE MACRO` SQL).
-pub const MACROS: [(&str, &str); 1] = [(
-    "churn_scores",
-    include_str!("../../sql/views/churn_scores.sql"),
-)];
+pub const MACROS: [(&str, &str); 2] = [
+    (
+        "churn_scores",
+        include_str!("../../sql/views/churn_scores.sql"),
+    ),
+    (
+        "churn_labels",
+        include_str!("../../sql/views/churn_labels.sql"),
+    ),
+];
 
 /// Every view hspq shows, by name: the datasets', the derived ones, `lake_files`.
 pub fn names() -> Vec<&'static str> {

@@ -1015,7 +1015,10 @@ mod tests {
         let keyword = at_end("select 1 from churn wh");
         assert!(keyword.contains(&"where".to_string()), "{keyword:?}");
         // Where a table goes, only views.
-        assert_eq!(at_end("select * from chu"), vec!["churn", "churn_events"]);
+        assert_eq!(
+            at_end("select * from chu"),
+            vec!["churn", "churn_weights", "churn_events"]
+        );
     }
 
     #[test]

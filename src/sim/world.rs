@@ -20,7 +20,8 @@
 //! Churn, with real pre-churn behaviour: customers leave at about `LEAVE_RATE` (15 %) a year
 //! from the day they became customers; 75 % of leavers show a warning sign ([`Profile`]: usage
 //! falling to 30 %, dormancy, failing scans, or inactive scanners) from 3 to 17 weeks before
-//! they leave, the rest leave without one; and 15 % of the companies that do not leave (then)
+//! they leave, the rest leave without one (failing scans and inactive scanners lower usage too:
+//! what a failed scan or a silent scanner would have found is not counted); and 15 % of the companies that do not leave (then)
 //! show a sign from some day on and stay, so most companies with a sign at any moment are not
 //! about to leave. The simulator knows nothing of hspq's churn score, and the score must not be
 //! tuned to these numbers: the demo world is one seed of many.
@@ -538,21 +539,59 @@ impl World {
             return Some(0); // an odd day with nothing counted
         }
         let jitter = 0.95 + 0.1 * unit(noise);
-        Some((base * jitter * self.decline(c, day)).round() as u64)
+        Some((base * jitter * self.counted(c, product, day)).round() as u64)
     }
 
-    /// 1.0, or less once a declining or dormant company's `since` has passed.
-    fn decline(&self, c: &Company, day: NaiveDate) -> f64 {
+    /// The share of a company's assets of `product` counted on `day`: 1.0 until its profile's
+    /// `since`, then less. A declining company's usage falls to 30 % over 120 days, a dormant one
+    /// counts nothing; assets whose scan failed are not counted, nor those behind a network
+    /// scanner that stopped reporting (SNS only), so failing scans and inactive scanners show in
+    /// usage too, if less plainly than in engagement.
+    fn counted(&self, c: &Company, product: &str, day: NaiveDate) -> f64 {
         if day < c.since {
             return 1.0;
         }
-        match c.profile {
-            Profile::Declining => {
+        match (c.profile, product) {
+            (Profile::Declining, _) => {
                 let days = (day - c.since).num_days() as f64;
                 (1.0 - days / 120.0).max(0.3)
             }
-            Profile::Dormant => 0.0,
+            (Profile::Dormant, _) => 0.0,
+            (Profile::FailingScans, "SNS" | "WAS" | "CS") => {
+                1.0 - self.failing_share(c, day, scan_salt(product))
+            }
+            (Profile::InactiveScanners, "SNS") => {
+                let probes = self.probes(c);
+                1.0 - self.inactive_probes(c, day, probes) as f64 / probes.max(1) as f64
+            }
             _ => 1.0,
+        }
+    }
+
+    /// The share of a failing-scans company's scans of a product that fail on `day`.
+    fn failing_share(&self, c: &Company, day: NaiveDate, salt: u64) -> f64 {
+        let h = self.hash(&[c.idx, day.num_days_from_ce() as u64, salt]);
+        0.3 + 0.3 * unit(h >> 7)
+    }
+
+    /// How many network scanners (probes) a company runs: 1 to 6 with SNS, else none.
+    fn probes(&self, c: &Company) -> u64 {
+        if c.has("SNS") {
+            1 + self.hash(&[c.idx, 14]) % 6
+        } else {
+            0
+        }
+    }
+
+    /// How many of a company's `probes` do not report on `day`.
+    fn inactive_probes(&self, c: &Company, day: NaiveDate, probes: u64) -> u64 {
+        let day_n = day.num_days_from_ce() as u64;
+        match c.profile {
+            _ if c.profile == Profile::Dormant && day >= c.since => probes,
+            Profile::InactiveScanners if day >= c.since => {
+                (1 + self.hash(&[c.idx, day_n, 15]) % probes.max(1)).min(probes)
+            }
+            _ => u64::from(probes > 0 && self.hash(&[c.idx, day_n, 16]).is_multiple_of(40)),
         }
     }
 
@@ -639,7 +678,7 @@ impl World {
             "PAT" => {
                 c.has("PAT")
                     && c.active_on(day)
-                    && self.decline(c, day) > 0.0
+                    && self.counted(c, "PAT", day) > 0.0
                     && day.weekday().num_days_from_monday() as u64 == c.idx % 5
             }
             _ => false,
@@ -667,27 +706,17 @@ impl World {
             }
             let total = 1 + (h >> 20) % max;
             let fail_share = match c.profile {
-                Profile::FailingScans if day >= c.since => 0.3 + 0.3 * unit(h >> 7),
+                Profile::FailingScans if day >= c.since => self.failing_share(c, day, salt),
                 _ => 0.05 * unit(h >> 7),
             };
             let failed = (total as f64 * fail_share).round() as u64;
             (total - failed, failed)
         };
-        let (sns_ok, sns_fail) = scans(11, "SNS", 20);
-        let (was_ok, was_fail) = scans(12, "WAS", 6);
-        let (cs_ok, cs_fail) = scans(13, "CS", 4);
-        let probes = if c.has("SNS") {
-            1 + self.hash(&[c.idx, 14]) % 6
-        } else {
-            0
-        };
-        let inactive = match c.profile {
-            _ if stopped => probes,
-            Profile::InactiveScanners if day >= c.since => {
-                (1 + self.hash(&[c.idx, day_n, 15]) % probes.max(1)).min(probes)
-            }
-            _ => u64::from(probes > 0 && self.hash(&[c.idx, day_n, 16]).is_multiple_of(40)),
-        };
+        let (sns_ok, sns_fail) = scans(scan_salt("SNS"), "SNS", 20);
+        let (was_ok, was_fail) = scans(scan_salt("WAS"), "WAS", 6);
+        let (cs_ok, cs_fail) = scans(scan_salt("CS"), "CS", 4);
+        let probes = self.probes(c);
+        let inactive = self.inactive_probes(c, day, probes);
         let api_calls = if c.idx.is_multiple_of(3) && !stopped {
             self.hash(&[c.idx, day_n, 17]) % 200
         } else {
@@ -714,6 +743,15 @@ impl World {
         } else {
             (e.failed() as f64 / total as f64 * 100.0).round() / 100.0
         }
+    }
+}
+
+/// The hash salt of a scanning product's scans on a day.
+fn scan_salt(product: &str) -> u64 {
+    match product {
+        "SNS" => 11,
+        "WAS" => 12,
+        _ => 13,
     }
 }
 

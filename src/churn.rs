@@ -1,0 +1,576 @@
+//! `hspq churn fit`: weights for the churn score fitted on the lake's own history.
+//!
+//! The rows are `churn_labels()` (sql/views/churn_labels.sql): every company's components at
+//! every past cut-off, from the data the lake held then, and whether it left within the horizon.
+//! Per report type and set of components (engagement exists only from a lake's first sync on), a
+//! logistic regression over the same components (linfa-logistic) gives a weight per component
+//! and an intercept, so the fitted score stays explainable: the chance of leaving within the
+//! horizon. Below [`MIN_EVENTS`] leavers the default weights stay.
+//!
+//! Whether fitting helps is measured out of time: at each cut-off, a model fitted only on the
+//! cut-offs whose horizon had ended by then (what a partner could have fitted that day) scores
+//! the companies, next to the default weights on the same cut-offs.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use linfa::traits::Fit as _;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2};
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+
+use crate::lake::{
+    Dataset, Lake, LakeLocation, LakeWriter, Partition, PartitionWriter, WriterOptions,
+};
+use crate::query::Engine;
+
+/// Fewer leavers than this and a fit says more about noise than about churn.
+pub const MIN_EVENTS: usize = 30;
+
+/// The L2 penalty on the weights: weak, so that a component that alone separates leavers from
+/// stayers (a small lake) gets a large weight, not an infinite one.
+pub const RIDGE: f64 = 1.0;
+
+/// The components churn_scores computes from usage and billing, which every cut-off has.
+pub const BASE: [&str; 3] = ["usage_drop", "zero_usage", "billing_drop"];
+
+/// The components from engagement, which cut-offs after a lake's first sync have too.
+pub const ENGAGEMENT: [&str; 4] = [
+    "scan_failures",
+    "inactive_scanners",
+    "activity_drop",
+    "scan_gap",
+];
+
+/// What to fit on.
+#[derive(Clone, Debug)]
+pub struct FitOptions {
+    /// A leaving counts when it falls within this many days after a cut-off.
+    pub horizon_days: u32,
+    /// Days of recent activity, as in churn_risk.
+    pub window_days: u32,
+    /// The share of companies flagged at each cut-off, for precision, recall and lift.
+    pub top_share: f64,
+    /// One report type, or both.
+    pub report_type: Option<String>,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            horizon_days: 60,
+            window_days: 28,
+            top_share: 0.1,
+            report_type: None,
+        }
+    }
+}
+
+/// One company at one cut-off.
+#[derive(Clone, Debug)]
+pub struct Scoring {
+    /// The cut-off.
+    pub cutoff: NaiveDate,
+    /// The company.
+    pub security_center_id: String,
+    /// The components of its set, in the set's order.
+    pub values: Vec<f64>,
+    /// The score with the default weights.
+    pub default_score: f64,
+    /// Billing of the last closed period, which orders equal scores.
+    pub units_at_risk: i64,
+    /// Whether it left within the horizon.
+    pub leaves: bool,
+}
+
+/// A fitted logistic regression over a set of components.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    /// The constant term.
+    pub intercept: f64,
+    /// One weight per component of the set, in its order.
+    pub weights: Vec<f64>,
+}
+
+impl Model {
+    /// Fits on `rows`, or `None` below [`MIN_EVENTS`] leavers.
+    pub fn fit(rows: &[&Scoring]) -> Result<Option<Model>, String> {
+        let events = rows.iter().filter(|r| r.leaves).count();
+        if events < MIN_EVENTS || events == rows.len() {
+            return Ok(None);
+        }
+        let width = rows[0].values.len();
+        let x = Array2::from_shape_fn((rows.len(), width), |(i, j)| rows[i].values[j]);
+        let y: Array1<bool> = rows.iter().map(|r| r.leaves).collect();
+        let fitted = LogisticRegression::default()
+            .alpha(RIDGE)
+            .max_iterations(500)
+            .fit(&linfa::Dataset::new(x, y))
+            .map_err(|e| format!("the logistic regression failed: {e}"))?;
+        // linfa's positive class is the larger one (the stayers): turn it round to leaving.
+        let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+        Ok(Some(Model {
+            intercept: sign * fitted.intercept(),
+            weights: fitted.params().iter().map(|w| sign * w).collect(),
+        }))
+    }
+
+    /// The chance in % that a company with these components leaves within the horizon.
+    pub fn score(&self, values: &[f64]) -> f64 {
+        let z: f64 = self.intercept
+            + self
+                .weights
+                .iter()
+                .zip(values)
+                .map(|(w, x)| w * x)
+                .sum::<f64>();
+        100.0 / (1.0 + (-z).exp())
+    }
+}
+
+/// How well a ranking foresaw the leavers.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// Cut-offs pooled.
+    pub cutoffs: usize,
+    /// Companies scored, over all cut-offs.
+    pub scored: usize,
+    /// Leavers among them.
+    pub events: usize,
+    /// The chance a leaver ranks above a stayer, ties counting half.
+    pub auc: f64,
+    /// Leavers among the flagged (the top share at each cut-off).
+    pub precision: f64,
+    /// Flagged among the leavers.
+    pub recall: f64,
+    /// Precision over the base rate.
+    pub lift: f64,
+}
+
+impl Figures {
+    /// The figures of `value` per scoring (pooled for AUC), flagging the top `share` of each
+    /// cut-off as churn_backtest does: by value, then units at risk, then id.
+    pub fn of(rows: &[(&Scoring, f64)], share: f64) -> Figures {
+        let events = rows.iter().filter(|(r, _)| r.leaves).count();
+        let scored = rows.len();
+        // AUC from mid-ranks.
+        let mut values: Vec<(f64, bool)> = rows.iter().map(|(r, v)| (*v, r.leaves)).collect();
+        values.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut leaver_ranks = 0.0;
+        let mut i = 0;
+        while i < values.len() {
+            let j = (i..values.len())
+                .find(|&j| values[j].0 != values[i].0)
+                .unwrap_or(values.len());
+            let mid = (i + 1 + j) as f64 / 2.0;
+            leaver_ranks += mid * values[i..j].iter().filter(|v| v.1).count() as f64;
+            i = j;
+        }
+        let (e, n) = (events as f64, scored as f64);
+        let auc = (leaver_ranks - e * (e + 1.0) / 2.0) / (e * (n - e));
+        let mut by_cutoff: BTreeMap<NaiveDate, Vec<(&Scoring, f64)>> = BTreeMap::new();
+        for (r, v) in rows {
+            by_cutoff.entry(r.cutoff).or_default().push((r, *v));
+        }
+        let (mut flagged, mut hits) = (0usize, 0usize);
+        for group in by_cutoff.values_mut() {
+            group.sort_by(|a, b| {
+                b.1.total_cmp(&a.1)
+                    .then(b.0.units_at_risk.cmp(&a.0.units_at_risk))
+                    .then(a.0.security_center_id.cmp(&b.0.security_center_id))
+            });
+            let k = (share * group.len() as f64).ceil() as usize;
+            flagged += k;
+            hits += group[..k].iter().filter(|(r, _)| r.leaves).count();
+        }
+        let precision = hits as f64 / flagged as f64;
+        Figures {
+            cutoffs: by_cutoff.len(),
+            scored,
+            events,
+            auc,
+            precision,
+            recall: hits as f64 / e,
+            lift: precision / (e / n),
+        }
+    }
+}
+
+/// One report type's fit over one set of components.
+#[derive(Clone, Debug)]
+pub struct Fit {
+    /// mssp or reseller.
+    pub report_type: String,
+    /// "usage, billing" or "usage, billing, engagement", as churn_scores says.
+    pub components: String,
+    /// The components' names, in the weights' order.
+    pub names: Vec<&'static str>,
+    /// Cut-offs, scorings and leavers fitted on.
+    pub cutoffs: usize,
+    /// Scorings fitted on.
+    pub scorings: usize,
+    /// Leavers among them.
+    pub events: usize,
+    /// The model on every cut-off, or `None` below [`MIN_EVENTS`] leavers.
+    pub model: Option<Model>,
+    /// Out of time, on the cut-offs where enough earlier history existed: the default weights'
+    /// figures, then the fitted ones'.
+    pub compared: Option<(Figures, Figures)>,
+}
+
+/// Loads the lake's past scorings and fits every report type and set of components in it.
+pub fn fit(engine: &Engine, opts: &FitOptions) -> anyhow::Result<Vec<Fit>> {
+    let names: Vec<&str> = BASE.iter().chain(&ENGAGEMENT).copied().collect();
+    let sql = format!(
+        "SELECT report_type, components, CAST(cutoff AS VARCHAR), security_center_id, {}, \
+                default_score, units_at_risk, leaves \
+         FROM churn_labels({}, {}, ?) ORDER BY report_type, components, cutoff, security_center_id",
+        names.join(", "),
+        opts.horizon_days,
+        opts.window_days
+    );
+    let conn = engine.connection();
+    let mut stmt = conn.prepare(&sql)?;
+    let mut groups: BTreeMap<(String, String), Vec<Scoring>> = BTreeMap::new();
+    let mut rows = stmt.query([opts.report_type.as_deref()])?;
+    while let Some(row) = rows.next()? {
+        let components: String = row.get(1)?;
+        let width = if components.contains("engagement") {
+            names.len()
+        } else {
+            BASE.len()
+        };
+        let mut values = Vec::with_capacity(width);
+        for i in 0..width {
+            values.push(row.get::<_, Option<f64>>(4 + i)?.unwrap_or(0.0));
+        }
+        let cutoff: String = row.get(2)?;
+        let scoring = Scoring {
+            cutoff: cutoff.parse()?,
+            security_center_id: row.get(3)?,
+            values,
+            default_score: row.get(4 + names.len())?,
+            units_at_risk: row.get(5 + names.len())?,
+            leaves: row.get(6 + names.len())?,
+        };
+        groups
+            .entry((row.get(0)?, components))
+            .or_default()
+            .push(scoring);
+    }
+    let horizon = chrono::Days::new(opts.horizon_days.into());
+    let mut fits = Vec::new();
+    for ((report_type, components), rows) in groups {
+        let all: Vec<&Scoring> = rows.iter().collect();
+        let model = Model::fit(&all).map_err(anyhow::Error::msg)?;
+        let cutoffs: Vec<NaiveDate> = {
+            let mut c: Vec<_> = rows.iter().map(|r| r.cutoff).collect();
+            c.dedup();
+            c
+        };
+        // Out of time: each cut-off scored by a model of the cut-offs whose leavers were
+        // known on it.
+        let (mut default, mut fitted) = (Vec::new(), Vec::new());
+        for day in &cutoffs {
+            let known: Vec<&Scoring> = rows.iter().filter(|r| r.cutoff + horizon <= *day).collect();
+            let Some(earlier) = Model::fit(&known).map_err(anyhow::Error::msg)? else {
+                continue;
+            };
+            for r in rows.iter().filter(|r| r.cutoff == *day) {
+                default.push((r, r.default_score));
+                fitted.push((r, earlier.score(&r.values)));
+            }
+        }
+        let events = |s: &[(&Scoring, f64)]| s.iter().filter(|(r, _)| r.leaves).count();
+        let compared = (events(&default) > 0 && events(&default) < default.len()).then(|| {
+            (
+                Figures::of(&default, opts.top_share),
+                Figures::of(&fitted, opts.top_share),
+            )
+        });
+        fits.push(Fit {
+            names: names[..rows[0].values.len()].to_vec(),
+            cutoffs: cutoffs.len(),
+            scorings: rows.len(),
+            events: rows.iter().filter(|r| r.leaves).count(),
+            report_type,
+            components,
+            model,
+            compared,
+        });
+    }
+    Ok(fits)
+}
+
+/// The default weights, by component, as churn_scores has them.
+pub fn default_weights(engine: &Engine) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let names: Vec<&'static str> = BASE.iter().chain(&ENGAGEMENT).copied().collect();
+    let sql = format!("SELECT {} FROM churn_default_weights()", names.join(", "));
+    let conn = engine.connection();
+    let values: Vec<f64> = conn.query_row(&sql, [], |r| {
+        (0..names.len()).map(|i| r.get::<_, f64>(i)).collect()
+    })?;
+    Ok(names.into_iter().zip(values).collect())
+}
+
+/// What `hspq churn fit` prints: per report type and set of components, the default and the
+/// fitted weights with their out-of-time backtest on the same cut-offs.
+pub fn report(fits: &[Fit], defaults: &[(&str, f64)]) -> anyhow::Result<RecordBatch> {
+    let mut rows: Vec<(&Fit, &str, String, Option<Figures>)> = Vec::new();
+    for fit in fits {
+        let default: Vec<String> = fit
+            .names
+            .iter()
+            .filter_map(|n| defaults.iter().find(|(d, _)| d == n))
+            .map(|(n, w)| format!("{n} {w}"))
+            .collect();
+        rows.push((
+            fit,
+            "default",
+            default.join(", "),
+            fit.compared.map(|c| c.0),
+        ));
+        if let Some(model) = &fit.model {
+            let fitted: Vec<String> = std::iter::once(format!("intercept {:.2}", model.intercept))
+                .chain(
+                    fit.names
+                        .iter()
+                        .zip(&model.weights)
+                        .map(|(n, w)| format!("{n} {w:.2}")),
+                )
+                .collect();
+            rows.push((fit, "fitted", fitted.join(", "), fit.compared.map(|c| c.1)));
+        }
+    }
+    let figure = |f: fn(&Figures) -> f64, digits: i32| -> ArrayRef {
+        let unit = 10f64.powi(digits);
+        Arc::new(Float64Array::from_iter(
+            rows.iter()
+                .map(|r| r.3.as_ref().map(|x| (f(x) * unit).round() / unit)),
+        ))
+    };
+    let count = |f: fn(&Figures) -> usize| -> ArrayRef {
+        Arc::new(Int64Array::from_iter(
+            rows.iter().map(|r| r.3.as_ref().map(|x| f(x) as i64)),
+        ))
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("report_type", DataType::Utf8, false),
+        Field::new("components", DataType::Utf8, false),
+        Field::new("weights", DataType::Utf8, false),
+        Field::new("auc", DataType::Float64, true),
+        Field::new("precision_at_k", DataType::Float64, true),
+        Field::new("recall_at_k", DataType::Float64, true),
+        Field::new("lift", DataType::Float64, true),
+        Field::new("tested_cutoffs", DataType::Int64, true),
+        Field::new("tested_events", DataType::Int64, true),
+        Field::new("fitted_on_events", DataType::Int64, true),
+        Field::new("model", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.0.report_type.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.0.components.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        figure(|f| f.auc, 4),
+        figure(|f| f.precision, 4),
+        figure(|f| f.recall, 4),
+        figure(|f| f.lift, 2),
+        count(|f| f.cutoffs),
+        count(|f| f.events),
+        Arc::new(Int64Array::from_iter(
+            rows.iter()
+                .map(|r| (r.1 == "fitted").then_some(r.0.events as i64)),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.2.as_str()),
+        )),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// The weights as a `churn_weights` batch of one report type: a row per component and one for
+/// the intercept, for every fit of it that has a model.
+fn weights_batch(
+    report_type: &str,
+    fits: &[&Fit],
+    opts: &FitOptions,
+) -> anyhow::Result<RecordBatch> {
+    let mut rows: Vec<(&str, &str, f64, &Fit)> = Vec::new();
+    for fit in fits {
+        if let Some(model) = &fit.model {
+            rows.push((&fit.components, "intercept", model.intercept, fit));
+            for (name, w) in fit.names.iter().zip(&model.weights) {
+                rows.push((&fit.components, name, *w, fit));
+            }
+        }
+    }
+    let n = rows.len();
+    let now = chrono::Utc::now().timestamp_micros();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![report_type; n])),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.3.events as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.3.scorings as i64),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|r| r.3.cutoffs as i32),
+        )),
+        Arc::new(Int32Array::from_value(opts.horizon_days as i32, n)),
+        Arc::new(Int32Array::from_value(opts.window_days as i32, n)),
+        Arc::new(TimestampMicrosecondArray::from_value(now, n).with_timezone("UTC")),
+        Arc::new(StringArray::from(vec![None::<&str>; n])),
+    ];
+    Ok(RecordBatch::try_new(
+        Dataset::ChurnWeights.schema(),
+        columns,
+    )?)
+}
+
+/// Commits the fitted weights of every report type in `fits` to the lake, replacing the ones
+/// stored before; a report type without a model goes back to the default weights. With no fits,
+/// `reset` names the report types whose stored weights to drop.
+pub async fn store(
+    location: &LakeLocation,
+    fits: &[Fit],
+    reset: &[String],
+    opts: &FitOptions,
+) -> anyhow::Result<()> {
+    let lake = Lake::open(location)?;
+    let run_id = format!(
+        "churn-fit-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")
+    );
+    let writer = LakeWriter::acquire(&lake, &run_id, WriterOptions::default()).await?;
+    let mut report_types: Vec<&str> = fits.iter().map(|f| f.report_type.as_str()).collect();
+    report_types.extend(reset.iter().map(String::as_str));
+    report_types.dedup();
+    let mut written = Vec::new();
+    let mut outcome: anyhow::Result<()> = Ok(());
+    for rt in report_types {
+        let mine: Vec<&Fit> = fits.iter().filter(|f| f.report_type == rt).collect();
+        let partition = Partition::report(Dataset::ChurnWeights, rt);
+        let mut files = PartitionWriter::new(&lake, partition, writer.names());
+        let batch = match weights_batch(rt, &mine, opts) {
+            Ok(b) => b,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        };
+        if batch.num_rows() > 0 {
+            if let Err(e) = files.push(batch).await {
+                outcome = Err(e.into());
+                break;
+            }
+        }
+        match files.finish().await {
+            Ok(done) => written.push(done),
+            Err(e) => {
+                outcome = Err(e.into());
+                break;
+            }
+        }
+    }
+    if outcome.is_ok() {
+        outcome = writer
+            .commit(|m| {
+                for (partition, files) in &written {
+                    m.replace(partition, files, &run_id);
+                }
+            })
+            .await
+            .map_err(Into::into);
+    }
+    if let Err(e) = writer.clean_up().await {
+        tracing::warn!("could not delete the weights this fit replaced: {e} (the next sync will)");
+    }
+    let released = writer.release().await;
+    outcome?;
+    released?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scoring(day: u32, id: &str, x: f64, leaves: bool) -> Scoring {
+        Scoring {
+            cutoff: NaiveDate::from_ymd_opt(2026, 1, day).unwrap(),
+            security_center_id: id.into(),
+            values: vec![x],
+            default_score: x,
+            units_at_risk: 0,
+            leaves,
+        }
+    }
+
+    #[test]
+    fn figures_count_ties_half_and_flag_the_top_of_each_cutoff() {
+        let rows = [
+            scoring(1, "a", 0.9, true),
+            scoring(1, "b", 0.5, false),
+            scoring(1, "c", 0.5, true),
+            scoring(1, "d", 0.1, false),
+            scoring(2, "a", 0.2, false),
+            scoring(2, "b", 0.8, true),
+        ];
+        let pairs: Vec<(&Scoring, f64)> = rows.iter().map(|r| (r, r.values[0])).collect();
+        let f = Figures::of(&pairs, 0.5);
+        // Leavers 0.9, 0.5, 0.8 against stayers 0.5, 0.1, 0.2: 8.5 of 9 pairs.
+        assert!((f.auc - 8.5 / 9.0).abs() < 1e-12, "{f:?}");
+        // Top half: a (leaves) and b or c (tied, b first by id: stays) on day 1; b on day 2.
+        assert_eq!((f.cutoffs, f.scored, f.events), (2, 6, 3));
+        assert!((f.precision - 2.0 / 3.0).abs() < 1e-12);
+        assert!((f.recall - 2.0 / 3.0).abs() < 1e-12);
+        assert!((f.lift - (2.0 / 3.0) / 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_fit_needs_enough_leavers_and_learns_which_way_a_component_points() {
+        // Leaving gets likelier as x grows.
+        let rows: Vec<Scoring> = (0..600)
+            .map(|i| {
+                let x = (i % 100) as f64 / 100.0;
+                scoring(
+                    1,
+                    &format!("c{i}"),
+                    x,
+                    (i * 7919) % 100 < (x * 30.0) as usize,
+                )
+            })
+            .collect();
+        let all: Vec<&Scoring> = rows.iter().collect();
+        let model = Model::fit(&all).unwrap().expect("enough leavers");
+        assert!(model.weights[0] > 1.0, "{model:?}");
+        assert!(model.score(&[0.9]) > model.score(&[0.1]));
+        let few: Vec<&Scoring> = all
+            .iter()
+            .copied()
+            .filter(|r| !r.leaves)
+            .chain(
+                all.iter()
+                    .copied()
+                    .filter(|r| r.leaves)
+                    .take(MIN_EVENTS - 1),
+            )
+            .collect();
+        assert_eq!(Model::fit(&few).unwrap(), None);
+    }
+}
