@@ -48,6 +48,8 @@ async fn churn_fit(args: FitArgs, config: &Config) -> Result<ExitCode> {
     };
     let both = ["mssp".to_string(), "reseller".to_string()];
     let report_types = args.report_type.clone().map_or(both.to_vec(), |r| vec![r]);
+    // Opening the engine first makes a missing lake an error, not a new lake.
+    let engine = open(&config.lake).await?;
     if args.reset {
         churn::store(&config.lake, &[], &report_types, &opts).await?;
         eprintln!(
@@ -56,7 +58,6 @@ async fn churn_fit(args: FitArgs, config: &Config) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let engine = open(&config.lake).await?;
     eprintln!("hspq churn fit: scoring every past cut-off and fitting (a minute on a large lake)");
     let fits = churn::fit(&engine, &opts)?;
     if fits.is_empty() {

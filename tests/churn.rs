@@ -768,4 +768,10 @@ async fn below_thirty_leavers_the_fit_keeps_the_default_weights() {
     assert_eq!(String::from_utf8_lossy(&stored), "n\n0\n");
     let risk = query_json(dir.path(), "churn_risk");
     assert!(!risk.is_empty() && risk.iter().all(|r| r["weights"] == "default"));
+    // No lake: an error that says so, and no lake made by it.
+    let nowhere = dir.path().join("no-lake");
+    let out = hspq_on(&nowhere, &["churn", "fit", "--reset"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no lake at"));
+    assert!(!nowhere.exists());
 }
