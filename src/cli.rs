@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use hspq::config::{Config, SyncSettings, DEFAULT_BASE_URL, DEFAULT_DATA};
+use hspq::config::{Config, ServeSettings, SyncSettings, DEFAULT_BASE_URL, DEFAULT_DATA};
 use hspq::ingest::plan::Windows;
 use hspq::lake::{LakeLocation, WriterOptions};
 use hspq::query::output::Format;
@@ -51,6 +51,57 @@ pub enum Command {
     /// The churn score's weights, fitted on the lake's own history.
     #[command(subcommand)]
     Churn(ChurnCommand),
+    /// Serve the lake's views, read-only, over the PostgreSQL protocol (psql, Grafana,
+    /// Metabase, Superset, Power BI, any PostgreSQL driver).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The address to listen on; loopback unless you mean it.
+    #[arg(long, env = "HSPQ_SERVE_BIND", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// The port (5433, beside a local PostgreSQL's 5432; 0 picks a free one).
+    #[arg(long, env = "HSPQ_SERVE_PORT", default_value_t = 5433)]
+    pub port: u16,
+    /// The user name clients log in with.
+    #[arg(long, env = "HSPQ_SERVE_USER", default_value = "hspq")]
+    pub user: String,
+    /// A file holding the password (its first line); HSPQ_SERVE_PASSWORD gives it instead.
+    /// There is no flag for the password itself: the command line is visible to every user.
+    #[arg(long, env = "HSPQ_SERVE_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// A statement running longer is cancelled: seconds, or with s, m or h.
+    #[arg(long, env = "HSPQ_SERVE_QUERY_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub query_timeout: std::time::Duration,
+    /// Clients connected at once at most; more are turned away.
+    #[arg(long, env = "HSPQ_SERVE_MAX_CONNECTIONS", default_value_t = 32)]
+    pub max_connections: usize,
+    /// Write the address once listening to this file (for scripts using --port 0).
+    #[arg(long)]
+    pub port_file: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The password from HSPQ_SERVE_PASSWORD or --password-file.
+    fn password(&self) -> Result<Option<hspq::api::Secret>> {
+        if let Some(file) = &self.password_file {
+            let text = std::fs::read_to_string(file).with_context(|| {
+                format!("cannot read the password file {}", file.display())
+            })?;
+            let line = text.lines().next().unwrap_or_default().trim_end();
+            if line.is_empty() {
+                anyhow::bail!("the password file {} is empty", file.display());
+            }
+            return Ok(Some(hspq::api::Secret::new(line)));
+        }
+        Ok(std::env::var("HSPQ_SERVE_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(hspq::api::Secret::new))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -352,6 +403,23 @@ impl Command {
                 config.api.sessions = 5;
                 config.api.rate = rate_or_unlimited(args.rate)?;
                 config.sync.quiet = !std::io::stderr().is_terminal();
+            }
+            Command::Serve(args) => {
+                config.lake = args.data.location()?;
+                config.serve = ServeSettings {
+                    bind: args.bind,
+                    port: args.port,
+                    user: args.user.clone(),
+                    password: args.password()?,
+                    query_timeout: args.query_timeout,
+                    max_connections: args.max_connections,
+                };
+                if config.serve.password.is_none() {
+                    anyhow::bail!(
+                        "hspq serve needs a password: set HSPQ_SERVE_PASSWORD or pass \
+                         --password-file FILE"
+                    );
+                }
             }
             Command::Simulate(_) | Command::Queries => {}
         }

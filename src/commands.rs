@@ -15,7 +15,7 @@ use hspq::query::Engine;
 use hspq::sim::{FaultRates, SimConfig, SimKeys, Simulator};
 
 use crate::cli::{
-    ChurnCommand, Command, DemoArgs, FitArgs, QueryArgs, SimulateArgs, SqlArgs, StatusArgs,
+    ChurnCommand, Command, DemoArgs, FitArgs, ServeArgs, QueryArgs, SimulateArgs, SqlArgs, StatusArgs,
     StatusFormat, ViewsArgs,
 };
 
@@ -35,7 +35,29 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode> {
         }
         Command::Views(args) => views(args, &config).await,
         Command::Churn(ChurnCommand::Fit(args)) => churn_fit(args, &config).await,
+        Command::Serve(args) => serve(args, &config).await,
     }
+}
+
+async fn serve(args: ServeArgs, config: &Config) -> Result<ExitCode> {
+    let user = config.serve.user.clone();
+    hspq::serve::run(config.lake.clone(), config.serve.clone(), |addr| {
+        eprintln!(
+            "hspq serve: the views of {} on {addr}, read-only; connect with\n  \
+             psql \"host={} port={} user={user} dbname=hspq\"\n\
+             (the password is HSPQ_SERVE_PASSWORD's; Ctrl-C stops)",
+            config.lake,
+            addr.ip(),
+            addr.port()
+        );
+        if let Some(file) = &args.port_file {
+            if let Err(e) = std::fs::write(file, addr.to_string()) {
+                eprintln!("hspq serve: cannot write {}: {e}", file.display());
+            }
+        }
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn churn_fit(args: FitArgs, config: &Config) -> Result<ExitCode> {

@@ -2,7 +2,7 @@
 //! I/O. The binary's `cli.rs` parses the command line and fills this in; the rest of hspq reads
 //! it and never looks at flags, environment variables or `--data` text itself.
 
-use crate::api::{ClientConfig, Credentials};
+use crate::api::{ClientConfig, Credentials, Secret};
 use crate::ingest::plan::Windows;
 use crate::ingest::IngestOptions;
 use crate::lake::{LakeLocation, WriterOptions};
@@ -25,6 +25,39 @@ pub struct Config {
     pub api: ClientConfig,
     /// What a sync fetches and how it holds the lake.
     pub sync: SyncSettings,
+    /// Where and for whom `hspq serve` listens.
+    pub serve: ServeSettings,
+}
+
+/// Where and for whom `hspq serve` listens (`--bind`, `--port`, `--user`, the password from
+/// `HSPQ_SERVE_PASSWORD` or `--password-file`, `--query-timeout`, `--max-connections`).
+#[derive(Clone, Debug)]
+pub struct ServeSettings {
+    /// The address to listen on.
+    pub bind: std::net::IpAddr,
+    /// The port (0: any free one).
+    pub port: u16,
+    /// The one user name clients log in with.
+    pub user: String,
+    /// Its password; `hspq serve` refuses to start without one.
+    pub password: Option<Secret>,
+    /// A statement running longer is cancelled.
+    pub query_timeout: std::time::Duration,
+    /// Clients connected at once at most.
+    pub max_connections: usize,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        ServeSettings {
+            bind: std::net::Ipv4Addr::LOCALHOST.into(),
+            port: 5433,
+            user: "hspq".into(),
+            password: None,
+            query_timeout: std::time::Duration::from_secs(300),
+            max_connections: 32,
+        }
+    }
 }
 
 /// What a sync fetches and how it holds the lake.
@@ -62,6 +95,7 @@ impl Default for Config {
             print: PrintOptions::default(),
             api: ClientConfig::new(DEFAULT_BASE_URL.parse().expect("a valid URL")),
             sync: SyncSettings::default(),
+            serve: ServeSettings::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`lake`]: the Parquet lake: schemas, partition layout, writer, manifest, lock, storage.
 //! - [`query`]: DuckDB views over the lake, SQL execution, output formats, bundled queries.
 //! - [`churn`]: `hspq churn fit`: the churn score's weights fitted on the lake's own history.
+//! - [`serve`]: `hspq serve`: the views over the PostgreSQL wire protocol, for BI tools.
 //! - [`repl`]: the interactive shell: editor, completion, dot-commands.
 //! - [`sim`]: the API simulator (synthetic data + HTTP server), written apart from the client.
 //! - [`process`]: whether the owner of a leftover (session, lock) still runs.
@@ -25,4 +26,5 @@ pub mod lake;
 pub mod process;
 pub mod query;
 pub mod repl;
+pub mod serve;
 pub mod sim;

@@ -273,6 +273,20 @@ impl Engine {
         }
     }
 
+    /// Runs one statement through `f` on the engine's connection, after picking up a newer
+    /// commit: once more if it met a lake file a sync deleted under it, and
+    /// [`QueryError::Interrupted`] if an [`Interrupter`] cancelled it.
+    pub fn statement<T>(
+        &self,
+        f: impl Fn(&duckdb::Connection) -> Result<T, QueryError>,
+    ) -> Result<T, QueryError> {
+        self.interrupted.store(false, Ordering::SeqCst);
+        let outcome = self
+            .refresh_if_changed()
+            .and_then(|_| self.retrying(|| f(&self.conn)));
+        self.cancelled(outcome)
+    }
+
     /// Runs one SQL text (one or more statements); streams the last statement's result into
     /// `out`. Returns the rows written and the result's schema.
     pub fn run(

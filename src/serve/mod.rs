@@ -1,0 +1,555 @@
+//! `hspq serve`: the lake's views, read-only, over the PostgreSQL wire protocol, for psql, BI
+//! tools (Grafana, Metabase, Superset, Power BI) and PostgreSQL drivers.
+//!
+//! pgwire speaks the protocol (startup, SCRAM-SHA-256, simple and extended queries); DuckDB runs
+//! the SQL. Every client gets a [`Session`]: its own engine over the lake on its own thread,
+//! which picks up a sync's newer commit before each statement, as the shell does, and reads
+//! nothing but the lake's files. Statements that would write (`CREATE`, `COPY`, `ATTACH`, ...)
+//! are refused before DuckDB sees them; what clients ask before any query of theirs (`SET`,
+//! `SHOW`, `BEGIN`) is answered here.
+
+mod encode;
+mod session;
+
+use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::{stream, Sink};
+use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth};
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo,
+    QueryResponse, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::config::ServeSettings;
+use crate::lake::LakeLocation;
+use crate::query::split_statements;
+use session::{Answer, Session};
+
+/// The version clients are told they talk to: drivers and BI tools switch features on it.
+const SERVER_VERSION: &str = "14.0";
+
+/// SCRAM's hash iterations (RFC 7677's minimum).
+const SCRAM_ITERATIONS: usize = 4096;
+
+/// Serves until the process is stopped; `listening` hears the address once it listens.
+pub async fn run(
+    lake: LakeLocation,
+    opts: ServeSettings,
+    listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let password = opts.password.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "hspq serve needs a password: set HSPQ_SERVE_PASSWORD or pass --password-file FILE"
+        )
+    })?;
+    // Open the lake once up front, so a wrong --data fails now, not at the first client.
+    drop(Session::start(lake.clone()).await.map_err(anyhow::Error::msg)?);
+    let listener = TcpListener::bind((opts.bind, opts.port))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", opts.bind, opts.port))?;
+    listening(listener.local_addr()?);
+    let auth = Arc::new(auth_handler(&opts.user, password.expose()));
+    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let opts = Arc::new(opts);
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                warn!("accepting a connection: {e}");
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            warn!(
+                "refused {peer}: {} clients are connected already (--max-connections)",
+                opts.max_connections
+            );
+            drop(socket);
+            continue;
+        };
+        let (auth, opts, lake) = (auth.clone(), opts.clone(), lake.clone());
+        tokio::spawn(async move {
+            let session = match Session::start(lake).await {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    warn!("cannot open the lake for {peer}: {e}");
+                    return;
+                }
+            };
+            info!("client {peer} connected");
+            let handlers = Arc::new(Handlers {
+                auth,
+                queries: Arc::new(Queries {
+                    session,
+                    timeout: opts.query_timeout,
+                    parser: Arc::new(Parser),
+                }),
+            });
+            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                info!("client {peer}: {e}");
+            }
+            drop(slot);
+        });
+    }
+}
+
+type Auth = SASLAuthStartupHandler<DefaultServerParameterProvider>;
+
+fn auth_handler(user: &str, password: &str) -> Auth {
+    let mut scram = ScramAuth::new(Arc::new(Login {
+        user: user.to_string(),
+        password: password.to_string(),
+    }));
+    scram.set_iterations(SCRAM_ITERATIONS);
+    let mut parameters = DefaultServerParameterProvider::default();
+    parameters.server_version = SERVER_VERSION.to_string();
+    parameters.default_transaction_read_only = true;
+    parameters.is_superuser = false;
+    SASLAuthStartupHandler::new(Arc::new(parameters)).with_scram(scram)
+}
+
+/// The one user and its password.
+struct Login {
+    user: String,
+    password: String,
+}
+
+impl Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login").field("user", &self.user).finish()
+    }
+}
+
+#[async_trait]
+impl AuthSource for Login {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        if login.user() != Some(self.user.as_str()) {
+            return Err(PgWireError::InvalidPassword(
+                login.user().unwrap_or_default().to_string(),
+            ));
+        }
+        let salt: [u8; 16] = rand::random();
+        let hashed = gen_salted_password(&self.password, &salt, SCRAM_ITERATIONS);
+        Ok(Password::new(Some(salt.to_vec()), hashed))
+    }
+}
+
+/// One connection's handlers.
+struct Handlers {
+    auth: Arc<Auth>,
+    queries: Arc<Queries>,
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.auth.clone()
+    }
+}
+
+/// Runs a connection's statements in its session.
+struct Queries {
+    session: Arc<Session>,
+    timeout: Duration,
+    parser: Arc<Parser>,
+}
+
+/// What a statement is, by its first word.
+#[derive(Debug, PartialEq)]
+enum Kind {
+    /// Read-only SQL for DuckDB.
+    Query,
+    /// Answered here with this command tag and no rows (SET, BEGIN, ...).
+    Noop(&'static str),
+    /// `SHOW <name>` of a PostgreSQL setting, answered here.
+    Setting(String, String),
+    /// Refused, with why.
+    Refused(String),
+}
+
+fn kind(sql: &str) -> Kind {
+    let text = strip_comments(sql);
+    let mut words = text
+        .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
+        .split(|c: char| c.is_whitespace() || c == ';' || c == '(');
+    let first = words.next().unwrap_or_default().to_ascii_uppercase();
+    match first.as_str() {
+        "SELECT" | "WITH" | "VALUES" | "TABLE" | "FROM" | "DESCRIBE" | "EXPLAIN" | "SUMMARIZE"
+        | "PIVOT" | "UNPIVOT" => Kind::Query,
+        "SET" | "RESET" => Kind::Noop("SET"),
+        "BEGIN" | "START" => Kind::Noop("BEGIN"),
+        "COMMIT" | "END" => Kind::Noop("COMMIT"),
+        "ROLLBACK" | "ABORT" => Kind::Noop("ROLLBACK"),
+        "DISCARD" => Kind::Noop("DISCARD ALL"),
+        "DEALLOCATE" => Kind::Noop("DEALLOCATE"),
+        "CLOSE" => Kind::Noop("CLOSE CURSOR"),
+        "SHOW" => {
+            let rest: Vec<&str> = words.filter(|w| !w.is_empty()).collect();
+            let name = rest.join(" ").to_ascii_lowercase();
+            match setting(&name) {
+                Some(value) => Kind::Setting(name.replace(' ', "_"), value.to_string()),
+                None => Kind::Query,
+            }
+        }
+        "" => Kind::Noop("EMPTY"),
+        other => Kind::Refused(format!(
+            "hspq serve is read-only: {other} statements are refused (run SELECT, WITH, SHOW, \
+             DESCRIBE or EXPLAIN over the lake's views)"
+        )),
+    }
+}
+
+/// The PostgreSQL settings clients ask for, with the values this server has.
+fn setting(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "server_version" => SERVER_VERSION,
+        "server_version_num" => "140000",
+        "server_encoding" | "client_encoding" => "UTF8",
+        "standard_conforming_strings" => "on",
+        "datestyle" => "ISO, MDY",
+        "timezone" | "time zone" => "UTC",
+        "intervalstyle" => "postgres",
+        "integer_datetimes" => "on",
+        "transaction isolation level" | "transaction_isolation" => "read committed",
+        "default_transaction_read_only" | "transaction_read_only" => "on",
+        "max_identifier_length" => "63",
+        "lc_collate" | "lc_ctype" => "C",
+        "search_path" => "main",
+        "is_superuser" => "off",
+        "application_name" => "",
+        "statement_timeout" => "0",
+        _ => return None,
+    })
+}
+
+/// The SQL without its leading `--` and `/* */` comments.
+fn strip_comments(sql: &str) -> &str {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            return rest;
+        }
+    }
+}
+
+fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_owned(),
+        code.to_owned(),
+        message.into(),
+    )))
+}
+
+/// A result set as pgwire sends it.
+fn rows(
+    fields: Arc<Vec<FieldInfo>>,
+    batches: &[arrow::record_batch::RecordBatch],
+) -> PgWireResult<Response> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let columns = batch
+            .columns()
+            .iter()
+            .map(encode::texts)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| user_error("XX000", format!("cannot encode the result: {e}")))?;
+        for row in 0..batch.num_rows() {
+            let mut encoder = DataRowEncoder::new(fields.clone());
+            for (column, field) in columns.iter().zip(fields.iter()) {
+                // Written as text: `encode::texts` has already spelled arrays as PostgreSQL
+                // does, which pgwire would quote once more as an array's element.
+                encoder.encode_field_with_type_and_format(
+                    &column[row],
+                    &Type::TEXT,
+                    FieldFormat::Text,
+                    field.format_options(),
+                )?;
+            }
+            out.push(Ok(encoder.take_row()));
+        }
+    }
+    Ok(Response::Query(QueryResponse::new(
+        fields,
+        stream::iter(out),
+    )))
+}
+
+/// A schema's columns as PostgreSQL fields, all in text format.
+fn fields(schema: &arrow::datatypes::Schema) -> Vec<FieldInfo> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            FieldInfo::new(
+                f.name().clone(),
+                None,
+                None,
+                encode::pg_type(f.data_type()),
+                FieldFormat::Text,
+            )
+        })
+        .collect()
+}
+
+impl Queries {
+    /// Runs one statement with its parameters, within the time limit.
+    async fn answer(&self, sql: &str, params: Vec<Option<String>>) -> PgWireResult<Response> {
+        match kind(sql) {
+            Kind::Noop("EMPTY") => Ok(Response::EmptyQuery),
+            Kind::Noop(tag) => Ok(Response::Execution(Tag::new(tag))),
+            Kind::Refused(why) => Err(user_error("25006", why)),
+            Kind::Setting(name, value) => {
+                let schema = arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+                    name,
+                    arrow::datatypes::DataType::Utf8,
+                    true,
+                )]);
+                let batch = arrow::record_batch::RecordBatch::try_new(
+                    Arc::new(schema.clone()),
+                    vec![Arc::new(arrow::array::StringArray::from(vec![value]))],
+                )
+                .map_err(|e| user_error("XX000", e.to_string()))?;
+                rows(Arc::new(fields(&schema)), &[batch])
+            }
+            Kind::Query => {
+                let running = self.session.run(sql.to_string(), params);
+                let answer = match tokio::time::timeout(self.timeout, running).await {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        self.session.interrupt();
+                        return Err(user_error(
+                            "57014",
+                            format!(
+                                "canceling statement due to statement timeout ({} s, \
+                                 hspq serve --query-timeout)",
+                                self.timeout.as_secs()
+                            ),
+                        ));
+                    }
+                };
+                match answer.map_err(|e| user_error("42000", e))? {
+                    Answer::Rows(schema, batches) => rows(Arc::new(fields(&schema)), &batches),
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Queries {
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut responses = Vec::new();
+        for statement in split_statements(query) {
+            match self.answer(&statement, Vec::new()).await {
+                Ok(r) => responses.push(r),
+                Err(PgWireError::UserError(e)) => {
+                    responses.push(Response::Error(e));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// Statements are kept as their SQL; DuckDB prepares them when they run.
+struct Parser;
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = String;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<String>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        Ok(Some(sql.to_string()))
+    }
+
+    fn get_parameter_types(&self, _stmt: &String) -> PgWireResult<Vec<Type>> {
+        Ok(Vec::new())
+    }
+
+    fn get_result_schema(
+        &self,
+        _stmt: &String,
+        _column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(Vec::new())
+    }
+}
+
+/// A portal's parameters as text for DuckDB to cast, whatever format the client sent.
+fn parameters(portal: &Portal<String>) -> PgWireResult<Vec<Option<String>>> {
+    (0..portal.parameter_len())
+        .map(|i| {
+            let t = portal
+                .statement
+                .parameter_types
+                .get(i)
+                .cloned()
+                .flatten()
+                .unwrap_or(Type::UNKNOWN);
+            Ok(match t {
+                Type::BOOL => portal
+                    .parameter::<bool>(i, &t)?
+                    .map(|v| v.to_string()),
+                Type::INT2 => portal.parameter::<i16>(i, &t)?.map(|v| v.to_string()),
+                Type::INT4 => portal.parameter::<i32>(i, &t)?.map(|v| v.to_string()),
+                Type::INT8 => portal.parameter::<i64>(i, &t)?.map(|v| v.to_string()),
+                Type::FLOAT4 => portal.parameter::<f32>(i, &t)?.map(|v| v.to_string()),
+                Type::FLOAT8 => portal.parameter::<f64>(i, &t)?.map(|v| v.to_string()),
+                _ => portal.parameter::<String>(i, &Type::UNKNOWN)?,
+            })
+        })
+        .collect()
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Queries {
+    type Statement = String;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<String>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = String>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.answer(&portal.statement.statement, parameters(portal)?)
+            .await
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<String>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = String>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (columns, params) = self.describe(&target.statement).await?;
+        let types = (0..params)
+            .map(|i| {
+                target
+                    .parameter_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or(Type::UNKNOWN)
+            })
+            .collect();
+        Ok(DescribeStatementResponse::new(types, columns))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<String>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = String>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (columns, _) = self.describe(&portal.statement.statement).await?;
+        Ok(DescribePortalResponse::new(columns))
+    }
+}
+
+impl Queries {
+    /// The fields a statement returns and how many parameters it takes.
+    async fn describe(&self, sql: &str) -> PgWireResult<(Vec<FieldInfo>, usize)> {
+        match kind(sql) {
+            Kind::Query => {
+                let (schema, params) = self
+                    .session
+                    .describe(sql.to_string())
+                    .await
+                    .map_err(|e| user_error("42000", e))?;
+                Ok((fields(&schema), params))
+            }
+            Kind::Setting(name, _) => Ok((
+                vec![FieldInfo::new(name, None, None, Type::VARCHAR, FieldFormat::Text)],
+                0,
+            )),
+            Kind::Refused(why) => Err(user_error("25006", why)),
+            Kind::Noop(_) => Ok((Vec::new(), 0)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_told_apart_by_their_first_word() {
+        assert_eq!(kind("  select 1"), Kind::Query);
+        assert_eq!(kind("-- a note\n/* more */ WITH x AS (select 1) select * from x"), Kind::Query);
+        assert_eq!(kind("SET extra_float_digits = 3"), Kind::Noop("SET"));
+        assert_eq!(
+            kind("show transaction isolation level"),
+            Kind::Setting("transaction_isolation_level".into(), "read committed".into())
+        );
+        assert_eq!(kind("SHOW TABLES"), Kind::Query);
+        assert!(matches!(kind("COPY billing TO '/tmp/x'"), Kind::Refused(why) if why.contains("COPY")));
+        assert!(matches!(kind("attach 'x.db'"), Kind::Refused(_)));
+        assert!(matches!(kind("create table t (a int)"), Kind::Refused(_)));
+    }
+}
