@@ -66,6 +66,10 @@ pub fn sql_message(e: &duckdb::Error) -> String {
     }
 }
 
+/// How many times views are made again over a newer commit when a sync deleted a file of the
+/// one read just before (each time means the sync committed again in those milliseconds).
+const MISSING_FILE_RETRIES: u32 = 5;
+
 /// How often an S3 lake is asked whether a newer commit exists (a listing request).
 const S3_CHECK_EVERY: Duration = Duration::from_secs(2);
 
@@ -132,14 +136,26 @@ impl Engine {
             checked: Cell::new(Instant::now()),
             interrupted: Arc::new(AtomicBool::new(false)),
         };
-        let latest = log::latest(&engine.local_lake()?).await?;
-        engine.register_views(latest.as_ref())?;
-        // Once: they read the dataset views by name, which DuckDB binds at each query, so a
-        // newer commit's views need no new ones.
-        for (_, derived) in views::DERIVED.iter().chain(&views::MACROS) {
-            engine.conn.execute_batch(derived)?;
+        for attempt in 1.. {
+            let latest = log::latest(&engine.local_lake()?).await?;
+            // Creating a view opens its files (the derived ones, those of the views they read):
+            // a sync that committed after the log was read may have deleted one of them, and
+            // then has a newer commit to show.
+            let created = engine.register_views(latest.as_ref()).and_then(|_| {
+                // Once: they read the dataset views by name, which DuckDB binds at each query,
+                // so a newer commit's views need no new ones.
+                for (_, derived) in views::DERIVED.iter().chain(&views::MACROS) {
+                    engine.conn.execute_batch(derived)?;
+                }
+                Ok(())
+            });
+            match created {
+                Err(QueryError::Sql(msg))
+                    if is_missing_file(&msg) && attempt < MISSING_FILE_RETRIES => {}
+                other => return other.map(|_| engine),
+            }
         }
-        Ok(engine)
+        unreachable!("the loop returns")
     }
 
     /// The DuckDB connection holding the views.
@@ -210,16 +226,24 @@ impl Engine {
                 warn!("could not refresh the local copy of the lake: {e}");
             }
         }
-        let lake = self.local_lake()?;
         let held = self.version.get();
-        let newer = on_side_runtime(|| async move { log::newer_than(&lake, held).await })?;
-        match newer {
-            Some(entry) if Some(entry.version) != held => {
-                self.register_views(Some(&entry))?;
-                Ok(true)
+        for attempt in 1.. {
+            let lake = self.local_lake()?;
+            let newer = on_side_runtime(|| async move { log::newer_than(&lake, held).await })?;
+            match newer {
+                Some(entry) if Some(entry.version) != held => {
+                    match self.register_views(Some(&entry)) {
+                        // Creating a view opens its files: a sync that committed again and
+                        // deleted one of them in between has a newer commit to show.
+                        Err(QueryError::Sql(msg))
+                            if is_missing_file(&msg) && attempt < MISSING_FILE_RETRIES => {}
+                        other => return other.map(|_| true),
+                    }
+                }
+                _ => return Ok(false),
             }
-            _ => Ok(false),
         }
+        unreachable!("the loop returns")
     }
 
     fn register_views(&self, entry: Option<&Entry>) -> Result<(), QueryError> {
