@@ -12,6 +12,12 @@ if [ -z "${DUCKDB_LIB_DIR:-}" ] && ! command -v npm >/dev/null 2>&1; then
   exit 2
 fi
 
+# psql, the PostgreSQL client the `hspq serve` tests connect with (tests/serve.rs).
+if ! command -v psql >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing postgresql-client (psql) for the hspq serve tests" >&2
+  apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null
+fi
+
 # Python tools for the tests (an S3-compatible server, the notebook's packages, the DuckDB CLI
 # for benchmarks, DuckDB 2.0 for the bundled SQL), in a virtualenv cached by the hash of the requirements, so a warm machine
 # skips the install and a new one gets it.

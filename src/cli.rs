@@ -51,8 +51,8 @@ pub enum Command {
     /// The churn score's weights, fitted on the lake's own history.
     #[command(subcommand)]
     Churn(ChurnCommand),
-    /// Serve the lake's views, read-only, over the PostgreSQL protocol (psql, Grafana,
-    /// Metabase, Superset, Power BI, any PostgreSQL driver).
+    /// Serve the lake's views, read-only, over the PostgreSQL protocol, to psql and PostgreSQL
+    /// drivers.
     Serve(ServeArgs),
 }
 
@@ -88,9 +88,8 @@ impl ServeArgs {
     /// The password from HSPQ_SERVE_PASSWORD or --password-file.
     fn password(&self) -> Result<Option<hspq::api::Secret>> {
         if let Some(file) = &self.password_file {
-            let text = std::fs::read_to_string(file).with_context(|| {
-                format!("cannot read the password file {}", file.display())
-            })?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the password file {}", file.display()))?;
             let line = text.lines().next().unwrap_or_default().trim_end();
             if line.is_empty() {
                 anyhow::bail!("the password file {} is empty", file.display());

@@ -15,8 +15,8 @@ use hspq::query::Engine;
 use hspq::sim::{FaultRates, SimConfig, SimKeys, Simulator};
 
 use crate::cli::{
-    ChurnCommand, Command, DemoArgs, FitArgs, ServeArgs, QueryArgs, SimulateArgs, SqlArgs, StatusArgs,
-    StatusFormat, ViewsArgs,
+    ChurnCommand, Command, DemoArgs, FitArgs, QueryArgs, ServeArgs, SimulateArgs, SqlArgs,
+    StatusArgs, StatusFormat, ViewsArgs,
 };
 
 pub async fn run(command: Command, config: Config) -> Result<ExitCode> {

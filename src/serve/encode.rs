@@ -60,7 +60,10 @@ pub fn texts(array: &ArrayRef) -> Result<Vec<Option<String>>, ArrowError> {
         DataType::Boolean => {
             let a = array.as_boolean();
             for i in 0..n {
-                out.push(a.is_valid(i).then(|| if a.value(i) { "t" } else { "f" }.to_string()));
+                out.push(
+                    a.is_valid(i)
+                        .then(|| if a.value(i) { "t" } else { "f" }.to_string()),
+                );
             }
         }
         DataType::Float16 | DataType::Float32 | DataType::Float64 => {

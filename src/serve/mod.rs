@@ -13,7 +13,7 @@ mod session;
 
 use std::fmt::Debug;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,6 +23,7 @@ use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::{
     AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
@@ -31,8 +32,13 @@ use pgwire::api::results::{
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator, Type,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::startup::SecretKey;
 use pgwire::messages::PgWireBackendMessage;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -61,12 +67,27 @@ pub async fn run(
         )
     })?;
     // Open the lake once up front, so a wrong --data fails now, not at the first client.
-    drop(Session::start(lake.clone()).await.map_err(anyhow::Error::msg)?);
+    drop(
+        Session::start(lake.clone())
+            .await
+            .map_err(anyhow::Error::msg)?,
+    );
     let listener = TcpListener::bind((opts.bind, opts.port))
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", opts.bind, opts.port))?;
     listening(listener.local_addr()?);
-    let auth = Arc::new(auth_handler(&opts.user, password.expose()));
+    if !opts.bind.is_loopback() {
+        warn!(
+            "serving on {} without TLS: passwords are safe (SCRAM) but results cross the \
+             network unencrypted",
+            opts.bind
+        );
+    }
+    let login = Arc::new(Login {
+        user: opts.user.clone(),
+        password: password.expose().to_string(),
+    });
+    let cancels = Arc::new(Cancels::default());
     let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     let opts = Arc::new(opts);
     loop {
@@ -85,18 +106,23 @@ pub async fn run(
             drop(socket);
             continue;
         };
-        let (auth, opts, lake) = (auth.clone(), opts.clone(), lake.clone());
+        let (login, cancels, opts, lake) =
+            (login.clone(), cancels.clone(), opts.clone(), lake.clone());
         tokio::spawn(async move {
-            let session = match Session::start(lake).await {
-                Ok(s) => Arc::new(s),
-                Err(e) => {
-                    warn!("cannot open the lake for {peer}: {e}");
-                    return;
-                }
-            };
+            // Opened at the first statement: a connection that only carries a cancel request
+            // (psql's Ctrl-C) needs no engine.
+            let session = Arc::new(Lazy {
+                lake,
+                session: tokio::sync::OnceCell::new(),
+            });
             info!("client {peer} connected");
+            let keys = Arc::new(SessionKeys {
+                session: Arc::downgrade(&session),
+                cancels: cancels.clone(),
+            });
             let handlers = Arc::new(Handlers {
-                auth,
+                auth: Arc::new(auth_handler(login, keys)),
+                cancels: cancels.clone(),
                 queries: Arc::new(Queries {
                     session,
                     timeout: opts.query_timeout,
@@ -106,6 +132,7 @@ pub async fn run(
             if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
                 info!("client {peer}: {e}");
             }
+            cancels.forget_ended();
             drop(slot);
         });
     }
@@ -113,17 +140,82 @@ pub async fn run(
 
 type Auth = SASLAuthStartupHandler<DefaultServerParameterProvider>;
 
-fn auth_handler(user: &str, password: &str) -> Auth {
-    let mut scram = ScramAuth::new(Arc::new(Login {
-        user: user.to_string(),
-        password: password.to_string(),
-    }));
+/// A connection's startup: SCRAM against the one login, and the key its cancel requests
+/// will carry.
+fn auth_handler(login: Arc<Login>, keys: Arc<SessionKeys>) -> Auth {
+    let mut scram = ScramAuth::new(login);
     scram.set_iterations(SCRAM_ITERATIONS);
     let mut parameters = DefaultServerParameterProvider::default();
     parameters.server_version = SERVER_VERSION.to_string();
     parameters.default_transaction_read_only = true;
     parameters.is_superuser = false;
-    SASLAuthStartupHandler::new(Arc::new(parameters)).with_scram(scram)
+    SASLAuthStartupHandler::new(Arc::new(parameters))
+        .with_scram(scram)
+        .with_pid_secret_key_generator(keys)
+}
+
+/// The sessions cancel requests may reach, by the process id and secret key their connection
+/// was given at startup (psql's Ctrl-C opens a new connection that sends just those).
+#[derive(Default)]
+struct Cancels {
+    keys: RandomPidSecretKeyGenerator,
+    sessions: std::sync::Mutex<std::collections::HashMap<i32, (SecretKey, Weak<Lazy>)>>,
+}
+
+impl Cancels {
+    fn forget_ended(&self) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.retain(|_, (_, s)| s.strong_count() > 0);
+        }
+    }
+}
+
+#[async_trait]
+impl CancelHandler for Cancels {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let session = self.sessions.lock().ok().and_then(|sessions| {
+            sessions
+                .get(&request.pid)
+                .filter(|(key, _)| key_bytes(key) == key_bytes(&request.secret_key))
+                .and_then(|(_, s)| s.upgrade())
+        });
+        match session {
+            Some(session) => {
+                info!("cancel request for process {}", request.pid);
+                if let Some(session) = session.session.get() {
+                    session.interrupt();
+                }
+            }
+            None => warn!(
+                "a cancel request for process {} matched no running session",
+                request.pid
+            ),
+        }
+    }
+}
+
+/// A secret key as the bytes on the wire (a cancel request may carry either spelling).
+fn key_bytes(key: &SecretKey) -> Vec<u8> {
+    match key {
+        SecretKey::I32(v) => v.to_be_bytes().to_vec(),
+        SecretKey::Bytes(b) => b.to_vec(),
+    }
+}
+
+/// Gives one connection its process id and secret key, and files its session under them.
+struct SessionKeys {
+    session: Weak<Lazy>,
+    cancels: Arc<Cancels>,
+}
+
+impl PidSecretKeyGenerator for SessionKeys {
+    fn generate(&self, client: &dyn ClientInfo) -> (i32, SecretKey) {
+        let (pid, key) = self.cancels.keys.generate(client);
+        if let Ok(mut sessions) = self.cancels.sessions.lock() {
+            sessions.insert(pid, (key.clone(), self.session.clone()));
+        }
+        (pid, key)
+    }
 }
 
 /// The one user and its password.
@@ -155,6 +247,7 @@ impl AuthSource for Login {
 /// One connection's handlers.
 struct Handlers {
     auth: Arc<Auth>,
+    cancels: Arc<Cancels>,
     queries: Arc<Queries>,
 }
 
@@ -170,11 +263,30 @@ impl PgWireServerHandlers for Handlers {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.auth.clone()
     }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancels.clone()
+    }
+}
+
+/// A connection's session, opened when its first statement comes.
+struct Lazy {
+    lake: LakeLocation,
+    session: tokio::sync::OnceCell<Session>,
+}
+
+impl Lazy {
+    async fn get(&self) -> PgWireResult<&Session> {
+        self.session
+            .get_or_try_init(|| Session::start(self.lake.clone()))
+            .await
+            .map_err(|e| user_error("58000", format!("cannot open the lake: {e}")))
+    }
 }
 
 /// Runs a connection's statements in its session.
 struct Queries {
-    session: Arc<Session>,
+    session: Arc<Lazy>,
     timeout: Duration,
     parser: Arc<Parser>,
 }
@@ -341,11 +453,12 @@ impl Queries {
                 rows(Arc::new(fields(&schema)), &[batch])
             }
             Kind::Query => {
-                let running = self.session.run(sql.to_string(), params);
+                let session = self.session.get().await?;
+                let running = session.run(sql.to_string(), params);
                 let answer = match tokio::time::timeout(self.timeout, running).await {
                     Ok(answer) => answer,
                     Err(_) => {
-                        self.session.interrupt();
+                        session.interrupt();
                         return Err(user_error(
                             "57014",
                             format!(
@@ -432,9 +545,7 @@ fn parameters(portal: &Portal<String>) -> PgWireResult<Vec<Option<String>>> {
                 .flatten()
                 .unwrap_or(Type::UNKNOWN);
             Ok(match t {
-                Type::BOOL => portal
-                    .parameter::<bool>(i, &t)?
-                    .map(|v| v.to_string()),
+                Type::BOOL => portal.parameter::<bool>(i, &t)?.map(|v| v.to_string()),
                 Type::INT2 => portal.parameter::<i16>(i, &t)?.map(|v| v.to_string()),
                 Type::INT4 => portal.parameter::<i32>(i, &t)?.map(|v| v.to_string()),
                 Type::INT8 => portal.parameter::<i64>(i, &t)?.map(|v| v.to_string()),
@@ -519,13 +630,21 @@ impl Queries {
             Kind::Query => {
                 let (schema, params) = self
                     .session
+                    .get()
+                    .await?
                     .describe(sql.to_string())
                     .await
                     .map_err(|e| user_error("42000", e))?;
                 Ok((fields(&schema), params))
             }
             Kind::Setting(name, _) => Ok((
-                vec![FieldInfo::new(name, None, None, Type::VARCHAR, FieldFormat::Text)],
+                vec![FieldInfo::new(
+                    name,
+                    None,
+                    None,
+                    Type::VARCHAR,
+                    FieldFormat::Text,
+                )],
                 0,
             )),
             Kind::Refused(why) => Err(user_error("25006", why)),
@@ -541,14 +660,22 @@ mod tests {
     #[test]
     fn statements_are_told_apart_by_their_first_word() {
         assert_eq!(kind("  select 1"), Kind::Query);
-        assert_eq!(kind("-- a note\n/* more */ WITH x AS (select 1) select * from x"), Kind::Query);
+        assert_eq!(
+            kind("-- a note\n/* more */ WITH x AS (select 1) select * from x"),
+            Kind::Query
+        );
         assert_eq!(kind("SET extra_float_digits = 3"), Kind::Noop("SET"));
         assert_eq!(
             kind("show transaction isolation level"),
-            Kind::Setting("transaction_isolation_level".into(), "read committed".into())
+            Kind::Setting(
+                "transaction_isolation_level".into(),
+                "read committed".into()
+            )
         );
         assert_eq!(kind("SHOW TABLES"), Kind::Query);
-        assert!(matches!(kind("COPY billing TO '/tmp/x'"), Kind::Refused(why) if why.contains("COPY")));
+        assert!(
+            matches!(kind("COPY billing TO '/tmp/x'"), Kind::Refused(why) if why.contains("COPY"))
+        );
         assert!(matches!(kind("attach 'x.db'"), Kind::Refused(_)));
         assert!(matches!(kind("create table t (a int)"), Kind::Refused(_)));
     }

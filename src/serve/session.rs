@@ -21,7 +21,11 @@ pub enum Answer {
 /// What a client asks its session for.
 enum Job {
     /// Run `sql` with `params` bound to `$1`, `$2`, ... (NULL for `None`).
-    Run(String, Vec<Option<String>>, oneshot::Sender<Result<Answer, String>>),
+    Run(
+        String,
+        Vec<Option<String>>,
+        oneshot::Sender<Result<Answer, String>>,
+    ),
     /// The columns `sql` would give and how many parameters it takes, without running it.
     Describe(String, oneshot::Sender<Result<(SchemaRef, usize), String>>),
 }
@@ -50,7 +54,9 @@ impl Session {
                         return;
                     }
                 };
-                let engine = match runtime.block_on(Engine::open(&lake)).map_err(|e| e.to_string())
+                let engine = match runtime
+                    .block_on(Engine::open(&lake))
+                    .map_err(|e| e.to_string())
                 {
                     Ok(engine) => engine,
                     Err(e) => {
@@ -142,7 +148,10 @@ fn describe(engine: &Engine, sql: &str) -> Result<(SchemaRef, usize), String> {
             let params = conn.prepare(sql)?.parameter_count();
             // A query's columns without running it: none of its rows, its parameters NULL.
             let nulls = vec![None::<String>; params];
-            let limited = format!("SELECT * FROM ({}) LIMIT 0", sql.trim().trim_end_matches(';'));
+            let limited = format!(
+                "SELECT * FROM ({}) LIMIT 0",
+                sql.trim().trim_end_matches(';')
+            );
             // Not a query (SHOW, DESCRIBE, ...): run it to see.
             let mut stmt = conn.prepare(&limited).or_else(|_| conn.prepare(sql))?;
             let _ = stmt.query_arrow(duckdb::params_from_iter(nulls.iter()))?;

@@ -1,0 +1,311 @@
+//! `hspq serve` against real PostgreSQL clients: psql (Debian's postgresql-client, which
+//! scripts/test.sh installs when missing) and psycopg 3 (tests/requirements.txt).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{hspq_on, ingest_lake, sim, succeeded, venv_tool, MSSP_KEY, RESELLER_KEY};
+
+/// A test password: the server must never print it.
+const PASSWORD: &str = "pw-7d1e-test";
+
+/// `hspq serve` on a free port of loopback; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(lake: &Path) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port_file = dir.path().join("port");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hspq"))
+            .args([
+                "serve",
+                "--port",
+                "0",
+                "--query-timeout",
+                "60s",
+                "--port-file",
+            ])
+            .arg(&port_file)
+            .arg("--data")
+            .arg(lake)
+            .env("HSPQ_SERVE_PASSWORD", PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let port = loop {
+            if let Ok(text) = std::fs::read_to_string(&port_file) {
+                if let Some(port) = text.rsplit(':').next().and_then(|p| p.parse().ok()) {
+                    break port;
+                }
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "hspq serve ended ({status}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "no port file");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Server {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn conninfo(&self) -> String {
+        format!("host=127.0.0.1 port={} user=hspq dbname=hspq", self.port)
+    }
+
+    /// `psql -c SQL` with `password`, unaligned, tuples only.
+    fn psql_as(&self, password: &str, sql: &str) -> Output {
+        Command::new(psql())
+            .arg(self.conninfo())
+            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "20")
+            .output()
+            .unwrap()
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        String::from_utf8(succeeded(self.psql_as(PASSWORD, sql))).unwrap()
+    }
+
+    /// Stops the server and returns what it printed.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn psql() -> PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin"] {
+        let p = Path::new(dir).join("psql");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("psql not found: run ./scripts/test.sh, which installs postgresql-client");
+}
+
+async fn lake() -> tempfile::TempDir {
+    let sim = sim(|c| c.companies = 40).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_reads_the_views_as_hspq_sql_does_and_writes_are_refused() {
+    let lake = lake().await;
+    let server = Server::start(lake.path());
+    let sql = "select report_type, count(*), sum(billing_value) from billing group by 1 order by 1";
+    let want = String::from_utf8(succeeded(hspq_on(
+        lake.path(),
+        &["sql", sql, "--format", "csv"],
+    )))
+    .unwrap();
+    let got = server.psql(sql);
+    assert_eq!(
+        got.replace('|', ","),
+        want.lines()
+            .skip(1)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    // Types as PostgreSQL writes them: text[] as {..}, booleans t/f, timestamptz with +00,
+    // HUGEINT and DECIMAL as numbers, a struct as JSON.
+    let row = server.psql(
+        "select products, is_partial, period_from, ingested_at, sum(eligible_company_count) \
+         over () as total, 1.50::decimal(5,2) as d, {'a': 1} as s \
+         from periods order by period_from limit 1",
+    );
+    let fields: Vec<&str> = row.trim_end().split('|').collect();
+    assert!(
+        fields[0].starts_with('{') && fields[0].contains("SNS"),
+        "{row}"
+    );
+    assert!(fields[1] == "t" || fields[1] == "f", "{row}");
+    assert_eq!(fields[2].len(), 10, "{row}");
+    assert!(fields[3].ends_with("+00"), "{row}");
+    assert!(fields[4].parse::<i64>().unwrap() > 0, "{row}");
+    assert_eq!(fields[5], "1.50");
+    assert_eq!(fields[6], r#"{"a":1}"#);
+    // What clients say before their queries is answered.
+    assert_eq!(
+        server.psql("SET extra_float_digits = 3; SHOW transaction isolation level"),
+        "SET\nread committed\n"
+    );
+    // Nothing writes, and nothing outside the lake is read.
+    for (sql, why) in [
+        ("copy billing to '/tmp/hspq-serve-test.csv'", "read-only"),
+        ("create table t as select 1", "read-only"),
+        ("attach '/tmp/hspq-serve-test.db'", "read-only"),
+        ("install httpfs", "read-only"),
+        ("select * from read_csv('/etc/passwd')", "Permission Error"),
+    ] {
+        let out = server.psql_as(PASSWORD, sql);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(why),
+            "{sql}: {stderr}"
+        );
+    }
+    assert!(!Path::new("/tmp/hspq-serve-test.csv").exists());
+    // `SET` is answered without running it, so the sandbox stays on.
+    let out = server.psql_as(
+        PASSWORD,
+        "set enable_external_access = true; select * from read_csv('/etc/passwd')",
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission Error"));
+    // A wrong password is refused.
+    let out = server.psql_as("wrong", "select 1");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = server.stop();
+    assert!(!printed.contains(PASSWORD), "{printed}");
+    assert!(printed.contains("read-only"), "{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psqls_ctrl_c_cancels_the_running_query() {
+    let lake = lake().await;
+    let server = Server::start(lake.path());
+    let mut psql = Command::new(psql())
+        .arg(server.conninfo())
+        .args([
+            "-X",
+            "-c",
+            "select count(*) from daily_usage a, daily_usage b, daily_usage c \
+             where a.usage_value + b.usage_value + c.usage_value = 7",
+        ])
+        .env("PGPASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(psql.try_wait().unwrap().is_none(), "the query ended early");
+    let pid = psql.id() as i32;
+    // SAFETY: sending a signal to a child of this test.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let sent = Instant::now();
+    let out = psql.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("canceling statement due to user request"),
+        "{stderr}"
+    );
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        sent.elapsed()
+    );
+    // The connection's next client is answered at once.
+    assert_eq!(server.psql("select 42"), "42\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_psycopg_client_binds_parameters_and_sees_a_sync_that_lands_while_connected() {
+    let sim = sim(|c| c.companies = 40).await;
+    let lake = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, lake.path(), &[MSSP_KEY]).await;
+    let server = Server::start(lake.path());
+    let script = r#"
+import sys, psycopg
+conn = psycopg.connect(sys.argv[1], password=sys.argv[2], autocommit=True)
+def count(report_type):
+    return conn.execute(
+        "select count(*) from billing where report_type = %s and billing_value >= %s",
+        (report_type, 0)).fetchone()[0]
+print(count("mssp"), count("reseller"), flush=True)
+sys.stdin.readline()  # the test syncs the reseller key meanwhile
+print(count("mssp"), count("reseller"), flush=True)
+"#;
+    let mut client = Command::new(venv_tool("python"))
+        .args(["-c", script, &server.conninfo(), PASSWORD])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(client.stdout.take().unwrap()));
+    let before = lines.next().unwrap().unwrap();
+    let counts = |line: &str| -> Vec<i64> { line.split(' ').map(|n| n.parse().unwrap()).collect() };
+    let b = counts(&before);
+    assert!(b[0] > 0 && b[1] == 0, "{before}");
+    ingest_lake(&sim, lake.path(), &[RESELLER_KEY]).await;
+    std::io::Write::write_all(client.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    let after = lines.next().unwrap().unwrap();
+    let a = counts(&after);
+    assert_eq!(a[0], b[0], "{after}");
+    assert!(
+        a[1] > 0,
+        "the reseller rows the sync brought are seen: {after}"
+    );
+    let out = client.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = String::from_utf8(succeeded(hspq_on(
+        lake.path(),
+        &[
+            "sql",
+            "select count(*) from billing where report_type = 'reseller'",
+            "--format",
+            "csv",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(want, format!("count_star()\n{}\n", a[1]));
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args(["serve", "--port", "0", "--data"])
+        .arg(dir.path())
+        .env_remove("HSPQ_SERVE_PASSWORD")
+        .env_remove("HSPQ_SERVE_PASSWORD_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("needs a password") && stderr.contains("HSPQ_SERVE_PASSWORD"),
+        "{stderr}"
+    );
+}
