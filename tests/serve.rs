@@ -309,3 +309,72 @@ fn serve_refuses_to_start_without_a_password() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlalchemy_connects_lists_the_views_and_pandas_reads_a_parameterised_query() {
+    let lake = lake().await;
+    let server = Server::start(lake.path());
+    let script = r#"
+import sys, json
+import pandas as pd
+import sqlalchemy as sa
+engine = sa.create_engine(f"postgresql+psycopg://hspq:{sys.argv[2]}@127.0.0.1:{sys.argv[1]}/hspq")
+with engine.connect() as conn:
+    version = conn.execute(sa.text("select version()")).scalar()
+    views = sorted(sa.inspect(conn).get_view_names())
+    frame = pd.read_sql(
+        sa.text("select period, sum(billing_value) as units from billing "
+                "where report_type = :rt and year >= :year group by 1 order by 1"),
+        conn, params={"rt": "mssp", "year": 2025})
+print(json.dumps({"version": version, "views": views,
+                  "rows": [[p, int(u)] for p, u in frame.itertuples(index=False)]}))
+"#;
+    let out = Command::new(venv_tool("python"))
+        .args(["-c", script, &server.port.to_string(), PASSWORD])
+        .output()
+        .unwrap();
+    let got: serde_json::Value = serde_json::from_slice(&succeeded(out)).unwrap();
+    assert!(
+        got["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("PostgreSQL 14.0 (hspq"),
+        "{got}"
+    );
+    let views: Vec<&str> = got["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for name in [
+        "billing",
+        "churn_events",
+        "customer_history",
+        "daily_usage",
+        "lake_files",
+    ] {
+        assert!(views.contains(&name), "{name} not in {views:?}");
+    }
+    let want = String::from_utf8(succeeded(hspq_on(
+        lake.path(),
+        &[
+            "sql",
+            "select period, sum(billing_value) from billing where report_type = 'mssp' \
+             and year >= 2025 group by 1 order by 1",
+            "--format",
+            "csv",
+        ],
+    )))
+    .unwrap();
+    let want: Vec<serde_json::Value> = want
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (p, u) = l.split_once(',').unwrap();
+            serde_json::json!([p, u.parse::<i64>().unwrap()])
+        })
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(got["rows"].as_array().unwrap(), &want);
+}

@@ -302,9 +302,25 @@ enum Kind {
     Setting(String, String),
     /// Refused, with why.
     Refused(String),
+    /// A catalog query a driver sends on connecting, answered with no rows in these columns.
+    NoRows(&'static [&'static str]),
 }
 
+/// Catalog queries drivers send on connecting that DuckDB cannot run, each known by a phrase
+/// of it, and the columns of its (empty) answer: psycopg's `TypeInfo.fetch` (SQLAlchemy looks
+/// for hstore with it) finds no such type.
+const EMPTY_CATALOG_ANSWERS: [(&str, &[&str]); 1] = [(
+    "to_regtype(",
+    &["name", "oid", "array_oid", "regtype", "delimiter"],
+)];
+
 fn kind(sql: &str) -> Kind {
+    if let Some((_, columns)) = EMPTY_CATALOG_ANSWERS
+        .iter()
+        .find(|(phrase, _)| sql.contains(phrase))
+    {
+        return Kind::NoRows(columns);
+    }
     let text = strip_comments(sql);
     let mut words = text
         .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
@@ -415,6 +431,16 @@ fn rows(
     )))
 }
 
+/// Text columns of these names.
+fn text_schema(names: &[&str]) -> arrow::datatypes::Schema {
+    arrow::datatypes::Schema::new(
+        names
+            .iter()
+            .map(|n| arrow::datatypes::Field::new(*n, arrow::datatypes::DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// A schema's columns as PostgreSQL fields, all in text format.
 fn fields(schema: &arrow::datatypes::Schema) -> Vec<FieldInfo> {
     schema
@@ -432,19 +458,62 @@ fn fields(schema: &arrow::datatypes::Schema) -> Vec<FieldInfo> {
         .collect()
 }
 
+/// The few PostgreSQL functions drivers call on connecting that DuckDB spells otherwise or
+/// lacks: `version()` (SQLAlchemy and JDBC parse "PostgreSQL N.M" out of it).
+fn postgres_spelling(sql: &str) -> std::borrow::Cow<'_, str> {
+    let lower = sql.to_ascii_lowercase();
+    if !lower.contains("version()") {
+        return sql.into();
+    }
+    let version = format!(
+        "'PostgreSQL {SERVER_VERSION} (hspq {}, DuckDB {})'",
+        env!("CARGO_PKG_VERSION"),
+        duckdb_version()
+    );
+    let mut out = String::with_capacity(sql.len() + version.len());
+    let mut rest = sql;
+    while let Some(at) = rest.to_ascii_lowercase().find("version()") {
+        let before = &rest[..at];
+        // pg_catalog.version() or version(), not server_version() or a column named so.
+        let (keep, qualified) = match before.to_ascii_lowercase().strip_suffix("pg_catalog.") {
+            Some(k) => (&before[..k.len()], true),
+            None => (before, false),
+        };
+        let word_before = keep
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || (c == '.' && !qualified));
+        out.push_str(if word_before { before } else { keep });
+        out.push_str(if word_before { "version()" } else { &version });
+        rest = &rest[at + "version()".len()..];
+    }
+    out.push_str(rest);
+    out.into()
+}
+
+fn duckdb_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        duckdb::Connection::open_in_memory()
+            .and_then(|c| c.query_row("SELECT version()", [], |r| r.get::<_, String>(0)))
+            .unwrap_or_default()
+    })
+}
+
 impl Queries {
     /// Runs one statement with its parameters, within the time limit.
     async fn answer(&self, sql: &str, params: Vec<Option<String>>) -> PgWireResult<Response> {
+        let sql = &*postgres_spelling(sql);
         match kind(sql) {
             Kind::Noop("EMPTY") => Ok(Response::EmptyQuery),
             Kind::Noop(tag) => Ok(Response::Execution(Tag::new(tag))),
             Kind::Refused(why) => Err(user_error("25006", why)),
+            Kind::NoRows(columns) => {
+                let schema = text_schema(columns);
+                rows(Arc::new(fields(&schema)), &[])
+            }
             Kind::Setting(name, value) => {
-                let schema = arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-                    name,
-                    arrow::datatypes::DataType::Utf8,
-                    true,
-                )]);
+                let schema = text_schema(&[name.as_str()]);
                 let batch = arrow::record_batch::RecordBatch::try_new(
                     Arc::new(schema.clone()),
                     vec![Arc::new(arrow::array::StringArray::from(vec![value]))],
@@ -626,6 +695,7 @@ impl ExtendedQueryHandler for Queries {
 impl Queries {
     /// The fields a statement returns and how many parameters it takes.
     async fn describe(&self, sql: &str) -> PgWireResult<(Vec<FieldInfo>, usize)> {
+        let sql = &*postgres_spelling(sql);
         match kind(sql) {
             Kind::Query => {
                 let (schema, params) = self
@@ -637,16 +707,8 @@ impl Queries {
                     .map_err(|e| user_error("42000", e))?;
                 Ok((fields(&schema), params))
             }
-            Kind::Setting(name, _) => Ok((
-                vec![FieldInfo::new(
-                    name,
-                    None,
-                    None,
-                    Type::VARCHAR,
-                    FieldFormat::Text,
-                )],
-                0,
-            )),
+            Kind::Setting(name, _) => Ok((fields(&text_schema(&[name.as_str()])), 0)),
+            Kind::NoRows(columns) => Ok((fields(&text_schema(columns)), sql.matches('$').count())),
             Kind::Refused(why) => Err(user_error("25006", why)),
             Kind::Noop(_) => Ok((Vec::new(), 0)),
         }
@@ -678,5 +740,19 @@ mod tests {
         );
         assert!(matches!(kind("attach 'x.db'"), Kind::Refused(_)));
         assert!(matches!(kind("create table t (a int)"), Kind::Refused(_)));
+    }
+
+    #[test]
+    fn version_is_postgresql_s_and_other_names_are_left_alone() {
+        let sql = postgres_spelling("select pg_catalog.version(), VERSION() as v");
+        assert!(sql.starts_with("select 'PostgreSQL 14.0 (hspq "), "{sql}");
+        assert!(
+            sql.ends_with("' as v") && !sql.contains("pg_catalog"),
+            "{sql}"
+        );
+        assert_eq!(
+            postgres_spelling("select server_version(), t.version() from t"),
+            "select server_version(), t.version() from t"
+        );
     }
 }
