@@ -326,6 +326,8 @@ async fn views(args: ViewsArgs, config: &Config) -> Result<ExitCode> {
             .to_string(),
     };
     // A dataset without live files gets an empty view: a glob matching nothing is an error.
+    // A lake copied without its log lists no live files: its folders say what is there, as
+    // they do for the engine.
     let engine = open(&config.lake).await?;
     let present: Vec<String> = {
         let conn = engine.connection();
@@ -333,7 +335,11 @@ async fn views(args: ViewsArgs, config: &Config) -> Result<ExitCode> {
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         rows.collect::<Result<_, _>>()?
     };
-    let sql = hspq::query::views::all_views_sql(&root, |d| present.iter().any(|p| p == d.name()));
+    let without_log = engine.version().is_none();
+    let sql = hspq::query::views::all_views_sql(&root, |d| {
+        present.iter().any(|p| p == d.name())
+            || (without_log && engine.root.join(d.name()).is_dir())
+    });
     if args.target.sql {
         println!("{sql}");
         return Ok(ExitCode::SUCCESS);

@@ -602,17 +602,21 @@ impl QueryParser for Parser {
     }
 }
 
+/// The type the client declared for parameter `i`, or unknown (DuckDB then infers it).
+fn declared_type(statement: &StoredStatement<String>, i: usize) -> Type {
+    statement
+        .parameter_types
+        .get(i)
+        .cloned()
+        .flatten()
+        .unwrap_or(Type::UNKNOWN)
+}
+
 /// A portal's parameters as text for DuckDB to cast, whatever format the client sent.
 fn parameters(portal: &Portal<String>) -> PgWireResult<Vec<Option<String>>> {
     (0..portal.parameter_len())
         .map(|i| {
-            let t = portal
-                .statement
-                .parameter_types
-                .get(i)
-                .cloned()
-                .flatten()
-                .unwrap_or(Type::UNKNOWN);
+            let t = declared_type(&portal.statement, i);
             Ok(match t {
                 Type::BOOL => portal.parameter::<bool>(i, &t)?.map(|v| v.to_string()),
                 Type::INT2 => portal.parameter::<i16>(i, &t)?.map(|v| v.to_string()),
@@ -663,16 +667,7 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let (columns, params) = self.describe(&target.statement).await?;
-        let types = (0..params)
-            .map(|i| {
-                target
-                    .parameter_types
-                    .get(i)
-                    .cloned()
-                    .flatten()
-                    .unwrap_or(Type::UNKNOWN)
-            })
-            .collect();
+        let types = (0..params).map(|i| declared_type(target, i)).collect();
         Ok(DescribeStatementResponse::new(types, columns))
     }
 
