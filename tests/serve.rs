@@ -157,6 +157,26 @@ async fn psql_reads_the_views_as_hspq_sql_does_and_writes_are_refused() {
     assert!(fields[4].parse::<i64>().unwrap() > 0, "{row}");
     assert_eq!(fields[5], "1.50");
     assert_eq!(fields[6], r#"{"a":1}"#);
+    // psql's \dt and \d read the catalog: the views are read-only tables, typed as sent.
+    let tables = server.psql("\\dt");
+    assert!(tables.contains("main|billing|table|hspq\n"), "{tables}");
+    assert!(
+        tables.contains("main|churn_events|table|hspq\n"),
+        "{tables}"
+    );
+    let billing = server.psql("\\d billing");
+    for column in [
+        "year|bigint|",
+        "billing_date|date|",
+        "is_partial|boolean|",
+        "ingested_at|timestamp with time zone|",
+        "company_name|character varying|",
+    ] {
+        assert!(billing.contains(column), "{column} not in {billing}");
+    }
+    assert!(server
+        .psql("\\d+ billing")
+        .contains("billing_value|bigint|"));
     // What clients say before their queries is answered.
     assert_eq!(
         server.psql("SET extra_float_digits = 3; SHOW transaction isolation level"),
@@ -311,7 +331,7 @@ fn serve_refuses_to_start_without_a_password() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlalchemy_connects_lists_the_views_and_pandas_reads_a_parameterised_query() {
+async fn sqlalchemy_reflects_the_views_and_pandas_reads_a_parameterised_query() {
     let lake = lake().await;
     let server = Server::start(lake.path());
     let script = r#"
@@ -321,12 +341,16 @@ import sqlalchemy as sa
 engine = sa.create_engine(f"postgresql+psycopg://hspq:{sys.argv[2]}@127.0.0.1:{sys.argv[1]}/hspq")
 with engine.connect() as conn:
     version = conn.execute(sa.text("select version()")).scalar()
-    views = sorted(sa.inspect(conn).get_view_names())
+    inspector = sa.inspect(conn)
+    views = sorted(inspector.get_table_names())
+    columns = {c["name"]: repr(c["type"]) for c in inspector.get_columns("billing")}
+    table = sa.Table("churn_events", sa.MetaData(), autoload_with=conn)
     frame = pd.read_sql(
         sa.text("select period, sum(billing_value) as units from billing "
                 "where report_type = :rt and year >= :year group by 1 order by 1"),
         conn, params={"rt": "mssp", "year": 2025})
-print(json.dumps({"version": version, "views": views,
+print(json.dumps({"version": version, "views": views, "columns": columns,
+                  "reflected": [c.name for c in table.columns],
                   "rows": [[p, int(u)] for p, u in frame.itertuples(index=False)]}))
 "#;
     let out = Command::new(venv_tool("python"))
@@ -356,6 +380,23 @@ print(json.dumps({"version": version, "views": views,
     ] {
         assert!(views.contains(&name), "{name} not in {views:?}");
     }
+    // Reflection types the columns as the server sends them.
+    for (column, sqlalchemy_type) in [
+        ("year", "BIGINT()"),
+        ("billing_date", "DATE()"),
+        ("is_partial", "BOOLEAN()"),
+        ("ingested_at", "TIMESTAMP(timezone=True)"),
+        ("product", "VARCHAR()"),
+    ] {
+        assert_eq!(got["columns"][column], sqlalchemy_type, "{got}");
+    }
+    assert!(
+        got["reflected"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("left_on")),
+        "{got}"
+    );
     let want = String::from_utf8(succeeded(hspq_on(
         lake.path(),
         &[
@@ -377,4 +418,95 @@ print(json.dumps({"version": version, "views": views,
         .collect();
     assert!(!want.is_empty());
     assert_eq!(got["rows"].as_array().unwrap(), &want);
+}
+
+/// Runs tests/serve_clients/replay.py on one tool's queries; one JSON value per statement.
+fn replay(server: &Server, fixture: &str, protocol: &str) -> Vec<serde_json::Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve_clients");
+    let out = Command::new(venv_tool("python"))
+        .arg(dir.join("replay.py"))
+        .arg(format!("{} password={PASSWORD}", server.conninfo()))
+        .arg(dir.join(fixture))
+        .arg(protocol)
+        .output()
+        .unwrap();
+    String::from_utf8(succeeded(out))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The rows of the first replayed statement whose columns start with `columns`.
+fn rows_of<'a>(results: &'a [serde_json::Value], columns: &[&str]) -> &'a Vec<serde_json::Value> {
+    results
+        .iter()
+        .find(|r| {
+            let have = r["columns"].as_array().unwrap();
+            have.len() >= columns.len() && columns.iter().zip(have).all(|(want, c)| c == want)
+        })
+        .unwrap_or_else(|| panic!("no result with columns {columns:?}"))["rows"]
+        .as_array()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_and_metabase_introspection_queries_are_answered_as_postgresql_would() {
+    let lake = lake().await;
+    let server = Server::start(lake.path());
+    let row = |cells: &[&str]| serde_json::json!(cells);
+
+    // Grafana: health checks, schemas, tables, columns with the types its editor keys on.
+    let grafana = replay(&server, "grafana.sql", "simple");
+    assert!(rows_of(&grafana, &["version"]).contains(&row(&["1400"])));
+    assert!(rows_of(&grafana, &["name"]).contains(&row(&["main"])));
+    let tables = rows_of(&grafana, &["table"]);
+    assert!(tables.contains(&row(&["billing"])), "{tables:?}");
+    let columns = rows_of(&grafana, &["column", "type"]);
+    for column in [
+        ["billing_date", "date"],
+        ["billing_value", "bigint"],
+        ["ingested_at", "timestamp with time zone"],
+        ["product", "character varying"],
+    ] {
+        assert!(
+            columns.contains(&row(&column)),
+            "{column:?} not in {columns:?}"
+        );
+    }
+
+    // Metabase (pgjdbc): the tables it syncs, with row estimates, and their columns' types.
+    let metabase = replay(&server, "metabase.sql", "extended");
+    let tables = rows_of(&metabase, &["schema", "name", "type"]);
+    let billing = tables
+        .iter()
+        .find(|t| t[1] == "billing")
+        .unwrap_or_else(|| panic!("{tables:?}"));
+    assert_eq!(billing[0], "main");
+    assert_eq!(billing[2], "TABLE");
+    assert!(
+        billing[4].as_str().unwrap().parse::<u64>().unwrap() > 0,
+        "{billing}"
+    );
+    let fields = rows_of(&metabase, &["name", "database-type"]);
+    assert!(fields
+        .iter()
+        .any(|f| f[0] == "billing_date" && f[1] == "date" && f[4] == "billing"));
+    let jdbc_columns = rows_of(
+        &metabase,
+        &["current_database", "nspname", "relname", "attname"],
+    );
+    let year = jdbc_columns
+        .iter()
+        .find(|c| c[3] == "year")
+        .unwrap_or_else(|| panic!("{jdbc_columns:?}"));
+    assert_eq!(year[0], "hspq");
+    assert_eq!(year[4], "20", "int8: {year}");
+    assert!(rows_of(&metabase, &["current_catalog"]).contains(&row(&["hspq"])));
+    assert!(rows_of(
+        &metabase,
+        &["TABLE_CAT", "TABLE_SCHEM", "TABLE_NAME", "TABLE_TYPE"]
+    )
+    .iter()
+    .any(|t| t[2] == "billing" && t[3] == "TABLE"));
 }

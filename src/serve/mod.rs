@@ -8,6 +8,7 @@
 //! are refused before DuckDB sees them; what clients ask before any query of theirs (`SET`,
 //! `SHOW`, `BEGIN`) is answered here.
 
+mod catalog;
 mod encode;
 mod session;
 
@@ -42,11 +43,12 @@ use pgwire::messages::startup::SecretKey;
 use pgwire::messages::PgWireBackendMessage;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::ServeSettings;
 use crate::lake::LakeLocation;
 use crate::query::split_statements;
+use catalog::Identity;
 use session::{Answer, Session};
 
 /// The version clients are told they talk to: drivers and BI tools switch features on it.
@@ -68,7 +70,7 @@ pub async fn run(
     })?;
     // Open the lake once up front, so a wrong --data fails now, not at the first client.
     drop(
-        Session::start(lake.clone())
+        Session::start(lake.clone(), identity(&opts.user, "hspq"))
             .await
             .map_err(anyhow::Error::msg)?,
     );
@@ -113,6 +115,7 @@ pub async fn run(
             // (psql's Ctrl-C) needs no engine.
             let session = Arc::new(Lazy {
                 lake,
+                user: opts.user.clone(),
                 session: tokio::sync::OnceCell::new(),
             });
             info!("client {peer} connected");
@@ -272,13 +275,15 @@ impl PgWireServerHandlers for Handlers {
 /// A connection's session, opened when its first statement comes.
 struct Lazy {
     lake: LakeLocation,
+    user: String,
     session: tokio::sync::OnceCell<Session>,
 }
 
 impl Lazy {
-    async fn get(&self) -> PgWireResult<&Session> {
+    /// The session, opened for a client that asked for `database` at startup.
+    async fn get(&self, database: &str) -> PgWireResult<&Session> {
         self.session
-            .get_or_try_init(|| Session::start(self.lake.clone()))
+            .get_or_try_init(|| Session::start(self.lake.clone(), identity(&self.user, database)))
             .await
             .map_err(|e| user_error("58000", format!("cannot open the lake: {e}")))
     }
@@ -302,25 +307,9 @@ enum Kind {
     Setting(String, String),
     /// Refused, with why.
     Refused(String),
-    /// A catalog query a driver sends on connecting, answered with no rows in these columns.
-    NoRows(&'static [&'static str]),
 }
 
-/// Catalog queries drivers send on connecting that DuckDB cannot run, each known by a phrase
-/// of it, and the columns of its (empty) answer: psycopg's `TypeInfo.fetch` (SQLAlchemy looks
-/// for hstore with it) finds no such type.
-const EMPTY_CATALOG_ANSWERS: [(&str, &[&str]); 1] = [(
-    "to_regtype(",
-    &["name", "oid", "array_oid", "regtype", "delimiter"],
-)];
-
 fn kind(sql: &str) -> Kind {
-    if let Some((_, columns)) = EMPTY_CATALOG_ANSWERS
-        .iter()
-        .find(|(phrase, _)| sql.contains(phrase))
-    {
-        return Kind::NoRows(columns);
-    }
     let text = strip_comments(sql);
     let mut words = text
         .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
@@ -352,27 +341,53 @@ fn kind(sql: &str) -> Kind {
     }
 }
 
-/// The PostgreSQL settings clients ask for, with the values this server has.
+/// The PostgreSQL settings clients ask for (`SHOW`, `current_setting()`), with the values this
+/// server has.
+const SETTINGS: [(&str, &str); 20] = [
+    ("server_version", SERVER_VERSION),
+    ("server_version_num", "140000"),
+    ("server_encoding", "UTF8"),
+    ("client_encoding", "UTF8"),
+    ("standard_conforming_strings", "on"),
+    ("datestyle", "ISO, MDY"),
+    ("timezone", "UTC"),
+    ("intervalstyle", "postgres"),
+    ("integer_datetimes", "on"),
+    ("transaction_isolation", "read committed"),
+    ("default_transaction_read_only", "on"),
+    ("transaction_read_only", "on"),
+    ("max_identifier_length", "63"),
+    ("lc_collate", "C"),
+    ("lc_ctype", "C"),
+    ("search_path", "main"),
+    ("is_superuser", "off"),
+    ("application_name", ""),
+    ("statement_timeout", "0"),
+    ("max_index_keys", "32"),
+];
+
+/// A setting's value, by any of the names `SHOW` knows it by.
 fn setting(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "server_version" => SERVER_VERSION,
-        "server_version_num" => "140000",
-        "server_encoding" | "client_encoding" => "UTF8",
-        "standard_conforming_strings" => "on",
-        "datestyle" => "ISO, MDY",
-        "timezone" | "time zone" => "UTC",
-        "intervalstyle" => "postgres",
-        "integer_datetimes" => "on",
-        "transaction isolation level" | "transaction_isolation" => "read committed",
-        "default_transaction_read_only" | "transaction_read_only" => "on",
-        "max_identifier_length" => "63",
-        "lc_collate" | "lc_ctype" => "C",
-        "search_path" => "main",
-        "is_superuser" => "off",
-        "application_name" => "",
-        "statement_timeout" => "0",
-        _ => return None,
-    })
+    let name = match name {
+        "time zone" => "timezone",
+        "transaction isolation level" => "transaction_isolation",
+        other => other,
+    };
+    SETTINGS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// What the catalog tells a client about itself and the server.
+fn identity(user: &str, database: &str) -> Identity {
+    Identity {
+        user: user.to_string(),
+        database: database.to_string(),
+        version: format!(
+            "PostgreSQL {SERVER_VERSION} (hspq {}, DuckDB {})",
+            env!("CARGO_PKG_VERSION"),
+            duckdb_version()
+        ),
+        settings: SETTINGS.to_vec(),
+    }
 }
 
 /// The SQL without its leading `--` and `/* */` comments.
@@ -458,39 +473,6 @@ fn fields(schema: &arrow::datatypes::Schema) -> Vec<FieldInfo> {
         .collect()
 }
 
-/// The few PostgreSQL functions drivers call on connecting that DuckDB spells otherwise or
-/// lacks: `version()` (SQLAlchemy and JDBC parse "PostgreSQL N.M" out of it).
-fn postgres_spelling(sql: &str) -> std::borrow::Cow<'_, str> {
-    let lower = sql.to_ascii_lowercase();
-    if !lower.contains("version()") {
-        return sql.into();
-    }
-    let version = format!(
-        "'PostgreSQL {SERVER_VERSION} (hspq {}, DuckDB {})'",
-        env!("CARGO_PKG_VERSION"),
-        duckdb_version()
-    );
-    let mut out = String::with_capacity(sql.len() + version.len());
-    let mut rest = sql;
-    while let Some(at) = rest.to_ascii_lowercase().find("version()") {
-        let before = &rest[..at];
-        // pg_catalog.version() or version(), not server_version() or a column named so.
-        let (keep, qualified) = match before.to_ascii_lowercase().strip_suffix("pg_catalog.") {
-            Some(k) => (&before[..k.len()], true),
-            None => (before, false),
-        };
-        let word_before = keep
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_alphanumeric() || c == '_' || (c == '.' && !qualified));
-        out.push_str(if word_before { before } else { keep });
-        out.push_str(if word_before { "version()" } else { &version });
-        rest = &rest[at + "version()".len()..];
-    }
-    out.push_str(rest);
-    out.into()
-}
-
 fn duckdb_version() -> &'static str {
     static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     VERSION.get_or_init(|| {
@@ -502,16 +484,17 @@ fn duckdb_version() -> &'static str {
 
 impl Queries {
     /// Runs one statement with its parameters, within the time limit.
-    async fn answer(&self, sql: &str, params: Vec<Option<String>>) -> PgWireResult<Response> {
-        let sql = &*postgres_spelling(sql);
+    async fn answer(
+        &self,
+        sql: &str,
+        params: Vec<Option<String>>,
+        database: &str,
+    ) -> PgWireResult<Response> {
+        debug!("statement: {sql}");
         match kind(sql) {
             Kind::Noop("EMPTY") => Ok(Response::EmptyQuery),
             Kind::Noop(tag) => Ok(Response::Execution(Tag::new(tag))),
             Kind::Refused(why) => Err(user_error("25006", why)),
-            Kind::NoRows(columns) => {
-                let schema = text_schema(columns);
-                rows(Arc::new(fields(&schema)), &[])
-            }
             Kind::Setting(name, value) => {
                 let schema = text_schema(&[name.as_str()]);
                 let batch = arrow::record_batch::RecordBatch::try_new(
@@ -522,7 +505,7 @@ impl Queries {
                 rows(Arc::new(fields(&schema)), &[batch])
             }
             Kind::Query => {
-                let session = self.session.get().await?;
+                let session = self.session.get(database).await?;
                 let running = session.run(sql.to_string(), params);
                 let answer = match tokio::time::timeout(self.timeout, running).await {
                     Ok(answer) => answer,
@@ -548,16 +531,21 @@ impl Queries {
 
 #[async_trait]
 impl SimpleQueryHandler for Queries {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let statements = split_statements(query);
+        if statements.is_empty() {
+            // `-- ping` (Grafana's health check through pgx), `;` (lib/pq's).
+            return Ok(vec![Response::EmptyQuery]);
+        }
         let mut responses = Vec::new();
-        for statement in split_statements(query) {
-            match self.answer(&statement, Vec::new()).await {
+        for statement in statements {
+            match self.answer(&statement, Vec::new(), database(client)).await {
                 Ok(r) => responses.push(r),
                 Err(PgWireError::UserError(e)) => {
                     responses.push(Response::Error(e));
@@ -612,6 +600,14 @@ fn declared_type(statement: &StoredStatement<String>, i: usize) -> Type {
         .unwrap_or(Type::UNKNOWN)
 }
 
+/// The database a client asked for at startup (`current_database()` answers it).
+fn database(client: &impl ClientInfo) -> &str {
+    client
+        .metadata()
+        .get(pgwire::api::METADATA_DATABASE)
+        .map_or("hspq", String::as_str)
+}
+
 /// A portal's parameters as text for DuckDB to cast, whatever format the client sent.
 fn parameters(portal: &Portal<String>) -> PgWireResult<Vec<Option<String>>> {
     (0..portal.parameter_len())
@@ -641,7 +637,7 @@ impl ExtendedQueryHandler for Queries {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<String>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -651,13 +647,17 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        self.answer(&portal.statement.statement, parameters(portal)?)
-            .await
+        self.answer(
+            &portal.statement.statement,
+            parameters(portal)?,
+            database(client),
+        )
+        .await
     }
 
     async fn do_describe_statement<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         target: &StoredStatement<String>,
     ) -> PgWireResult<DescribeStatementResponse>
     where
@@ -666,14 +666,14 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (columns, params) = self.describe(&target.statement).await?;
+        let (columns, params) = self.describe(&target.statement, database(client)).await?;
         let types = (0..params).map(|i| declared_type(target, i)).collect();
         Ok(DescribeStatementResponse::new(types, columns))
     }
 
     async fn do_describe_portal<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<String>,
     ) -> PgWireResult<DescribePortalResponse>
     where
@@ -682,20 +682,22 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (columns, _) = self.describe(&portal.statement.statement).await?;
+        let (columns, _) = self
+            .describe(&portal.statement.statement, database(client))
+            .await?;
         Ok(DescribePortalResponse::new(columns))
     }
 }
 
 impl Queries {
     /// The fields a statement returns and how many parameters it takes.
-    async fn describe(&self, sql: &str) -> PgWireResult<(Vec<FieldInfo>, usize)> {
-        let sql = &*postgres_spelling(sql);
+    async fn describe(&self, sql: &str, database: &str) -> PgWireResult<(Vec<FieldInfo>, usize)> {
+        debug!("describe: {sql}");
         match kind(sql) {
             Kind::Query => {
                 let (schema, params) = self
                     .session
-                    .get()
+                    .get(database)
                     .await?
                     .describe(sql.to_string())
                     .await
@@ -703,7 +705,6 @@ impl Queries {
                 Ok((fields(&schema), params))
             }
             Kind::Setting(name, _) => Ok((fields(&text_schema(&[name.as_str()])), 0)),
-            Kind::NoRows(columns) => Ok((fields(&text_schema(columns)), sql.matches('$').count())),
             Kind::Refused(why) => Err(user_error("25006", why)),
             Kind::Noop(_) => Ok((Vec::new(), 0)),
         }
@@ -735,19 +736,5 @@ mod tests {
         );
         assert!(matches!(kind("attach 'x.db'"), Kind::Refused(_)));
         assert!(matches!(kind("create table t (a int)"), Kind::Refused(_)));
-    }
-
-    #[test]
-    fn version_is_postgresql_s_and_other_names_are_left_alone() {
-        let sql = postgres_spelling("select pg_catalog.version(), VERSION() as v");
-        assert!(sql.starts_with("select 'PostgreSQL 14.0 (hspq "), "{sql}");
-        assert!(
-            sql.ends_with("' as v") && !sql.contains("pg_catalog"),
-            "{sql}"
-        );
-        assert_eq!(
-            postgres_spelling("select server_version(), t.version() from t"),
-            "select server_version(), t.version() from t"
-        );
     }
 }

@@ -9,6 +9,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use tokio::sync::oneshot;
 
+use super::catalog::{Catalog, Identity};
 use crate::lake::LakeLocation;
 use crate::query::{sql_message, Engine, Interrupter, QueryError};
 
@@ -37,8 +38,8 @@ pub struct Session {
 }
 
 impl Session {
-    /// Opens the lake for one client.
-    pub async fn start(lake: LakeLocation) -> Result<Session, String> {
+    /// Opens the lake for one client, with the PostgreSQL catalog it is shown.
+    pub async fn start(lake: LakeLocation, who: Identity) -> Result<Session, String> {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready, opened) = oneshot::channel();
         thread::Builder::new()
@@ -65,20 +66,27 @@ impl Session {
                     }
                 };
                 drop(runtime);
-                if let Err(e) = sandbox(&engine) {
-                    let _ = ready.send(Err(e));
-                    return;
-                }
+                let catalog = match engine
+                    .statement(|conn| Ok(Catalog::install(conn, &who)?))
+                    .map_err(|e| format!("cannot make the PostgreSQL catalog: {e}"))
+                    .and_then(|catalog| sandbox(&engine).map(|_| catalog))
+                {
+                    Ok(catalog) => catalog,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
                 if ready.send(Ok(engine.interrupter())).is_err() {
                     return;
                 }
                 for job in inbox {
                     match job {
                         Job::Run(sql, params, reply) => {
-                            let _ = reply.send(run(&engine, &sql, &params));
+                            let _ = reply.send(run(&engine, &catalog.respell(&sql), &params));
                         }
                         Job::Describe(sql, reply) => {
-                            let _ = reply.send(describe(&engine, &sql));
+                            let _ = reply.send(describe(&engine, &catalog.respell(&sql)));
                         }
                     }
                 }
