@@ -82,6 +82,13 @@ pub struct ServeArgs {
     /// Write the address once listening to this file (for scripts using --port 0).
     #[arg(long)]
     pub port_file: Option<PathBuf>,
+    /// TLS: the server's certificate (chain), PEM. With it, clients must connect with TLS
+    /// (sslmode=require or verify-full) and SCRAM is bound to it.
+    #[arg(long, env = "HSPQ_SERVE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: the certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "HSPQ_SERVE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -412,6 +419,12 @@ impl Command {
                     password: args.password()?,
                     query_timeout: args.query_timeout,
                     max_connections: args.max_connections,
+                    tls: match (&args.tls_cert, &args.tls_key) {
+                        (Some(cert), Some(key)) => {
+                            Some(hspq::serve::Tls::load(cert, key).map_err(anyhow::Error::msg)?)
+                        }
+                        _ => None,
+                    },
                 };
                 if config.serve.password.is_none() {
                     anyhow::bail!(

@@ -41,10 +41,14 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode> {
 
 async fn serve(args: ServeArgs, config: &Config) -> Result<ExitCode> {
     let user = config.serve.user.clone();
+    let (tls, sslmode) = match config.serve.tls {
+        Some(_) => (", TLS required", " sslmode=require"),
+        None => ("", ""),
+    };
     hspq::serve::run(config.lake.clone(), config.serve.clone(), |addr| {
         eprintln!(
-            "hspq serve: the views of {} on {addr}, read-only; connect with\n  \
-             psql \"host={} port={} user={user} dbname=hspq\"\n\
+            "hspq serve: the views of {} on {addr}, read-only{tls}; connect with\n  \
+             psql \"host={} port={} user={user} dbname=hspq{sslmode}\"\n\
              (the password is HSPQ_SERVE_PASSWORD's; Ctrl-C stops)",
             config.lake,
             addr.ip(),

@@ -30,7 +30,8 @@ pub struct Config {
 }
 
 /// Where and for whom `hspq serve` listens (`--bind`, `--port`, `--user`, the password from
-/// `HSPQ_SERVE_PASSWORD` or `--password-file`, `--query-timeout`, `--max-connections`).
+/// `HSPQ_SERVE_PASSWORD` or `--password-file`, `--query-timeout`, `--max-connections`,
+/// `--tls-cert` and `--tls-key`).
 #[derive(Clone, Debug)]
 pub struct ServeSettings {
     /// The address to listen on.
@@ -45,6 +46,8 @@ pub struct ServeSettings {
     pub query_timeout: std::time::Duration,
     /// Clients connected at once at most.
     pub max_connections: usize,
+    /// `--tls-cert` and `--tls-key`, loaded; with them every client must use TLS.
+    pub tls: Option<crate::serve::Tls>,
 }
 
 impl Default for ServeSettings {
@@ -56,6 +59,7 @@ impl Default for ServeSettings {
             password: None,
             query_timeout: std::time::Duration::from_secs(300),
             max_connections: 32,
+            tls: None,
         }
     }
 }

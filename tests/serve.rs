@@ -21,6 +21,11 @@ struct Server {
 
 impl Server {
     fn start(lake: &Path) -> Server {
+        Server::start_with(lake, &[])
+    }
+
+    /// `hspq serve` with more arguments.
+    fn start_with(lake: &Path, args: &[&std::ffi::OsStr]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port_file = dir.path().join("port");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hspq"))
@@ -35,6 +40,7 @@ impl Server {
             .arg(&port_file)
             .arg("--data")
             .arg(lake)
+            .args(args)
             .env("HSPQ_SERVE_PASSWORD", PASSWORD)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -70,8 +76,13 @@ impl Server {
 
     /// `psql -c SQL` with `password`, unaligned, tuples only.
     fn psql_as(&self, password: &str, sql: &str) -> Output {
+        self.psql_over(&self.conninfo(), password, sql)
+    }
+
+    /// `psql -c SQL` on `conninfo` with `password`, unaligned, tuples only.
+    fn psql_over(&self, conninfo: &str, password: &str, sql: &str) -> Output {
         Command::new(psql())
-            .arg(self.conninfo())
+            .arg(conninfo)
             .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .env("PGPASSWORD", password)
             .env("PGCONNECT_TIMEOUT", "20")
@@ -509,4 +520,61 @@ async fn grafana_and_metabase_introspection_queries_are_answered_as_postgresql_w
     )
     .iter()
     .any(|t| t[2] == "billing" && t[3] == "TABLE"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_psql_verifies_the_certificate_binds_scram_to_it_and_plaintext_is_refused() {
+    let lake = lake().await;
+    let certs = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let server = Server::start_with(
+        lake.path(),
+        &[
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+        ],
+    );
+    let secure = format!(
+        "host=localhost hostaddr=127.0.0.1 port={} user=hspq dbname=hspq sslmode=verify-full \
+         sslrootcert={} channel_binding=require",
+        server.port,
+        cert.display()
+    );
+    let out = succeeded(server.psql_over(&secure, PASSWORD, "\\conninfo"));
+    let info = String::from_utf8_lossy(&out);
+    assert!(info.contains("SSL connection (protocol: TLSv1.3"), "{info}");
+    let count = succeeded(server.psql_over(&secure, PASSWORD, "select count(*) > 0 from billing"));
+    assert_eq!(String::from_utf8_lossy(&count), "t\n");
+    // Without TLS: turned away, with what to do.
+    let plain = format!("{} sslmode=disable", server.conninfo());
+    let out = server.psql_over(&plain, PASSWORD, "select 1");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("requires TLS") && stderr.contains("sslmode=require"),
+        "{stderr}"
+    );
+    // A key that is not the certificate's: a one-line error and exit 2, before listening.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let wrong_key = certs.path().join("other.pem");
+    std::fs::write(&wrong_key, other.signing_key.serialize_pem()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args(["serve", "--port", "0", "--data"])
+        .arg(lake.path())
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&wrong_key)
+        .env("HSPQ_SERVE_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not fit the certificate"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }

@@ -11,6 +11,9 @@
 mod catalog;
 mod encode;
 mod session;
+mod tls;
+
+pub use tls::Tls;
 
 use std::fmt::Debug;
 use std::net::SocketAddr;
@@ -78,7 +81,7 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", opts.bind, opts.port))?;
     listening(listener.local_addr()?);
-    if !opts.bind.is_loopback() {
+    if !opts.bind.is_loopback() && opts.tls.is_none() {
         warn!(
             "serving on {} without TLS: passwords are safe (SCRAM) but results cross the \
              network unencrypted",
@@ -89,6 +92,13 @@ pub async fn run(
         user: opts.user.clone(),
         password: password.expose().to_string(),
     });
+    if let Some(tls) = &opts.tls {
+        // SCRAM's channel binding hashes the certificate: a certificate it cannot read would
+        // fail every login, so fail now.
+        ScramAuth::new(login.clone())
+            .configure_certificate(&tls.cert_pem)
+            .map_err(|e| anyhow::anyhow!("cannot use the TLS certificate for SCRAM: {e}"))?;
+    }
     let cancels = Arc::new(Cancels::default());
     let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     let opts = Arc::new(opts);
@@ -123,8 +133,19 @@ pub async fn run(
                 session: Arc::downgrade(&session),
                 cancels: cancels.clone(),
             });
+            let tls = opts.tls.clone();
+            let auth = match auth_handler(login, keys, tls.as_ref()) {
+                Ok(auth) => auth,
+                Err(e) => {
+                    warn!("client {peer}: {e}");
+                    return;
+                }
+            };
             let handlers = Arc::new(Handlers {
-                auth: Arc::new(auth_handler(login, keys)),
+                auth: Arc::new(tls::Gate {
+                    inner: auth,
+                    required: tls.is_some(),
+                }),
                 cancels: cancels.clone(),
                 queries: Arc::new(Queries {
                     session,
@@ -132,7 +153,8 @@ pub async fn run(
                     parser: Arc::new(Parser),
                 }),
             });
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+            let acceptor = tls.map(|t| t.acceptor);
+            if let Err(e) = pgwire::tokio::process_socket(socket, acceptor, handlers).await {
                 info!("client {peer}: {e}");
             }
             cancels.forget_ended();
@@ -143,18 +165,25 @@ pub async fn run(
 
 type Auth = SASLAuthStartupHandler<DefaultServerParameterProvider>;
 
-/// A connection's startup: SCRAM against the one login, and the key its cancel requests
-/// will carry.
-fn auth_handler(login: Arc<Login>, keys: Arc<SessionKeys>) -> Auth {
+/// A connection's startup: SCRAM against the one login (bound to the TLS certificate when
+/// there is one), and the key its cancel requests will carry.
+fn auth_handler(
+    login: Arc<Login>,
+    keys: Arc<SessionKeys>,
+    tls: Option<&Tls>,
+) -> PgWireResult<Auth> {
     let mut scram = ScramAuth::new(login);
     scram.set_iterations(SCRAM_ITERATIONS);
+    if let Some(tls) = tls {
+        scram.configure_certificate(&tls.cert_pem)?;
+    }
     let mut parameters = DefaultServerParameterProvider::default();
     parameters.server_version = SERVER_VERSION.to_string();
     parameters.default_transaction_read_only = true;
     parameters.is_superuser = false;
-    SASLAuthStartupHandler::new(Arc::new(parameters))
+    Ok(SASLAuthStartupHandler::new(Arc::new(parameters))
         .with_scram(scram)
-        .with_pid_secret_key_generator(keys)
+        .with_pid_secret_key_generator(keys))
 }
 
 /// The sessions cancel requests may reach, by the process id and secret key their connection
@@ -249,7 +278,7 @@ impl AuthSource for Login {
 
 /// One connection's handlers.
 struct Handlers {
-    auth: Arc<Auth>,
+    auth: Arc<tls::Gate<Auth>>,
     cancels: Arc<Cancels>,
     queries: Arc<Queries>,
 }
