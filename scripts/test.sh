@@ -12,6 +12,11 @@ if [ -z "${DUCKDB_LIB_DIR:-}" ] && ! command -v npm >/dev/null 2>&1; then
   exit 2
 fi
 
+# Chromium, which renders `hspq report` in tests/report.rs.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing chromium for the hspq report tests" >&2
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 # psql, the PostgreSQL client the `hspq serve` tests connect with (tests/serve.rs).
 if ! command -v psql >/dev/null 2>&1; then
   echo "scripts/test.sh: installing postgresql-client (psql) for the hspq serve tests" >&2

@@ -54,6 +54,10 @@ pub enum Command {
     /// Serve the lake's views, read-only, over the PostgreSQL protocol, to psql and PostgreSQL
     /// drivers.
     Serve(ServeArgs),
+    /// Write one self-contained HTML file with the billing and churn picture: billing per
+    /// product and period, the biggest movers, the churn list, the churn backtest, the
+    /// reconciliation findings and the lake's freshness.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +187,25 @@ pub struct SqlArgs {
     pub data: DataArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The HTML file to write; without it the report goes to stdout (when that is not a
+    /// terminal).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only this report type.
+    #[arg(long, value_parser = ["mssp", "reseller"])]
+    pub report_type: Option<String>,
+    /// Only the latest N periods of billing.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub periods: Option<u32>,
+    /// Companies in the churn list.
+    #[arg(long, value_name = "N", default_value_t = 25)]
+    pub top: usize,
 }
 
 #[derive(Debug, Args)]
@@ -366,6 +389,14 @@ impl Command {
             | Command::Query(QueryArgs { data, output, .. }) => {
                 config.lake = data.location()?;
                 config.print = output.print_options();
+            }
+            Command::Report(args) => {
+                config.lake = args.data.location()?;
+                config.report = hspq::report::ReportOptions {
+                    report_type: args.report_type.clone(),
+                    periods: args.periods,
+                    top: args.top,
+                };
             }
             Command::Repl(data) => {
                 config.lake = data.location()?;

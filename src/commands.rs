@@ -1,6 +1,7 @@
 //! What each subcommand does, on top of the library, with the settings resolved in
 //! [`Config`]; results print through the one [`Printer`].
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,8 +16,8 @@ use hspq::query::Engine;
 use hspq::sim::{FaultRates, SimConfig, SimKeys, Simulator};
 
 use crate::cli::{
-    ChurnCommand, Command, DemoArgs, FitArgs, QueryArgs, ServeArgs, SimulateArgs, SqlArgs,
-    StatusArgs, StatusFormat, ViewsArgs,
+    ChurnCommand, Command, DemoArgs, FitArgs, QueryArgs, ReportArgs, ServeArgs, SimulateArgs,
+    SqlArgs, StatusArgs, StatusFormat, ViewsArgs,
 };
 
 pub async fn run(command: Command, config: Config) -> Result<ExitCode> {
@@ -36,7 +37,31 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode> {
         Command::Views(args) => views(args, &config).await,
         Command::Churn(ChurnCommand::Fit(args)) => churn_fit(args, &config).await,
         Command::Serve(args) => serve(args, &config).await,
+        Command::Report(args) => report(args, &config).await,
     }
+}
+
+async fn report(args: ReportArgs, config: &Config) -> Result<ExitCode> {
+    if args.output.is_none() && std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the report is an HTML file: pass --output report.html (or redirect stdout to a file)"
+        );
+    }
+    let engine = open(&config.lake).await?;
+    let html = hspq::report::render(&engine, &config.lake.to_string(), &config.report)?;
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &html)
+                .with_context(|| format!("cannot write the report to {}", path.display()))?;
+            eprintln!(
+                "hspq report: wrote {} ({} KB)",
+                path.display(),
+                html.len() / 1024
+            );
+        }
+        None => std::io::stdout().write_all(html.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(args: ServeArgs, config: &Config) -> Result<ExitCode> {

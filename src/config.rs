@@ -27,6 +27,8 @@ pub struct Config {
     pub sync: SyncSettings,
     /// Where and for whom `hspq serve` listens.
     pub serve: ServeSettings,
+    /// What `hspq report` covers (`--report-type`, `--periods`, `--top`).
+    pub report: crate::report::ReportOptions,
 }
 
 /// Where and for whom `hspq serve` listens (`--bind`, `--port`, `--user`, the password from
@@ -100,6 +102,10 @@ impl Default for Config {
             api: ClientConfig::new(DEFAULT_BASE_URL.parse().expect("a valid URL")),
             sync: SyncSettings::default(),
             serve: ServeSettings::default(),
+            report: crate::report::ReportOptions {
+                top: 25,
+                ..Default::default()
+            },
         }
     }
 }

@@ -26,5 +26,6 @@ pub mod lake;
 pub mod process;
 pub mod query;
 pub mod repl;
+pub mod report;
 pub mod serve;
 pub mod sim;

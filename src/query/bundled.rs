@@ -192,6 +192,29 @@ impl Query {
     }
 }
 
+impl Query {
+    /// Runs the query with `given` parameters and returns its rows as `hspq query --format
+    /// json` writes them (one object per row), so what is drawn from them agrees with it.
+    pub fn json_rows(
+        &self,
+        engine: &Engine,
+        given: &[(String, String)],
+    ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, QueryError> {
+        let mut json = Vec::new();
+        {
+            let mut out = ResultWriter::new(
+                super::output::Format::Json,
+                Box::new(&mut json),
+                super::output::TableOptions::default(),
+            );
+            let (_, schema) = self.run(engine, given, &mut out)?;
+            out.finish(schema)?;
+        }
+        serde_json::from_slice(&json)
+            .map_err(|e| QueryError::Usage(format!("{}: its JSON does not parse: {e}", self.name)))
+    }
+}
+
 /// `sql` with every `$name` outside quotes and comments replaced by its value as a SQL
 /// literal; the unknown name, if any. Literals rather than bound parameters because DuckDB
 /// plans a prepared statement before it sees the values: `$report_type is null` would stay a
