@@ -90,6 +90,19 @@ pub fn texts(array: &ArrayRef) -> Result<Vec<Option<String>>, ArrowError> {
                 }));
             }
         }
+        DataType::Interval(_) | DataType::Duration(_) => {
+            for v in binaries(array)? {
+                out.push(v.map(|b| {
+                    let int = |r: std::ops::Range<usize>| {
+                        b[r].iter().fold(0i64, |acc, x| (acc << 8) | i64::from(*x))
+                    };
+                    let micros = int(0..8);
+                    let days = int(8..12) as i32;
+                    let months = int(12..16) as i32;
+                    interval_text(micros, days, months)
+                }));
+            }
+        }
         DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
             if pg_type(t) != Type::JSON =>
         {
@@ -151,6 +164,232 @@ pub fn texts(array: &ArrayRef) -> Result<Vec<Option<String>>, ArrowError> {
     Ok(out)
 }
 
+/// Days and microseconds from 1970 to PostgreSQL's epoch, 2000-01-01.
+const PG_EPOCH_DAYS: i64 = 10_957;
+const PG_EPOCH_MICROS: i64 = PG_EPOCH_DAYS * 86_400_000_000;
+
+/// Every value of a column in PostgreSQL's binary format (what a driver asks for when it
+/// knows the type, as pgx and pgjdbc do); `None` for NULL.
+pub fn binaries(array: &ArrayRef) -> Result<Vec<Option<Vec<u8>>>, ArrowError> {
+    use arrow::datatypes::{
+        Date32Type, DurationMicrosecondType, Float32Type, Float64Type, Int16Type, Int32Type,
+        Int64Type, IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType,
+    };
+    let n = array.len();
+    let t = array.data_type();
+    let each = |f: &dyn Fn(usize) -> Vec<u8>| -> Vec<Option<Vec<u8>>> {
+        (0..n).map(|i| array.is_valid(i).then(|| f(i))).collect()
+    };
+    let ty = pg_type(t);
+    Ok(match ty {
+        Type::BOOL => {
+            let a = array.as_boolean();
+            each(&|i| vec![u8::from(a.value(i))])
+        }
+        Type::INT2 => {
+            let a = cast(array, &DataType::Int16)?;
+            let a = a.as_primitive::<Int16Type>();
+            each(&|i| a.value(i).to_be_bytes().to_vec())
+        }
+        Type::INT4 => {
+            let a = cast(array, &DataType::Int32)?;
+            let a = a.as_primitive::<Int32Type>();
+            each(&|i| a.value(i).to_be_bytes().to_vec())
+        }
+        Type::INT8 => {
+            let a = cast(array, &DataType::Int64)?;
+            let a = a.as_primitive::<Int64Type>();
+            each(&|i| a.value(i).to_be_bytes().to_vec())
+        }
+        Type::FLOAT4 => {
+            let a = cast(array, &DataType::Float32)?;
+            let a = a.as_primitive::<Float32Type>();
+            each(&|i| a.value(i).to_be_bytes().to_vec())
+        }
+        Type::FLOAT8 => {
+            let a = cast(array, &DataType::Float64)?;
+            let a = a.as_primitive::<Float64Type>();
+            each(&|i| a.value(i).to_be_bytes().to_vec())
+        }
+        Type::DATE => {
+            let a = cast(array, &DataType::Date32)?;
+            let a = a.as_primitive::<Date32Type>();
+            each(&|i| {
+                ((i64::from(a.value(i)) - PG_EPOCH_DAYS) as i32)
+                    .to_be_bytes()
+                    .to_vec()
+            })
+        }
+        Type::TIMESTAMP | Type::TIMESTAMPTZ => {
+            let a = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+            let a = a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+            each(&|i| (a.value(i) - PG_EPOCH_MICROS).to_be_bytes().to_vec())
+        }
+        Type::TIME => {
+            let a = cast(array, &DataType::Time64(TimeUnit::Microsecond))?;
+            let a = a.as_primitive::<Time64MicrosecondType>();
+            each(&|i| a.value(i).to_be_bytes().to_vec())
+        }
+        Type::INTERVAL => {
+            // Microseconds, days, months.
+            let interval = |micros: i64, days: i32, months: i32| {
+                let mut b = micros.to_be_bytes().to_vec();
+                b.extend(days.to_be_bytes());
+                b.extend(months.to_be_bytes());
+                b
+            };
+            if matches!(t, DataType::Duration(_)) {
+                let a = cast(array, &DataType::Duration(TimeUnit::Microsecond))?;
+                let a = a.as_primitive::<DurationMicrosecondType>();
+                each(&|i| interval(a.value(i), 0, 0))
+            } else {
+                let a = cast(array, &DataType::Interval(IntervalUnit::MonthDayNano))?;
+                let a = a.as_primitive::<IntervalMonthDayNanoType>();
+                each(&|i| {
+                    let v = a.value(i);
+                    interval(v.nanoseconds / 1_000, v.days, v.months)
+                })
+            }
+        }
+        Type::NUMERIC => texts(array)?
+            .into_iter()
+            .map(|v| v.map(|v| numeric(&v)))
+            .collect(),
+        Type::BYTEA => {
+            let a = cast(array, &DataType::LargeBinary)?;
+            let a = a.as_binary::<i64>();
+            each(&|i| a.value(i).to_vec())
+        }
+        _ if matches!(ty.kind(), postgres_types::Kind::Array(_)) => {
+            let element = match ty.kind() {
+                postgres_types::Kind::Array(e) => e.clone(),
+                _ => Type::TEXT,
+            };
+            let mut out = Vec::with_capacity(n);
+            for i in 0..n {
+                if array.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                let items = match t {
+                    DataType::List(_) => array.as_list::<i32>().value(i),
+                    DataType::LargeList(_) => array.as_list::<i64>().value(i),
+                    _ => array.as_fixed_size_list().value(i),
+                };
+                let values = binaries(&items)?;
+                // One dimension (none when empty), whether it has NULLs, the element type,
+                // the length and lower bound, then each element's length and bytes.
+                let dims = i32::from(!values.is_empty());
+                let mut b = dims.to_be_bytes().to_vec();
+                b.extend(i32::from(values.iter().any(Option::is_none)).to_be_bytes());
+                b.extend(element.oid().to_be_bytes());
+                if dims == 1 {
+                    b.extend((values.len() as i32).to_be_bytes());
+                    b.extend(1i32.to_be_bytes());
+                }
+                for v in values {
+                    match v {
+                        Some(v) => {
+                            b.extend((v.len() as i32).to_be_bytes());
+                            b.extend(v);
+                        }
+                        None => b.extend((-1i32).to_be_bytes()),
+                    }
+                }
+                out.push(Some(b));
+            }
+            out
+        }
+        // Text, varchar and json: binary is the text itself.
+        _ => texts(array)?
+            .into_iter()
+            .map(|v| v.map(String::into_bytes))
+            .collect(),
+    })
+}
+
+/// A decimal number's text in PostgreSQL's binary NUMERIC: base-10000 digits around the point.
+fn numeric(text: &str) -> Vec<u8> {
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+        // NaN (DuckDB's DECIMAL has none; a double cast to numeric might).
+        let mut b = 0i16.to_be_bytes().to_vec();
+        b.extend(0i16.to_be_bytes());
+        b.extend(0xC000u16.to_be_bytes());
+        b.extend(0u16.to_be_bytes());
+        return b;
+    }
+    let int = int.trim_start_matches('0');
+    let group = |s: &str| -> Vec<i16> {
+        s.as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap_or("0").parse().unwrap_or(0))
+            .collect()
+    };
+    let int_padded = format!("{}{int}", "0".repeat((4 - int.len() % 4) % 4));
+    let frac_padded = format!("{frac}{}", "0".repeat((4 - frac.len() % 4) % 4));
+    let mut digits: Vec<i16> = group(&int_padded);
+    let mut weight = digits.len() as i16 - 1;
+    digits.extend(group(&frac_padded));
+    while digits.first() == Some(&0) {
+        digits.remove(0);
+        weight -= 1;
+    }
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
+    if digits.is_empty() {
+        weight = 0;
+    }
+    let mut b = (digits.len() as i16).to_be_bytes().to_vec();
+    b.extend(weight.to_be_bytes());
+    let sign: u16 = if negative && !digits.is_empty() {
+        0x4000
+    } else {
+        0
+    };
+    b.extend(sign.to_be_bytes());
+    b.extend((frac.len() as u16).to_be_bytes());
+    for d in digits {
+        b.extend(d.to_be_bytes());
+    }
+    b
+}
+
+/// PostgreSQL's spelling of an interval (IntervalStyle postgres): `1 year 2 mons 3 days
+/// 04:05:06.5`.
+fn interval_text(micros: i64, days: i32, months: i32) -> String {
+    let mut parts = Vec::new();
+    let plural = |n: i64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let (years, mons) = (months / 12, months % 12);
+    if years != 0 {
+        parts.push(plural(years.into(), "year", "years"));
+    }
+    if mons != 0 {
+        parts.push(plural(mons.into(), "mon", "mons"));
+    }
+    if days != 0 {
+        parts.push(plural(days.into(), "day", "days"));
+    }
+    if micros != 0 || parts.is_empty() {
+        let sign = if micros < 0 { "-" } else { "" };
+        let m = micros.unsigned_abs();
+        let (h, rest) = (m / 3_600_000_000, m % 3_600_000_000);
+        let (min, rest) = (rest / 60_000_000, rest % 60_000_000);
+        let (sec, frac) = (rest / 1_000_000, rest % 1_000_000);
+        let mut time = format!("{sign}{h:02}:{min:02}:{sec:02}");
+        if frac != 0 {
+            time.push_str(format!(".{frac:06}").trim_end_matches('0'));
+        }
+        parts.push(time);
+    }
+    parts.join(" ")
+}
+
 /// PostgreSQL's spelling of a double.
 fn float(v: f64) -> String {
     if v.is_nan() {
@@ -184,6 +423,28 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{BooleanArray, Float64Array, ListBuilder, StringBuilder};
+
+    #[test]
+    fn intervals_are_spelled_as_postgresql_spells_them() {
+        assert_eq!(interval_text(7_200_000_000, 3, 0), "3 days 02:00:00");
+        assert_eq!(interval_text(1_500_000, 0, 14), "1 year 2 mons 00:00:01.5");
+        assert_eq!(interval_text(0, 0, 0), "00:00:00");
+    }
+
+    #[test]
+    fn numerics_are_base_10000_digits_around_the_point() {
+        // 12345.678: digits 1, 2345, 6780; weight 1; scale 3.
+        assert_eq!(
+            numeric("12345.678"),
+            [0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1A, 0x7C]
+        );
+        // -0.05: digit 500, weight -1, negative, scale 2.
+        assert_eq!(
+            numeric("-0.05"),
+            [0, 1, 0xFF, 0xFF, 0x40, 0, 0, 2, 0x01, 0xF4]
+        );
+        assert_eq!(numeric("0"), [0, 0, 0, 0, 0, 0, 0, 0]);
+    }
 
     #[test]
     fn values_are_written_as_postgresql_writes_them() {

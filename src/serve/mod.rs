@@ -441,28 +441,39 @@ fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
     )))
 }
 
-/// A result set as pgwire sends it.
+/// A result set as pgwire sends it, each column in the format its field says.
 fn rows(
     fields: Arc<Vec<FieldInfo>>,
     batches: &[arrow::record_batch::RecordBatch],
 ) -> PgWireResult<Response> {
     let mut out = Vec::new();
+    let encoding =
+        |e: arrow::error::ArrowError| user_error("XX000", format!("cannot encode the result: {e}"));
     for batch in batches {
         let columns = batch
             .columns()
             .iter()
-            .map(encode::texts)
+            .zip(fields.iter())
+            .map(|(column, field)| match field.format() {
+                FieldFormat::Binary => encode::binaries(column),
+                FieldFormat::Text => encode::texts(column).map(|texts| {
+                    texts
+                        .into_iter()
+                        .map(|t| t.map(String::into_bytes))
+                        .collect()
+                }),
+            })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| user_error("XX000", format!("cannot encode the result: {e}")))?;
+            .map_err(encoding)?;
         for row in 0..batch.num_rows() {
             let mut encoder = DataRowEncoder::new(fields.clone());
             for (column, field) in columns.iter().zip(fields.iter()) {
-                // Written as text: `encode::texts` has already spelled arrays as PostgreSQL
-                // does, which pgwire would quote once more as an array's element.
+                // Bytes already in the field's format: `encode` spells values as PostgreSQL
+                // does, which pgwire's own text encoding would not (arrays, say).
                 encoder.encode_field_with_type_and_format(
-                    &column[row],
-                    &Type::TEXT,
-                    FieldFormat::Text,
+                    &Encoded(column[row].as_deref()),
+                    field.datatype(),
+                    field.format(),
                     field.format_options(),
                 )?;
             }
@@ -475,6 +486,49 @@ fn rows(
     )))
 }
 
+/// A value already encoded in its field's format (text or binary), written as it is.
+#[derive(Debug)]
+struct Encoded<'a>(Option<&'a [u8]>);
+
+impl Encoded<'_> {
+    fn write(&self, out: &mut bytes::BytesMut) -> postgres_types::IsNull {
+        match self.0 {
+            Some(bytes) => {
+                out.extend_from_slice(bytes);
+                postgres_types::IsNull::No
+            }
+            None => postgres_types::IsNull::Yes,
+        }
+    }
+}
+
+impl postgres_types::ToSql for Encoded<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(self.write(out))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
+impl pgwire::types::ToSqlText for Encoded<'_> {
+    fn to_sql_text(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+        _: &pgwire::types::format::FormatOptions,
+    ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(self.write(out))
+    }
+}
+
 /// Text columns of these names.
 fn text_schema(names: &[&str]) -> arrow::datatypes::Schema {
     arrow::datatypes::Schema::new(
@@ -485,18 +539,26 @@ fn text_schema(names: &[&str]) -> arrow::datatypes::Schema {
     )
 }
 
-/// A schema's columns as PostgreSQL fields, all in text format.
-fn fields(schema: &arrow::datatypes::Schema) -> Vec<FieldInfo> {
+/// A schema's columns as PostgreSQL fields, in the formats the client asked for (text unless
+/// it said otherwise).
+fn fields(schema: &arrow::datatypes::Schema, formats: &Format) -> Vec<FieldInfo> {
     schema
         .fields()
         .iter()
-        .map(|f| {
+        .enumerate()
+        .map(|(i, f)| {
+            let format = match formats {
+                Format::Individual(codes) => codes
+                    .get(i)
+                    .map_or(FieldFormat::Text, |c| FieldFormat::from(*c)),
+                unified => unified.format_for(i),
+            };
             FieldInfo::new(
                 f.name().clone(),
                 None,
                 None,
                 encode::pg_type(f.data_type()),
-                FieldFormat::Text,
+                format,
             )
         })
         .collect()
@@ -518,6 +580,7 @@ impl Queries {
         sql: &str,
         params: Vec<Option<String>>,
         database: &str,
+        formats: &Format,
     ) -> PgWireResult<Response> {
         debug!("statement: {sql}");
         match kind(sql) {
@@ -531,7 +594,7 @@ impl Queries {
                     vec![Arc::new(arrow::array::StringArray::from(vec![value]))],
                 )
                 .map_err(|e| user_error("XX000", e.to_string()))?;
-                rows(Arc::new(fields(&schema)), &[batch])
+                rows(Arc::new(fields(&schema, formats)), &[batch])
             }
             Kind::Query => {
                 let session = self.session.get(database).await?;
@@ -551,7 +614,9 @@ impl Queries {
                     }
                 };
                 match answer.map_err(|e| user_error("42000", e))? {
-                    Answer::Rows(schema, batches) => rows(Arc::new(fields(&schema)), &batches),
+                    Answer::Rows(schema, batches) => {
+                        rows(Arc::new(fields(&schema, formats)), &batches)
+                    }
                 }
             }
         }
@@ -574,7 +639,11 @@ impl SimpleQueryHandler for Queries {
         }
         let mut responses = Vec::new();
         for statement in statements {
-            match self.answer(&statement, Vec::new(), database(client)).await {
+            let text = Format::UnifiedText;
+            match self
+                .answer(&statement, Vec::new(), database(client), &text)
+                .await
+            {
                 Ok(r) => responses.push(r),
                 Err(PgWireError::UserError(e)) => {
                     responses.push(Response::Error(e));
@@ -680,6 +749,7 @@ impl ExtendedQueryHandler for Queries {
             &portal.statement.statement,
             parameters(portal)?,
             database(client),
+            &portal.result_column_format,
         )
         .await
     }
@@ -695,7 +765,10 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (columns, params) = self.describe(&target.statement, database(client)).await?;
+        // The formats are not known before Bind: text.
+        let (columns, params) = self
+            .describe(&target.statement, database(client), &Format::UnifiedText)
+            .await?;
         let types = (0..params).map(|i| declared_type(target, i)).collect();
         Ok(DescribeStatementResponse::new(types, columns))
     }
@@ -712,7 +785,11 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let (columns, _) = self
-            .describe(&portal.statement.statement, database(client))
+            .describe(
+                &portal.statement.statement,
+                database(client),
+                &portal.result_column_format,
+            )
             .await?;
         Ok(DescribePortalResponse::new(columns))
     }
@@ -720,7 +797,12 @@ impl ExtendedQueryHandler for Queries {
 
 impl Queries {
     /// The fields a statement returns and how many parameters it takes.
-    async fn describe(&self, sql: &str, database: &str) -> PgWireResult<(Vec<FieldInfo>, usize)> {
+    async fn describe(
+        &self,
+        sql: &str,
+        database: &str,
+        formats: &Format,
+    ) -> PgWireResult<(Vec<FieldInfo>, usize)> {
         debug!("describe: {sql}");
         match kind(sql) {
             Kind::Query => {
@@ -731,9 +813,9 @@ impl Queries {
                     .describe(sql.to_string())
                     .await
                     .map_err(|e| user_error("42000", e))?;
-                Ok((fields(&schema), params))
+                Ok((fields(&schema, formats), params))
             }
-            Kind::Setting(name, _) => Ok((fields(&text_schema(&[name.as_str()])), 0)),
+            Kind::Setting(name, _) => Ok((fields(&text_schema(&[name.as_str()]), formats), 0)),
             Kind::Refused(why) => Err(user_error("25006", why)),
             Kind::Noop(_) => Ok((Vec::new(), 0)),
         }
