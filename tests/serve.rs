@@ -28,15 +28,16 @@ impl Server {
     fn start_with(lake: &Path, args: &[&std::ffi::OsStr]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port_file = dir.path().join("port");
+        // A generous time limit unless the test sets its own.
+        let timeout: &[&str] = if args.contains(&"--query-timeout".as_ref()) {
+            &[]
+        } else {
+            &["--query-timeout", "60s"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_hspq"))
-            .args([
-                "serve",
-                "--port",
-                "0",
-                "--query-timeout",
-                "60s",
-                "--port-file",
-            ])
+            .args(["serve", "--port", "0"])
+            .args(timeout)
+            .arg("--port-file")
             .arg(&port_file)
             .arg("--data")
             .arg(lake)
@@ -615,4 +616,87 @@ with psycopg.connect(sys.argv[1]) as conn:
     let counts: Vec<usize> = printed.lines().map(|l| l.parse().unwrap()).collect();
     assert_eq!(counts.len(), 3);
     assert!(counts[0] > 10, "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_holds_up_no_one_and_the_connection_limit_says_so() {
+    let lake = lake().await;
+    let server = Server::start_with(lake.path(), &["--max-connections".as_ref(), "2".as_ref()]);
+    // A client asks for two million rows and reads none of them: the server's writes to it
+    // block once the socket's buffers are full.
+    let script = r#"
+import sys, time, psycopg
+conn = psycopg.connect(sys.argv[1])
+conn.pgconn.send_query(b"select i, i * 2 as j, 'row ' || i as k from range(2000000) t(i)")
+print("sent", flush=True)
+time.sleep(600)
+"#;
+    let mut stuck = Command::new(venv_tool("python"))
+        .args(["-c", script])
+        .arg(format!("{} password={PASSWORD}", server.conninfo()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(stuck.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "sent");
+    // Another client's query runs meanwhile.
+    let got = server.psql("select count(*) from billing where billing_value >= 0");
+    assert!(got.trim().parse::<u64>().unwrap() > 0, "{got}");
+    // With both slots taken (the stuck client and a held psql), a third is told why.
+    // psql reading its statements from a pipe: connected once it answers the first, then idle.
+    let mut held = Command::new(psql())
+        .arg(server.conninfo())
+        .args(["-X", "-At"])
+        .env("PGPASSWORD", PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(held.stdin.as_mut().unwrap(), b"select 'held';\n").unwrap();
+    let mut answer = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(held.stdout.as_mut().unwrap()),
+        &mut answer,
+    )
+    .unwrap();
+    assert_eq!(answer.trim(), "held");
+    let started = Instant::now();
+    let refused = loop {
+        let out = server.psql_as(PASSWORD, "select 1");
+        if !out.status.success() {
+            break String::from_utf8_lossy(&out.stderr).to_string();
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "never refused");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        refused.contains("too many clients") && refused.contains("--max-connections"),
+        "{refused}"
+    );
+    assert_eq!(refused.trim().lines().count(), 1, "{refused}");
+    let _ = held.kill();
+    let _ = stuck.kill();
+    let _ = held.wait();
+    let _ = stuck.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_over_the_time_limit_is_cancelled_and_says_which_limit() {
+    let lake = lake().await;
+    let server = Server::start_with(lake.path(), &["--query-timeout".as_ref(), "1s".as_ref()]);
+    let out = server.psql_as(PASSWORD, "select sum(i) from range(200000000000) t(i)");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("statement timeout") && stderr.contains("--query-timeout"),
+        "{stderr}"
+    );
+    // The session goes on.
+    assert_eq!(server.psql("select 40 + 2"), "42\n");
 }

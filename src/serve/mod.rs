@@ -115,7 +115,12 @@ pub async fn run(
                 "refused {peer}: {} clients are connected already (--max-connections)",
                 opts.max_connections
             );
-            drop(socket);
+            let message = format!(
+                "sorry, too many clients already: hspq serve takes {} at once \
+                 (--max-connections)",
+                opts.max_connections
+            );
+            tokio::spawn(refuse(socket, message));
             continue;
         };
         let (login, cancels, opts, lake) =
@@ -161,6 +166,46 @@ pub async fn run(
             drop(slot);
         });
     }
+}
+
+/// Tells a client it is turned away (PostgreSQL's "too many clients", SQLSTATE 53300) and
+/// closes, as PostgreSQL does: after its startup packet, answering a request for TLS (or GSS)
+/// before it with "no", so that libpq shows the message rather than a failed TLS exchange.
+async fn refuse(mut socket: tokio::net::TcpStream, message: String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const TLS_OR_GSS_REQUEST: [i32; 2] = [80_877_103, 80_877_104];
+    let exchange = async {
+        for _ in 0..3 {
+            let length = socket.read_i32().await?;
+            let mut body = vec![0; usize::try_from(length - 4).unwrap_or(0).min(10_000)];
+            socket.read_exact(&mut body).await?;
+            let code = body
+                .get(..4)
+                .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+            match code {
+                Some(c) if TLS_OR_GSS_REQUEST.contains(&c) => socket.write_all(b"N").await?,
+                _ => break,
+            }
+        }
+        let mut fields = Vec::new();
+        for (code, value) in [
+            (b'S', "FATAL"),
+            (b'V', "FATAL"),
+            (b'C', "53300"),
+            (b'M', &message),
+        ] {
+            fields.push(code);
+            fields.extend(value.as_bytes());
+            fields.push(0);
+        }
+        fields.push(0);
+        let mut packet = vec![b'E'];
+        packet.extend((fields.len() as i32 + 4).to_be_bytes());
+        packet.extend(fields);
+        socket.write_all(&packet).await?;
+        socket.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), exchange).await;
 }
 
 type Auth = SASLAuthStartupHandler<DefaultServerParameterProvider>;
