@@ -177,7 +177,12 @@ async fn refuse(mut socket: tokio::net::TcpStream, message: String) {
     let exchange = async {
         for _ in 0..3 {
             let length = socket.read_i32().await?;
-            let mut body = vec![0; usize::try_from(length.saturating_sub(4)).unwrap_or(0).min(10_000)];
+            let mut body = vec![
+                0;
+                usize::try_from(length.saturating_sub(4))
+                    .unwrap_or(0)
+                    .min(10_000)
+            ];
             socket.read_exact(&mut body).await?;
             let code = body
                 .get(..4)
