@@ -10,6 +10,7 @@
 pub mod bundled;
 pub mod output;
 pub mod print;
+pub mod raw;
 pub mod status;
 pub mod views;
 
@@ -76,6 +77,8 @@ const S3_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// A DuckDB connection with the lake's views.
 pub struct Engine {
     conn: duckdb::Connection,
+    /// The database `conn` is connected to (declared after it: dropped after it).
+    db: raw::Database,
     /// Where the lake's files are read from (the local cache for an S3 lake).
     pub root: PathBuf,
     /// Something the user should know about the data (e.g. an offline cache's age).
@@ -122,13 +125,15 @@ impl Engine {
                 (root.canonicalize().unwrap_or(root.clone()), None, None)
             }
         };
-        let conn = duckdb::Connection::open_in_memory()?;
+        let db = raw::Database::open_in_memory()?;
+        let conn = db.connection()?;
         // Saves re-reading Parquet footers when a query scans a view more than once (a few % of
         // the bundled queries' time). It cannot go stale: the lake never rewrites a file under
         // the same name (docs/lake.md), and DuckDB re-reads a footer whose file changed anyway.
         conn.execute_batch("SET parquet_metadata_cache = true")?;
         let engine = Engine {
             conn,
+            db,
             root,
             notice,
             remote,
@@ -161,6 +166,12 @@ impl Engine {
     /// The DuckDB connection holding the views.
     pub fn connection(&self) -> &duckdb::Connection {
         &self.conn
+    }
+
+    /// A second connection to the engine's database that parses and binds SQL without running
+    /// it (what `hspq serve` decides with).
+    pub fn inspector(&self) -> Result<raw::Inspector, QueryError> {
+        self.db.inspector()
     }
 
     /// What cancels this engine's running statement from another thread.

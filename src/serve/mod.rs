@@ -4,12 +4,13 @@
 //! pgwire speaks the protocol (startup, SCRAM-SHA-256, simple and extended queries); DuckDB runs
 //! the SQL. Every client gets a [`Session`]: its own engine over the lake on its own thread,
 //! which picks up a sync's newer commit before each statement, as the shell does, and reads
-//! nothing but the lake's files. Statements that would write (`CREATE`, `COPY`, `ATTACH`, ...)
-//! are refused before DuckDB sees them; what clients ask before any query of theirs (`SET`,
-//! `SHOW`, `BEGIN`) is answered here.
+//! nothing but the lake's files. Only reads run: DuckDB's own parser decides what a statement
+//! is before any of it runs ([`guard`]); what clients ask before any query of theirs (`SET`,
+//! `SHOW`, `BEGIN`) is answered here without DuckDB.
 
 mod catalog;
 mod encode;
+mod guard;
 mod session;
 mod tls;
 
@@ -50,7 +51,6 @@ use tracing::{debug, info, warn};
 
 use crate::config::ServeSettings;
 use crate::lake::LakeLocation;
-use crate::query::split_statements;
 use catalog::Identity;
 use session::{Answer, Session};
 
@@ -375,12 +375,12 @@ struct Queries {
     parser: Arc<Parser>,
 }
 
-/// What a statement is, by its first word.
+/// What a statement is: answered here, or SQL for DuckDB (which [`guard`] checks).
 #[derive(Debug, PartialEq)]
 enum Kind {
-    /// Read-only SQL for DuckDB.
+    /// SQL for DuckDB, run if its parser finds it a read.
     Query,
-    /// Answered here with this command tag and no rows (SET, BEGIN, ...).
+    /// Answered here with this command tag and no rows (SET, BEGIN, ...): nothing runs.
     Noop(&'static str),
     /// `SHOW <name>` of a PostgreSQL setting, answered here.
     Setting(String, String),
@@ -388,24 +388,42 @@ enum Kind {
     Refused(String),
 }
 
+/// The PostgreSQL statements answered here by their first words. They never reach DuckDB, so
+/// reading them by words decides nothing about what runs.
 fn kind(sql: &str) -> Kind {
     let text = strip_comments(sql);
     let mut words = text
         .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
-        .split(|c: char| c.is_whitespace() || c == ';' || c == '(');
+        .split(|c: char| c.is_whitespace() || c == ';' || c == '(' || c == '=')
+        .filter(|w| !w.is_empty());
     let first = words.next().unwrap_or_default().to_ascii_uppercase();
     match first.as_str() {
-        "SELECT" | "WITH" | "VALUES" | "TABLE" | "FROM" | "DESCRIBE" | "EXPLAIN" | "SUMMARIZE"
-        | "PIVOT" | "UNPIVOT" => Kind::Query,
-        "SET" | "RESET" => Kind::Noop("SET"),
+        "SET" | "RESET" => {
+            let mut name = words.next().unwrap_or_default().to_ascii_lowercase();
+            if matches!(name.as_str(), "session" | "local" | "global") {
+                name = words.next().unwrap_or_default().to_ascii_lowercase();
+            }
+            if is_duckdb_setting(&name) {
+                Kind::Refused(format!(
+                    "hspq serve is read-only: DuckDB's setting {name} cannot be changed \
+                     (PostgreSQL settings are accepted, and have no effect)"
+                ))
+            } else {
+                Kind::Noop("SET")
+            }
+        }
         "BEGIN" | "START" => Kind::Noop("BEGIN"),
         "COMMIT" | "END" => Kind::Noop("COMMIT"),
         "ROLLBACK" | "ABORT" => Kind::Noop("ROLLBACK"),
         "DISCARD" => Kind::Noop("DISCARD ALL"),
         "DEALLOCATE" => Kind::Noop("DEALLOCATE"),
         "CLOSE" => Kind::Noop("CLOSE CURSOR"),
+        "DECLARE" | "FETCH" | "MOVE" => Kind::Refused(format!(
+            "hspq serve does not offer server-side cursors yet: {first} is refused (read the \
+             query's result directly)"
+        )),
         "SHOW" => {
-            let rest: Vec<&str> = words.filter(|w| !w.is_empty()).collect();
+            let rest: Vec<&str> = words.collect();
             let name = rest.join(" ").to_ascii_lowercase();
             match setting(&name) {
                 Some(value) => Kind::Setting(name.replace(' ', "_"), value.to_string()),
@@ -413,11 +431,42 @@ fn kind(sql: &str) -> Kind {
             }
         }
         "" => Kind::Noop("EMPTY"),
-        other => Kind::Refused(format!(
-            "hspq serve is read-only: {other} statements are refused (run SELECT, WITH, SHOW, \
-             DESCRIBE or EXPLAIN over the lake's views)"
-        )),
+        _ => Kind::Query,
     }
+}
+
+/// Whether `name` is one of DuckDB's settings and not also PostgreSQL's (`SET timezone` is
+/// both, and accepted as PostgreSQL's).
+fn is_duckdb_setting(name: &str) -> bool {
+    static DUCKDB: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    const POSTGRESQL: [&str; 12] = [
+        "time",
+        "names",
+        "transaction",
+        "session",
+        "role",
+        "extra_float_digits",
+        "application_name",
+        "client_min_messages",
+        "bytea_output",
+        "lock_timeout",
+        "idle_in_transaction_session_timeout",
+        "default_transaction_isolation",
+    ];
+    let name = name.trim_matches('"');
+    if setting(name).is_some() || POSTGRESQL.contains(&name) {
+        return false;
+    }
+    let duckdb = DUCKDB.get_or_init(|| {
+        duckdb::Connection::open_in_memory()
+            .and_then(|c| {
+                let mut s = c.prepare("SELECT lower(name) FROM duckdb_settings()")?;
+                let names = s.query_map([], |r| r.get::<_, String>(0))?;
+                names.collect()
+            })
+            .unwrap_or_default()
+    });
+    name == "variable" || duckdb.iter().any(|n| n == name)
 }
 
 /// The PostgreSQL settings clients ask for (`SHOW`, `current_setting()`), with the values this
@@ -663,7 +712,7 @@ impl Queries {
                         ));
                     }
                 };
-                match answer.map_err(|e| user_error("42000", e))? {
+                match answer.map_err(|f| user_error(f.code, f.message))? {
                     Answer::Rows(schema, batches) => {
                         rows(Arc::new(fields(&schema, formats)), &batches)
                     }
@@ -682,7 +731,7 @@ impl SimpleQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let statements = split_statements(query);
+        let statements = guard::split(query);
         if statements.is_empty() {
             // `-- ping` (Grafana's health check through pgx), `;` (lib/pq's).
             return Ok(vec![Response::EmptyQuery]);
@@ -691,7 +740,7 @@ impl SimpleQueryHandler for Queries {
         for statement in statements {
             let text = Format::UnifiedText;
             match self
-                .answer(&statement, Vec::new(), database(client), &text)
+                .answer(statement, Vec::new(), database(client), &text)
                 .await
             {
                 Ok(r) => responses.push(r),
@@ -722,6 +771,13 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        // As in PostgreSQL: a prepared statement is one statement.
+        if guard::split(sql).len() > 1 {
+            return Err(user_error(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
         Ok(Some(sql.to_string()))
     }
 
@@ -862,7 +918,7 @@ impl Queries {
                     .await?
                     .describe(sql.to_string())
                     .await
-                    .map_err(|e| user_error("42000", e))?;
+                    .map_err(|f| user_error(f.code, f.message))?;
                 Ok((fields(&schema, formats), params))
             }
             Kind::Setting(name, _) => Ok((fields(&text_schema(&[name.as_str()]), formats), 0)),
@@ -877,13 +933,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statements_are_told_apart_by_their_first_word() {
+    fn what_clients_say_before_their_queries_is_answered_here() {
         assert_eq!(kind("  select 1"), Kind::Query);
-        assert_eq!(
-            kind("-- a note\n/* more */ WITH x AS (select 1) select * from x"),
-            Kind::Query
-        );
+        assert_eq!(kind("-- a note\n/* more */ copy t to 'x'"), Kind::Query);
         assert_eq!(kind("SET extra_float_digits = 3"), Kind::Noop("SET"));
+        assert_eq!(kind("SET SESSION timezone TO 'UTC'"), Kind::Noop("SET"));
+        assert_eq!(kind("set application_name='x'"), Kind::Noop("SET"));
         assert_eq!(
             kind("show transaction isolation level"),
             Kind::Setting(
@@ -892,10 +947,17 @@ mod tests {
             )
         );
         assert_eq!(kind("SHOW TABLES"), Kind::Query);
-        assert!(
-            matches!(kind("COPY billing TO '/tmp/x'"), Kind::Refused(why) if why.contains("COPY"))
-        );
-        assert!(matches!(kind("attach 'x.db'"), Kind::Refused(_)));
-        assert!(matches!(kind("create table t (a int)"), Kind::Refused(_)));
+        for duckdb in [
+            "set enable_external_access = true",
+            "SET GLOBAL allowed_directories = ['/']",
+            "reset lock_configuration",
+            "set variable x = 1",
+            "set memory_limit='1GB'",
+        ] {
+            assert!(
+                matches!(kind(duckdb), Kind::Refused(why) if why.contains("DuckDB's setting")),
+                "{duckdb}"
+            );
+        }
     }
 }

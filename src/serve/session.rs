@@ -10,7 +10,9 @@ use arrow::record_batch::RecordBatch;
 use tokio::sync::oneshot;
 
 use super::catalog::{Catalog, Identity};
+use super::guard::{self, Refusal};
 use crate::lake::LakeLocation;
+use crate::query::raw::Inspector;
 use crate::query::{sql_message, Engine, Interrupter, QueryError};
 
 /// What a statement gave.
@@ -19,16 +21,56 @@ pub enum Answer {
     Rows(SchemaRef, Vec<RecordBatch>),
 }
 
+/// Why a statement gave nothing: the SQLSTATE a client is told, and the message.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Failure {
+    fn other(message: impl Into<String>) -> Failure {
+        Failure {
+            code: "58000",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<QueryError> for Failure {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Interrupted => Failure {
+                code: "57014",
+                message: "canceling statement due to user request".into(),
+            },
+            other => Failure {
+                code: "42000",
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<Refusal> for Failure {
+    fn from(r: Refusal) -> Self {
+        Failure {
+            code: r.code(),
+            message: r.message().to_string(),
+        }
+    }
+}
+
 /// What a client asks its session for.
 enum Job {
     /// Run `sql` with `params` bound to `$1`, `$2`, ... (NULL for `None`).
     Run(
         String,
         Vec<Option<String>>,
-        oneshot::Sender<Result<Answer, String>>,
+        oneshot::Sender<Result<Answer, Failure>>,
     ),
-    /// The columns `sql` would give and how many parameters it takes, without running it.
-    Describe(String, oneshot::Sender<Result<(SchemaRef, usize), String>>),
+    /// The columns `sql` would give and how many parameters it takes.
+    Describe(String, oneshot::Sender<Result<(SchemaRef, usize), Failure>>),
 }
 
 /// A client's engine, on its own thread; dropping it ends the thread.
@@ -70,7 +112,10 @@ impl Session {
                     .statement(|conn| Ok(Catalog::install(conn, &who)?))
                     .map_err(|e| format!("cannot make the PostgreSQL catalog: {e}"))
                     .and_then(|catalog| sandbox(&engine).map(|_| catalog))
-                {
+                    .and_then(|catalog| {
+                        let inspector = engine.inspector().map_err(|e| e.to_string())?;
+                        Ok((catalog, inspector))
+                    }) {
                     Ok(catalog) => catalog,
                     Err(e) => {
                         let _ = ready.send(Err(e));
@@ -80,13 +125,16 @@ impl Session {
                 if ready.send(Ok(engine.interrupter())).is_err() {
                     return;
                 }
+                let (catalog, inspector) = catalog;
                 for job in inbox {
                     match job {
                         Job::Run(sql, params, reply) => {
-                            let _ = reply.send(run(&engine, &catalog.respell(&sql), &params));
+                            let sql = catalog.respell(&sql);
+                            let _ = reply.send(run(&engine, &inspector, &sql, &params));
                         }
                         Job::Describe(sql, reply) => {
-                            let _ = reply.send(describe(&engine, &catalog.respell(&sql)));
+                            let sql = catalog.respell(&sql);
+                            let _ = reply.send(describe(&engine, &inspector, &sql));
                         }
                     }
                 }
@@ -98,22 +146,24 @@ impl Session {
         Ok(Session { jobs, interrupter })
     }
 
-    /// Runs one statement.
-    pub async fn run(&self, sql: String, params: Vec<Option<String>>) -> Result<Answer, String> {
+    /// Runs one statement, if it is a read.
+    pub async fn run(&self, sql: String, params: Vec<Option<String>>) -> Result<Answer, Failure> {
         let (reply, answer) = oneshot::channel();
+        let ended = |_| Failure::other("the session ended");
         self.jobs
             .send(Job::Run(sql, params, reply))
-            .map_err(|_| "the session ended".to_string())?;
-        answer.await.map_err(|_| "the session ended".to_string())?
+            .map_err(|_| Failure::other("the session ended"))?;
+        answer.await.map_err(ended)?
     }
 
-    /// The columns and parameter count of one statement, without running it.
-    pub async fn describe(&self, sql: String) -> Result<(SchemaRef, usize), String> {
+    /// The columns and parameter count of one statement, if it is a read.
+    pub async fn describe(&self, sql: String) -> Result<(SchemaRef, usize), Failure> {
         let (reply, answer) = oneshot::channel();
+        let ended = |_| Failure::other("the session ended");
         self.jobs
             .send(Job::Describe(sql, reply))
-            .map_err(|_| "the session ended".to_string())?;
-        answer.await.map_err(|_| "the session ended".to_string())?
+            .map_err(|_| Failure::other("the session ended"))?;
+        answer.await.map_err(ended)?
     }
 
     /// Cancels the statement running now (a client's cancel request, or the time limit).
@@ -138,39 +188,55 @@ fn sandbox(engine: &Engine) -> Result<(), String> {
         .map_err(|e| format!("cannot sandbox the session: {}", sql_message(&e)))
 }
 
-fn run(engine: &Engine, sql: &str, params: &[Option<String>]) -> Result<Answer, String> {
-    engine
-        .statement(|conn| {
-            let mut stmt = conn.prepare(sql)?;
-            let batches: Vec<RecordBatch> = stmt
-                .query_arrow(duckdb::params_from_iter(params.iter()))?
-                .collect();
-            Ok(Answer::Rows(stmt.schema(), batches))
-        })
-        .map_err(message)
+/// Checks `sql` with DuckDB's parser (see [`guard`]) and runs it if it is one read. A check
+/// that met a lake file a sync deleted is retried with the statement, on the newer commit.
+fn checked<T>(
+    engine: &Engine,
+    inspector: &Inspector,
+    sql: &str,
+    f: impl Fn(&duckdb::Connection, guard::Allowed) -> Result<T, QueryError>,
+) -> Result<T, Failure> {
+    let outcome = engine.statement(|conn| match guard::check(inspector, sql) {
+        Ok(allowed) => f(conn, allowed).map(Ok),
+        Err(Refusal::Sql(message)) => Err(QueryError::Sql(message)),
+        Err(refusal) => Ok(Err(refusal)),
+    });
+    Ok(outcome??)
 }
 
-fn describe(engine: &Engine, sql: &str) -> Result<(SchemaRef, usize), String> {
-    engine
-        .statement(|conn| {
-            let params = conn.prepare(sql)?.parameter_count();
-            // A query's columns without running it: none of its rows, its parameters NULL.
-            let nulls = vec![None::<String>; params];
-            let limited = format!(
-                "SELECT * FROM ({}) LIMIT 0",
-                sql.trim().trim_end_matches(';')
-            );
-            // Not a query (SHOW, DESCRIBE, ...): run it to see.
-            let mut stmt = conn.prepare(&limited).or_else(|_| conn.prepare(sql))?;
-            let _ = stmt.query_arrow(duckdb::params_from_iter(nulls.iter()))?;
-            Ok((stmt.schema(), params))
-        })
-        .map_err(message)
+fn run(
+    engine: &Engine,
+    inspector: &Inspector,
+    sql: &str,
+    params: &[Option<String>],
+) -> Result<Answer, Failure> {
+    checked(engine, inspector, sql, |conn, allowed| {
+        let mut stmt = conn.prepare(&allowed.sql)?;
+        let batches: Vec<RecordBatch> = stmt
+            .query_arrow(duckdb::params_from_iter(params.iter()))?
+            .collect();
+        Ok(Answer::Rows(stmt.schema(), batches))
+    })
 }
 
-fn message(e: QueryError) -> String {
-    match e {
-        QueryError::Interrupted => "canceling statement due to user request".into(),
-        other => other.to_string(),
-    }
+fn describe(
+    engine: &Engine,
+    inspector: &Inspector,
+    sql: &str,
+) -> Result<(SchemaRef, usize), Failure> {
+    checked(engine, inspector, sql, |conn, allowed| {
+        let params = allowed.parameters.len();
+        // A query's columns without running it: none of its rows, its parameters NULL; checked
+        // again, as wrapping may change what the text says. Not a query (SHOW, EXPLAIN, ...) or
+        // not wrappable: run the read itself to see.
+        let limited = format!(
+            "SELECT * FROM ({}) LIMIT 0",
+            allowed.sql.trim().trim_end_matches(';')
+        );
+        let sql = guard::check(inspector, &limited).map_or(allowed.sql, |l| l.sql);
+        let nulls = vec![None::<String>; params];
+        let mut stmt = conn.prepare(&sql)?;
+        let _ = stmt.query_arrow(duckdb::params_from_iter(nulls.iter()))?;
+        Ok((stmt.schema(), params))
+    })
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod lake;
+pub mod serve;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,329 @@
+//! What of a client's SQL may run: only reads, as DuckDB's own parser and binder see them.
+//!
+//! A text reaches DuckDB only after [`check`] has had DuckDB parse and bind it (without running
+//! it, see [`crate::query::raw`]) and found exactly one statement, a query, or an `EXPLAIN
+//! [ANALYZE]` of one; the text that then runs is the text that was checked. No scan of the text
+//! by hand decides anything: quoting, comments and nesting are DuckDB's to read. Splitting a
+//! simple query into its statements ([`split`]) is only a convenience: a piece cut in the wrong
+//! place fails the check, it cannot smuggle a second statement through.
+//!
+//! A `PIVOT` without its values listed (`PIVOT v ON k USING sum(x)`) is refused: DuckDB makes it
+//! a `CREATE TYPE` for the values and a query over that type, and a type created in the
+//! session is a write (harmless in memory, but allowing it means allowing `CREATE`). Listing the
+//! values (`PIVOT v ON k IN ('a', 'b') USING sum(x)`) is one query and runs.
+
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+
+use crate::query::raw::{InspectError, Inspected, Inspector, StatementKind};
+
+/// A statement found to be a read, ready to run.
+#[derive(Debug, PartialEq)]
+pub struct Allowed {
+    /// The text to run: the client's, or for `EXPLAIN` one rebuilt around the checked query.
+    pub sql: String,
+    /// DuckDB's types for its parameters.
+    pub parameters: Vec<duckdb::ffi::DUCKDB_TYPE>,
+}
+
+/// Why a statement does not run.
+#[derive(Debug, PartialEq)]
+pub enum Refusal {
+    /// It would write or change something (SQLSTATE 25006, read-only transaction).
+    Write(String),
+    /// It holds more than one statement where one is expected (42601, syntax error).
+    NotOne(String),
+    /// DuckDB could not parse or bind it: its own message.
+    Sql(String),
+}
+
+impl Refusal {
+    /// The SQLSTATE a client is told.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Write(_) => "25006",
+            Refusal::NotOne(_) => "42601",
+            Refusal::Sql(_) => "42000",
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Refusal::Write(m) | Refusal::NotOne(m) | Refusal::Sql(m) => m,
+        }
+    }
+}
+
+/// What DuckDB statements this server runs, for messages.
+const WHAT_RUNS: &str = "run SELECT, WITH, FROM, VALUES, TABLE, SHOW, DESCRIBE, SUMMARIZE or \
+                         EXPLAIN over the lake's views";
+
+/// The words a query begins with. DuckDB's grammar, PostgreSQL's, tells a statement's kind by
+/// its first word (after parentheses); one that begins otherwise is never bound.
+const QUERY_WORDS: [&str; 13] = [
+    "SELECT",
+    "WITH",
+    "VALUES",
+    "TABLE",
+    "FROM",
+    "SHOW",
+    "DESCRIBE",
+    "DESC",
+    "SUMMARIZE",
+    "PIVOT",
+    "UNPIVOT",
+    "PIVOT_WIDER",
+    "PIVOT_LONGER",
+];
+
+/// Whether `sql` is one read, by DuckDB's parser and binder; nothing of it runs here.
+///
+/// Binding is not free of effects: DuckDB creates `EXPORT DATABASE`'s folder when it binds the
+/// statement. So a statement is bound only when its first word is one a query begins with;
+/// that word can only refuse, never admit: DuckDB must then find one statement, a query.
+pub fn check(inspector: &Inspector, sql: &str) -> Result<Allowed, Refusal> {
+    match leading_word(sql) {
+        Err(message) => Err(Refusal::Sql(message)),
+        Ok(None) => Err(Refusal::Sql("an empty statement".into())),
+        Ok(Some(word)) if word == "EXPLAIN" => explain(inspector, sql),
+        Ok(Some(word)) if QUERY_WORDS.contains(&word.as_str()) => query(inspector, sql),
+        Ok(Some(word)) => Err(refused(&word)),
+    }
+}
+
+fn refused(what: &str) -> Refusal {
+    Refusal::Write(format!(
+        "hspq serve is read-only: {what} statements are refused ({WHAT_RUNS})"
+    ))
+}
+
+/// `sql`, which begins as a query does, if DuckDB finds it one query.
+fn query(inspector: &Inspector, sql: &str) -> Result<Allowed, Refusal> {
+    match inspector.prepare_one(sql) {
+        Ok(Inspected {
+            kind: StatementKind::Select,
+            parameters,
+        }) => Ok(Allowed {
+            sql: sql.to_string(),
+            parameters,
+        }),
+        Ok(Inspected {
+            kind: StatementKind::Other(name),
+            ..
+        }) => Err(refused(name)),
+        Ok(Inspected {
+            kind: StatementKind::Explain,
+            ..
+        }) => Err(refused("nested EXPLAIN")),
+        Err(InspectError::NotOne(n))
+            if leading_word(sql).ok().flatten().as_deref() == Some("PIVOT") =>
+        {
+            Err(Refusal::Write(format!(
+                "hspq serve is read-only: a PIVOT without its values listed is refused (DuckDB \
+                 runs it as {n} statements, one of them CREATE TYPE): list them, as in \
+                 PIVOT billing ON product IN ('SNS', 'PAT') USING sum(billing_value)"
+            )))
+        }
+        Err(InspectError::NotOne(0)) => Err(Refusal::Sql("an empty statement".into())),
+        Err(InspectError::NotOne(n)) => Err(Refusal::NotOne(format!(
+            "cannot run {n} statements as one: a prepared statement holds one (send them \
+             one at a time, or in a simple query)"
+        ))),
+        Err(InspectError::Sql(message)) => Err(Refusal::Sql(message)),
+    }
+}
+
+/// `EXPLAIN [ANALYZE] X` runs only when X alone is a query (ANALYZE runs X), and what runs is
+/// rebuilt from the X that was checked.
+fn explain(inspector: &Inspector, sql: &str) -> Result<Allowed, Refusal> {
+    let refused = |why: &str| {
+        Refusal::Write(format!(
+            "hspq serve is read-only: EXPLAIN is run only over one query ({why})"
+        ))
+    };
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .map_err(|e| Refusal::Sql(e.to_string()))?;
+    let offsets = Offsets::new(sql);
+    let mut words = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)));
+    if words.next().and_then(word) != Some("EXPLAIN".into()) {
+        return Err(refused("it does not start with EXPLAIN"));
+    }
+    let mut next = words.next();
+    let analyze = matches!(next.and_then(word).as_deref(), Some("ANALYZE" | "ANALYSE"));
+    if analyze {
+        next = words.next();
+    }
+    let Some(start) = next.filter(|t| t.token != Token::EOF) else {
+        return Err(refused("nothing to explain"));
+    };
+    let inner = &sql[offsets.of(start)..];
+    match leading_word(inner) {
+        Ok(Some(w)) if QUERY_WORDS.contains(&w.as_str()) => {}
+        Ok(Some(w)) => return Err(refused(&format!("not over {w}"))),
+        Ok(None) => return Err(refused("nothing to explain")),
+        Err(m) => return Err(Refusal::Sql(m)),
+    }
+    query(inspector, inner).map_err(|r| match r {
+        Refusal::Sql(m) => Refusal::Sql(m),
+        other => refused(other.message()),
+    })?;
+    let rebuilt = format!("EXPLAIN {}{inner}", if analyze { "ANALYZE " } else { "" });
+    match inspector.prepare_one(&rebuilt) {
+        Ok(Inspected {
+            kind: StatementKind::Explain,
+            parameters,
+        }) => Ok(Allowed {
+            sql: rebuilt,
+            parameters,
+        }),
+        Ok(_) | Err(InspectError::NotOne(_)) => Err(refused("it reads as something else")),
+        Err(InspectError::Sql(m)) => Err(Refusal::Sql(m)),
+    }
+}
+
+/// A simple query's statements, cut at the semicolons PostgreSQL's lexer sees (quotes, dollar
+/// quotes, E-strings and nested comments respected); pieces holding only comments are left
+/// out. Text the lexer cannot read is one piece, for DuckDB to judge.
+pub fn split(sql: &str) -> Vec<&str> {
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize_with_location() else {
+        return if sql.trim().is_empty() {
+            Vec::new()
+        } else {
+            vec![sql]
+        };
+    };
+    let offsets = Offsets::new(sql);
+    let mut pieces = Vec::new();
+    let (mut start, mut empty) = (0, true);
+    for t in &tokens {
+        match t.token {
+            Token::SemiColon => {
+                let end = offsets.of(t);
+                if !empty {
+                    pieces.push(sql[start..end].trim());
+                }
+                (start, empty) = (end + 1, true);
+            }
+            Token::Whitespace(_) | Token::EOF => {}
+            _ => empty = false,
+        }
+    }
+    if !empty {
+        pieces.push(sql[start..].trim());
+    }
+    pieces
+}
+
+/// The first word of `sql` in capitals, after comments and opening parentheses (`None` for
+/// text without any); an error when PostgreSQL's lexer cannot read it.
+fn leading_word(sql: &str) -> Result<Option<String>, String> {
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .map_err(|e| format!("cannot read the statement: {e}"))?;
+    Ok(tokens
+        .iter()
+        .find(|t| !matches!(t.token, Token::Whitespace(_) | Token::LParen))
+        .filter(|t| t.token != Token::EOF)
+        .map(|t| word(t).unwrap_or_else(|| t.token.to_string())))
+}
+
+/// An unquoted word in capitals.
+fn word(t: &TokenWithSpan) -> Option<String> {
+    match &t.token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
+/// Byte offsets of the tokenizer's (line, column) locations, which count characters.
+struct Offsets<'a> {
+    sql: &'a str,
+    lines: Vec<usize>,
+}
+
+impl<'a> Offsets<'a> {
+    fn new(sql: &'a str) -> Self {
+        let lines = std::iter::once(0)
+            .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Offsets { sql, lines }
+    }
+
+    fn of(&self, t: &TokenWithSpan) -> usize {
+        let start = t.span.start;
+        let line = self.lines[(start.line as usize)
+            .saturating_sub(1)
+            .min(self.lines.len() - 1)];
+        self.sql[line..]
+            .char_indices()
+            .nth((start.column as usize).saturating_sub(1))
+            .map_or(self.sql.len(), |(i, _)| line + i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::raw::Database;
+
+    #[test]
+    fn a_simple_query_splits_where_postgresql_would() {
+        assert_eq!(
+            split("select $$'$$; select E'\\';' ; -- a;b\n select 'c;d' /* e; /* f; */ g; */"),
+            vec![
+                "select $$'$$",
+                "select E'\\';'",
+                "-- a;b\n select 'c;d' /* e; /* f; */ g; */"
+            ]
+        );
+        assert_eq!(split(" ; -- only a comment\n;"), Vec::<&str>::new());
+        assert_eq!(
+            split("select 'é'; select 2"),
+            vec!["select 'é'", "select 2"]
+        );
+        assert_eq!(
+            split("select 'unterminated; copy"),
+            vec!["select 'unterminated; copy"]
+        );
+    }
+
+    #[test]
+    fn only_reads_pass_and_explain_is_rebuilt_around_the_checked_query() {
+        let db = Database::open_in_memory().unwrap();
+        let conn = db.connection().unwrap();
+        conn.execute_batch("create view v as select 'a' as k, 1 as x")
+            .unwrap();
+        let i = db.inspector().unwrap();
+        assert_eq!(check(&i, "select * from v").unwrap().sql, "select * from v");
+        assert_eq!(
+            check(&i, "explain /* c */ analyze select * from v")
+                .unwrap()
+                .sql,
+            "EXPLAIN ANALYZE select * from v"
+        );
+        for (sql, code) in [
+            ("explain analyze copy (select 42) to 'x.csv'", "25006"),
+            ("select 1; copy (select 42) to 'x.csv'; select 1", "42601"),
+            ("pivot v on k using sum(x)", "25006"),
+            ("attach 'x.duckdb'", "25006"),
+            ("set memory_limit = '1GB'", "25006"),
+            ("select * from nowhere", "42000"),
+            ("export database 'hspq-guard-export'", "25006"),
+            ("explain export database 'hspq-guard-export'", "25006"),
+            (
+                "explain analyze (export database 'hspq-guard-export')",
+                "25006",
+            ),
+        ] {
+            assert_eq!(check(&i, sql).map_err(|r| r.code()), Err(code), "{sql}");
+        }
+        assert!(check(&i, "pivot v on k in ('a') using sum(x)").is_ok());
+        assert!(check(&i, "explain explain analyze copy (select 1) to 'x.csv'").is_err());
+        // Refused before DuckDB binds them: binding EXPORT makes its folder.
+        assert!(!std::path::Path::new("hspq-guard-export").exists());
+        assert!(!std::path::Path::new("x.csv").exists());
+    }
+}
