@@ -443,3 +443,80 @@ async fn readers_of_an_s3_lake_run_through_a_whole_sync_and_a_glob_reader_finds_
         "a glob reader after the sync sees each key once"
     );
 }
+
+/// `hspq serve` over an S3 lake: its sessions read a local replica the server keeps, and may
+/// not write into it even with the SQL guard off (Landlock), while the server still brings a
+/// new sync into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reads_an_s3_lake_through_a_replica_its_sessions_cannot_write() {
+    use common::serve::Server;
+    let moto = start_moto();
+    bucket(&moto, "serve-lake").await;
+    let sim = sim(|c| c.companies = 6).await;
+    let data = "s3://serve-lake/team";
+    let out = hspq(&moto, &sim.base_url(), data).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let server = Server::start_in(Path::new(data), &[], |c| {
+        c.env("XDG_CACHE_HOME", cache.path())
+            .env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("HSPQ_SERVE_TEST_UNGUARDED", "1")
+            .envs(ENV);
+    });
+    assert_eq!(server.psql("select count(*) > 0 from billing"), "t\n");
+    let replica = cache.path().join("hspq/lakes/serve-lake_team");
+    assert!(
+        replica.join("_hspq").is_dir(),
+        "no replica at {}",
+        replica.display()
+    );
+    let files = |dir: &Path| -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        let mut dirs = vec![dir.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    out.push((p.display().to_string(), p.metadata().unwrap().len()));
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let before = files(&replica);
+    for target in ["billing/x.csv", "_hspq/log/00000000000000009999.json"] {
+        let sql = format!("copy (select 1) to '{}'", replica.join(target).display());
+        let out = server.psql_as(common::serve::PASSWORD, &sql);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("Permission denied"),
+            "{sql}: {stderr}"
+        );
+    }
+    assert_eq!(files(&replica), before);
+    // A sync lands on S3: the server brings it into the replica and sessions see it.
+    let runs = || server.psql("select count(distinct run_id) from lake_files");
+    let seen = runs();
+    let out = hspq(&moto, &sim.base_url(), data).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while runs() == seen {
+        assert!(
+            Instant::now() < deadline,
+            "the sync never reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

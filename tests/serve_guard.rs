@@ -142,8 +142,17 @@ fn send(server: &Server, statements: &[String]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_statements_are_refused_over_both_protocols_and_nothing_is_written() {
+/// What a server over a fresh lake did with the corpus, and which files changed under the
+/// lake's parent (the lake, the server's working directory and `$TMPDIR`; the server's own
+/// scratch folder apart), with what the server printed.
+struct Attack {
+    statements: Vec<String>,
+    results: Vec<serde_json::Value>,
+    changed: Vec<String>,
+    printed: String,
+}
+
+async fn attack(env: &[(&str, &str)]) -> Attack {
     let sim = sim(|c| c.companies = 20).await;
     let root = tempfile::tempdir().unwrap();
     let (lake, tmp, cwd) = (
@@ -164,13 +173,57 @@ async fn hostile_statements_are_refused_over_both_protocols_and_nothing_is_writt
                 .replace("{C}", &cwd.display().to_string())
         })
         .collect();
-    assert!(HOSTILE.len() >= 50);
     let before = snapshot(root.path());
     let server = Server::start_in(&lake, &[], |c| {
-        c.current_dir(&cwd).env("TMPDIR", &tmp);
+        c.current_dir(&cwd)
+            .env("TMPDIR", &tmp)
+            .envs(env.iter().copied());
     });
     let results = send(&server, &statements);
     assert_eq!(results.len(), 2 * statements.len());
+    assert_eq!(
+        server.psql("select count(*) > 0 from billing"),
+        "t\n",
+        "the server stopped answering"
+    );
+    let printed = server.stop();
+    assert!(!printed.contains(PASSWORD));
+    let scratch = |p: &Path| {
+        p.strip_prefix(&tmp).is_ok_and(|rest| {
+            rest.iter()
+                .next()
+                .is_some_and(|first| first.to_string_lossy().starts_with("hspq-serve-"))
+        })
+    };
+    let after = snapshot(root.path());
+    let changed = after
+        .iter()
+        .filter(|(p, c)| before.get(*p) != Some(c) && !scratch(p))
+        .map(|(p, _)| p.display().to_string())
+        .chain(
+            before
+                .keys()
+                .filter(|p| !after.contains_key(*p))
+                .map(|p| format!("{} (removed)", p.display())),
+        )
+        .collect();
+    Attack {
+        statements,
+        results,
+        changed,
+        printed,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_statements_are_refused_over_both_protocols_and_nothing_is_written() {
+    assert!(HOSTILE.len() >= 50);
+    let Attack {
+        statements,
+        results,
+        changed,
+        ..
+    } = attack(&[]).await;
     let (hostile, lookalikes): (Vec<_>, Vec<_>) = results.iter().partition(|r| {
         statements[..HOSTILE.len()]
             .iter()
@@ -196,44 +249,52 @@ async fn hostile_statements_are_refused_over_both_protocols_and_nothing_is_writt
             r["error"]
         );
     }
-    let refused_as_write = |sql: &str, protocol: &str| {
+    let outcome = |sql: &str, protocol: &str| {
         results
             .iter()
             .find(|r| r["sql"] == sql && r["protocol"] == protocol)
-            .map(|r| r["sqlstate"] == "25006")
-            .unwrap()
+            .unwrap()["sqlstate"]
+            .clone()
     };
-    assert!(refused_as_write(&statements[0], "simple"));
-    assert!(refused_as_write(&statements[0], "extended"));
+    assert_eq!(outcome(&statements[0], "simple"), "25006");
+    assert_eq!(outcome(&statements[0], "extended"), "25006");
     // A Parse holds one statement, as in PostgreSQL.
     let multi = statements
         .iter()
         .find(|s| s.starts_with("select $$"))
         .unwrap();
-    let parsed = results
-        .iter()
-        .find(|r| r["sql"] == multi.as_str() && r["protocol"] == "extended")
-        .unwrap();
-    assert_eq!(parsed["sqlstate"], "42601", "{parsed}");
-    // Nothing was made or changed, and the server still answers.
-    assert_eq!(
-        server.psql("select count(*) > 0 from billing"),
-        "t\n",
-        "the server stopped answering"
-    );
-    let after = snapshot(root.path());
-    let changed: Vec<_> = after
-        .iter()
-        .filter(|(p, c)| before.get(*p) != Some(c))
-        .map(|(p, _)| p.display().to_string())
-        .chain(
-            before
-                .keys()
-                .filter(|p| !after.contains_key(*p))
-                .map(|p| format!("{} (removed)", p.display())),
-        )
-        .collect();
+    assert_eq!(outcome(multi, "extended"), "42601");
     assert!(changed.is_empty(), "changed: {changed:?}");
-    let printed = server.stop();
-    assert!(!printed.contains(PASSWORD));
+}
+
+/// With the first guard off (a debug build's test switch), every statement reaches DuckDB as
+/// sent, the multi-statement ones run all their statements, and still nothing is written:
+/// Landlock stops what DuckDB's sandbox lets through (a COPY into the lake's folder).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_sql_guard_off_the_operating_system_still_stops_every_write() {
+    let Attack {
+        results,
+        changed,
+        printed,
+        ..
+    } = attack(&[("HSPQ_SERVE_TEST_UNGUARDED", "1")]).await;
+    assert!(
+        printed.contains("statements are not checked"),
+        "the guard was not switched off: {printed}"
+    );
+    assert!(
+        printed.contains("client SQL is confined (Landlock)"),
+        "this kernel does not confine: {printed}"
+    );
+    // Landlock, not DuckDB, refused the writes into the lake.
+    let denied = results
+        .iter()
+        .filter(|r| {
+            r["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("Permission denied"))
+        })
+        .count();
+    assert!(denied >= 5, "{results:?}");
+    assert!(changed.is_empty(), "changed: {changed:?}");
 }

@@ -72,7 +72,7 @@ pub fn sql_message(e: &duckdb::Error) -> String {
 const MISSING_FILE_RETRIES: u32 = 5;
 
 /// How often an S3 lake is asked whether a newer commit exists (a listing request).
-const S3_CHECK_EVERY: Duration = Duration::from_secs(2);
+pub const S3_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// A DuckDB connection with the lake's views.
 pub struct Engine {
@@ -445,8 +445,9 @@ fn on_side_runtime<T: Send, E: Into<QueryError>, F: std::future::Future<Output =
 /// Brings an S3 lake's latest commit into the local cache (fetching only new files) and returns
 /// the cache folder. Without network, the cache answers and says how old it is. Files a newer
 /// commit no longer lists stay in the cache for an hour, so another hspq process still reading
-/// the previous commit from the same cache does not lose them.
-async fn sync_cache(data: &LakeLocation) -> Result<(PathBuf, Option<String>), QueryError> {
+/// the previous commit from the same cache does not lose them. `hspq serve` keeps the replica
+/// itself with this, as its sessions may not write.
+pub async fn sync_cache(data: &LakeLocation) -> Result<(PathBuf, Option<String>), QueryError> {
     let base = dirs::cache_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("hspq")

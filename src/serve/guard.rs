@@ -82,6 +82,12 @@ const QUERY_WORDS: [&str; 13] = [
 /// statement. So a statement is bound only when its first word is one a query begins with;
 /// that word can only refuse, never admit: DuckDB must then find one statement, a query.
 pub fn check(inspector: &Inspector, sql: &str) -> Result<Allowed, Refusal> {
+    if unguarded() {
+        return Ok(Allowed {
+            sql: sql.to_string(),
+            parameters: Vec::new(),
+        });
+    }
     match leading_word(sql) {
         Err(message) => Err(Refusal::Sql(message)),
         Ok(None) => Err(Refusal::Sql("an empty statement".into())),
@@ -89,6 +95,12 @@ pub fn check(inspector: &Inspector, sql: &str) -> Result<Allowed, Refusal> {
         Ok(Some(word)) if QUERY_WORDS.contains(&word.as_str()) => query(inspector, sql),
         Ok(Some(word)) => Err(refused(&word)),
     }
+}
+
+/// Whether this guard is switched off, so that a test can show the second one
+/// ([`super::confine`]) holding alone: only in a debug build, never in a release.
+pub fn unguarded() -> bool {
+    cfg!(debug_assertions) && std::env::var_os("HSPQ_SERVE_TEST_UNGUARDED").is_some()
 }
 
 fn refused(what: &str) -> Refusal {

@@ -9,6 +9,7 @@
 //! `SHOW`, `BEGIN`) is answered here without DuckDB.
 
 mod catalog;
+mod confine;
 mod encode;
 mod guard;
 mod session;
@@ -52,6 +53,7 @@ use tracing::{debug, info, warn};
 use crate::config::ServeSettings;
 use crate::lake::LakeLocation;
 use catalog::Identity;
+use confine::{Confinement, Enforced};
 use session::{Answer, Session};
 
 /// The version clients are told they talk to: drivers and BI tools switch features on it.
@@ -71,11 +73,52 @@ pub async fn run(
             "hspq serve needs a password: set HSPQ_SERVE_PASSWORD or pass --password-file FILE"
         )
     })?;
+    let confinement = Arc::new(
+        Confinement::new()
+            .map_err(|e| anyhow::anyhow!("cannot make a scratch folder under $TMPDIR: {e}"))?,
+    );
+    match confinement.probe() {
+        Ok(Enforced::Fully) => info!(
+            "client SQL is confined (Landlock): it writes only into {}, and opens no connection",
+            confinement.scratch().display()
+        ),
+        Ok(Enforced::Partly) => warn!(
+            "this kernel's Landlock is old: client SQL writes only into {}, but may open \
+             network connections",
+            confinement.scratch().display()
+        ),
+        Ok(Enforced::No) | Err(_) => warn!(
+            "this kernel has no Landlock (Linux 5.13+): client SQL is not confined below SQL; \
+             only reads still run (DuckDB's parser decides), and DuckDB reads only the lake"
+        ),
+    }
+    if guard::unguarded() {
+        warn!("HSPQ_SERVE_TEST_UNGUARDED is set: statements are not checked (a test build only)");
+    }
+    // Sessions may not write, so an S3 lake's local replica is kept here, for them to read.
+    let lake = match &lake {
+        LakeLocation::S3 { .. } => {
+            let (root, notice) = crate::query::sync_cache(&lake).await?;
+            if let Some(notice) = notice {
+                warn!("{notice}");
+            }
+            let data = lake.clone();
+            std::thread::Builder::new()
+                .name("hspq-serve-replica".into())
+                .spawn(move || keep_replica(data))?;
+            LakeLocation::Local(root)
+        }
+        LakeLocation::Local(_) => lake,
+    };
     // Open the lake once up front, so a wrong --data fails now, not at the first client.
     drop(
-        Session::start(lake.clone(), identity(&opts.user, "hspq"))
-            .await
-            .map_err(anyhow::Error::msg)?,
+        Session::start(
+            lake.clone(),
+            identity(&opts.user, "hspq"),
+            confinement.clone(),
+        )
+        .await
+        .map_err(anyhow::Error::msg)?,
     );
     let listener = TcpListener::bind((opts.bind, opts.port))
         .await
@@ -102,8 +145,15 @@ pub async fn run(
     let cancels = Arc::new(Cancels::default());
     let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     let opts = Arc::new(opts);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
-        let (socket, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            // Stopping returns, so the scratch folder is removed.
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
+        };
+        let (socket, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 warn!("accepting a connection: {e}");
@@ -123,13 +173,19 @@ pub async fn run(
             tokio::spawn(refuse(socket, message));
             continue;
         };
-        let (login, cancels, opts, lake) =
-            (login.clone(), cancels.clone(), opts.clone(), lake.clone());
+        let (login, cancels, opts, lake, confinement) = (
+            login.clone(),
+            cancels.clone(),
+            opts.clone(),
+            lake.clone(),
+            confinement.clone(),
+        );
         tokio::spawn(async move {
             // Opened at the first statement: a connection that only carries a cancel request
             // (psql's Ctrl-C) needs no engine.
             let session = Arc::new(Lazy {
                 lake,
+                confinement,
                 user: opts.user.clone(),
                 session: tokio::sync::OnceCell::new(),
             });
@@ -165,6 +221,24 @@ pub async fn run(
             cancels.forget_ended();
             drop(slot);
         });
+    }
+}
+
+/// Brings an S3 lake's newer commits into the replica the sessions read, as often as the shell
+/// asks S3; on a thread of its own, not confined.
+fn keep_replica(lake: LakeLocation) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return warn!("cannot keep the local copy of {lake} fresh: {e}"),
+    };
+    loop {
+        std::thread::sleep(crate::query::S3_CHECK_EVERY);
+        if let Err(e) = runtime.block_on(crate::query::sync_cache(&lake)) {
+            warn!("could not refresh the local copy of {lake}: {e}");
+        }
     }
 }
 
@@ -354,6 +428,7 @@ impl PgWireServerHandlers for Handlers {
 /// A connection's session, opened when its first statement comes.
 struct Lazy {
     lake: LakeLocation,
+    confinement: Arc<Confinement>,
     user: String,
     session: tokio::sync::OnceCell<Session>,
 }
@@ -362,7 +437,13 @@ impl Lazy {
     /// The session, opened for a client that asked for `database` at startup.
     async fn get(&self, database: &str) -> PgWireResult<&Session> {
         self.session
-            .get_or_try_init(|| Session::start(self.lake.clone(), identity(&self.user, database)))
+            .get_or_try_init(|| {
+                Session::start(
+                    self.lake.clone(),
+                    identity(&self.user, database),
+                    self.confinement.clone(),
+                )
+            })
             .await
             .map_err(|e| user_error("58000", format!("cannot open the lake: {e}")))
     }

@@ -2,7 +2,7 @@
 //! or a long query holds up nobody else, sandboxed so that SQL reads the lake's files and
 //! nothing else.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 
 use arrow::datatypes::SchemaRef;
@@ -10,6 +10,7 @@ use arrow::record_batch::RecordBatch;
 use tokio::sync::oneshot;
 
 use super::catalog::{Catalog, Identity};
+use super::confine::{Confinement, Enforced};
 use super::guard::{self, Refusal};
 use crate::lake::LakeLocation;
 use crate::query::raw::Inspector;
@@ -80,13 +81,29 @@ pub struct Session {
 }
 
 impl Session {
-    /// Opens the lake for one client, with the PostgreSQL catalog it is shown.
-    pub async fn start(lake: LakeLocation, who: Identity) -> Result<Session, String> {
+    /// Opens the lake for one client, with the PostgreSQL catalog it is shown, on a thread
+    /// confined before DuckDB starts (see [`super::confine`]).
+    pub async fn start(
+        lake: LakeLocation,
+        who: Identity,
+        confinement: Arc<Confinement>,
+    ) -> Result<Session, String> {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready, opened) = oneshot::channel();
         thread::Builder::new()
             .name("hspq-serve-session".into())
             .spawn(move || {
+                // First: DuckDB's worker threads, started when the engine opens, inherit it.
+                match confinement.enter() {
+                    Ok(Enforced::Fully | Enforced::Partly) => {}
+                    // Said once at start; the first guard still holds.
+                    Ok(Enforced::No) => {}
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                }
+                let spill = confinement.session_folder();
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -111,7 +128,7 @@ impl Session {
                 let catalog = match engine
                     .statement(|conn| Ok(Catalog::install(conn, &who)?))
                     .map_err(|e| format!("cannot make the PostgreSQL catalog: {e}"))
-                    .and_then(|catalog| sandbox(&engine).map(|_| catalog))
+                    .and_then(|catalog| sandbox(&engine, &spill).map(|_| catalog))
                     .and_then(|catalog| {
                         let inspector = engine.inspector().map_err(|e| e.to_string())?;
                         Ok((catalog, inspector))
@@ -173,13 +190,16 @@ impl Session {
 }
 
 /// Lets SQL read the lake's folder and nothing else, and change no setting: no `COPY ... TO`,
-/// `ATTACH`, `INSTALL`, `read_csv('/etc/passwd')` or turning that back on.
-fn sandbox(engine: &Engine) -> Result<(), String> {
+/// `ATTACH`, `INSTALL`, `read_csv('/etc/passwd')` or turning that back on. DuckDB spills into
+/// `spill`, in the server's scratch folder.
+fn sandbox(engine: &Engine, spill: &std::path::Path) -> Result<(), String> {
     let root = engine.root.display().to_string().replace('\'', "''");
+    let spill = spill.display().to_string().replace('\'', "''");
     engine
         .connection()
         .execute_batch(&format!(
-            "SET allowed_directories = ['{root}/']; \
+            "SET temp_directory = '{spill}'; \
+             SET allowed_directories = ['{root}/']; \
              SET enable_external_access = false; \
              SET autoinstall_known_extensions = false; \
              SET autoload_known_extensions = false; \

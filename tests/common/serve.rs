@@ -52,7 +52,9 @@ impl Server {
             .args(args)
             .env("HSPQ_SERVE_PASSWORD", PASSWORD)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // Its scratch folder goes with the test's (a killed server cannot remove it).
+            .env("TMPDIR", dir.path());
         setup(&mut command);
         let mut child = command.spawn().unwrap();
         let started = Instant::now();
