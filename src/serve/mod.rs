@@ -12,6 +12,7 @@ mod catalog;
 mod confine;
 mod encode;
 mod guard;
+mod login;
 mod session;
 mod tls;
 
@@ -24,11 +25,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::{stream, Sink};
-use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth};
+use pgwire::api::auth::sasl::scram::ScramAuth;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
-use pgwire::api::auth::{
-    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
-};
+use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -54,13 +53,11 @@ use crate::config::ServeSettings;
 use crate::lake::LakeLocation;
 use catalog::Identity;
 use confine::{Confinement, Enforced};
+use login::{Door, Login, Throttle, SCRAM_ITERATIONS};
 use session::{Answer, Session};
 
 /// The version clients are told they talk to: drivers and BI tools switch features on it.
 const SERVER_VERSION: &str = "14.0";
-
-/// SCRAM's hash iterations (RFC 7677's minimum).
-const SCRAM_ITERATIONS: usize = 4096;
 
 /// Serves until the process is stopped; `listening` hears the address once it listens.
 pub async fn run(
@@ -131,10 +128,12 @@ pub async fn run(
             opts.bind
         );
     }
-    let login = Arc::new(Login {
-        user: opts.user.clone(),
-        password: password.expose().to_string(),
-    });
+    // The verifier only: the password is dropped here.
+    let login = Arc::new(Login::new(&opts.user, password.expose()));
+    drop(password);
+    let mut opts = opts;
+    opts.password = None;
+    let throttle = Arc::new(Throttle::default());
     if let Some(tls) = &opts.tls {
         // SCRAM's channel binding hashes the certificate: a certificate it cannot read would
         // fail every login, so fail now.
@@ -173,8 +172,9 @@ pub async fn run(
             tokio::spawn(refuse(socket, message));
             continue;
         };
-        let (login, cancels, opts, lake, confinement) = (
+        let (login, throttle, cancels, opts, lake, confinement) = (
             login.clone(),
+            throttle.clone(),
             cancels.clone(),
             opts.clone(),
             lake.clone(),
@@ -190,6 +190,15 @@ pub async fn run(
                 session: tokio::sync::OnceCell::new(),
             });
             info!("client {peer} connected");
+            // An address that keeps failing to log in waits before each new attempt.
+            let delay = throttle.delay(peer.ip());
+            if !delay.is_zero() {
+                warn!(
+                    "{peer} failed to log in often within a minute: its attempt waits {} s",
+                    delay.as_secs()
+                );
+                tokio::time::sleep(delay).await;
+            }
             let keys = Arc::new(SessionKeys {
                 session: Arc::downgrade(&session),
                 cancels: cancels.clone(),
@@ -204,7 +213,11 @@ pub async fn run(
             };
             let handlers = Arc::new(Handlers {
                 auth: Arc::new(tls::Gate {
-                    inner: auth,
+                    inner: Door {
+                        inner: auth,
+                        throttle,
+                        user: opts.user.clone(),
+                    },
                     required: tls.is_some(),
                 }),
                 cancels: cancels.clone(),
@@ -374,35 +387,9 @@ impl PidSecretKeyGenerator for SessionKeys {
     }
 }
 
-/// The one user and its password.
-struct Login {
-    user: String,
-    password: String,
-}
-
-impl Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login").field("user", &self.user).finish()
-    }
-}
-
-#[async_trait]
-impl AuthSource for Login {
-    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        if login.user() != Some(self.user.as_str()) {
-            return Err(PgWireError::InvalidPassword(
-                login.user().unwrap_or_default().to_string(),
-            ));
-        }
-        let salt: [u8; 16] = rand::random();
-        let hashed = gen_salted_password(&self.password, &salt, SCRAM_ITERATIONS);
-        Ok(Password::new(Some(salt.to_vec()), hashed))
-    }
-}
-
 /// One connection's handlers.
 struct Handlers {
-    auth: Arc<tls::Gate<Auth>>,
+    auth: Arc<tls::Gate<Door<Auth>>>,
     cancels: Arc<Cancels>,
     queries: Arc<Queries>,
 }

@@ -1,0 +1,233 @@
+//! Logins: the one user's SCRAM verifier, never the password; the same exchange for an unknown
+//! user as for a wrong password; a slower door for an address that keeps failing; and a line on
+//! stderr for every login and refusal (address, user, outcome; never a password).
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Debug;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures_util::Sink;
+use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramSecret};
+use pgwire::api::auth::{AuthSource, LoginInfo, Password, StartupHandler};
+use pgwire::api::{ClientInfo, PgWireConnectionState, METADATA_USER};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+/// SCRAM's hash iterations (RFC 7677's minimum, PostgreSQL's default).
+pub const SCRAM_ITERATIONS: usize = 4096;
+
+/// Failures from one address within this window count towards its delay.
+const WINDOW: Duration = Duration::from_secs(60);
+/// Failures within the window before attempts wait.
+const FREE_FAILURES: usize = 5;
+/// The longest an attempt waits.
+const MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// The one user, as a SCRAM verifier (salt, StoredKey, ServerKey as PostgreSQL keeps them):
+/// neither the password nor anything a client could log in with.
+pub struct Login {
+    user: String,
+    salt: Vec<u8>,
+    stored_key: Vec<u8>,
+    server_key: Vec<u8>,
+    /// Makes unknown users' salts, fixed for the server's life: the same user name always gets
+    /// the same salt, as a real one does.
+    secret: [u8; 32],
+}
+
+impl Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login").field("user", &self.user).finish()
+    }
+}
+
+impl Login {
+    /// The verifier of `user`'s `password`; the password itself is not kept.
+    pub fn new(user: &str, password: &str) -> Login {
+        let salt: [u8; 16] = rand::random();
+        let salted = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
+        let ScramSecret::Verifier {
+            stored_key,
+            server_key,
+            ..
+        } = ScramSecret::verifier_from_salted_password(salt.to_vec(), salted, SCRAM_ITERATIONS)
+        else {
+            unreachable!("verifier_from_salted_password makes a verifier")
+        };
+        Login {
+            user: user.to_string(),
+            salt: salt.to_vec(),
+            stored_key,
+            server_key,
+            secret: rand::random(),
+        }
+    }
+
+    /// A salt for a user that does not exist, the same for the same name.
+    fn fake_salt(&self, user: &str) -> Vec<u8> {
+        let mut hash = Sha256::new();
+        hash.update(self.secret);
+        hash.update(user.as_bytes());
+        hash.finalize()[..16].to_vec()
+    }
+}
+
+#[async_trait]
+impl AuthSource for Login {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        // Only SCRAM is offered, which asks for the verifier below.
+        Err(PgWireError::InvalidPassword(
+            login.user().unwrap_or_default().to_string(),
+        ))
+    }
+
+    async fn get_scram_secret(&self, login: &LoginInfo) -> PgWireResult<(ScramSecret, Option<()>)> {
+        let user = login.user().unwrap_or_default();
+        let secret = if user == self.user {
+            ScramSecret::Verifier {
+                salt: self.salt.clone(),
+                iterations: SCRAM_ITERATIONS,
+                stored_key: self.stored_key.clone(),
+                server_key: self.server_key.clone(),
+            }
+        } else {
+            // An exchange like a real user's that no proof passes: a client cannot tell an
+            // unknown user from a wrong password.
+            ScramSecret::Verifier {
+                salt: self.fake_salt(user),
+                iterations: SCRAM_ITERATIONS,
+                stored_key: rand::random::<[u8; 32]>().to_vec(),
+                server_key: rand::random::<[u8; 32]>().to_vec(),
+            }
+        };
+        Ok((secret, None))
+    }
+}
+
+/// Failed logins by address, for the delay of the next attempt.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+impl Throttle {
+    /// How long an attempt from `ip` waits: after 5 failures within a minute, a second more
+    /// for each further one, up to 30 s.
+    pub fn delay(&self, ip: IpAddr) -> Duration {
+        let Ok(mut failures) = self.failures.lock() else {
+            return MAX_DELAY;
+        };
+        let Some(times) = failures.get_mut(&ip) else {
+            return Duration::ZERO;
+        };
+        while times.front().is_some_and(|t| t.elapsed() > WINDOW) {
+            times.pop_front();
+        }
+        let over = times.len().saturating_sub(FREE_FAILURES - 1) as u64;
+        Duration::from_secs(over).min(MAX_DELAY)
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        if let Ok(mut failures) = self.failures.lock() {
+            // Addresses seen once a minute ago are forgotten.
+            failures.retain(|_, times| times.back().is_some_and(|t| t.elapsed() <= WINDOW));
+            failures.entry(ip).or_default().push_back(Instant::now());
+        }
+    }
+}
+
+/// A startup handler that lets `inner` log a client in, then says how it went and counts a
+/// failure against the client's address.
+pub struct Door<H> {
+    pub inner: H,
+    pub throttle: std::sync::Arc<Throttle>,
+    pub user: String,
+}
+
+#[async_trait]
+impl<H: StartupHandler> StartupHandler for Door<H> {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let ready = |c: &C| matches!(c.state(), PgWireConnectionState::ReadyForQuery);
+        let was_ready = ready(client);
+        let outcome = self.inner.on_startup(client, message).await;
+        let peer: SocketAddr = client.socket_addr();
+        let user = client
+            .metadata()
+            .get(METADATA_USER)
+            .cloned()
+            .unwrap_or_default();
+        match &outcome {
+            Err(PgWireError::InvalidPassword(_)) => {
+                self.throttle.failed(peer.ip());
+                let why = if user == self.user {
+                    "wrong password"
+                } else {
+                    "unknown user"
+                };
+                warn!("login refused: {peer}, user {user:?}: {why}");
+                // PostgreSQL's words and code, naming the user the client asked for (SCRAM's
+                // own user name is empty with libpq): the same for both causes.
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".to_owned(),
+                    "28P01".to_owned(),
+                    format!("password authentication failed for user \"{user}\""),
+                ))));
+            }
+            Err(e) => {
+                if matches!(e, PgWireError::InvalidScramMessage(_)) {
+                    self.throttle.failed(peer.ip());
+                }
+                warn!("login refused: {peer}, user {user:?}: {e}");
+            }
+            Ok(()) if !was_ready && ready(client) => {
+                info!("login: {peer}, user {user:?}");
+            }
+            Ok(()) => {}
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_wait_a_second_more_for_each_failure_after_the_fifth() {
+        let throttle = Throttle::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let delays: Vec<u64> = (0..40)
+            .map(|_| {
+                let d = throttle.delay(ip).as_secs();
+                throttle.failed(ip);
+                d
+            })
+            .collect();
+        assert_eq!(&delays[..8], &[0, 0, 0, 0, 0, 1, 2, 3]);
+        assert_eq!(delays[39], 30);
+        assert_eq!(throttle.delay("192.0.2.2".parse().unwrap()), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_unknown_users_salt_is_stable_and_unlike_the_real_ones() {
+        let login = Login::new("hspq", "pw");
+        assert_eq!(login.fake_salt("mallory"), login.fake_salt("mallory"));
+        assert_ne!(login.fake_salt("mallory"), login.fake_salt("eve"));
+        assert_eq!(login.fake_salt("mallory").len(), login.salt.len());
+        assert!(!format!("{login:?}").contains("pw"));
+    }
+}
