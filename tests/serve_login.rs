@@ -69,7 +69,7 @@ async fn an_unknown_user_looks_like_a_wrong_password_and_failing_addresses_are_s
     let sim = sim(|c| c.companies = 5).await;
     let lake = tempfile::tempdir().unwrap();
     ingest_lake(&sim, lake.path(), &[MSSP_KEY]).await;
-    let server = Server::start(lake.path());
+    let server = Server::start_with(lake.path(), &["--max-connections".as_ref(), "8".as_ref()]);
     // The same exchange whoever asks: a salt that does not change between attempts for the
     // real user or an unknown one, and the same iterations.
     let real = salt_and_iterations(&server_first(server.port, "hspq"));
@@ -121,6 +121,28 @@ async fn an_unknown_user_looks_like_a_wrong_password_and_failing_addresses_are_s
     assert!(seventh >= Duration::from_secs(2), "{seventh:?}");
     // The right password still gets in (after its wait).
     assert_eq!(server.psql("select 42"), "42\n");
+    // Connections that never log in take no client's place (a psql gets in past 40 of them,
+    // beyond --max-connections) and are closed after 15 s.
+    let silent: Vec<TcpStream> = (0..40)
+        .map(|_| TcpStream::connect(("127.0.0.1", server.port)).unwrap())
+        .collect();
+    let out = server.psql_over(
+        &format!("host=127.0.0.1 port={} user=hspq dbname=hspq", server.port),
+        PASSWORD,
+        "select 43",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut first = &silent[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(first.read(&mut [0u8; 16]).unwrap(), 0, "not closed");
+    assert!(started.elapsed() < Duration::from_secs(30));
     let printed = server.stop();
     assert!(!printed.contains(PASSWORD) && !printed.contains("not-the-password"));
     let refused = printed
@@ -137,6 +159,7 @@ async fn an_unknown_user_looks_like_a_wrong_password_and_failing_addresses_are_s
         "{printed}"
     );
     assert!(printed.contains("its attempt waits 3 s"), "{printed}");
+    assert!(printed.contains("no login within 15 s"), "{printed}");
     assert!(
         printed
             .lines()

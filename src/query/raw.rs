@@ -50,7 +50,11 @@ impl Database {
         if state != ffi::duckdb_state_DuckDBSuccess || con.is_null() {
             return Err(QueryError::Sql("cannot connect to DuckDB".into()));
         }
-        Ok(Inspector { con })
+        Ok(Inspector {
+            con,
+            conn: self.connection()?,
+            macros: std::cell::OnceCell::new(),
+        })
     }
 }
 
@@ -66,9 +70,17 @@ impl Drop for Database {
 pub struct Inspected {
     /// What the statement is.
     pub kind: StatementKind,
-    /// DuckDB's type for each parameter (`$1`, `$2`, ...), as it inferred it; `INVALID` where
-    /// it could not.
-    pub parameters: Vec<ffi::DUCKDB_TYPE>,
+    /// DuckDB's type for each parameter (`$1`, `$2`, ...), as it inferred it.
+    pub parameters: Vec<ParamType>,
+}
+
+/// A parameter's type as DuckDB inferred it from where it is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamType {
+    /// The type; `INVALID` or `ANY` where nothing tells (`SELECT $1`).
+    pub id: ffi::DUCKDB_TYPE,
+    /// A list's or array's element type.
+    pub element: Option<ffi::DUCKDB_TYPE>,
 }
 
 /// What kind of statement DuckDB's parser made of a text.
@@ -94,6 +106,10 @@ pub enum InspectError {
 /// A connection of the engine's database used only to parse and bind.
 pub struct Inspector {
     con: ffi::duckdb_connection,
+    /// For DuckDB's parse tree of a text, which a pure function gives (`json_serialize_sql`).
+    conn: duckdb::Connection,
+    /// The table macros, read once (clients cannot make any).
+    macros: std::cell::OnceCell<Vec<String>>,
 }
 
 // A DuckDB connection may move between threads; it is used by one at a time (`&self` methods
@@ -148,6 +164,50 @@ impl Inspector {
         Ok((extracted, count as usize))
     }
 
+    /// DuckDB's parse tree of `sql` as JSON (`json_serialize_sql`: queries only). The text is
+    /// an argument of a pure function; nothing of it runs.
+    pub fn parse_tree(&self, sql: &str) -> Result<serde_json::Value, String> {
+        let json: String = self
+            .conn
+            .query_row("SELECT json_serialize_sql($1::VARCHAR)", [sql], |r| {
+                r.get(0)
+            })
+            .map_err(|e| super::sql_message(&e))?;
+        let tree: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
+            if e.to_string().contains("recursion limit") {
+                "it is nested too deeply to check (about 100 levels at most)".to_string()
+            } else {
+                e.to_string()
+            }
+        })?;
+        if tree["error"] == true {
+            return Err(tree["error_message"]
+                .as_str()
+                .unwrap_or("DuckDB cannot serialize it")
+                .to_string());
+        }
+        Ok(tree)
+    }
+
+    /// The table macros of the database (hspq's `churn_scores`, DuckDB's `histogram`):
+    /// functions written in SQL over what the binder checks anyway.
+    pub fn table_macros(&self) -> Result<&[String], String> {
+        if let Some(names) = self.macros.get() {
+            return Ok(names);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type = 'table_macro'")
+            .map_err(|e| super::sql_message(&e))?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| super::sql_message(&e))?;
+        let names = names
+            .collect::<Result<_, _>>()
+            .map_err(|e| super::sql_message(&e))?;
+        Ok(self.macros.get_or_init(|| names))
+    }
+
     /// How many statements DuckDB's parser finds in `sql`.
     pub fn count(&self, sql: &str) -> Result<usize, InspectError> {
         self.extract(sql).map(|(_, n)| n)
@@ -181,13 +241,41 @@ impl Inspector {
         };
         let parameters = (1..=count)
             // SAFETY: parameter indexes are 1-based and within the count.
-            .map(|i| unsafe { ffi::duckdb_param_type(prepared.0, i) })
+            .map(|i| unsafe { param_type(prepared.0, i) })
             .collect();
         Ok(Inspected {
             kind: statement_kind(kind),
             parameters,
         })
     }
+}
+
+/// Parameter `i`'s type, with a list's element type.
+///
+/// # Safety
+/// `prepared` is successfully prepared and `i` within its parameter count (1-based).
+unsafe fn param_type(prepared: ffi::duckdb_prepared_statement, i: ffi::idx_t) -> ParamType {
+    let id = unsafe { ffi::duckdb_param_type(prepared, i) };
+    let element = match id {
+        ffi::DUCKDB_TYPE_DUCKDB_TYPE_LIST | ffi::DUCKDB_TYPE_DUCKDB_TYPE_ARRAY => unsafe {
+            let mut list = ffi::duckdb_param_logical_type(prepared, i);
+            if list.is_null() {
+                None
+            } else {
+                let mut child = if id == ffi::DUCKDB_TYPE_DUCKDB_TYPE_LIST {
+                    ffi::duckdb_list_type_child_type(list)
+                } else {
+                    ffi::duckdb_array_type_child_type(list)
+                };
+                let element = (!child.is_null()).then(|| ffi::duckdb_get_type_id(child));
+                ffi::duckdb_destroy_logical_type(&mut child);
+                ffi::duckdb_destroy_logical_type(&mut list);
+                element
+            }
+        },
+        _ => None,
+    };
+    ParamType { id, element }
 }
 
 /// A C string DuckDB owns, copied.
@@ -294,13 +382,18 @@ mod tests {
         assert_eq!(tables, 0);
         // The view made on the other connection is seen, and parameters are typed.
         let s = i
-            .prepare_one("select * from v where a = $1 and d > $2")
+            .prepare_one("select * from v where a = $1 and d > $2 and $3 = ['x']")
             .unwrap();
+        let ids: Vec<_> = s.parameters.iter().map(|p| (p.id, p.element)).collect();
         assert_eq!(
-            s.parameters,
+            ids,
             vec![
-                ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER,
-                ffi::DUCKDB_TYPE_DUCKDB_TYPE_DATE
+                (ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER, None),
+                (ffi::DUCKDB_TYPE_DUCKDB_TYPE_DATE, None),
+                (
+                    ffi::DUCKDB_TYPE_DUCKDB_TYPE_LIST,
+                    Some(ffi::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR)
+                ),
             ]
         );
     }

@@ -78,6 +78,9 @@ pub fn texts(array: &ArrayRef) -> Result<Vec<Option<String>>, ArrowError> {
             let a = micros.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
             for i in 0..n {
                 out.push(a.is_valid(i).then(|| {
+                    if let Some(infinite) = infinity(a.value(i), i64::MAX) {
+                        return infinite.to_string();
+                    }
                     let at = chrono::DateTime::from_timestamp_micros(a.value(i))
                         .map(|d| d.naive_utc())
                         .unwrap_or_default();
@@ -153,6 +156,27 @@ pub fn texts(array: &ArrayRef) -> Result<Vec<Option<String>>, ArrowError> {
                 }));
             }
         }
+        DataType::Date32 | DataType::Date64 => {
+            let a = cast(array, &DataType::Date32)?;
+            let a = a.as_primitive::<arrow::datatypes::Date32Type>();
+            for i in 0..n {
+                out.push(a.is_valid(i).then(|| {
+                    infinity(i64::from(a.value(i)), i64::from(i32::MAX)).map_or_else(
+                        || {
+                            chrono::NaiveDate::from_num_days_from_ce_opt(
+                                a.value(i).saturating_add(719_163),
+                            )
+                            // Beyond chrono's years: the day count, which at least says so.
+                            .map_or_else(
+                                || format!("{} days after 1970-01-01", a.value(i)),
+                                |d| d.format("%Y-%m-%d").to_string(),
+                            )
+                        },
+                        str::to_string,
+                    )
+                }));
+            }
+        }
         _ => {
             let options = FormatOptions::default();
             let formatter = ArrayFormatter::try_new(array.as_ref(), &options)?;
@@ -162,6 +186,18 @@ pub fn texts(array: &ArrayRef) -> Result<Vec<Option<String>>, ArrowError> {
         }
     }
     Ok(out)
+}
+
+/// DuckDB's infinities (the largest value of the type, and its negation), as PostgreSQL spells
+/// them.
+fn infinity(value: i64, max: i64) -> Option<&'static str> {
+    if value == max {
+        Some("infinity")
+    } else if value == -max || value == i64::MIN {
+        Some("-infinity")
+    } else {
+        None
+    }
 }
 
 /// Days and microseconds from 1970 to PostgreSQL's epoch, 2000-01-01.
@@ -214,16 +250,32 @@ pub fn binaries(array: &ArrayRef) -> Result<Vec<Option<Vec<u8>>>, ArrowError> {
         Type::DATE => {
             let a = cast(array, &DataType::Date32)?;
             let a = a.as_primitive::<Date32Type>();
+            // PostgreSQL's infinities are the type's extremes.
             each(&|i| {
-                ((i64::from(a.value(i)) - PG_EPOCH_DAYS) as i32)
-                    .to_be_bytes()
-                    .to_vec()
+                match infinity(i64::from(a.value(i)), i64::from(i32::MAX)) {
+                    Some("infinity") => i32::MAX,
+                    Some(_) => i32::MIN,
+                    None => (i64::from(a.value(i)) - PG_EPOCH_DAYS)
+                        .clamp(i64::from(i32::MIN + 1), i64::from(i32::MAX - 1))
+                        as i32,
+                }
+                .to_be_bytes()
+                .to_vec()
             })
         }
         Type::TIMESTAMP | Type::TIMESTAMPTZ => {
             let a = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
             let a = a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
-            each(&|i| (a.value(i) - PG_EPOCH_MICROS).to_be_bytes().to_vec())
+            each(&|i| {
+                match infinity(a.value(i), i64::MAX) {
+                    Some("infinity") => i64::MAX,
+                    Some(_) => i64::MIN,
+                    // Beyond PostgreSQL's range (DuckDB's year 290309 BC): its last value.
+                    None => a.value(i).saturating_sub(PG_EPOCH_MICROS),
+                }
+                .to_be_bytes()
+                .to_vec()
+            })
         }
         Type::TIME => {
             let a = cast(array, &DataType::Time64(TimeUnit::Microsecond))?;

@@ -15,7 +15,7 @@
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
-use crate::query::raw::{InspectError, Inspected, Inspector, StatementKind};
+use crate::query::raw::{InspectError, Inspected, Inspector, ParamType, StatementKind};
 
 /// A statement found to be a read, ready to run.
 #[derive(Debug, PartialEq)]
@@ -23,7 +23,7 @@ pub struct Allowed {
     /// The text to run: the client's, or for `EXPLAIN` one rebuilt around the checked query.
     pub sql: String,
     /// DuckDB's types for its parameters.
-    pub parameters: Vec<duckdb::ffi::DUCKDB_TYPE>,
+    pub parameters: Vec<ParamType>,
 }
 
 /// Why a statement does not run.
@@ -43,7 +43,7 @@ impl Refusal {
         match self {
             Refusal::Write(_) => "25006",
             Refusal::NotOne(_) => "42601",
-            Refusal::Sql(_) => "42000",
+            Refusal::Sql(m) => sqlstate(m),
         }
     }
 
@@ -51,6 +51,31 @@ impl Refusal {
         match self {
             Refusal::Write(m) | Refusal::NotOne(m) | Refusal::Sql(m) => m,
         }
+    }
+}
+
+/// The SQLSTATE PostgreSQL gives the error DuckDB describes (drivers raise a class per code:
+/// asyncpg's UndefinedTableError, psycopg's errors.UndefinedTable).
+pub fn sqlstate(message: &str) -> &'static str {
+    let kind = message.split_once(" Error:").map_or("", |(kind, _)| kind);
+    match kind {
+        "Catalog" if message.contains("Table with name") || message.contains("View with name") => {
+            "42P01"
+        }
+        "Catalog" if message.contains("Function with name") || message.contains("Macro") => "42883",
+        "Catalog" => "42704",
+        "Parser" => "42601",
+        "Binder" if message.contains("Referenced column") || message.contains("not found") => {
+            "42703"
+        }
+        "Binder" => "42803",
+        "Conversion" => "22P02",
+        "Out of Range" => "22003",
+        "Invalid Input" => "22023",
+        "Permission" => "42501",
+        "Out of Memory" => "53200",
+        "IO" => "58030",
+        _ => "XX000",
     }
 }
 
@@ -109,8 +134,24 @@ fn refused(what: &str) -> Refusal {
     ))
 }
 
-/// `sql`, which begins as a query does, if DuckDB finds it one query.
+/// `sql`, which begins as a query does, if DuckDB finds it one query calling only functions
+/// that read. Its parse tree is checked before it is bound: some table functions act when
+/// bound.
 fn query(inspector: &Inspector, sql: &str) -> Result<Allowed, Refusal> {
+    match inspector.parse_tree(sql) {
+        Ok(tree) => functions(inspector, &tree)?,
+        // Not one query (a PIVOT without its values is two statements), or not parsed.
+        Err(cannot) => {
+            return Err(match inspector.count(sql) {
+                Ok(n) if n != 1 => not_one(sql, n),
+                Err(InspectError::NotOne(n)) => not_one(sql, n),
+                Err(InspectError::Sql(message)) => Refusal::Sql(message),
+                Ok(_) => Refusal::Write(format!(
+                    "hspq serve is read-only: cannot tell what this query calls ({cannot})"
+                )),
+            })
+        }
+    }
     match inspector.prepare_one(sql) {
         Ok(Inspected {
             kind: StatementKind::Select,
@@ -127,22 +168,141 @@ fn query(inspector: &Inspector, sql: &str) -> Result<Allowed, Refusal> {
             kind: StatementKind::Explain,
             ..
         }) => Err(refused("nested EXPLAIN")),
-        Err(InspectError::NotOne(n))
-            if leading_word(sql).ok().flatten().as_deref() == Some("PIVOT") =>
-        {
-            Err(Refusal::Write(format!(
-                "hspq serve is read-only: a PIVOT without its values listed is refused (DuckDB \
-                 runs it as {n} statements, one of them CREATE TYPE): list them, as in \
-                 PIVOT billing ON product IN ('SNS', 'PAT') USING sum(billing_value)"
-            )))
-        }
-        Err(InspectError::NotOne(0)) => Err(Refusal::Sql("an empty statement".into())),
-        Err(InspectError::NotOne(n)) => Err(Refusal::NotOne(format!(
-            "cannot run {n} statements as one: a prepared statement holds one (send them \
-             one at a time, or in a simple query)"
-        ))),
+        Err(InspectError::NotOne(n)) => Err(not_one(sql, n)),
         Err(InspectError::Sql(message)) => Err(Refusal::Sql(message)),
     }
+}
+
+/// Why a text of `n` statements is refused where one is expected.
+fn not_one(sql: &str, n: usize) -> Refusal {
+    if n == 0 {
+        Refusal::Sql("an empty statement".into())
+    } else if leading_word(sql).ok().flatten().as_deref() == Some("PIVOT")
+        || sql.to_ascii_uppercase().contains("PIVOT")
+    {
+        Refusal::Write(format!(
+            "hspq serve is read-only: a PIVOT without its values listed is refused (DuckDB \
+             runs it as {n} statements, one of them CREATE TYPE): list them, as in \
+             PIVOT billing ON product IN ('SNS', 'PAT') USING sum(billing_value)"
+        ))
+    } else {
+        Refusal::NotOne(format!(
+            "cannot run {n} statements as one: a prepared statement holds one (send them \
+             one at a time, or in a simple query)"
+        ))
+    }
+}
+
+/// The table functions a query may call: those that read (the lake's files, within DuckDB's
+/// sandbox) or describe. A query is not always only a read: DuckDB's `enable_logging()`,
+/// `enable_profiling()` and `checkpoint()` change the database or write files, and `query()`
+/// runs SQL, so a table function not listed here (or a table macro) is refused.
+const TABLE_FUNCTIONS: [&str; 60] = [
+    "range",
+    "generate_series",
+    "unnest",
+    "repeat",
+    "repeat_row",
+    "glob",
+    "read_parquet",
+    "parquet_scan",
+    "read_csv",
+    "read_csv_auto",
+    "read_json",
+    "read_json_auto",
+    "read_ndjson",
+    "read_ndjson_auto",
+    "read_json_objects",
+    "read_json_objects_auto",
+    "read_ndjson_objects",
+    "read_text",
+    "read_blob",
+    "sniff_csv",
+    "parquet_metadata",
+    "parquet_schema",
+    "parquet_file_metadata",
+    "parquet_kv_metadata",
+    "parquet_full_metadata",
+    "parquet_bloom_probe",
+    "json_each",
+    "json_tree",
+    "duckdb_columns",
+    "duckdb_constraints",
+    "duckdb_databases",
+    "duckdb_dependencies",
+    "duckdb_functions",
+    "duckdb_indexes",
+    "duckdb_keywords",
+    "duckdb_schemas",
+    "duckdb_sequences",
+    "duckdb_settings",
+    "duckdb_tables",
+    "duckdb_types",
+    "duckdb_views",
+    "duckdb_extensions",
+    "duckdb_memory",
+    "duckdb_optimizers",
+    "duckdb_temporary_files",
+    "duckdb_variables",
+    "pragma_table_info",
+    "pragma_version",
+    "pragma_platform",
+    "pragma_database_size",
+    "pragma_collations",
+    "pragma_show",
+    "pragma_storage_info",
+    "pragma_metadata_info",
+    "pragma_user_agent",
+    "pg_timezone_names",
+    "icu_calendar_names",
+    "test_all_types",
+    "summary",
+    "duckdb_logs",
+];
+
+/// Scalar functions with an effect beyond their result.
+const SCALAR_EFFECTS: [&str; 1] = ["write_log"];
+
+/// Refuses a query that calls a table function not in [`TABLE_FUNCTIONS`] (nor a table macro)
+/// or a scalar one with an effect, wherever in it: its parse tree is DuckDB's.
+fn functions(inspector: &Inspector, tree: &serde_json::Value) -> Result<(), Refusal> {
+    let macros = inspector.table_macros().map_err(Refusal::Sql)?;
+    let mut stack = vec![tree];
+    while let Some(node) = stack.pop() {
+        match node {
+            serde_json::Value::Object(fields) => {
+                let name = || {
+                    fields
+                        .get("function")
+                        .and_then(|f| f.get("function_name"))
+                        .or_else(|| fields.get("function_name"))
+                        .and_then(|n| n.as_str())
+                        .unwrap_or_default()
+                        .to_ascii_lowercase()
+                };
+                if fields.get("type").and_then(|t| t.as_str()) == Some("TABLE_FUNCTION") {
+                    let name = name();
+                    if !TABLE_FUNCTIONS.contains(&name.as_str()) && !macros.contains(&name) {
+                        return Err(Refusal::Write(format!(
+                            "hspq serve is read-only: the table function {name}() is refused (it \
+                             runs SQL, changes DuckDB's settings or writes); read the views"
+                        )));
+                    }
+                } else if fields.get("class").and_then(|t| t.as_str()) == Some("FUNCTION") {
+                    let name = name();
+                    if SCALAR_EFFECTS.contains(&name.as_str()) {
+                        return Err(Refusal::Write(format!(
+                            "hspq serve is read-only: {name}() is refused"
+                        )));
+                    }
+                }
+                stack.extend(fields.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `EXPLAIN [ANALYZE] X` runs only when X alone is a query (ANALYZE runs X), and what runs is
@@ -322,7 +482,7 @@ mod tests {
             ("pivot v on k using sum(x)", "25006"),
             ("attach 'x.duckdb'", "25006"),
             ("set memory_limit = '1GB'", "25006"),
-            ("select * from nowhere", "42000"),
+            ("select * from nowhere", "42P01"),
             ("export database 'hspq-guard-export'", "25006"),
             ("explain export database 'hspq-guard-export'", "25006"),
             (
@@ -333,6 +493,22 @@ mod tests {
             assert_eq!(check(&i, sql).map_err(|r| r.code()), Err(code), "{sql}");
         }
         assert!(check(&i, "pivot v on k in ('a') using sum(x)").is_ok());
+        assert!(check(&i, "select * from range(3), (select unnest([1, 2]))").is_ok());
+        for effect in [
+            "select * from enable_logging(storage='file', storage_path='.')",
+            "select 1 from (select * from main.enable_profiling())",
+            "with x as (select * from checkpoint()) select * from x",
+            "select * from query('select 1')",
+            "select write_log('x')",
+            "select * from v where k in (select * from truncate_duckdb_logs())",
+            "select * from json_execute_serialized_sql(json_serialize_sql('select 1'))",
+        ] {
+            assert_eq!(
+                check(&i, effect).map_err(|r| r.code()),
+                Err("25006"),
+                "{effect}"
+            );
+        }
         assert!(check(&i, "explain explain analyze copy (select 1) to 'x.csv'").is_err());
         // Refused before DuckDB binds them: binding EXPORT makes its folder.
         assert!(!std::path::Path::new("hspq-guard-export").exists());

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -16,6 +16,7 @@ use pgwire::api::{ClientInfo, PgWireConnectionState, METADATA_USER};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use sha2::{Digest, Sha256};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tracing::{info, warn};
 
 /// SCRAM's hash iterations (RFC 7677's minimum, PostgreSQL's default).
@@ -122,7 +123,7 @@ impl Throttle {
         let Ok(mut failures) = self.failures.lock() else {
             return MAX_DELAY;
         };
-        let Some(times) = failures.get_mut(&ip) else {
+        let Some(times) = failures.get_mut(&key(ip)) else {
             return Duration::ZERO;
         };
         while times.front().is_some_and(|t| t.elapsed() > WINDOW) {
@@ -132,21 +133,67 @@ impl Throttle {
         Duration::from_secs(over).min(MAX_DELAY)
     }
 
-    fn failed(&self, ip: IpAddr) {
+    /// Counts a failure from `ip`; how long its refusal waits (the failures counted as they
+    /// happen, so attempts made in parallel wait one after another).
+    fn failed(&self, ip: IpAddr) -> Duration {
         if let Ok(mut failures) = self.failures.lock() {
             // Addresses seen once a minute ago are forgotten.
             failures.retain(|_, times| times.back().is_some_and(|t| t.elapsed() <= WINDOW));
-            failures.entry(ip).or_default().push_back(Instant::now());
+            failures
+                .entry(key(ip))
+                .or_default()
+                .push_back(Instant::now());
         }
+        self.delay(ip).saturating_sub(Duration::from_secs(1))
     }
 }
 
-/// A startup handler that lets `inner` log a client in, then says how it went and counts a
-/// failure against the client's address.
+/// The address failures are counted against: every loopback address is one (a local client
+/// could pick any of 127.0.0.0/8), an IPv6 address its /64 (what one host is given).
+fn key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_loopback() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// A startup handler that lets `inner` log a client in, then says how it went; a failure
+/// counts against the client's address (and waits), a success takes one of the server's
+/// client slots (or is turned away: too many clients) and is told to `logged_in`.
 pub struct Door<H> {
-    pub inner: H,
-    pub throttle: std::sync::Arc<Throttle>,
-    pub user: String,
+    inner: H,
+    throttle: Arc<Throttle>,
+    user: String,
+    slots: Arc<Semaphore>,
+    max: usize,
+    slot: Mutex<Option<OwnedSemaphorePermit>>,
+    logged_in: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl<H> Door<H> {
+    pub fn new(
+        inner: H,
+        throttle: Arc<Throttle>,
+        user: String,
+        slots: Arc<Semaphore>,
+        max: usize,
+        logged_in: oneshot::Sender<()>,
+    ) -> Door<H> {
+        Door {
+            inner,
+            throttle,
+            user,
+            slots,
+            max,
+            slot: Mutex::new(None),
+            logged_in: Mutex::new(Some(logged_in)),
+        }
+    }
 }
 
 #[async_trait]
@@ -163,8 +210,37 @@ impl<H: StartupHandler> StartupHandler for Door<H> {
     {
         let ready = |c: &C| matches!(c.state(), PgWireConnectionState::ReadyForQuery);
         let was_ready = ready(client);
-        let outcome = self.inner.on_startup(client, message).await;
         let peer: SocketAddr = client.socket_addr();
+        // A client's place is taken before its password is checked (after, the login is
+        // complete and cannot be turned away cleanly), and given back if the check fails.
+        let mut taken = None;
+        let holds = self.slot.lock().map(|s| s.is_some()).unwrap_or(true);
+        if matches!(message, PgWireFrontendMessage::PasswordMessageFamily(_)) && !holds {
+            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                warn!(
+                    "refused {peer}: {} clients are connected already (--max-connections)",
+                    self.max
+                );
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".to_owned(),
+                    "53300".to_owned(),
+                    format!(
+                        "sorry, too many clients already: hspq serve takes {} at once \
+                         (--max-connections)",
+                        self.max
+                    ),
+                ))));
+            };
+            taken = Some(slot);
+        }
+        let outcome = self.inner.on_startup(client, message).await;
+        if let Some(slot) = taken {
+            if outcome.is_ok() {
+                if let Ok(mut held) = self.slot.lock() {
+                    *held = Some(slot);
+                }
+            }
+        }
         let user = client
             .metadata()
             .get(METADATA_USER)
@@ -172,13 +248,15 @@ impl<H: StartupHandler> StartupHandler for Door<H> {
             .unwrap_or_default();
         match &outcome {
             Err(PgWireError::InvalidPassword(_)) => {
-                self.throttle.failed(peer.ip());
+                let wait = self.throttle.failed(peer.ip());
                 let why = if user == self.user {
                     "wrong password"
                 } else {
                     "unknown user"
                 };
                 warn!("login refused: {peer}, user {user:?}: {why}");
+                // Failures in parallel wait too, each longer than the one before.
+                tokio::time::sleep(wait).await;
                 // PostgreSQL's words and code, naming the user the client asked for (SCRAM's
                 // own user name is empty with libpq): the same for both causes.
                 return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
@@ -194,6 +272,9 @@ impl<H: StartupHandler> StartupHandler for Door<H> {
                 warn!("login refused: {peer}, user {user:?}: {e}");
             }
             Ok(()) if !was_ready && ready(client) => {
+                if let Some(tell) = self.logged_in.lock().ok().and_then(|mut t| t.take()) {
+                    let _ = tell.send(());
+                }
                 info!("login: {peer}, user {user:?}");
             }
             Ok(()) => {}
@@ -213,13 +294,26 @@ mod tests {
         let delays: Vec<u64> = (0..40)
             .map(|_| {
                 let d = throttle.delay(ip).as_secs();
-                throttle.failed(ip);
+                let waited = throttle.failed(ip).as_secs();
+                assert_eq!(waited, throttle.delay(ip).as_secs().saturating_sub(1));
                 d
             })
             .collect();
         assert_eq!(&delays[..8], &[0, 0, 0, 0, 0, 1, 2, 3]);
         assert_eq!(delays[39], 30);
         assert_eq!(throttle.delay("192.0.2.2".parse().unwrap()), Duration::ZERO);
+        // Every loopback address counts as one, an IPv6 host by its /64.
+        for _ in 0..6 {
+            throttle.failed("127.0.0.1".parse().unwrap());
+        }
+        assert_eq!(throttle.delay("127.9.8.7".parse().unwrap()).as_secs(), 2);
+        for _ in 0..6 {
+            throttle.failed("2001:db8::1".parse().unwrap());
+        }
+        assert_eq!(
+            throttle.delay("2001:db8::ffff".parse().unwrap()).as_secs(),
+            2
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod confine;
 mod encode;
 mod guard;
 mod login;
+mod params;
 mod session;
 mod tls;
 
@@ -43,6 +44,7 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::startup::SecretKey;
 use pgwire::messages::PgWireBackendMessage;
 use tokio::net::TcpListener;
@@ -55,6 +57,12 @@ use catalog::Identity;
 use confine::{Confinement, Enforced};
 use login::{Door, Login, Throttle, SCRAM_ITERATIONS};
 use session::{Answer, Session};
+
+/// How long a connection may take to log in.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How many connections may be logging in at once (beside --max-connections logged in).
+const LOGGING_IN: usize = 64;
 
 /// The version clients are told they talk to: drivers and BI tools switch features on it.
 const SERVER_VERSION: &str = "14.0";
@@ -143,6 +151,7 @@ pub async fn run(
     }
     let cancels = Arc::new(Cancels::default());
     let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let logging_in = Arc::new(Semaphore::new(LOGGING_IN));
     let opts = Arc::new(opts);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -159,20 +168,18 @@ pub async fn run(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            warn!(
-                "refused {peer}: {} clients are connected already (--max-connections)",
-                opts.max_connections
-            );
-            let message = format!(
-                "sorry, too many clients already: hspq serve takes {} at once \
-                 (--max-connections)",
-                opts.max_connections
-            );
+        // A client takes one of --max-connections once logged in; until then one of the
+        // places for connections still logging in, which it must do within LOGIN_TIMEOUT: a
+        // crowd of silent connections cannot lock clients out.
+        let Ok(waiting) = logging_in.clone().try_acquire_owned() else {
+            warn!("refused {peer}: {LOGGING_IN} connections are logging in already");
+            let message =
+                format!("sorry, too many connections logging in at once ({LOGGING_IN}): try again");
             tokio::spawn(refuse(socket, message));
             continue;
         };
-        let (login, throttle, cancels, opts, lake, confinement) = (
+        let (slots, login, throttle, cancels, opts, lake, confinement) = (
+            slots.clone(),
             login.clone(),
             throttle.clone(),
             cancels.clone(),
@@ -211,28 +218,54 @@ pub async fn run(
                     return;
                 }
             };
+            let (logged_in, login_done) = tokio::sync::oneshot::channel();
             let handlers = Arc::new(Handlers {
                 auth: Arc::new(tls::Gate {
-                    inner: Door {
-                        inner: auth,
+                    inner: Door::new(
+                        auth,
                         throttle,
-                        user: opts.user.clone(),
-                    },
+                        opts.user.clone(),
+                        slots,
+                        opts.max_connections,
+                        logged_in,
+                    ),
                     required: tls.is_some(),
                 }),
                 cancels: cancels.clone(),
                 queries: Arc::new(Queries {
                     session,
+                    block: Default::default(),
+                    inferred: Default::default(),
                     timeout: opts.query_timeout,
                     parser: Arc::new(Parser),
                 }),
             });
             let acceptor = tls.map(|t| t.acceptor);
-            if let Err(e) = pgwire::tokio::process_socket(socket, acceptor, handlers).await {
+            let serving = pgwire::tokio::process_socket(socket, acceptor, handlers);
+            tokio::pin!(serving);
+            // Logged in within the time, the connection leaves the ones logging in; not, it is
+            // closed (a cancel request ends by itself well before).
+            let ended = tokio::select! {
+                ended = &mut serving => Some(ended),
+                login = tokio::time::timeout(LOGIN_TIMEOUT, login_done) => match login {
+                    Ok(Ok(())) => {
+                        drop(waiting);
+                        Some(serving.await)
+                    }
+                    Ok(Err(_)) => Some(serving.await),
+                    Err(_) => {
+                        warn!(
+                            "closed {peer}: no login within {} s",
+                            LOGIN_TIMEOUT.as_secs()
+                        );
+                        None
+                    }
+                },
+            };
+            if let Some(Err(e)) = ended {
                 info!("client {peer}: {e}");
             }
             cancels.forget_ended();
-            drop(slot);
         });
     }
 }
@@ -439,6 +472,12 @@ impl Lazy {
 /// Runs a connection's statements in its session.
 struct Queries {
     session: Arc<Lazy>,
+    /// What became of the open block, as far as pgwire's status byte cannot tell: a statement
+    /// failed in it (PostgreSQL then takes nothing but its end, or a rollback to a
+    /// savepoint), or a rollback to a savepoint took it back ([`BLOCK_OK`], ...).
+    block: std::sync::atomic::AtomicU8,
+    /// The parameter types described for each statement text on this connection.
+    inferred: std::sync::Mutex<std::collections::HashMap<String, Vec<Type>>>,
     timeout: Duration,
     parser: Arc<Parser>,
 }
@@ -452,8 +491,29 @@ enum Kind {
     Noop(&'static str),
     /// `SHOW <name>` of a PostgreSQL setting, answered here.
     Setting(String, String),
+    /// A transaction block's start or end, answered here: each statement reads the lake as it
+    /// is then, and only the status drivers read follows the block.
+    Transaction(Block),
     /// Refused, with why.
     Refused(String),
+}
+
+/// The open block is as its status says; a statement failed in it; a rollback to a savepoint
+/// took it back from failing.
+const BLOCK_OK: u8 = 0;
+const BLOCK_FAILED: u8 = 1;
+const BLOCK_RECOVERED: u8 = 2;
+
+/// What a statement does to a transaction block.
+#[derive(Debug, PartialEq)]
+enum Block {
+    Begin,
+    Commit,
+    Rollback,
+    /// `ROLLBACK TO SAVEPOINT`: a failed block may go on after it in PostgreSQL; here the
+    /// statements after it run, though the status drivers read stays failed until the block
+    /// ends (pgwire keeps that byte).
+    RollbackToSavepoint,
 }
 
 /// The PostgreSQL statements answered here by their first words. They never reach DuckDB, so
@@ -480,9 +540,21 @@ fn kind(sql: &str) -> Kind {
                 Kind::Noop("SET")
             }
         }
-        "BEGIN" | "START" => Kind::Noop("BEGIN"),
-        "COMMIT" | "END" => Kind::Noop("COMMIT"),
-        "ROLLBACK" | "ABORT" => Kind::Noop("ROLLBACK"),
+        "BEGIN" | "START" => Kind::Transaction(Block::Begin),
+        "COMMIT" | "END" => Kind::Transaction(Block::Commit),
+        "ROLLBACK" | "ABORT" => {
+            let to = words
+                .find(|w| !matches!(w.to_ascii_uppercase().as_str(), "WORK" | "TRANSACTION"))
+                .is_some_and(|w| w.eq_ignore_ascii_case("TO"));
+            if to {
+                Kind::Transaction(Block::RollbackToSavepoint)
+            } else {
+                Kind::Transaction(Block::Rollback)
+            }
+        }
+        // Savepoints change nothing here (nothing writes); SQLAlchemy's nested blocks use them.
+        "SAVEPOINT" => Kind::Noop("SAVEPOINT"),
+        "RELEASE" => Kind::Noop("RELEASE"),
         "DISCARD" => Kind::Noop("DISCARD ALL"),
         "DEALLOCATE" => Kind::Noop("DEALLOCATE"),
         "CLOSE" => Kind::Noop("CLOSE CURSOR"),
@@ -748,9 +820,64 @@ impl Queries {
         params: Vec<Option<String>>,
         database: &str,
         formats: &Format,
+        status: TransactionStatus,
+    ) -> PgWireResult<Response> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let answer = self
+            .answer_in_block(sql, params, database, formats, status)
+            .await;
+        match &answer {
+            Err(_) if status != TransactionStatus::Idle => self.block.store(BLOCK_FAILED, SeqCst),
+            Ok(Response::TransactionEnd(_) | Response::TransactionStart(_)) => {
+                self.block.store(BLOCK_OK, SeqCst)
+            }
+            _ => {}
+        }
+        answer
+    }
+
+    /// [`Self::answer`], given whether a transaction block is open or failed.
+    async fn answer_in_block(
+        &self,
+        sql: &str,
+        params: Vec<Option<String>>,
+        database: &str,
+        formats: &Format,
+        status: TransactionStatus,
     ) -> PgWireResult<Response> {
         debug!("statement: {sql}");
-        match kind(sql) {
+        let kind = kind(sql);
+        let block = self.block.load(std::sync::atomic::Ordering::SeqCst);
+        let aborted = status != TransactionStatus::Idle
+            && (block == BLOCK_FAILED
+                || (status == TransactionStatus::Error && block != BLOCK_RECOVERED));
+        if aborted
+            && !matches!(
+                kind,
+                Kind::Transaction(Block::Commit | Block::Rollback | Block::RollbackToSavepoint)
+            )
+        {
+            // As PostgreSQL: a failed block takes nothing but its end.
+            return Err(user_error(
+                "25P02",
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        match kind {
+            Kind::Transaction(Block::Begin) => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
+            // COMMIT of a failed block rolls it back, and says so.
+            Kind::Transaction(Block::Commit) if status == TransactionStatus::Error => {
+                Ok(Response::TransactionEnd(Tag::new("ROLLBACK")))
+            }
+            Kind::Transaction(Block::Commit) => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
+            Kind::Transaction(Block::Rollback) => {
+                Ok(Response::TransactionEnd(Tag::new("ROLLBACK")))
+            }
+            Kind::Transaction(Block::RollbackToSavepoint) => {
+                self.block
+                    .store(BLOCK_RECOVERED, std::sync::atomic::Ordering::SeqCst);
+                Ok(Response::Execution(Tag::new("ROLLBACK")))
+            }
             Kind::Noop("EMPTY") => Ok(Response::EmptyQuery),
             Kind::Noop(tag) => Ok(Response::Execution(Tag::new(tag))),
             Kind::Refused(why) => Err(user_error("25006", why)),
@@ -805,13 +932,21 @@ impl SimpleQueryHandler for Queries {
             return Ok(vec![Response::EmptyQuery]);
         }
         let mut responses = Vec::new();
+        let mut status = client.transaction_status();
         for statement in statements {
             let text = Format::UnifiedText;
             match self
-                .answer(statement, Vec::new(), database(client), &text)
+                .answer(statement, Vec::new(), database(client), &text, status)
                 .await
             {
-                Ok(r) => responses.push(r),
+                Ok(r) => {
+                    status = match &r {
+                        Response::TransactionStart(_) => status.to_in_transaction_state(),
+                        Response::TransactionEnd(_) => status.to_idle_state(),
+                        _ => status,
+                    };
+                    responses.push(r)
+                }
                 Err(PgWireError::UserError(e)) => {
                     responses.push(Response::Error(e));
                     break;
@@ -880,20 +1015,24 @@ fn database(client: &impl ClientInfo) -> &str {
         .map_or("hspq", String::as_str)
 }
 
-/// A portal's parameters as text for DuckDB to cast, whatever format the client sent.
-fn parameters(portal: &Portal<String>) -> PgWireResult<Vec<Option<String>>> {
-    (0..portal.parameter_len())
-        .map(|i| {
-            let t = declared_type(&portal.statement, i);
-            Ok(match t {
-                Type::BOOL => portal.parameter::<bool>(i, &t)?.map(|v| v.to_string()),
-                Type::INT2 => portal.parameter::<i16>(i, &t)?.map(|v| v.to_string()),
-                Type::INT4 => portal.parameter::<i32>(i, &t)?.map(|v| v.to_string()),
-                Type::INT8 => portal.parameter::<i64>(i, &t)?.map(|v| v.to_string()),
-                Type::FLOAT4 => portal.parameter::<f32>(i, &t)?.map(|v| v.to_string()),
-                Type::FLOAT8 => portal.parameter::<f64>(i, &t)?.map(|v| v.to_string()),
-                _ => portal.parameter::<String>(i, &Type::UNKNOWN)?,
-            })
+/// A portal's parameters as text for DuckDB to cast, whatever format the client sent; each
+/// decoded by the type the client declared, else the one the server described (`inferred`).
+fn parameters(portal: &Portal<String>, inferred: &[Type]) -> PgWireResult<Vec<Option<String>>> {
+    portal
+        .parameters
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let Some(bytes) = bytes else {
+                return Ok(None);
+            };
+            let t = match declared_type(&portal.statement, i) {
+                Type::UNKNOWN => inferred.get(i).cloned().unwrap_or(Type::TEXT),
+                declared => declared,
+            };
+            params::value(bytes, portal.parameter_format.is_binary(i), &t)
+                .map(Some)
+                .map_err(|e| user_error("22P03", format!("parameter ${}: {e}", i + 1)))
         })
         .collect()
 }
@@ -919,11 +1058,25 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let sql = &portal.statement.statement;
+        // Binary values are decoded by their type: the one described, for a client that sent
+        // no type of its own.
+        let undeclared_binary = (0..portal.parameter_len()).any(|i| {
+            portal.parameter_format.is_binary(i)
+                && declared_type(&portal.statement, i) == Type::UNKNOWN
+        });
+        let inferred = if undeclared_binary {
+            self.parameter_types(sql, database(client)).await?
+        } else {
+            Vec::new()
+        };
+        let status = client.transaction_status();
         self.answer(
-            &portal.statement.statement,
-            parameters(portal)?,
+            sql,
+            parameters(portal, &inferred)?,
             database(client),
             &portal.result_column_format,
+            status,
         )
         .await
     }
@@ -940,10 +1093,17 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         // The formats are not known before Bind: text.
-        let (columns, params) = self
+        let (columns, inferred) = self
             .describe(&target.statement, database(client), &Format::UnifiedText)
             .await?;
-        let types = (0..params).map(|i| declared_type(target, i)).collect();
+        let types = inferred
+            .into_iter()
+            .enumerate()
+            .map(|(i, inferred)| match declared_type(target, i) {
+                Type::UNKNOWN => inferred,
+                declared => declared,
+            })
+            .collect();
         Ok(DescribeStatementResponse::new(types, columns))
     }
 
@@ -970,13 +1130,13 @@ impl ExtendedQueryHandler for Queries {
 }
 
 impl Queries {
-    /// The fields a statement returns and how many parameters it takes.
+    /// The fields a statement returns and its parameters' types as DuckDB infers them.
     async fn describe(
         &self,
         sql: &str,
         database: &str,
         formats: &Format,
-    ) -> PgWireResult<(Vec<FieldInfo>, usize)> {
+    ) -> PgWireResult<(Vec<FieldInfo>, Vec<Type>)> {
         debug!("describe: {sql}");
         match kind(sql) {
             Kind::Query => {
@@ -987,11 +1147,31 @@ impl Queries {
                     .describe(sql.to_string())
                     .await
                     .map_err(|f| user_error(f.code, f.message))?;
-                Ok((fields(&schema, formats), params))
+                let types: Vec<Type> = params.iter().map(params::pg_type).collect();
+                if let Ok(mut inferred) = self.inferred.lock() {
+                    inferred.insert(sql.to_string(), types.clone());
+                }
+                Ok((fields(&schema, formats), types))
             }
-            Kind::Setting(name, _) => Ok((fields(&text_schema(&[name.as_str()]), formats), 0)),
+            Kind::Setting(name, _) => {
+                Ok((fields(&text_schema(&[name.as_str()]), formats), Vec::new()))
+            }
             Kind::Refused(why) => Err(user_error("25006", why)),
-            Kind::Noop(_) => Ok((Vec::new(), 0)),
+            Kind::Noop(_) | Kind::Transaction(_) => Ok((Vec::new(), Vec::new())),
+        }
+    }
+
+    /// The parameter types the server describes for `sql` (asked of DuckDB if it was not
+    /// described on this connection yet).
+    async fn parameter_types(&self, sql: &str, database: &str) -> PgWireResult<Vec<Type>> {
+        let known = self
+            .inferred
+            .lock()
+            .ok()
+            .and_then(|inferred| inferred.get(sql).cloned());
+        match known {
+            Some(types) => Ok(types),
+            None => Ok(self.describe(sql, database, &Format::UnifiedText).await?.1),
         }
     }
 }

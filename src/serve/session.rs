@@ -13,8 +13,11 @@ use super::catalog::{Catalog, Identity};
 use super::confine::{Confinement, Enforced};
 use super::guard::{self, Refusal};
 use crate::lake::LakeLocation;
-use crate::query::raw::Inspector;
+use crate::query::raw::{Inspector, ParamType};
 use crate::query::{sql_message, Engine, Interrupter, QueryError};
+
+/// The stack of a session's thread.
+const SESSION_STACK: usize = 256 << 20;
 
 /// What a statement gave.
 pub enum Answer {
@@ -45,10 +48,13 @@ impl From<QueryError> for Failure {
                 code: "57014",
                 message: "canceling statement due to user request".into(),
             },
-            other => Failure {
-                code: "42000",
-                message: other.to_string(),
-            },
+            other => {
+                let message = other.to_string();
+                Failure {
+                    code: guard::sqlstate(&message),
+                    message,
+                }
+            }
         }
     }
 }
@@ -71,7 +77,10 @@ enum Job {
         oneshot::Sender<Result<Answer, Failure>>,
     ),
     /// The columns `sql` would give and how many parameters it takes.
-    Describe(String, oneshot::Sender<Result<(SchemaRef, usize), Failure>>),
+    Describe(
+        String,
+        oneshot::Sender<Result<(SchemaRef, Vec<ParamType>), Failure>>,
+    ),
 }
 
 /// A client's engine, on its own thread; dropping it ends the thread.
@@ -92,6 +101,10 @@ impl Session {
         let (ready, opened) = oneshot::channel();
         thread::Builder::new()
             .name("hspq-serve-session".into())
+            // DuckDB parses and binds on this thread, recursing once per level of nesting: a
+            // list nested a few hundred deep overflowed the default 2 MiB (only the pages used
+            // are committed).
+            .stack_size(SESSION_STACK)
             .spawn(move || {
                 // First: DuckDB's worker threads, started when the engine opens, inherit it.
                 match confinement.enter() {
@@ -174,7 +187,7 @@ impl Session {
     }
 
     /// The columns and parameter count of one statement, if it is a read.
-    pub async fn describe(&self, sql: String) -> Result<(SchemaRef, usize), Failure> {
+    pub async fn describe(&self, sql: String) -> Result<(SchemaRef, Vec<ParamType>), Failure> {
         let (reply, answer) = oneshot::channel();
         let ended = |_| Failure::other("the session ended");
         self.jobs
@@ -243,9 +256,9 @@ fn describe(
     engine: &Engine,
     inspector: &Inspector,
     sql: &str,
-) -> Result<(SchemaRef, usize), Failure> {
+) -> Result<(SchemaRef, Vec<ParamType>), Failure> {
     checked(engine, inspector, sql, |conn, allowed| {
-        let params = allowed.parameters.len();
+        let params = allowed.parameters.clone();
         // A query's columns without running it: none of its rows, its parameters NULL; checked
         // again, as wrapping may change what the text says. Not a query (SHOW, EXPLAIN, ...) or
         // not wrappable: run the read itself to see.
@@ -254,7 +267,7 @@ fn describe(
             allowed.sql.trim().trim_end_matches(';')
         );
         let sql = guard::check(inspector, &limited).map_or(allowed.sql, |l| l.sql);
-        let nulls = vec![None::<String>; params];
+        let nulls = vec![None::<String>; params.len()];
         let mut stmt = conn.prepare(&sql)?;
         let _ = stmt.query_arrow(duckdb::params_from_iter(nulls.iter()))?;
         Ok((stmt.schema(), params))

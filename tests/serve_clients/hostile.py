@@ -13,7 +13,7 @@ import json
 import sys
 
 import psycopg
-from psycopg.pq import DiagnosticField, ExecStatus
+from psycopg.pq import DiagnosticField, ExecStatus, TransactionStatus
 
 OK = {ExecStatus.TUPLES_OK, ExecStatus.COMMAND_OK, ExecStatus.EMPTY_QUERY}
 
@@ -34,6 +34,10 @@ def main():
             ok = result.status in OK
             sqlstate = result.error_field(DiagnosticField.SQLSTATE)
             error = (result.error_message or b"").decode(errors="replace").strip()
+            # A statement that opened a block (`begin; ...`) leaves it for the next: end it, as
+            # PostgreSQL would need.
+            if pg.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+                pg.exec_(b"ROLLBACK")
             print(
                 json.dumps(
                     {

@@ -1,0 +1,90 @@
+//! `hspq serve` with PostgreSQL drivers it was not first built against, each reading a lake
+//! `hspq ingest` wrote: asyncpg (typed binary parameters, binary results of every view, a
+//! time-out that cancels, transaction blocks).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::serve::{Server, PASSWORD};
+use common::{hspq_on, ingest_lake, sim, succeeded, venv_tool, MSSP_KEY, RESELLER_KEY};
+
+/// `select count(*)` of `sql`'s rows, through `hspq sql`.
+fn count(lake: &Path, sql: &str) -> i64 {
+    let out = String::from_utf8(succeeded(hspq_on(
+        lake,
+        &[
+            "sql",
+            &format!("select count(*) from ({sql})"),
+            "--format",
+            "csv",
+        ],
+    )))
+    .unwrap();
+    out.lines().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asyncpg_binds_typed_parameters_decodes_every_view_in_binary_and_cancels_on_time_out() {
+    let sim = sim(|c| c.companies = 30).await;
+    let lake = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, lake.path(), &[MSSP_KEY, RESELLER_KEY]).await;
+    let server = Server::start(lake.path());
+    let views = hspq::query::views::names();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve_clients/asyncpg_check.py");
+    let out = Command::new(venv_tool("python"))
+        .arg(script)
+        .args(["127.0.0.1", &server.port.to_string(), PASSWORD])
+        .args(&views)
+        .output()
+        .unwrap();
+    let got: serde_json::Value = serde_json::from_slice(&succeeded(out)).unwrap();
+    let p = &got["params"];
+    assert_eq!(
+        p["year"],
+        count(lake.path(), "select * from billing where year = 2025")
+    );
+    assert_eq!(
+        p["date"],
+        count(
+            lake.path(),
+            "select * from daily_usage where date >= date '2025-06-01'"
+        )
+    );
+    assert_eq!(
+        p["timestamptz"],
+        count(lake.path(), "select * from billing")
+    );
+    assert_eq!(
+        p["text_array"],
+        count(
+            lake.path(),
+            "select * from billing where product in ('SNS', 'PAT')"
+        )
+    );
+    assert_eq!(
+        p["infinity"], "9999-12-31",
+        "asyncpg's date.max is PostgreSQL's infinity"
+    );
+    assert_eq!(got["bad_argument"], "refused");
+    assert_eq!(got["after_bad_argument"], 42);
+    for view in &views {
+        assert_eq!(
+            got["views"][view],
+            count(lake.path(), &format!("select * from {view}")),
+            "{view}"
+        );
+    }
+    assert!(got["views"]["daily_usage"].as_i64().unwrap() > 1000);
+    assert_eq!(got["timeout"], "cancelled");
+    assert_eq!(got["after_timeout"], 42);
+    assert_eq!(got["cursor_rows"], got["views"]["daily_usage"]);
+    assert_eq!(got["failed_block"], "UndefinedTableError", "{got}");
+    assert_eq!(got["in_failed_block"], "25P02");
+    assert_eq!(got["after_rollback"], 7);
+    assert_eq!(got["after_savepoint"], 8);
+    assert_eq!(got["after_far_timestamp"], 9, "{got}");
+    let printed = server.stop();
+    assert!(printed.contains("cancel request"), "{printed}");
+}
