@@ -22,6 +22,12 @@ if ! command -v psql >/dev/null 2>&1; then
   echo "scripts/test.sh: installing postgresql-client (psql) for the hspq serve tests" >&2
   apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null
 fi
+# pgjdbc, the JDBC driver BI tools load, and a JDK to run its check (tests/serve_drivers.rs).
+if [ ! -f /usr/share/java/postgresql.jar ] || ! command -v java >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing libpostgresql-jdbc-java (pgjdbc) for the hspq serve tests" >&2
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+    libpostgresql-jdbc-java default-jdk-headless >/dev/null
+fi
 
 # Python tools for the tests (an S3-compatible server, the notebook's packages, the DuckDB CLI
 # for benchmarks, DuckDB 2.0 for the bundled SQL), in a virtualenv cached by the hash of the requirements, so a warm machine

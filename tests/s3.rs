@@ -115,6 +115,22 @@ fn hspq(moto: &Moto, sim_url: &str, data: &str) -> Command {
     cmd
 }
 
+/// A bucket on a fresh moto_server holding `s3://<bucket>/team`, one sync of a 6-company
+/// simulator (returned, for more syncs).
+async fn synced_lake(name: &str) -> (Moto, AmazonS3, hspq::sim::Simulator, String) {
+    let moto = start_moto();
+    let store = bucket(&moto, name).await;
+    let sim = sim(|c| c.companies = 6).await;
+    let data = format!("s3://{name}/team");
+    let out = hspq(&moto, &sim.base_url(), &data).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (moto, store, sim, data)
+}
+
 /// Copies every object under `prefix` into `dir`.
 async fn download(store: &AmazonS3, prefix: &str, dir: &Path) -> usize {
     let objects: Vec<_> = store
@@ -225,16 +241,8 @@ fn a_bad_s3_location_fails_with_the_fix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_lake_is_queried_from_a_local_copy_and_offline_from_the_cache() {
-    let moto = start_moto();
-    let store = bucket(&moto, "query-lake").await;
-    let sim = sim(|c| c.companies = 6).await;
-    let data = "s3://query-lake/team";
-    let out = hspq(&moto, &sim.base_url(), data).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (moto, store, _sim, data) = synced_lake("query-lake").await;
+    let data = data.as_str();
     let cache = tempfile::tempdir().unwrap();
     let query = |moto_endpoint: &str| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
@@ -450,16 +458,8 @@ async fn readers_of_an_s3_lake_run_through_a_whole_sync_and_a_glob_reader_finds_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reads_an_s3_lake_through_a_replica_its_sessions_cannot_write() {
     use common::serve::Server;
-    let moto = start_moto();
-    bucket(&moto, "serve-lake").await;
-    let sim = sim(|c| c.companies = 6).await;
-    let data = "s3://serve-lake/team";
-    let out = hspq(&moto, &sim.base_url(), data).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (moto, _store, sim, data) = synced_lake("serve-lake").await;
+    let data = data.as_str();
     let cache = tempfile::tempdir().unwrap();
     let server = Server::start_in(Path::new(data), &[], |c| {
         c.env("XDG_CACHE_HOME", cache.path())

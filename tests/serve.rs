@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::serve::{psql, Server, PASSWORD};
+use common::serve::{psql, Reaped, Server, PASSWORD};
 use common::{hspq_on, ingest_lake, sim, succeeded, venv_tool, MSSP_KEY, RESELLER_KEY};
 
 async fn lake() -> tempfile::TempDir {
@@ -519,15 +519,19 @@ conn.pgconn.send_query(b"select i, i * 2 as j, 'row ' || i as k from range(20000
 print("sent", flush=True)
 time.sleep(600)
 "#;
-    let mut stuck = Command::new(venv_tool("python"))
-        .args(["-c", script])
-        .arg(format!("{} password={PASSWORD}", server.conninfo()))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Killed when dropped, also when the test fails (a sleeping client would keep the test's
+    // output open for ten minutes).
+    let mut stuck = Reaped(
+        Command::new(venv_tool("python"))
+            .args(["-c", script])
+            .arg(format!("{} password={PASSWORD}", server.conninfo()))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(stuck.stdout.as_mut().unwrap()),
+        &mut std::io::BufReader::new(stuck.0.stdout.as_mut().unwrap()),
         &mut line,
     )
     .unwrap();
@@ -537,19 +541,21 @@ time.sleep(600)
     assert!(got.trim().parse::<u64>().unwrap() > 0, "{got}");
     // With both slots taken (the stuck client and a held psql), a third is told why.
     // psql reading its statements from a pipe: connected once it answers the first, then idle.
-    let mut held = Command::new(psql())
-        .arg(server.conninfo())
-        .args(["-X", "-At"])
-        .env("PGPASSWORD", PASSWORD)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(held.stdin.as_mut().unwrap(), b"select 'held';\n").unwrap();
+    let mut held = Reaped(
+        Command::new(psql())
+            .arg(server.conninfo())
+            .args(["-X", "-At"])
+            .env("PGPASSWORD", PASSWORD)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::io::Write::write_all(held.0.stdin.as_mut().unwrap(), b"select 'held';\n").unwrap();
     let mut answer = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(held.stdout.as_mut().unwrap()),
+        &mut std::io::BufReader::new(held.0.stdout.as_mut().unwrap()),
         &mut answer,
     )
     .unwrap();
@@ -568,10 +574,6 @@ time.sleep(600)
         "{refused}"
     );
     assert_eq!(refused.trim().lines().count(), 1, "{refused}");
-    let _ = held.kill();
-    let _ = stuck.kill();
-    let _ = held.wait();
-    let _ = stuck.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,3 +88,69 @@ async fn asyncpg_binds_typed_parameters_decodes_every_view_in_binary_and_cancels
     let printed = server.stop();
     assert!(printed.contains("cancel request"), "{printed}");
 }
+
+/// pgjdbc (Debian's libpostgresql-jdbc-java, which scripts/test.sh installs) run by `java` on
+/// tests/serve_clients/JdbcCheck.java; its `name=value` lines.
+fn jdbc(server: &Server) -> std::collections::HashMap<String, String> {
+    let jar = Path::new("/usr/share/java/postgresql.jar");
+    assert!(
+        jar.exists(),
+        "pgjdbc not found: run ./scripts/test.sh, which installs libpostgresql-jdbc-java"
+    );
+    let check = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve_clients/JdbcCheck.java");
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(jar)
+        .arg(check)
+        .args([&server.port.to_string(), PASSWORD])
+        .output()
+        .unwrap();
+    String::from_utf8(succeeded(out))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgjdbc_reads_the_metadata_binds_in_binary_and_pages_a_whole_view() {
+    let sim = sim(|c| c.companies = 30).await;
+    let lake = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, lake.path(), &[MSSP_KEY]).await;
+    let server = Server::start(lake.path());
+    let got = jdbc(&server);
+    assert_eq!(got["product"], "PostgreSQL");
+    let tables: Vec<&str> = got["tables"].split(',').collect();
+    for view in ["billing", "daily_usage", "periods", "churn_events"] {
+        assert!(tables.contains(&view), "{view} not in {tables:?}");
+    }
+    for column in ["year:int8", "billing_date:date", "is_partial:bool"] {
+        assert!(
+            got["billing_columns"].contains(column),
+            "{column}: {}",
+            got["billing_columns"]
+        );
+    }
+    assert_eq!(
+        got["date_param"].parse::<i64>().unwrap(),
+        count(
+            lake.path(),
+            "select * from daily_usage where date >= date '2025-06-01' and report_type = 'mssp'"
+        )
+    );
+    let sum = String::from_utf8(succeeded(hspq_on(
+        lake.path(),
+        &[
+            "sql",
+            "select sum(billing_value) from billing where year = 2025",
+            "--format",
+            "csv",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(got["int_param"], sum.lines().nth(1).unwrap());
+    let rows: i64 = got["fetched_rows"].parse().unwrap();
+    assert_eq!(rows, count(lake.path(), "select * from daily_usage"));
+    assert!(rows > 1000, "a single page proves no paging: {rows}");
+}

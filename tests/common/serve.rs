@@ -135,3 +135,13 @@ pub fn psql() -> PathBuf {
     }
     panic!("psql not found: run ./scripts/test.sh, which installs postgresql-client");
 }
+
+/// A child process killed and reaped when dropped, so that a failing test leaves none behind.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
