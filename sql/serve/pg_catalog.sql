@@ -71,6 +71,8 @@ CREATE MACRO hspq_catalog.pg_get_triggerdef(o) AS NULL::VARCHAR,
     (o, pretty) AS NULL::VARCHAR;
 CREATE MACRO hspq_catalog.pg_get_functiondef(o) AS NULL::VARCHAR;
 CREATE MACRO hspq_catalog.pg_relation_is_publishable(o) AS false;
+-- pgAdmin and DBeaver: settings they set are accepted without effect (as SET is).
+CREATE MACRO hspq_catalog.set_config(name, value, is_local) AS value::VARCHAR;
 CREATE MACRO hspq_catalog.pg_get_function_result(o) AS NULL::VARCHAR;
 CREATE MACRO hspq_catalog.pg_get_function_arguments(o) AS NULL::VARCHAR;
 CREATE MACRO hspq_catalog.pg_get_function_identity_arguments(o) AS NULL::VARCHAR;

@@ -758,5 +758,14 @@ mod tests {
                where table_name = 'billing' and column_name = 'billing_date'"),
             ["date"]
         );
+        // pgAdmin's and DBeaver's.
+        assert_eq!(
+            q("select pg_catalog.set_config('bytea_output', 'hex', false)"),
+            ["hex"]
+        );
+        assert_eq!(
+            q("select coalesce(pg_catalog.pg_get_partkeydef('billing'::regclass), 'none')"),
+            ["none"]
+        );
     }
 }
