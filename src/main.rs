@@ -23,6 +23,11 @@ fn main() -> ExitCode {
     if serves {
         builder.worker_threads(8);
     }
+    if matches!(opts.command, Some(cli::Command::Serve(_))) {
+        // hspq serve encodes results on these threads, recursing once per level of a nested
+        // list: 2 MiB overflowed at about 130 levels (only the pages used are committed).
+        builder.thread_stack_size(64 << 20);
+    }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

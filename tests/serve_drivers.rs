@@ -154,3 +154,89 @@ async fn pgjdbc_reads_the_metadata_binds_in_binary_and_pages_a_whole_view() {
     assert_eq!(rows, count(lake.path(), "select * from daily_usage"));
     assert!(rows > 1000, "a single page proves no paging: {rows}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_readers_psql_copy_connectorx_and_adbc_read_whole_views() {
+    let sim = sim(|c| c.companies = 30).await;
+    let lake = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, lake.path(), &[MSSP_KEY]).await;
+    let server = Server::start(lake.path());
+    // psql's \copy sends COPY (...) TO STDOUT and writes what comes back to a file.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("billing.csv");
+    let out = server.psql_as(
+        PASSWORD,
+        &format!(
+            "\\copy (select * from billing order by all) to '{}' with (format csv, header)",
+            csv.display()
+        ),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = String::from_utf8(succeeded(hspq_on(
+        lake.path(),
+        &[
+            "sql",
+            "select * from billing order by all",
+            "--format",
+            "csv",
+        ],
+    )))
+    .unwrap();
+    let got = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(got.lines().count(), want.lines().count());
+    assert_eq!(got.lines().next(), want.lines().next(), "the header");
+    let text = dir.path().join("daily_usage.txt");
+    let out = server.psql_as(
+        PASSWORD,
+        &format!("\\copy daily_usage to '{}'", text.display()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = std::fs::read_to_string(&text).unwrap().lines().count() as i64;
+    assert_eq!(lines, count(lake.path(), "select * from daily_usage"));
+    // polars (connectorx, binary COPY) and ADBC read every dataset view whole.
+    let views = [
+        "billing",
+        "daily_usage",
+        "periods",
+        "companies",
+        "engagement",
+    ];
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve_clients/copy_readers.py");
+    let out = Command::new(venv_tool("python"))
+        .arg(script)
+        .arg(format!(
+            "postgresql://hspq:{PASSWORD}@127.0.0.1:{}/hspq",
+            server.port
+        ))
+        .args(views)
+        .output()
+        .unwrap();
+    let got: serde_json::Value = serde_json::from_slice(&succeeded(out)).unwrap();
+    for view in views {
+        let rows = count(lake.path(), &format!("select * from {view}"));
+        assert_eq!(got["connectorx"][view][0], rows, "connectorx {view}");
+        assert_eq!(got["adbc"][view][0], rows, "adbc {view}");
+        assert_eq!(got["connectorx"][view][1], got["adbc"][view][1], "{view}");
+    }
+    let sum = String::from_utf8(succeeded(hspq_on(
+        lake.path(),
+        &[
+            "sql",
+            "select sum(billing_value) from billing",
+            "--format",
+            "csv",
+        ],
+    )))
+    .unwrap();
+    let sum: i64 = sum.lines().nth(1).unwrap().parse().unwrap();
+    assert_eq!(got["connectorx_sum"], sum);
+    assert_eq!(got["adbc_sum"], sum);
+}

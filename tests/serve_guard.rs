@@ -24,7 +24,10 @@ const HOSTILE: &[&str] = &[
     "copy (select 1) to '{L}/../beside.csv'",
     "copy (select 1) to '{L}/billing/../../beside2.csv'",
     "copy (select 1) to '{C}/cwd.csv'",
-    "COPY (SELECT 1) TO STDOUT",
+    "copy (copy (select 1) to '{T}/inner.csv') to stdout",
+    "copy (select * from enable_logging(storage='file', storage_path='{L}')) to stdout",
+    "copy (select 1; copy (select 1) to '{T}/two.csv') to stdout",
+    "copy (select 1) to '{T}/before.csv'; copy billing to stdout",
     "export database '{L}/export'",
     "export database '{T}/export'",
     "attach '{L}/x.duckdb'",
@@ -115,6 +118,7 @@ const LOOKALIKES: &[&str] = &[
     "/* copy (select 1) to '{T}/comment.csv'; */ select 1",
     "explain analyze select count(*) from billing",
     "pivot billing on product in ('SNS', 'PAT') using sum(billing_value)",
+    "copy (select 'copy (select 1) to ''{T}/in-copy.csv''') to stdout with (format csv)",
 ];
 
 /// Every file under `root`, by path, with its contents.
@@ -164,7 +168,7 @@ struct Attack {
     printed: String,
 }
 
-async fn attack(env: &[(&str, &str)]) -> Attack {
+async fn attack(env: &[(&str, &str)], leave_out: &[&str]) -> Attack {
     let sim = sim(|c| c.companies = 20).await;
     let root = tempfile::tempdir().unwrap();
     let (lake, tmp, cwd) = (
@@ -179,6 +183,7 @@ async fn attack(env: &[(&str, &str)]) -> Attack {
     let statements: Vec<String> = HOSTILE
         .iter()
         .chain(LOOKALIKES)
+        .filter(|s| !leave_out.iter().any(|out| s.contains(out)))
         .map(|s| {
             s.replace("{L}", &lake.display().to_string())
                 .replace("{T}", &tmp.display().to_string())
@@ -235,7 +240,7 @@ async fn hostile_statements_are_refused_over_both_protocols_and_nothing_is_writt
         results,
         changed,
         ..
-    } = attack(&[]).await;
+    } = attack(&[], &[]).await;
     let (hostile, lookalikes): (Vec<_>, Vec<_>) = results.iter().partition(|r| {
         statements[..HOSTILE.len()]
             .iter()
@@ -290,7 +295,16 @@ async fn with_the_sql_guard_off_the_operating_system_still_stops_every_write() {
         changed,
         printed,
         ..
-    } = attack(&[("HSPQ_SERVE_TEST_UNGUARDED", "1")]).await;
+    } = attack(
+        &[("HSPQ_SERVE_TEST_UNGUARDED", "1")],
+        // DuckDB aborts the process when Landlock denies the log file it was told to write
+        // (an exception nothing catches): nothing is written, but the server is gone. A list
+        // nested 130 deep, unchecked, took the server to 24 GB. enable_profiling() has DuckDB
+        // print every later plan, which fills the pipe this test reads only at the end. The
+        // first guard refuses all three; here they would only stop the rest of the test.
+        &["enable_logging", "[[[[[[[[[[", "enable_profiling"],
+    )
+    .await;
     assert!(
         printed.contains("statements are not checked"),
         "the guard was not switched off: {printed}"

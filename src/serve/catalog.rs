@@ -561,6 +561,17 @@ impl VisitorMut for Respeller<'_> {
     }
 }
 
+/// pg_type's columns that name functions (PostgreSQL's regproc).
+const REGPROC_COLUMNS: [&str; 7] = [
+    "typinput",
+    "typoutput",
+    "typreceive",
+    "typsend",
+    "typmodin",
+    "typmodout",
+    "typanalyze",
+];
+
 impl Respeller<'_> {
     /// What replaces `e`, if anything; renames in place what keeps its shape.
     fn respelled(&self, e: &mut Expr) -> Option<Expr> {
@@ -581,6 +592,25 @@ impl Respeller<'_> {
                 let regex = |not: &str, flags: &str| {
                     expr(&format!("{not}regexp_matches({left}, {right}{flags})"))
                 };
+                // pg_type's function columns are regproc: `typreceive != 0` asks whether there
+                // is one (ADBC's type discovery). Here they are names, '-' for none.
+                let function_column = |e: &Expr| {
+                    let name = match e {
+                        Expr::Identifier(i) => i.value.to_ascii_lowercase(),
+                        Expr::CompoundIdentifier(parts) => parts
+                            .last()
+                            .map(|i| i.value.to_ascii_lowercase())
+                            .unwrap_or_default(),
+                        _ => return false,
+                    };
+                    REGPROC_COLUMNS.contains(&name.as_str())
+                };
+                if matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq)
+                    && function_column(left)
+                    && right.to_string() == "0"
+                {
+                    return expr(&format!("{left} {op} '-'"));
+                }
                 match op_name.as_str() {
                     "~" => regex("", ""),
                     "~*" => regex("", ", 'i'"),
@@ -757,6 +787,15 @@ mod tests {
             q("select data_type from information_schema.columns \
                where table_name = 'billing' and column_name = 'billing_date'"),
             ["date"]
+        );
+        // ADBC's type discovery compares regproc columns with 0.
+        assert_eq!(
+            q(
+                "select count(*)::text from pg_catalog.pg_type where (typreceive != 0 or \
+               typsend != 0) and typtype != 'r' and typreceive::text != 'array_recv' \
+               and typname = 'int8'"
+            ),
+            ["1"]
         );
         // pgAdmin's and DBeaver's.
         assert_eq!(

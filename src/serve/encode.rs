@@ -469,6 +469,49 @@ fn array_item(v: &str) -> String {
     }
 }
 
+/// A value already encoded in its field's format (text or binary), written as it is.
+#[derive(Debug)]
+pub struct Encoded<'a>(pub Option<&'a [u8]>);
+
+impl Encoded<'_> {
+    fn write(&self, out: &mut bytes::BytesMut) -> postgres_types::IsNull {
+        match self.0 {
+            Some(bytes) => {
+                out.extend_from_slice(bytes);
+                postgres_types::IsNull::No
+            }
+            None => postgres_types::IsNull::Yes,
+        }
+    }
+}
+
+impl postgres_types::ToSql for Encoded<'_> {
+    fn to_sql(
+        &self,
+        _: &pgwire::api::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(self.write(out))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
+impl pgwire::types::ToSqlText for Encoded<'_> {
+    fn to_sql_text(
+        &self,
+        _: &pgwire::api::Type,
+        out: &mut bytes::BytesMut,
+        _: &pgwire::types::format::FormatOptions,
+    ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(self.write(out))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

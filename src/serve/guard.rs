@@ -411,20 +411,20 @@ fn word(t: &TokenWithSpan) -> Option<String> {
 }
 
 /// Byte offsets of the tokenizer's (line, column) locations, which count characters.
-struct Offsets<'a> {
+pub(super) struct Offsets<'a> {
     sql: &'a str,
     lines: Vec<usize>,
 }
 
 impl<'a> Offsets<'a> {
-    fn new(sql: &'a str) -> Self {
+    pub(super) fn new(sql: &'a str) -> Self {
         let lines = std::iter::once(0)
             .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
         Offsets { sql, lines }
     }
 
-    fn of(&self, t: &TokenWithSpan) -> usize {
+    pub(super) fn of(&self, t: &TokenWithSpan) -> usize {
         let start = t.span.start;
         let line = self.lines[(start.line as usize)
             .saturating_sub(1)

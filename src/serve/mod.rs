@@ -10,6 +10,7 @@
 
 mod catalog;
 mod confine;
+mod copy;
 mod encode;
 mod guard;
 mod login;
@@ -33,8 +34,8 @@ use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo,
-    QueryResponse, Response, Tag,
+    CopyResponse, DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldFormat,
+    FieldInfo, QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
@@ -57,6 +58,9 @@ use catalog::Identity;
 use confine::{Confinement, Enforced};
 use login::{Door, Login, Throttle, SCRAM_ITERATIONS};
 use session::{Answer, Session};
+
+/// Rows of a COPY made ahead of the client's reading.
+const COPY_ROWS_AHEAD: usize = 1024;
 
 /// How long a connection may take to log in.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -491,11 +495,15 @@ enum Kind {
     Noop(&'static str),
     /// `SHOW <name>` of a PostgreSQL setting, answered here.
     Setting(String, String),
+    /// `COPY ... TO STDOUT`: its query's rows streamed to the client.
+    Copy(copy::CopyOut),
     /// A transaction block's start or end, answered here: each statement reads the lake as it
     /// is then, and only the status drivers read follows the block.
     Transaction(Block),
     /// Refused, with why.
     Refused(String),
+    /// Not understood (a syntax error), with why.
+    Invalid(String),
 }
 
 /// The open block is as its status says; a statement failed in it; a rollback to a savepoint
@@ -558,6 +566,12 @@ fn kind(sql: &str) -> Kind {
         "DISCARD" => Kind::Noop("DISCARD ALL"),
         "DEALLOCATE" => Kind::Noop("DEALLOCATE"),
         "CLOSE" => Kind::Noop("CLOSE CURSOR"),
+        "COPY" => match copy::CopyOut::parse(sql) {
+            Some(Ok(copy)) => Kind::Copy(copy),
+            Some(Err(why)) => Kind::Invalid(why),
+            // To or from a file: DuckDB says what it is, and the guard refuses it.
+            None => Kind::Query,
+        },
         "DECLARE" | "FETCH" | "MOVE" => Kind::Refused(format!(
             "hspq serve does not offer server-side cursors yet: {first} is refused (read the \
              query's result directly)"
@@ -710,7 +724,7 @@ fn rows(
                 // Bytes already in the field's format: `encode` spells values as PostgreSQL
                 // does, which pgwire's own text encoding would not (arrays, say).
                 encoder.encode_field_with_type_and_format(
-                    &Encoded(column[row].as_deref()),
+                    &encode::Encoded(column[row].as_deref()),
                     field.datatype(),
                     field.format(),
                     field.format_options(),
@@ -723,49 +737,6 @@ fn rows(
         fields,
         stream::iter(out),
     )))
-}
-
-/// A value already encoded in its field's format (text or binary), written as it is.
-#[derive(Debug)]
-struct Encoded<'a>(Option<&'a [u8]>);
-
-impl Encoded<'_> {
-    fn write(&self, out: &mut bytes::BytesMut) -> postgres_types::IsNull {
-        match self.0 {
-            Some(bytes) => {
-                out.extend_from_slice(bytes);
-                postgres_types::IsNull::No
-            }
-            None => postgres_types::IsNull::Yes,
-        }
-    }
-}
-
-impl postgres_types::ToSql for Encoded<'_> {
-    fn to_sql(
-        &self,
-        _: &Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(self.write(out))
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-
-    postgres_types::to_sql_checked!();
-}
-
-impl pgwire::types::ToSqlText for Encoded<'_> {
-    fn to_sql_text(
-        &self,
-        _: &Type,
-        out: &mut bytes::BytesMut,
-        _: &pgwire::types::format::FormatOptions,
-    ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(self.write(out))
-    }
 }
 
 /// Text columns of these names.
@@ -836,6 +807,18 @@ impl Queries {
         answer
     }
 
+    /// A statement stopped at --query-timeout.
+    fn timed_out(&self) -> PgWireError {
+        user_error(
+            "57014",
+            format!(
+                "canceling statement due to statement timeout ({} s, hspq serve \
+                 --query-timeout)",
+                self.timeout.as_secs()
+            ),
+        )
+    }
+
     /// [`Self::answer`], given whether a transaction block is open or failed.
     async fn answer_in_block(
         &self,
@@ -881,6 +864,28 @@ impl Queries {
             Kind::Noop("EMPTY") => Ok(Response::EmptyQuery),
             Kind::Noop(tag) => Ok(Response::Execution(Tag::new(tag))),
             Kind::Refused(why) => Err(user_error("25006", why)),
+            Kind::Invalid(why) => Err(user_error("42601", why)),
+            Kind::Copy(copy) => {
+                let session = self.session.get(database).await?;
+                let (rows, stream) = tokio::sync::mpsc::channel(COPY_ROWS_AHEAD);
+                let format = copy.format_code();
+                let ready = session.copy(copy, rows, self.timeout);
+                let columns = match tokio::time::timeout(self.timeout, ready).await {
+                    Err(_) => {
+                        session.interrupt();
+                        return Err(self.timed_out());
+                    }
+                    Ok(Err(_)) => return Err(user_error("58000", "the session ended")),
+                    Ok(Ok(Err(f))) => return Err(user_error(f.code, f.message)),
+                    Ok(Ok(Ok(columns))) => columns,
+                };
+                let stream = futures_util::stream::unfold(stream, |mut rows| async move {
+                    rows.recv().await.map(|row| (row, rows))
+                });
+                Ok(Response::CopyOut(CopyResponse::new(
+                    format, columns, stream,
+                )))
+            }
             Kind::Setting(name, value) => {
                 let schema = text_schema(&[name.as_str()]);
                 let batch = arrow::record_batch::RecordBatch::try_new(
@@ -897,14 +902,7 @@ impl Queries {
                     Ok(answer) => answer,
                     Err(_) => {
                         session.interrupt();
-                        return Err(user_error(
-                            "57014",
-                            format!(
-                                "canceling statement due to statement timeout ({} s, \
-                                 hspq serve --query-timeout)",
-                                self.timeout.as_secs()
-                            ),
-                        ));
+                        return Err(self.timed_out());
                     }
                 };
                 match answer.map_err(|f| user_error(f.code, f.message))? {
@@ -1157,7 +1155,8 @@ impl Queries {
                 Ok((fields(&text_schema(&[name.as_str()]), formats), Vec::new()))
             }
             Kind::Refused(why) => Err(user_error("25006", why)),
-            Kind::Noop(_) | Kind::Transaction(_) => Ok((Vec::new(), Vec::new())),
+            Kind::Invalid(why) => Err(user_error("42601", why)),
+            Kind::Noop(_) | Kind::Transaction(_) | Kind::Copy(_) => Ok((Vec::new(), Vec::new())),
         }
     }
 

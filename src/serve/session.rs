@@ -4,13 +4,17 @@
 
 use std::sync::{mpsc, Arc};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::CopyData;
 use tokio::sync::oneshot;
 
 use super::catalog::{Catalog, Identity};
 use super::confine::{Confinement, Enforced};
+use super::copy::{self, CopyFormat, CopyOut};
 use super::guard::{self, Refusal};
 use crate::lake::LakeLocation;
 use crate::query::raw::{Inspector, ParamType};
@@ -75,6 +79,15 @@ enum Job {
         String,
         Vec<Option<String>>,
         oneshot::Sender<Result<Answer, Failure>>,
+    ),
+    /// Streams the rows of a `COPY ... TO STDOUT` into the channel, one message a row (a
+    /// bounded channel: DuckDB waits for a client that reads slowly); first says how many
+    /// columns, or why it cannot run.
+    Copy(
+        CopyOut,
+        oneshot::Sender<Result<usize, Failure>>,
+        tokio::sync::mpsc::Sender<PgWireResult<CopyData>>,
+        Duration,
     ),
     /// The columns `sql` would give and how many parameters it takes.
     Describe(
@@ -166,6 +179,10 @@ impl Session {
                             let sql = catalog.respell(&sql);
                             let _ = reply.send(describe(&engine, &inspector, &sql));
                         }
+                        Job::Copy(mut copy, ready, rows, timeout) => {
+                            copy.query = catalog.respell(&copy.query).into_owned();
+                            copy_out(&engine, &inspector, &copy, ready, &rows, timeout);
+                        }
                     }
                 }
             })
@@ -184,6 +201,20 @@ impl Session {
             .send(Job::Run(sql, params, reply))
             .map_err(|_| Failure::other("the session ended"))?;
         answer.await.map_err(ended)?
+    }
+
+    /// Starts a `COPY ... TO STDOUT` whose rows come through `rows`; the answer says how many
+    /// columns once the first rows are made, or why it cannot run.
+    pub fn copy(
+        &self,
+        copy: CopyOut,
+        rows: tokio::sync::mpsc::Sender<PgWireResult<CopyData>>,
+        timeout: Duration,
+    ) -> oneshot::Receiver<Result<usize, Failure>> {
+        let (ready, answer) = oneshot::channel();
+        // A session that ended drops `ready`, which the caller hears.
+        let _ = self.jobs.send(Job::Copy(copy, ready, rows, timeout));
+        answer
     }
 
     /// The columns and parameter count of one statement, if it is a read.
@@ -250,6 +281,115 @@ fn run(
             .collect();
         Ok(Answer::Rows(stmt.schema(), batches))
     })
+}
+
+/// Streams `copy`'s rows into `rows` (see [`Job::Copy`]). A failure before the first row is
+/// told to `ready` (a lake file a sync deleted is retried first); after it, as the stream's
+/// last item. DuckDB's time counts against `timeout`; the client's reading does not.
+fn copy_out(
+    engine: &Engine,
+    inspector: &Inspector,
+    copy: &CopyOut,
+    ready: oneshot::Sender<Result<usize, Failure>>,
+    rows: &tokio::sync::mpsc::Sender<PgWireResult<CopyData>>,
+    timeout: Duration,
+) {
+    let ready = std::cell::RefCell::new(Some(ready));
+    let tell = |columns: usize| {
+        if let Some(ready) = ready.borrow_mut().take() {
+            let _ = ready.send(Ok(columns));
+        }
+    };
+    let outcome = checked(engine, inspector, &copy.query, |conn, allowed| {
+        let mut stmt = conn.prepare(&allowed.sql)?;
+        let schema = stmt
+            .stream_arrow([] as [&dyn duckdb::ToSql; 0])?
+            .get_schema();
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let mut encoder = copy.encoder(copy::fields_of(&schema));
+        let mut header = copy.header_line(&names);
+        let mut busy = Duration::ZERO;
+        let mut sent = false;
+        loop {
+            let started = Instant::now();
+            let step = stmt.step();
+            busy += started.elapsed();
+            let batch = match step {
+                Ok(Some(array)) => RecordBatch::from(&array),
+                Ok(None) => break,
+                // Before any row: retried on a newer commit if a sync deleted a file.
+                Err(e) if ready.borrow().is_some() => return Err(e.into()),
+                Err(e) => {
+                    let failure = Failure::from(QueryError::from(e));
+                    let _ = rows.blocking_send(Err(pg_error(&failure)));
+                    return Ok(Ok(()));
+                }
+            };
+            if busy > timeout {
+                let failure = Failure {
+                    code: "57014",
+                    message: format!(
+                        "canceling statement due to statement timeout ({} s, hspq serve \
+                         --query-timeout)",
+                        timeout.as_secs()
+                    ),
+                };
+                if ready.borrow().is_some() {
+                    return Ok(Err(failure));
+                }
+                let _ = rows.blocking_send(Err(pg_error(&failure)));
+                return Ok(Ok(()));
+            }
+            tell(names.len());
+            sent |= batch.num_rows() > 0;
+            let mut messages = copy.rows(&mut encoder, &batch).map_err(QueryError::Usage)?;
+            if let (Some(line), Some(first)) = (header.take(), messages.first_mut()) {
+                let mut data = line;
+                data.extend_from_slice(&first.data);
+                *first = CopyData::new(data.into());
+            }
+            for message in messages {
+                if rows.blocking_send(Ok(message)).is_err() {
+                    // The client went away.
+                    return Ok(Ok(()));
+                }
+            }
+        }
+        tell(names.len());
+        if !sent {
+            // No rows: the format's header alone.
+            let alone = match (copy.format, header.take()) {
+                (CopyFormat::Binary, _) => Some(copy::binary_header()),
+                (_, Some(line)) => Some(CopyData::new(line.into())),
+                _ => None,
+            };
+            if let Some(message) = alone {
+                let _ = rows.blocking_send(Ok(message));
+            }
+        }
+        Ok(Ok(()))
+    });
+    let failure = match outcome {
+        Ok(Ok(())) => return,
+        Ok(Err(failure)) | Err(failure) => failure,
+    };
+    let waiting = ready.borrow_mut().take();
+    match waiting {
+        Some(ready) => {
+            let _ = ready.send(Err(failure));
+        }
+        None => {
+            let _ = rows.blocking_send(Err(pg_error(&failure)));
+        }
+    }
+}
+
+fn pg_error(failure: &Failure) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_owned(),
+        failure.code.to_owned(),
+        failure.message.clone(),
+    )))
 }
 
 fn describe(

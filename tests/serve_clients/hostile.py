@@ -15,7 +15,7 @@ import sys
 import psycopg
 from psycopg.pq import DiagnosticField, ExecStatus, TransactionStatus
 
-OK = {ExecStatus.TUPLES_OK, ExecStatus.COMMAND_OK, ExecStatus.EMPTY_QUERY}
+OK = {ExecStatus.TUPLES_OK, ExecStatus.COMMAND_OK, ExecStatus.EMPTY_QUERY, ExecStatus.COPY_OUT}
 
 
 def main():
@@ -32,6 +32,11 @@ def main():
             else:
                 result = pg.exec_params(sql.encode(), [])
             ok = result.status in OK
+            if result.status == ExecStatus.COPY_OUT:
+                # It ran: read its rows to the end, so the connection goes on.
+                while pg.get_copy_data(0)[0] > 0:
+                    pass
+                pg.get_result()
             sqlstate = result.error_field(DiagnosticField.SQLSTATE)
             error = (result.error_message or b"").decode(errors="replace").strip()
             # A statement that opened a block (`begin; ...`) leaves it for the next: end it, as
