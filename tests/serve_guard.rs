@@ -91,6 +91,8 @@ const HOSTILE: &[&str] = &[
     "select * from query_table('billing')",
     "select * from read_duckdb('{L}/x.duckdb')",
     "select write_log('x')",
+    // A reader whose options store rows in a table that would hide a view for the session.
+    "select count(*) from read_csv('{L}/_hspq/log/00000000000000000001.json', store_rejects=true, rejects_table='billing', header=false, columns={'a': 'INT'}, auto_detect=false)",
     // Nested deeper than the parse tree is checked (a list 130 deep overflowed a stack once).
     "select [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
     // DuckDB's settings.

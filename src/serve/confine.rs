@@ -56,6 +56,11 @@ impl Confinement {
         self.scratch.path()
     }
 
+    /// Removes the scratch folder now (the server is stopping; sessions may still hold this).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_dir_all(self.scratch.path());
+    }
+
     /// A folder of its own for one session's DuckDB to spill into (DuckDB makes it when it
     /// first needs it).
     pub fn session_folder(&self) -> PathBuf {

@@ -182,6 +182,29 @@ impl CopyOut {
                 }
             }
         }
+        if let Some(d) = &copy.delimiter {
+            if d.chars().count() != 1 || !d.is_ascii() || matches!(d.as_str(), "\n" | "\r" | "\\") {
+                return Some(Err(
+                    "COPY delimiter must be a single ASCII character other than newline, \
+                     carriage return and backslash"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(n) = &copy.null {
+            let delimiter = copy.delimiter.clone().unwrap_or_else(|| {
+                if copy.format == CopyFormat::Csv {
+                    ",".into()
+                } else {
+                    "\t".into()
+                }
+            });
+            if n.contains(['\n', '\r']) || n.contains(delimiter.as_str()) {
+                return Some(Err(
+                    "COPY null representation cannot hold a newline or the delimiter".into(),
+                ));
+            }
+        }
         Some(Ok(copy))
     }
 
@@ -376,5 +399,17 @@ mod tests {
         assert!(CopyOut::parse("COPY (select 1) TO STDOUT (FORCE_QUOTE *)")
             .unwrap()
             .is_err());
+        for bad in [
+            "(DELIMITER '')",
+            "(DELIMITER ';;')",
+            "(FORMAT csv, NULL 'a,b')",
+        ] {
+            assert!(
+                CopyOut::parse(&format!("COPY (select 1, 2) TO STDOUT {bad}"))
+                    .unwrap()
+                    .is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -79,6 +79,9 @@ pub fn sqlstate(message: &str) -> &'static str {
     }
 }
 
+/// Comments a statement may open (see [`check`]).
+const MAX_COMMENTS: usize = 1000;
+
 /// What DuckDB statements this server runs, for messages.
 const WHAT_RUNS: &str = "run SELECT, WITH, FROM, VALUES, TABLE, SHOW, DESCRIBE, SUMMARIZE or \
                          EXPLAIN over the lake's views";
@@ -112,6 +115,12 @@ pub fn check(inspector: &Inspector, sql: &str) -> Result<Allowed, Refusal> {
             sql: sql.to_string(),
             parameters: Vec::new(),
         });
+    }
+    // DuckDB's lexer slows down on nested comments (50,000 took minutes, beyond any cancel).
+    if sql.matches("/*").count() > MAX_COMMENTS {
+        return Err(Refusal::Sql(format!(
+            "a statement may open at most {MAX_COMMENTS} comments (/* */) here"
+        )));
     }
     match leading_word(sql) {
         Err(message) => Err(Refusal::Sql(message)),
@@ -287,6 +296,29 @@ fn functions(inspector: &Inspector, tree: &serde_json::Value) -> Result<(), Refu
                             "hspq serve is read-only: the table function {name}() is refused (it \
                              runs SQL, changes DuckDB's settings or writes); read the views"
                         )));
+                    }
+                    // A reader's options that write: read_csv's rejects tables (temporary
+                    // tables that would hide the lake's views for the rest of the session).
+                    let arguments = fields
+                        .get("function")
+                        .and_then(|f| f.get("children"))
+                        .and_then(|c| c.as_array())
+                        .into_iter()
+                        .flatten();
+                    for argument in arguments {
+                        let option = argument
+                            .get("left")
+                            .and_then(|l| l.get("column_names"))
+                            .and_then(|n| n.get(0))
+                            .and_then(|n| n.as_str())
+                            .unwrap_or_default()
+                            .to_ascii_lowercase();
+                        if option.contains("reject") {
+                            return Err(Refusal::Write(format!(
+                                "hspq serve is read-only: {name}()'s option {option} is refused \
+                                 (it stores rejected rows in a table)"
+                            )));
+                        }
                     }
                 } else if fields.get("class").and_then(|t| t.as_str()) == Some("FUNCTION") {
                     let name = name();
@@ -502,6 +534,7 @@ mod tests {
             "select write_log('x')",
             "select * from v where k in (select * from truncate_duckdb_logs())",
             "select * from json_execute_serialized_sql(json_serialize_sql('select 1'))",
+            "select * from read_csv('x.csv', store_rejects = true, rejects_table = 'v')",
         ] {
             assert_eq!(
                 check(&i, effect).map_err(|r| r.code()),
@@ -510,6 +543,9 @@ mod tests {
             );
         }
         assert!(check(&i, "explain explain analyze copy (select 1) to 'x.csv'").is_err());
+        // DuckDB's lexer would take minutes over these.
+        let comments = format!("select 1 {}{}", "/*".repeat(1001), "*/".repeat(1001));
+        assert!(matches!(check(&i, &comments), Err(Refusal::Sql(m)) if m.contains("comments")));
         // Refused before DuckDB binds them: binding EXPORT makes its folder.
         assert!(!std::path::Path::new("hspq-guard-export").exists());
         assert!(!std::path::Path::new("x.csv").exists());

@@ -150,7 +150,12 @@ impl Throttle {
 
 /// The address failures are counted against: every loopback address is one (a local client
 /// could pick any of 127.0.0.0/8), an IPv6 address its /64 (what one host is given).
-fn key(ip: IpAddr) -> IpAddr {
+pub fn key(ip: IpAddr) -> IpAddr {
+    let ip = match ip {
+        // An IPv4 client of a server bound to `::`.
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
     match ip {
         IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_loopback() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
@@ -173,6 +178,7 @@ pub struct Door<H> {
     max: usize,
     slot: Mutex<Option<OwnedSemaphorePermit>>,
     logged_in: Mutex<Option<oneshot::Sender<()>>>,
+    password_messages: std::sync::atomic::AtomicUsize,
 }
 
 impl<H> Door<H> {
@@ -192,6 +198,7 @@ impl<H> Door<H> {
             max,
             slot: Mutex::new(None),
             logged_in: Mutex::new(Some(logged_in)),
+            password_messages: Default::default(),
         }
     }
 }
@@ -215,7 +222,14 @@ impl<H: StartupHandler> StartupHandler for Door<H> {
         // complete and cannot be turned away cleanly), and given back if the check fails.
         let mut taken = None;
         let holds = self.slot.lock().map(|s| s.is_some()).unwrap_or(true);
-        if matches!(message, PgWireFrontendMessage::PasswordMessageFamily(_)) && !holds {
+        // SCRAM's second message from the client is its proof: a client that stops after the
+        // first takes no place.
+        let final_message = matches!(message, PgWireFrontendMessage::PasswordMessageFamily(_))
+            && self
+                .password_messages
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                >= 1;
+        if final_message && !holds {
             let Ok(slot) = self.slots.clone().try_acquire_owned() else {
                 warn!(
                     "refused {peer}: {} clients are connected already (--max-connections)",

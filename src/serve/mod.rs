@@ -68,6 +68,51 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How many connections may be logging in at once (beside --max-connections logged in).
 const LOGGING_IN: usize = 64;
 
+/// How many of those from one address (as [`login::key`] counts addresses).
+const LOGGING_IN_PER_ADDRESS: usize = 8;
+
+/// A connection's place among those logging in, given back when dropped.
+struct Waiting {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    address: std::net::IpAddr,
+    by_address: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl Waiting {
+    fn take(
+        places: &Arc<Semaphore>,
+        by_address: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+        peer: SocketAddr,
+    ) -> Option<Waiting> {
+        let address = login::key(peer.ip());
+        let mut counts = by_address.lock().ok()?;
+        let count = counts.entry(address).or_default();
+        if *count >= LOGGING_IN_PER_ADDRESS {
+            return None;
+        }
+        let permit = places.clone().try_acquire_owned().ok()?;
+        *count += 1;
+        Some(Waiting {
+            _permit: permit,
+            address,
+            by_address: by_address.clone(),
+        })
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.by_address.lock() {
+            if let Some(count) = counts.get_mut(&self.address) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&self.address);
+                }
+            }
+        }
+    }
+}
+
 /// The version clients are told they talk to: drivers and BI tools switch features on it.
 const SERVER_VERSION: &str = "14.0";
 
@@ -156,14 +201,18 @@ pub async fn run(
     let cancels = Arc::new(Cancels::default());
     let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     let logging_in = Arc::new(Semaphore::new(LOGGING_IN));
+    let logging_in_by_address = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        std::net::IpAddr,
+        usize,
+    >::new()));
     let opts = Arc::new(opts);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            // Stopping returns, so the scratch folder is removed.
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
+            // Stopping: see below.
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
         };
         let (socket, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -175,10 +224,15 @@ pub async fn run(
         // A client takes one of --max-connections once logged in; until then one of the
         // places for connections still logging in, which it must do within LOGIN_TIMEOUT: a
         // crowd of silent connections cannot lock clients out.
-        let Ok(waiting) = logging_in.clone().try_acquire_owned() else {
-            warn!("refused {peer}: {LOGGING_IN} connections are logging in already");
-            let message =
-                format!("sorry, too many connections logging in at once ({LOGGING_IN}): try again");
+        let Some(waiting) = Waiting::take(&logging_in, &logging_in_by_address, peer) else {
+            warn!(
+                "refused {peer}: {LOGGING_IN} connections (or {LOGGING_IN_PER_ADDRESS} from its \
+                 address) are logging in already"
+            );
+            let message = format!(
+                "sorry, too many connections logging in at once ({LOGGING_IN}, or \
+                 {LOGGING_IN_PER_ADDRESS} from one address): try again"
+            );
             tokio::spawn(refuse(socket, message));
             continue;
         };
@@ -272,6 +326,9 @@ pub async fn run(
             cancels.forget_ended();
         });
     }
+    // Sessions still running hold the confinement: remove its folder here.
+    confinement.remove();
+    Ok(())
 }
 
 /// Brings an S3 lake's newer commits into the replica the sessions read, as often as the shell
@@ -1013,6 +1070,15 @@ fn database(client: &impl ClientInfo) -> &str {
         .map_or("hspq", String::as_str)
 }
 
+/// Whether parameter `i` came in binary: one code for all, or one per parameter (a client that
+/// sent fewer codes than parameters gets text for the rest rather than a dropped connection).
+fn binary_parameter(portal: &Portal<String>, i: usize) -> bool {
+    match &portal.parameter_format {
+        Format::Individual(codes) => codes.get(i) == Some(&1),
+        unified => unified.is_binary(i),
+    }
+}
+
 /// A portal's parameters as text for DuckDB to cast, whatever format the client sent; each
 /// decoded by the type the client declared, else the one the server described (`inferred`).
 fn parameters(portal: &Portal<String>, inferred: &[Type]) -> PgWireResult<Vec<Option<String>>> {
@@ -1028,7 +1094,7 @@ fn parameters(portal: &Portal<String>, inferred: &[Type]) -> PgWireResult<Vec<Op
                 Type::UNKNOWN => inferred.get(i).cloned().unwrap_or(Type::TEXT),
                 declared => declared,
             };
-            params::value(bytes, portal.parameter_format.is_binary(i), &t)
+            params::value(bytes, binary_parameter(portal, i), &t)
                 .map(Some)
                 .map_err(|e| user_error("22P03", format!("parameter ${}: {e}", i + 1)))
         })
@@ -1060,8 +1126,7 @@ impl ExtendedQueryHandler for Queries {
         // Binary values are decoded by their type: the one described, for a client that sent
         // no type of its own.
         let undeclared_binary = (0..portal.parameter_len()).any(|i| {
-            portal.parameter_format.is_binary(i)
-                && declared_type(&portal.statement, i) == Type::UNKNOWN
+            binary_parameter(portal, i) && declared_type(&portal.statement, i) == Type::UNKNOWN
         });
         let inferred = if undeclared_binary {
             self.parameter_types(sql, database(client)).await?

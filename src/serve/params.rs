@@ -101,9 +101,10 @@ pub fn value(bytes: &[u8], binary: bool, t: &Type) -> Result<String, String> {
         ),
         Type::TIME => {
             let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?);
+            let (seconds, fraction) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
             chrono::NaiveTime::from_num_seconds_from_midnight_opt(
-                (micros / 1_000_000) as u32,
-                (micros % 1_000_000) as u32 * 1000,
+                u32::try_from(seconds).map_err(|_| wrong())?,
+                u32::try_from(fraction * 1000).map_err(|_| wrong())?,
             )
             .ok_or_else(wrong)?
             .format("%H:%M:%S%.6f")
@@ -327,5 +328,6 @@ mod tests {
         );
         assert_eq!(value(b"2026", false, &Type::INT8).unwrap(), "2026");
         assert!(value(&[0, 1], true, &Type::INT8).is_err());
+        assert!(value(&(-1i64).to_be_bytes(), true, &Type::TIME).is_err());
     }
 }
