@@ -94,6 +94,13 @@ async fn psql_reads_the_views_as_hspq_sql_does_and_writes_are_refused() {
         );
     }
     assert!(!Path::new("/tmp/hspq-serve-test.csv").exists());
+    // Blocks as PostgreSQL keeps them: a savepoint is rolled back to only inside one.
+    let out = server.psql_as(PASSWORD, "rollback to savepoint s");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only be used in transaction blocks"));
+    assert_eq!(
+        server.psql("begin; savepoint s; select 1; rollback to savepoint s; commit"),
+        "BEGIN\nSAVEPOINT\n1\nROLLBACK\nCOMMIT\n"
+    );
     // DuckDB's settings are refused, so the sandbox stays on.
     let out = server.psql_as(
         PASSWORD,

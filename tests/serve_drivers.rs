@@ -171,11 +171,7 @@ async fn copy_readers_psql_copy_connectorx_and_adbc_read_whole_views() {
             csv.display()
         ),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(out);
     let want = String::from_utf8(succeeded(hspq_on(
         lake.path(),
         &[
@@ -194,11 +190,7 @@ async fn copy_readers_psql_copy_connectorx_and_adbc_read_whole_views() {
         PASSWORD,
         &format!("\\copy daily_usage to '{}'", text.display()),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(out);
     let lines = std::fs::read_to_string(&text).unwrap().lines().count() as i64;
     assert_eq!(lines, count(lake.path(), "select * from daily_usage"));
     // polars (connectorx, binary COPY) and ADBC read every dataset view whole.

@@ -271,12 +271,18 @@ impl CopyOut {
             }
         });
         let quote = |n: &String| {
-            if self.format == CopyFormat::Csv
-                && (n.contains(&delimiter) || n.contains('"') || n.contains('\n'))
-            {
-                format!("\"{}\"", n.replace('"', "\"\""))
+            if self.format == CopyFormat::Csv {
+                if n.contains(&delimiter) || n.contains(['"', '\n', '\r']) {
+                    format!("\"{}\"", n.replace('"', "\"\""))
+                } else {
+                    n.clone()
+                }
             } else {
-                n.clone()
+                // Text format escapes as its rows do.
+                n.replace('\\', "\\\\")
+                    .replace('\t', "\\t")
+                    .replace('\n', "\\n")
+                    .replace('\r', "\\r")
             }
         };
         let mut line = names.iter().map(quote).collect::<Vec<_>>().join(&delimiter);

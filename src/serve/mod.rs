@@ -913,6 +913,12 @@ impl Queries {
             Kind::Transaction(Block::Rollback) => {
                 Ok(Response::TransactionEnd(Tag::new("ROLLBACK")))
             }
+            Kind::Transaction(Block::RollbackToSavepoint) if status == TransactionStatus::Idle => {
+                Err(user_error(
+                    "25P01",
+                    "ROLLBACK TO SAVEPOINT can only be used in transaction blocks",
+                ))
+            }
             Kind::Transaction(Block::RollbackToSavepoint) => {
                 self.block
                     .store(BLOCK_RECOVERED, std::sync::atomic::Ordering::SeqCst);
