@@ -148,6 +148,60 @@ impl Throttle {
     }
 }
 
+/// The places of connections still logging in: so many in all, and so many per address.
+pub struct Admission {
+    places: Arc<Semaphore>,
+    per_address: usize,
+    by_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// A connection's place among those logging in, given back when dropped.
+pub struct Waiting {
+    _place: OwnedSemaphorePermit,
+    address: IpAddr,
+    by_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Admission {
+    pub fn new(places: usize, per_address: usize) -> Admission {
+        Admission {
+            places: Arc::new(Semaphore::new(places)),
+            per_address,
+            by_address: Arc::default(),
+        }
+    }
+
+    /// A place for a connection from `ip`, if one is free in all and for its address.
+    pub fn take(&self, ip: IpAddr) -> Option<Waiting> {
+        let address = key(ip);
+        let mut counts = self.by_address.lock().ok()?;
+        let count = counts.entry(address).or_default();
+        if *count >= self.per_address {
+            return None;
+        }
+        let place = self.places.clone().try_acquire_owned().ok()?;
+        *count += 1;
+        Some(Waiting {
+            _place: place,
+            address,
+            by_address: self.by_address.clone(),
+        })
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.by_address.lock() {
+            if let Some(count) = counts.get_mut(&self.address) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&self.address);
+                }
+            }
+        }
+    }
+}
+
 /// The address failures are counted against: every loopback address is one (a local client
 /// could pick any of 127.0.0.0/8), an IPv6 address its /64 (what one host is given).
 pub fn key(ip: IpAddr) -> IpAddr {

@@ -56,7 +56,7 @@ use crate::config::ServeSettings;
 use crate::lake::LakeLocation;
 use catalog::Identity;
 use confine::{Confinement, Enforced};
-use login::{Door, Login, Throttle, SCRAM_ITERATIONS};
+use login::{Admission, Door, Login, Throttle, SCRAM_ITERATIONS};
 use session::{Answer, Session};
 
 /// Rows of a COPY made ahead of the client's reading.
@@ -70,48 +70,6 @@ const LOGGING_IN: usize = 64;
 
 /// How many of those from one address (as [`login::key`] counts addresses).
 const LOGGING_IN_PER_ADDRESS: usize = 8;
-
-/// A connection's place among those logging in, given back when dropped.
-struct Waiting {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    address: std::net::IpAddr,
-    by_address: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
-}
-
-impl Waiting {
-    fn take(
-        places: &Arc<Semaphore>,
-        by_address: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
-        peer: SocketAddr,
-    ) -> Option<Waiting> {
-        let address = login::key(peer.ip());
-        let mut counts = by_address.lock().ok()?;
-        let count = counts.entry(address).or_default();
-        if *count >= LOGGING_IN_PER_ADDRESS {
-            return None;
-        }
-        let permit = places.clone().try_acquire_owned().ok()?;
-        *count += 1;
-        Some(Waiting {
-            _permit: permit,
-            address,
-            by_address: by_address.clone(),
-        })
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        if let Ok(mut counts) = self.by_address.lock() {
-            if let Some(count) = counts.get_mut(&self.address) {
-                *count -= 1;
-                if *count == 0 {
-                    counts.remove(&self.address);
-                }
-            }
-        }
-    }
-}
 
 /// The version clients are told they talk to: drivers and BI tools switch features on it.
 const SERVER_VERSION: &str = "14.0";
@@ -200,11 +158,7 @@ pub async fn run(
     }
     let cancels = Arc::new(Cancels::default());
     let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
-    let logging_in = Arc::new(Semaphore::new(LOGGING_IN));
-    let logging_in_by_address = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
-        std::net::IpAddr,
-        usize,
-    >::new()));
+    let logging_in = Arc::new(Admission::new(LOGGING_IN, LOGGING_IN_PER_ADDRESS));
     let opts = Arc::new(opts);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -224,7 +178,7 @@ pub async fn run(
         // A client takes one of --max-connections once logged in; until then one of the
         // places for connections still logging in, which it must do within LOGIN_TIMEOUT: a
         // crowd of silent connections cannot lock clients out.
-        let Some(waiting) = Waiting::take(&logging_in, &logging_in_by_address, peer) else {
+        let Some(waiting) = logging_in.take(peer.ip()) else {
             warn!(
                 "refused {peer}: {LOGGING_IN} connections (or {LOGGING_IN_PER_ADDRESS} from its \
                  address) are logging in already"
@@ -866,14 +820,8 @@ impl Queries {
 
     /// A statement stopped at --query-timeout.
     fn timed_out(&self) -> PgWireError {
-        user_error(
-            "57014",
-            format!(
-                "canceling statement due to statement timeout ({} s, hspq serve \
-                 --query-timeout)",
-                self.timeout.as_secs()
-            ),
-        )
+        let failure = session::Failure::timed_out(self.timeout);
+        user_error(failure.code, failure.message)
     }
 
     /// [`Self::answer`], given whether a transaction block is open or failed.

@@ -43,6 +43,18 @@ impl Failure {
             message: message.into(),
         }
     }
+
+    /// A statement stopped at --query-timeout.
+    pub fn timed_out(timeout: Duration) -> Failure {
+        Failure {
+            code: "57014",
+            message: format!(
+                "canceling statement due to statement timeout ({} s, hspq serve \
+                 --query-timeout)",
+                timeout.as_secs()
+            ),
+        }
+    }
 }
 
 impl From<QueryError> for Failure {
@@ -196,11 +208,10 @@ impl Session {
     /// Runs one statement, if it is a read.
     pub async fn run(&self, sql: String, params: Vec<Option<String>>) -> Result<Answer, Failure> {
         let (reply, answer) = oneshot::channel();
-        let ended = |_| Failure::other("the session ended");
         self.jobs
             .send(Job::Run(sql, params, reply))
-            .map_err(|_| Failure::other("the session ended"))?;
-        answer.await.map_err(ended)?
+            .map_err(|_| ended())?;
+        answer.await.map_err(|_| ended())?
     }
 
     /// Starts a `COPY ... TO STDOUT` whose rows come through `rows`; the answer says how many
@@ -220,17 +231,21 @@ impl Session {
     /// The columns and parameter count of one statement, if it is a read.
     pub async fn describe(&self, sql: String) -> Result<(SchemaRef, Vec<ParamType>), Failure> {
         let (reply, answer) = oneshot::channel();
-        let ended = |_| Failure::other("the session ended");
         self.jobs
             .send(Job::Describe(sql, reply))
-            .map_err(|_| Failure::other("the session ended"))?;
-        answer.await.map_err(ended)?
+            .map_err(|_| ended())?;
+        answer.await.map_err(|_| ended())?
     }
 
     /// Cancels the statement running now (a client's cancel request, or the time limit).
     pub fn interrupt(&self) {
         self.interrupter.interrupt();
     }
+}
+
+/// A session whose thread has ended (it could not open, or it panicked).
+fn ended() -> Failure {
+    Failure::other("the session ended")
 }
 
 /// Lets SQL read the lake's folder and nothing else, and change no setting: no `COPY ... TO`,
@@ -326,14 +341,7 @@ fn copy_out(
                 }
             };
             if busy > timeout {
-                let failure = Failure {
-                    code: "57014",
-                    message: format!(
-                        "canceling statement due to statement timeout ({} s, hspq serve \
-                         --query-timeout)",
-                        timeout.as_secs()
-                    ),
-                };
+                let failure = Failure::timed_out(timeout);
                 if ready.borrow().is_some() {
                     return Ok(Err(failure));
                 }
