@@ -225,19 +225,14 @@ pub struct Fit {
     pub compared: Option<(Figures, Figures)>,
 }
 
-/// Loads the lake's past scorings and fits every report type and set of components in it.
-pub fn fit(engine: &Engine, opts: &FitOptions) -> anyhow::Result<Vec<Fit>> {
-    let names: Vec<&str> = BASE.iter().chain(&ENGAGEMENT).copied().collect();
-    let sql = format!(
-        "SELECT report_type, components, CAST(cutoff AS VARCHAR), security_center_id, {}, \
-                default_score, units_at_risk, leaves \
-         FROM churn_labels({}, {}, ?) ORDER BY report_type, components, cutoff, security_center_id",
-        names.join(", "),
-        opts.horizon_days,
-        opts.window_days
-    );
-    let conn = engine.connection();
-    let mut stmt = conn.prepare(&sql)?;
+/// Every past scoring of the lake, by report type and set of components.
+fn scorings(
+    engine: &Engine,
+    sql: &str,
+    opts: &FitOptions,
+    names: &[&str],
+) -> anyhow::Result<BTreeMap<(String, String), Vec<Scoring>>> {
+    let mut stmt = engine.connection().prepare(sql)?;
     let mut groups: BTreeMap<(String, String), Vec<Scoring>> = BTreeMap::new();
     let mut rows = stmt.query([opts.report_type.as_deref()])?;
     while let Some(row) = rows.next()? {
@@ -265,6 +260,21 @@ pub fn fit(engine: &Engine, opts: &FitOptions) -> anyhow::Result<Vec<Fit>> {
             .or_default()
             .push(scoring);
     }
+    Ok(groups)
+}
+
+/// Loads the lake's past scorings and fits every report type and set of components in it.
+pub fn fit(engine: &Engine, opts: &FitOptions) -> anyhow::Result<Vec<Fit>> {
+    let names: Vec<&str> = BASE.iter().chain(&ENGAGEMENT).copied().collect();
+    let sql = format!(
+        "SELECT report_type, components, CAST(cutoff AS VARCHAR), security_center_id, {}, \
+                default_score, units_at_risk, leaves \
+         FROM churn_labels({}, {}, ?) ORDER BY report_type, components, cutoff, security_center_id",
+        names.join(", "),
+        opts.horizon_days,
+        opts.window_days
+    );
+    let groups = engine.reading(|| scorings(engine, &sql, opts, &names))?;
     let horizon = chrono::Days::new(opts.horizon_days.into());
     let mut fits = Vec::new();
     for ((report_type, components), rows) in groups {

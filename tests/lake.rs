@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -429,4 +429,118 @@ async fn clean_up_removes_what_fenced_runs_left_and_keeps_young_files_of_unknown
     assert_eq!(third.clean_up().await.unwrap().orphans, 1);
     assert!(!dir.path().join(&left[2]).exists());
     third.release().await.unwrap();
+}
+
+/// Syncs `sim` into `dir` again, re-fetching everything (every partition gets new files and
+/// the old ones are retired at the end).
+async fn full_sync(sim: &Simulator, dir: &Path) {
+    let mut opts = ingest_options(sim, dir, MSSP_KEY, 2);
+    opts.windows.full = true;
+    hspq::ingest::run(opts).await.unwrap();
+}
+
+/// A streamed export under way whose reader does not read yet: its header is read, the rest
+/// waits in the pipe.
+struct Export {
+    child: Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Export {
+    fn start(mut command: Command, header: &str) -> Export {
+        use std::io::BufRead;
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        assert_eq!(first.trim(), header);
+        Export { child, out }
+    }
+
+    /// The rows after the header, as `|`-separated text, sorted; asserts the export succeeded.
+    fn finish(mut self) -> Vec<String> {
+        use std::io::Read;
+        let mut rest = String::new();
+        self.out.read_to_string(&mut rest).unwrap();
+        let status = self.child.wait().unwrap();
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert!(status.success(), "the export failed: {stderr}");
+        sorted(rest.lines().map(|l| l.replace(',', "|")).collect())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_exports_with_unread_pipes_return_every_row_of_their_version_across_two_syncs() {
+    let sim = sim(|c| c.companies = 200).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let want = lake_rows(
+        dir.path(),
+        "daily_usage",
+        &["security_center_id", "product", "date", "usage_value"],
+    );
+    assert!(
+        want.len() > 50_000,
+        "{} rows: more than pipes and DuckDB buffer",
+        want.len()
+    );
+    const COLUMNS: &str = "security_center_id, product, date, usage_value";
+    let mut sql = Command::new(env!("CARGO_BIN_EXE_hspq"));
+    sql.args(["sql", "--format", "csv", "--data"])
+        .arg(dir.path())
+        .arg(format!("select {COLUMNS} from daily_usage"));
+    let header = COLUMNS.replace(' ', "");
+    let export = Export::start(sql, &header);
+    // The same through hspq serve, to psql, as a COPY, each row padded so that the whole is
+    // more than loopback's socket buffers hold (up to 36 MB here).
+    let server = common::serve::Server::start(dir.path());
+    let mut psql = Command::new(common::serve::psql());
+    psql.arg(server.conninfo())
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!(
+            "copy (select {COLUMNS}, repeat('x', 1000) as pad from daily_usage) to stdout \
+             (format csv, header)"
+        ))
+        .env("PGPASSWORD", common::serve::PASSWORD);
+    let copy = Export::start(psql, &format!("{header},pad"));
+    // Both are under way and blocked on their pipes: a sync replaces every file they read.
+    full_sync(&sim, dir.path()).await;
+    let got = export.finish();
+    assert_eq!(got.len(), want.len(), "hspq sql: every row of its version");
+    assert_eq!(got, want, "hspq sql");
+    // And another, with only the COPY's pin on the version.
+    full_sync(&sim, dir.path()).await;
+    let got: Vec<String> = copy
+        .finish()
+        .iter()
+        .map(|l| {
+            l.strip_suffix(&format!("|{}", "x".repeat(1000)))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "serve: every row of its version");
+    assert_eq!(got, want, "serve");
+    drop(server);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("_hspq/pins"))
+            .unwrap()
+            .count(),
+        0,
+        "the export's pin went with it"
+    );
+    // What the pin kept in place, the next sync removes.
+    assert_ne!(parquet_files(dir.path()), manifest_files(dir.path()));
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    assert_eq!(parquet_files(dir.path()), manifest_files(dir.path()));
 }

@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use super::layout::{epoch_of, FileNames, Partition, BOOKKEEPING, STAGING};
 use super::log::{self, Entry, EntryKind, Lease, LEGACY_LOCK, LEGACY_MANIFEST};
 use super::manifest::Manifest;
+use super::pins;
 use super::store::{Lake, LakeError};
 use crate::process::{host_name, Owner};
 
@@ -68,6 +69,8 @@ pub struct CleanUp {
     pub dead: usize,
     /// Files no manifest lists.
     pub orphans: usize,
+    /// Replaced files kept because a reader's pin still needs them (see [`super::pins`]).
+    pub pinned: usize,
 }
 
 /// A run's hold on the lake.
@@ -201,10 +204,15 @@ impl LakeWriter {
                 .await?;
             Arc::clone(&held.manifest)
         };
+        let version = self.version().await;
+        // Files an hspq reader still reads stay until a later clean-up finds them free.
+        let pinned = pins::needed(lake, version, true).await?;
         let mut done = CleanUp::default();
-        let dead: Vec<String> = manifest.dead.keys().cloned().collect();
+        let (kept, dead): (Vec<String>, Vec<String>) =
+            manifest.dead.keys().cloned().partition(|p| pinned.keeps(p));
         lake.delete_all(&dead).await?;
         done.dead = dead.len();
+        done.pinned = kept.len();
         if !dead.is_empty() {
             self.commit(|m| {
                 for p in &dead {
@@ -246,11 +254,10 @@ impl LakeWriter {
             }
         }
         lake.delete_all(&orphans).await?;
-        let version = self.version().await;
         let old_entries: Vec<String> = log::versions(lake, None)
             .await?
             .into_iter()
-            .filter(|v| v + KEEP_ENTRIES < version)
+            .filter(|v| v + KEEP_ENTRIES < version && !pinned.versions.contains(v))
             .map(log::entry_path)
             .collect();
         lake.delete_all(&old_entries).await?;
@@ -262,6 +269,19 @@ impl LakeWriter {
             info!(
                 "removed {} file(s) that newer commits superseded",
                 done.dead
+            );
+        }
+        if done.pinned > 0 {
+            info!(
+                "kept {} replaced file(s) in place: hspq readers still read version(s) {} of the \
+                 lake; the next sync removes them",
+                done.pinned,
+                pinned
+                    .versions
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         Ok(done)

@@ -10,6 +10,7 @@ pub mod layout;
 pub mod location;
 pub mod log;
 pub mod manifest;
+pub mod pins;
 pub mod schema;
 pub mod store;
 pub mod writer;

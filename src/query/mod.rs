@@ -14,7 +14,7 @@ pub mod raw;
 pub mod status;
 pub mod views;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use futures_util::StreamExt;
 use tracing::warn;
 
 use crate::lake::log::{self, Entry};
+use crate::lake::pins::{self, Pin};
 use crate::lake::{Dataset, Lake, LakeError, LakeLocation};
 use output::{OutputError, ResultWriter};
 use views::Source;
@@ -89,6 +90,12 @@ pub struct Engine {
     version: Cell<Option<u64>>,
     /// When the S3 lake was last asked for a newer commit.
     checked: Cell<Instant>,
+    /// Whether a statement is being read, and so the version shown must be pinned.
+    reading: Cell<bool>,
+    /// The pin on the version a statement reads.
+    pin: RefCell<Option<Pin>>,
+    /// Pinning failed once (a lake folder hspq may not write to): said once.
+    pin_failed: Cell<bool>,
     /// Raised by an [`Interrupter`] of this engine; lowered when a statement starts. A statement
     /// that fails with it raised was cancelled, whatever DuckDB's message says.
     interrupted: Arc<AtomicBool>,
@@ -139,6 +146,9 @@ impl Engine {
             remote,
             version: Cell::new(None),
             checked: Cell::new(Instant::now()),
+            reading: Cell::new(false),
+            pin: RefCell::new(None),
+            pin_failed: Cell::new(false),
             interrupted: Arc::new(AtomicBool::new(false)),
         };
         for attempt in 1.. {
@@ -237,24 +247,74 @@ impl Engine {
                 warn!("could not refresh the local copy of the lake: {e}");
             }
         }
-        let held = self.version.get();
-        for attempt in 1.. {
+        self.show_newest()
+    }
+
+    /// Shows the newest version of the lake folder read; while a statement is being read
+    /// (`Engine::reading`), pins the version shown and checks again that it is the newest (see
+    /// [`crate::lake::pins`] for why that closes the race with a sync's clean-up). True when
+    /// the views changed.
+    fn show_newest(&self) -> Result<bool, QueryError> {
+        let (mut changed, mut missing) = (false, 0);
+        // Each round either shows a newer commit or pins: only syncs committing again and again
+        // within microseconds keep it going, and then the statement runs unpinned (a file
+        // deleted under it is still retried).
+        for _ in 0..20 {
+            let held = self.version.get();
             let lake = self.local_lake()?;
             let newer = on_side_runtime(|| async move { log::newer_than(&lake, held).await })?;
             match newer {
                 Some(entry) if Some(entry.version) != held => {
                     match self.register_views(Some(&entry)) {
+                        Ok(()) => changed = true,
                         // Creating a view opens its files: a sync that committed again and
                         // deleted one of them in between has a newer commit to show.
                         Err(QueryError::Sql(msg))
-                            if is_missing_file(&msg) && attempt < MISSING_FILE_RETRIES => {}
-                        other => return other.map(|_| true),
+                            if is_missing_file(&msg) && missing + 1 < MISSING_FILE_RETRIES =>
+                        {
+                            missing += 1
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
-                _ => return Ok(false),
+                _ => {
+                    let Some(version) = held else {
+                        return Ok(changed);
+                    };
+                    let pinned = self.pin.borrow().as_ref().map(Pin::version);
+                    if !self.reading.get() || pinned == Some(version) {
+                        return Ok(changed);
+                    }
+                    match Pin::take(&self.root, version) {
+                        Ok(pin) => drop(self.pin.replace(Some(pin))),
+                        Err(e) => {
+                            if !self.pin_failed.replace(true) {
+                                warn!(
+                                    "cannot pin the version read in {} ({e}): a sync that ends \
+                                     while a query runs may remove files it reads",
+                                    self.root.join(pins::PIN_DIR).display()
+                                );
+                            }
+                            return Ok(changed);
+                        }
+                    }
+                }
             }
         }
-        unreachable!("the loop returns")
+        Ok(changed)
+    }
+
+    /// Runs `f` on the newest version of the lake, pinned until `f` returns, so that no sync's
+    /// clean-up removes a file it reads however long it takes.
+    pub fn reading<T, E: From<QueryError>>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.reading.set(true);
+        let outcome = self.refresh_if_changed().map_err(E::from).and_then(|_| f());
+        self.reading.set(false);
+        drop(self.pin.take());
+        outcome
     }
 
     fn register_views(&self, entry: Option<&Entry>) -> Result<(), QueryError> {
@@ -316,9 +376,7 @@ impl Engine {
         f: impl Fn(&duckdb::Connection) -> Result<T, QueryError>,
     ) -> Result<T, QueryError> {
         self.interrupted.store(false, Ordering::SeqCst);
-        let outcome = self
-            .refresh_if_changed()
-            .and_then(|_| self.retrying(|| f(&self.conn)));
+        let outcome = self.reading(|| self.retrying(|| f(&self.conn)));
         self.cancelled(outcome)
     }
 
@@ -334,7 +392,7 @@ impl Engine {
             return Err(QueryError::Usage("no SQL statement given".into()));
         };
         self.interrupted.store(false, Ordering::SeqCst);
-        let outcome = self.refresh_if_changed().and_then(|_| {
+        let outcome = self.reading(|| {
             for s in before {
                 self.retrying(|| Ok(self.conn.execute_batch(s)?))?;
             }
@@ -353,10 +411,7 @@ impl Engine {
         out: &mut ResultWriter<'_>,
     ) -> Result<(usize, Option<SchemaRef>), QueryError> {
         self.interrupted.store(false, Ordering::SeqCst);
-        self.cancelled(
-            self.refresh_if_changed()
-                .and_then(|_| self.execute(sql, Handover::Whole, out)),
-        )
+        self.cancelled(self.reading(|| self.execute(sql, Handover::Whole, out)))
     }
 
     /// Prepares and runs `sql`, writing the result into `out`; a statement that met a file
@@ -444,8 +499,8 @@ fn on_side_runtime<T: Send, E: Into<QueryError>, F: std::future::Future<Output =
 
 /// Brings an S3 lake's latest commit into the local cache (fetching only new files) and returns
 /// the cache folder. Without network, the cache answers and says how old it is. Files a newer
-/// commit no longer lists stay in the cache for an hour, so another hspq process still reading
-/// the previous commit from the same cache does not lose them. `hspq serve` keeps the replica
+/// commit no longer lists stay in the cache while another hspq process's pin (see
+/// [`crate::lake::pins`]) still needs them. `hspq serve` keeps the replica
 /// itself with this, as its sessions may not write.
 pub async fn sync_cache(data: &LakeLocation) -> Result<(PathBuf, Option<String>), QueryError> {
     let base = dirs::cache_dir()
@@ -516,17 +571,16 @@ pub async fn sync_cache(data: &LakeLocation) -> Result<(PathBuf, Option<String>)
     local
         .put(&log::entry_path(entry.version), log::encode(&entry))
         .await?;
-    let keep = chrono::Duration::from_std(crate::lake::commit::DEFAULT_RETENTION)
-        .unwrap_or(chrono::Duration::MAX);
-    let now = chrono::Utc::now();
+    // What another hspq process still reads from this copy stays: the versions its pins hold.
+    let pinned = pins::needed(&local, entry.version, true).await?;
     for listed in local.list("").await? {
         let path = &listed.path;
         let stale = match log::version_of(path) {
-            Some(v) => v < entry.version,
+            Some(v) => v < entry.version && !pinned.versions.contains(&v),
             None => {
                 !path.starts_with("_hspq/")
                     && !entry.manifest.files.contains_key(path)
-                    && now - listed.modified > keep
+                    && !pinned.keeps(path)
             }
         };
         if stale {

@@ -29,6 +29,10 @@ const TARGET_ABI: ABI = ABI::V5;
 pub struct Confinement {
     scratch: tempfile::TempDir,
     sessions: AtomicU64,
+    /// The lake's folder of reader pins, where sessions record which version they read (see
+    /// [`crate::lake::pins`]): bookkeeping no SQL can reach, as DuckDB's own sandbox lets it
+    /// read only.
+    pins: Option<PathBuf>,
 }
 
 /// How well the kernel confines a thread.
@@ -48,7 +52,27 @@ impl Confinement {
         Ok(Confinement {
             scratch: tempfile::Builder::new().prefix("hspq-serve-").tempdir()?,
             sessions: AtomicU64::new(0),
+            pins: None,
         })
+    }
+
+    /// Lets sessions write their reader pins into the lake folder `root`, made now if it is
+    /// missing; a lake folder the server may not write to gets none (and sessions say so).
+    pub fn with_pins(mut self, root: &Path) -> Confinement {
+        if !root.is_dir() {
+            // No lake there: the first session says so.
+            return self;
+        }
+        let dir = root.join(crate::lake::pins::PIN_DIR);
+        match std::fs::create_dir_all(&dir) {
+            Ok(()) => self.pins = Some(dir),
+            Err(e) => tracing::warn!(
+                "cannot make {} ({e}): a sync that ends while a client reads may remove files \
+                 it reads",
+                dir.display()
+            ),
+        }
+        self
     }
 
     /// The scratch folder.
@@ -79,7 +103,10 @@ impl Confinement {
             .map_err(fail)?
             .create()
             .map_err(fail)?
-            .add_rules(path_beneath_rules([self.scratch.path()], writes))
+            .add_rules(path_beneath_rules(
+                std::iter::once(self.scratch.path()).chain(self.pins.as_deref()),
+                writes,
+            ))
             .map_err(fail)?
             .restrict_self()
             .map_err(fail)?;

@@ -85,9 +85,26 @@ pub async fn run(
             "hspq serve needs a password: set HSPQ_SERVE_PASSWORD or pass --password-file FILE"
         )
     })?;
+    // Sessions may not write, so an S3 lake's local replica is kept here, for them to read.
+    let root = match &lake {
+        LakeLocation::S3 { .. } => {
+            let (root, notice) = crate::query::sync_cache(&lake).await?;
+            if let Some(notice) = notice {
+                warn!("{notice}");
+            }
+            let data = lake.clone();
+            std::thread::Builder::new()
+                .name("hspq-serve-replica".into())
+                .spawn(move || keep_replica(data))?;
+            root
+        }
+        LakeLocation::Local(root) => root.clone(),
+    };
+    let lake = LakeLocation::Local(root.clone());
     let confinement = Arc::new(
         Confinement::new()
-            .map_err(|e| anyhow::anyhow!("cannot make a scratch folder under $TMPDIR: {e}"))?,
+            .map_err(|e| anyhow::anyhow!("cannot make a scratch folder under $TMPDIR: {e}"))?
+            .with_pins(&root),
     );
     match confinement.probe() {
         Ok(Enforced::Fully) => info!(
@@ -107,21 +124,6 @@ pub async fn run(
     if guard::unguarded() {
         warn!("HSPQ_SERVE_TEST_UNGUARDED is set: statements are not checked (a test build only)");
     }
-    // Sessions may not write, so an S3 lake's local replica is kept here, for them to read.
-    let lake = match &lake {
-        LakeLocation::S3 { .. } => {
-            let (root, notice) = crate::query::sync_cache(&lake).await?;
-            if let Some(notice) = notice {
-                warn!("{notice}");
-            }
-            let data = lake.clone();
-            std::thread::Builder::new()
-                .name("hspq-serve-replica".into())
-                .spawn(move || keep_replica(data))?;
-            LakeLocation::Local(root)
-        }
-        LakeLocation::Local(_) => lake,
-    };
     // Open the lake once up front, so a wrong --data fails now, not at the first client.
     drop(
         Session::start(

@@ -1,0 +1,276 @@
+//! Reader pins: how an hspq reader keeps the files of the version it reads where they are for
+//! as long as it reads them, however many syncs end meanwhile.
+//!
+//! A reader creates `_hspq/pins/<version>-<pid>-<random>.json` in the lake folder it reads (an
+//! S3 lake's local copy for a reader of S3), renews it while reading and removes it when done.
+//! A pin lapses when its process is gone (on this machine) or it was not renewed for
+//! [`PIN_TTL`] (a process paused or on another machine). Whoever removes data files (a sync's
+//! clean-up, the S3 copy's refresh) first asks [`needed`] which files the versions of live pins
+//! list, and keeps those.
+//!
+//! The race between a reader pinning version V and a sync retiring V's files is closed on the
+//! reader's side: after creating the pin it checks that V is still the newest version. If it
+//! is, the commit that retires V's files comes later, and so does the clean-up that lists the
+//! pins before deleting them. If it is not, the reader moves on to the newer version.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use super::log;
+use super::store::{Lake, LakeError};
+use crate::process::{host_name, Owner};
+
+/// The folder of pins.
+pub const PIN_DIR: &str = "_hspq/pins";
+
+/// How long a pin holds without being renewed.
+pub const PIN_TTL: Duration = Duration::from_secs(60);
+
+/// What a pin file holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PinRecord {
+    /// The log version read.
+    pub version: u64,
+    /// The reader's machine.
+    pub host: String,
+    /// The reader's process.
+    pub owner: Owner,
+    /// When the reader started reading.
+    pub taken_at: DateTime<Utc>,
+    /// When the pin lapses unless renewed.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl PinRecord {
+    /// Whether the pin still holds.
+    pub fn live(&self, now: DateTime<Utc>) -> bool {
+        // A process on this machine can be asked; one elsewhere only by its renewals.
+        self.expires_at >= now && (self.host != host_name() || self.owner.alive())
+    }
+}
+
+/// The version a pin's file name carries.
+fn version_of(path: &str) -> Option<u64> {
+    let name = path.strip_prefix(PIN_DIR)?.strip_prefix('/')?;
+    name.strip_suffix(".json")?.split('-').next()?.parse().ok()
+}
+
+/// A reader's hold on one version of a lake on local disk; dropping it lets the version go.
+pub struct Pin {
+    path: PathBuf,
+    version: u64,
+    renewer: Option<(Arc<Stop>, JoinHandle<()>)>,
+}
+
+/// Raised when the pin is dropped; its renewer waits on it.
+type Stop = (Mutex<bool>, Condvar);
+
+impl Pin {
+    /// Pins `version` of the lake in the folder `root` until the pin is dropped, renewing it
+    /// from a thread of its own.
+    pub fn take(root: &Path, version: u64) -> std::io::Result<Pin> {
+        let dir = root.join(PIN_DIR);
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!(
+            "{version:020}-{}-{:08x}.json",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let taken_at = Utc::now();
+        let record = move || PinRecord {
+            version,
+            host: host_name(),
+            owner: Owner::this_process(),
+            taken_at,
+            expires_at: Utc::now() + chrono::Duration::from_std(PIN_TTL).unwrap_or_default(),
+        };
+        write(&path, &record())?;
+        let stop: Arc<Stop> = Arc::new((Mutex::new(false), Condvar::new()));
+        let renewer = {
+            let (stop, path) = (Arc::clone(&stop), path.clone());
+            std::thread::Builder::new()
+                .name("hspq-pin".into())
+                .spawn(move || {
+                    let (lock, wake) = &*stop;
+                    let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    while !*stopped {
+                        let (guard, timeout) = wake
+                            .wait_timeout(stopped, PIN_TTL / 3)
+                            .unwrap_or_else(|e| e.into_inner());
+                        stopped = guard;
+                        if !*stopped && timeout.timed_out() {
+                            if let Err(e) = write(&path, &record()) {
+                                warn!("could not renew the pin on the lake's version {version} ({e}): a sync may remove files this query still reads");
+                            }
+                        }
+                    }
+                })?
+        };
+        Ok(Pin {
+            path,
+            version,
+            renewer: Some((stop, renewer)),
+        })
+    }
+
+    /// The version pinned.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        if let Some((stop, renewer)) = self.renewer.take() {
+            *stop.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            stop.1.notify_all();
+            let _ = renewer.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Writes a pin file whole: a reader of the folder never sees half of one.
+fn write(path: &Path, record: &PinRecord) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(record).expect("a pin always serializes"),
+    )?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The versions live pins hold, removing the pins that lapsed (only a writer that holds the
+/// lake, or the keeper of an S3 copy, should ask with `clear`). A pin file that cannot be
+/// read counts as live until it is [`PIN_TTL`] old.
+pub async fn pinned(lake: &Lake, clear: bool) -> Result<BTreeSet<u64>, LakeError> {
+    let now = Utc::now();
+    let ttl = chrono::Duration::from_std(PIN_TTL).unwrap_or_default();
+    let mut versions = BTreeSet::new();
+    for listed in lake.list(PIN_DIR).await? {
+        let Some(version) = version_of(&listed.path) else {
+            // A renewal cut short leaves `x.tmp`.
+            if clear && now - listed.modified > ttl {
+                lake.delete(&listed.path).await?;
+            }
+            continue;
+        };
+        let record = lake
+            .get(&listed.path)
+            .await?
+            .and_then(|b| serde_json::from_slice::<PinRecord>(&b).ok());
+        let live = match record {
+            Some(r) => r.live(now),
+            // Removed by its reader since the listing, or unreadable.
+            None => now - listed.modified <= ttl,
+        };
+        if live {
+            versions.insert(version);
+        } else if clear {
+            lake.delete(&listed.path).await?;
+        }
+    }
+    Ok(versions)
+}
+
+/// What the live pins of versions older than the current one need kept.
+#[derive(Debug, Default)]
+pub struct Needed {
+    /// The versions pinned.
+    pub versions: BTreeSet<u64>,
+    /// The files their log entries list; `None` when a pinned version's entry is gone, and
+    /// then nothing may go.
+    files: Option<BTreeSet<String>>,
+}
+
+impl Needed {
+    /// Whether a pinned reader may still read `path`.
+    pub fn keeps(&self, path: &str) -> bool {
+        self.files.as_ref().is_none_or(|f| f.contains(path))
+    }
+}
+
+/// What live pins of versions older than `current` need (see [`pinned`] for `clear`).
+pub async fn needed(lake: &Lake, current: u64, clear: bool) -> Result<Needed, LakeError> {
+    let versions: BTreeSet<u64> = pinned(lake, clear)
+        .await?
+        .into_iter()
+        .filter(|v| *v < current)
+        .collect();
+    let mut files = Some(BTreeSet::new());
+    for v in &versions {
+        match log::read(lake, *v).await? {
+            Some(entry) => {
+                if let Some(files) = files.as_mut() {
+                    files.extend(entry.manifest.files.into_keys());
+                }
+            }
+            None => files = None,
+        }
+    }
+    Ok(Needed { versions, files })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pin_holds_while_it_lives_and_a_dead_process_pin_lapses() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().into()).unwrap();
+        let pin = Pin::take(dir.path(), 7).unwrap();
+        assert_eq!(pinned(&lake, true).await.unwrap(), BTreeSet::from([7]));
+        drop(pin);
+        assert!(pinned(&lake, true).await.unwrap().is_empty());
+        // A pin left by a process that is gone, and one that was not renewed in time.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = Owner {
+            pid: child.id(),
+            started: Some(1),
+        };
+        child.wait().unwrap();
+        let fresh = Utc::now() + chrono::Duration::seconds(60);
+        for (name, owner, expires_at) in [
+            ("00000000000000000003-1-a.json", gone, fresh),
+            (
+                "00000000000000000004-1-b.json",
+                Owner::this_process(),
+                Utc::now() - chrono::Duration::seconds(1),
+            ),
+            (
+                "00000000000000000005-1-c.json",
+                Owner::this_process(),
+                fresh,
+            ),
+        ] {
+            let record = PinRecord {
+                version: 0,
+                host: host_name(),
+                owner,
+                taken_at: Utc::now(),
+                expires_at,
+            };
+            write(&dir.path().join(PIN_DIR).join(name), &record).unwrap();
+        }
+        assert_eq!(pinned(&lake, false).await.unwrap(), BTreeSet::from([5]));
+        assert_eq!(
+            lake.list(PIN_DIR).await.unwrap().len(),
+            3,
+            "kept without clear"
+        );
+        assert_eq!(pinned(&lake, true).await.unwrap(), BTreeSet::from([5]));
+        assert_eq!(
+            lake.list(PIN_DIR).await.unwrap().len(),
+            1,
+            "lapsed pins removed"
+        );
+    }
+}
