@@ -27,7 +27,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
 use crate::lake::{
-    Dataset, Lake, LakeLocation, LakeWriter, Partition, PartitionWriter, WriterOptions,
+    CleanUp, Dataset, Lake, LakeError, LakeLocation, LakeWriter, Partition, PartitionWriter,
+    WriterOptions,
 };
 use crate::query::Engine;
 
@@ -452,68 +453,68 @@ fn weights_batch(
     )?)
 }
 
-/// Commits the fitted weights of every report type in `fits` to the lake, replacing the ones
-/// stored before; a report type without a model goes back to the default weights. With no fits,
-/// `reset` names the report types whose stored weights to drop.
-pub async fn store(
-    location: &LakeLocation,
-    fits: &[Fit],
-    reset: &[String],
-    opts: &FitOptions,
-) -> anyhow::Result<()> {
-    let lake = Lake::open(location)?;
-    let run_id = format!(
-        "churn-fit-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")
-    );
-    let writer = LakeWriter::acquire(&lake, &run_id, WriterOptions::default()).await?;
-    let mut report_types: Vec<&str> = fits.iter().map(|f| f.report_type.as_str()).collect();
-    report_types.extend(reset.iter().map(String::as_str));
-    report_types.dedup();
-    let mut written = Vec::new();
-    let mut outcome: anyhow::Result<()> = Ok(());
-    for rt in report_types {
-        let mine: Vec<&Fit> = fits.iter().filter(|f| f.report_type == rt).collect();
-        let partition = Partition::report(Dataset::ChurnWeights, rt);
-        let mut files = PartitionWriter::new(&lake, partition, writer.names());
-        let batch = match weights_batch(rt, &mine, opts) {
-            Ok(b) => b,
-            Err(e) => {
-                outcome = Err(e);
-                break;
-            }
-        };
-        if batch.num_rows() > 0 {
-            if let Err(e) = files.push(batch).await {
-                outcome = Err(e.into());
-                break;
-            }
-        }
-        match files.finish().await {
-            Ok(done) => written.push(done),
-            Err(e) => {
-                outcome = Err(e.into());
-                break;
-            }
-        }
+/// The lake taken by a fit that stores its weights: the writer transaction every writer goes
+/// through (the lease, `--lock-ttl` and `--retention`, and [`LakeWriter::finish`]).
+pub struct Writer {
+    lake: Lake,
+    writer: LakeWriter,
+    run_id: String,
+}
+
+impl Writer {
+    /// Takes the lake, or says which sync holds it.
+    pub async fn take(location: &LakeLocation, opts: WriterOptions) -> anyhow::Result<Writer> {
+        let lake = Lake::open(location)?;
+        let run_id = format!(
+            "churn-fit-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")
+        );
+        let writer = LakeWriter::acquire(&lake, &run_id, opts).await?;
+        Ok(Writer {
+            lake,
+            writer,
+            run_id,
+        })
     }
-    if outcome.is_ok() {
-        outcome = writer
+
+    /// Commits the fitted weights of every report type in `fits` to the lake, replacing the
+    /// ones stored before; a report type without a model goes back to the default weights.
+    /// With no fits, `reset` names the report types whose stored weights to drop.
+    pub async fn store(
+        &self,
+        fits: &[Fit],
+        reset: &[String],
+        opts: &FitOptions,
+    ) -> anyhow::Result<()> {
+        let mut report_types: Vec<&str> = fits.iter().map(|f| f.report_type.as_str()).collect();
+        report_types.extend(reset.iter().map(String::as_str));
+        report_types.dedup();
+        let mut written = Vec::new();
+        for rt in report_types {
+            let mine: Vec<&Fit> = fits.iter().filter(|f| f.report_type == rt).collect();
+            let partition = Partition::report(Dataset::ChurnWeights, rt);
+            let mut files = PartitionWriter::new(&self.lake, partition, self.writer.names());
+            let batch = weights_batch(rt, &mine, opts)?;
+            if batch.num_rows() > 0 {
+                files.push(batch).await?;
+            }
+            written.push(files.finish().await?);
+        }
+        let run_id = &self.run_id;
+        self.writer
             .commit(|m| {
                 for (partition, files) in &written {
-                    m.replace(partition, files, &run_id);
+                    m.replace(partition, files, run_id);
                 }
             })
-            .await
-            .map_err(Into::into);
+            .await?;
+        Ok(())
     }
-    if let Err(e) = writer.clean_up().await {
-        tracing::warn!("could not delete the weights this fit replaced: {e} (the next sync will)");
+
+    /// Gives the lake back (see [`LakeWriter::finish`]).
+    pub async fn finish(&self) -> Result<CleanUp, LakeError> {
+        self.writer.finish().await
     }
-    let released = writer.release().await;
-    outcome?;
-    released?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -90,19 +90,47 @@ async fn serve(args: ServeArgs, config: &Config) -> Result<ExitCode> {
 }
 
 async fn churn_fit(args: FitArgs, config: &Config) -> Result<ExitCode> {
-    use hspq::churn::{self, FitOptions, MIN_EVENTS};
+    use hspq::churn::{self, FitOptions};
     let opts = FitOptions {
         horizon_days: args.horizon_days,
         window_days: args.window_days,
         top_share: args.top_share,
         report_type: args.report_type.clone(),
     };
-    let both = ["mssp".to_string(), "reseller".to_string()];
-    let report_types = args.report_type.clone().map_or(both.to_vec(), |r| vec![r]);
     // Opening the engine first makes a missing lake an error, not a new lake.
     let engine = open(&config.lake).await?;
-    if args.reset {
-        churn::store(&config.lake, &[], &report_types, &opts).await?;
+    // A fit that stores takes the lake before the minute of fitting: a sync holding it fails
+    // the fit at once, naming it; and no sync starts meanwhile.
+    let writer = match args.dry_run {
+        true => None,
+        false => Some(churn::Writer::take(&config.lake, config.sync.lake.clone()).await?),
+    };
+    let outcome = fit_and_store(&args, &opts, config, &engine, writer.as_ref()).await;
+    if let Some(writer) = writer {
+        let finished = writer.finish().await;
+        // Having lost the lake says more than whatever else failed.
+        if let Err(lost @ hspq::lake::LakeError::Lost(_)) = finished {
+            return Err(lost.into());
+        }
+        let code = outcome?;
+        finished?;
+        return Ok(code);
+    }
+    outcome
+}
+
+async fn fit_and_store(
+    args: &FitArgs,
+    opts: &hspq::churn::FitOptions,
+    config: &Config,
+    engine: &hspq::query::Engine,
+    writer: Option<&hspq::churn::Writer>,
+) -> Result<ExitCode> {
+    use hspq::churn::{self, MIN_EVENTS};
+    let both = ["mssp".to_string(), "reseller".to_string()];
+    let report_types = args.report_type.clone().map_or(both.to_vec(), |r| vec![r]);
+    if let (true, Some(writer)) = (args.reset, writer) {
+        writer.store(&[], &report_types, opts).await?;
         eprintln!(
             "hspq churn fit: stored weights dropped ({}): churn_risk scores with the default weights",
             report_types.join(", ")
@@ -110,7 +138,7 @@ async fn churn_fit(args: FitArgs, config: &Config) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("hspq churn fit: scoring every past cut-off and fitting (a minute on a large lake)");
-    let fits = churn::fit(&engine, &opts)?;
+    let fits = churn::fit(engine, opts)?;
     if fits.is_empty() {
         anyhow::bail!(
             "no past cut-off to learn from: a cut-off needs {} days of usage before it and {} days \
@@ -119,7 +147,7 @@ async fn churn_fit(args: FitArgs, config: &Config) -> Result<ExitCode> {
             opts.horizon_days
         );
     }
-    let table = churn::report(&fits, &churn::default_weights(&engine)?)?;
+    let table = churn::report(&fits, &churn::default_weights(engine)?)?;
     Printer::new(config.print.clone()).print_batches(table.schema(), &[table])?;
     for fit in &fits {
         let what = format!("{} ({})", fit.report_type, fit.components);
@@ -156,16 +184,16 @@ async fn churn_fit(args: FitArgs, config: &Config) -> Result<ExitCode> {
             ),
         }
     }
-    if args.dry_run {
+    let Some(writer) = writer else {
         eprintln!("hspq churn fit: --dry-run: nothing stored");
         return Ok(ExitCode::SUCCESS);
-    }
+    };
     let fitted: Vec<&str> = report_types
         .iter()
         .filter(|rt| fits.iter().any(|f| &f.report_type == *rt))
         .map(String::as_str)
         .collect();
-    churn::store(&config.lake, &fits, &[], &opts).await?;
+    writer.store(&fits, &[], opts).await?;
     eprintln!(
         "hspq churn fit: stored in the lake: churn_risk scores {} with these weights where fitted, \
          and says which in its weights column (hspq churn fit --reset goes back to the default weights)",

@@ -775,3 +775,31 @@ async fn below_thirty_leavers_the_fit_keeps_the_default_weights() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no lake at"));
     assert!(!nowhere.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_fit_on_a_lake_a_sync_holds_fails_at_once_naming_it_and_writes_nothing() {
+    use hspq::lake::{Lake, LakeWriter, WriterOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(&dir.path().into()).unwrap();
+    let holder = LakeWriter::acquire(&lake, "the-holding-sync", WriterOptions::default())
+        .await
+        .unwrap();
+    let out = hspq_on(dir.path(), &["churn", "fit"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the-holding-sync") && stderr.contains("wait for it to finish"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("scoring every past cut-off"),
+        "it failed before fitting: {stderr}"
+    );
+    assert!(!dir.path().join("churn_weights").exists());
+    let latest = common::lake::latest_entry(dir.path()).unwrap();
+    assert_eq!(
+        latest["run_id"], "the-holding-sync",
+        "the log is the holder's"
+    );
+    holder.release().await.unwrap();
+}

@@ -201,7 +201,7 @@ async fn a_second_ingest_on_the_same_lake_is_refused_while_the_first_holds_the_l
     let err = ingest(&sim, dir.path(), MSSP_KEY).await.unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("another hspq ingest") && text.contains("other-run"),
+        text.contains("another hspq run") && text.contains("other-run"),
         "{text}"
     );
     assert_eq!(sim.active_sessions(), 0);

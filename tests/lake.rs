@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::lake::*;
 use common::*;
-use hspq::lake::{Lake, LakeError, LakeWriter, WriterOptions};
+use hspq::lake::commit::Rendezvous;
+use hspq::lake::{Dataset, Lake, LakeError, LakeWriter, Partition, WriterOptions, WrittenFile};
 use hspq::sim::{Partnership, SimConfig, Simulator};
 
 /// `hspq ingest` of the MSSP key into `data`, its lease lapsing after `ttl`.
@@ -142,7 +143,7 @@ async fn two_runs_racing_to_take_over_an_expired_lake_cannot_both_win() {
             .next()
             .unwrap();
         assert!(
-            matches!(lost, LakeError::Locked(m) if m.contains("another hspq ingest")),
+            matches!(lost, LakeError::Locked(m) if m.contains("another hspq run")),
             "round {round}: {lost}"
         );
         // The loser's refusal names the winner, which holds the lake in the log.
@@ -543,4 +544,112 @@ async fn streamed_exports_with_unread_pipes_return_every_row_of_their_version_ac
     assert_ne!(parquet_files(dir.path()), manifest_files(dir.path()));
     ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
     assert_eq!(parquet_files(dir.path()), manifest_files(dir.path()));
+}
+
+/// A file in `partition` of the lake at `dir`, as `writer` names them, listed by its next
+/// commit.
+async fn commit_a_file(dir: &Path, writer: &LakeWriter, run_id: &str, n: u64) -> String {
+    let part = Partition::period(Dataset::Billing, "mssp", 2026, "01");
+    let path = part.file(writer.names().epoch(), run_id, n);
+    std::fs::create_dir_all(dir.join(&part.dir)).unwrap();
+    std::fs::write(dir.join(&path), b"x").unwrap();
+    let file = WrittenFile {
+        path: path.clone(),
+        size: 1,
+        rows: 1,
+        sha256: "x".into(),
+        unique_keys: true,
+    };
+    writer.commit(|m| m.add(&[file], run_id)).await.unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_up_paused_after_its_lease_proof_and_taken_over_deletes_nothing_of_the_takers() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(&dir.path().into()).unwrap();
+    let pause = Arc::new(Rendezvous::default());
+    let a = Arc::new(
+        LakeWriter::acquire(
+            &lake,
+            "a",
+            WriterOptions {
+                lock_ttl: Duration::from_millis(300),
+                // Anything unlisted and not this run's is old enough to go.
+                retention: Duration::ZERO,
+                pause_after_proof: Some(pause.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    let mine = commit_a_file(dir.path(), &a, "a", 0).await;
+    let cleaning = tokio::spawn({
+        let a = a.clone();
+        async move { a.clean_up().await }
+    });
+    pause.reached().await;
+    // A is stopped right after proving its lease; it lapses, and B takes the lake over and
+    // commits a file of its own.
+    let b = loop {
+        match LakeWriter::acquire(&lake, "b", WriterOptions::default()).await {
+            Ok(b) => break b,
+            Err(LakeError::Locked(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let theirs = commit_a_file(dir.path(), &b, "b", 0).await;
+    pause.resume();
+    let woken = cleaning.await.unwrap();
+    assert!(
+        matches!(&woken, Err(LakeError::Lost(why)) if why.contains(&theirs)),
+        "{woken:?}"
+    );
+    assert!(dir.path().join(&theirs).exists(), "the taker's file stays");
+    assert!(
+        dir.path().join(&mine).exists(),
+        "the taker built on A's file"
+    );
+    assert_eq!(latest_entry(dir.path()).unwrap()["run_id"], "b");
+    b.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_cancelled_after_the_store_took_it_is_kept_by_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(&dir.path().into()).unwrap();
+    let pause = Arc::new(Rendezvous::default());
+    let w = Arc::new(
+        LakeWriter::acquire(
+            &lake,
+            "w",
+            WriterOptions {
+                pause_after_store: Some(pause.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    let commit = |n| {
+        let (w, dir) = (w.clone(), dir.path().to_path_buf());
+        tokio::spawn(async move { commit_a_file(&dir, &w, "w", n).await })
+    };
+    // Ctrl-C once the store took the first commit, before the run heard of it.
+    let first = commit(0);
+    pause.reached().await;
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    let mut second = commit(1);
+    tokio::select! {
+        _ = pause.reached() => pause.resume(),
+        failed = &mut second => panic!("the next commit failed: {failed:?}"),
+    }
+    let second = second.await.unwrap();
+    let files: Vec<String> = w.snapshot().await.files.keys().cloned().collect();
+    assert_eq!(files.len(), 2, "both commits' files: {files:?}");
+    assert!(files.contains(&second));
+    assert_eq!(manifest_files(dir.path()).len(), 2);
+    w.release().await.unwrap();
 }

@@ -90,7 +90,7 @@ async fn bucket(moto: &Moto, name: &str) -> AmazonS3 {
     b.build().unwrap()
 }
 
-fn hspq(moto: &Moto, sim_url: &str, data: &str) -> Command {
+fn hspq(endpoint: &str, sim_url: &str, data: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
     cmd.args([
         "ingest",
@@ -104,7 +104,7 @@ fn hspq(moto: &Moto, sim_url: &str, data: &str) -> Command {
     ])
     .env("HSPQ_ORG_KEY", ORG_KEY)
     .env("HSPQ_API_KEY", MSSP_KEY)
-    .env("AWS_ENDPOINT_URL", &moto.endpoint)
+    .env("AWS_ENDPOINT_URL", endpoint)
     .env("AWS_ALLOW_HTTP", "true")
     .env("XDG_CACHE_HOME", std::env::temp_dir().join("hspq-s3-tests"))
     .stdout(Stdio::null())
@@ -122,7 +122,9 @@ async fn synced_lake(name: &str) -> (Moto, AmazonS3, hspq::sim::Simulator, Strin
     let store = bucket(&moto, name).await;
     let sim = sim(|c| c.companies = 6).await;
     let data = format!("s3://{name}/team");
-    let out = hspq(&moto, &sim.base_url(), &data).output().unwrap();
+    let out = hspq(&moto.endpoint, &sim.base_url(), &data)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -165,7 +167,7 @@ async fn ingest_writes_the_lake_to_s3_and_a_second_run_is_locked_out() {
     let data = "s3://partner-lake/hspq/prod";
 
     // A second run while the first holds the lock refuses with the cause.
-    let first = hspq(&moto, &sim.base_url(), data)
+    let first = hspq(&moto.endpoint, &sim.base_url(), data)
         .arg("--rate")
         .arg("25")
         .spawn()
@@ -182,10 +184,12 @@ async fn ingest_writes_the_lake_to_s3_and_a_second_run_is_locked_out() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let second = hspq(&moto, &sim.base_url(), data).output().unwrap();
+    let second = hspq(&moto.endpoint, &sim.base_url(), data)
+        .output()
+        .unwrap();
     assert_eq!(second.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(stderr.contains("another hspq ingest"), "{stderr}");
+    assert!(stderr.contains("another hspq run"), "{stderr}");
     let out = first.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -194,7 +198,7 @@ async fn ingest_writes_the_lake_to_s3_and_a_second_run_is_locked_out() {
     );
 
     // An incremental run on S3 works too.
-    let again = hspq(&moto, &sim.base_url(), data)
+    let again = hspq(&moto.endpoint, &sim.base_url(), data)
         .arg("--rate")
         .arg("25")
         .output()
@@ -297,7 +301,7 @@ async fn a_writer_paused_past_its_lease_on_s3_stops_and_leaves_the_lake_the_new_
     let store = bucket(&moto, "stale-lake").await;
     let sim = sim(|c| c.companies = 20).await;
     let data = "s3://stale-lake/p";
-    let a = hspq(&moto, &sim.base_url(), data)
+    let a = hspq(&moto.endpoint, &sim.base_url(), data)
         .args(["--rate", "5"])
         .env("HSPQ_LOCK_TTL", "2")
         .spawn()
@@ -305,7 +309,7 @@ async fn a_writer_paused_past_its_lease_on_s3_stops_and_leaves_the_lake_the_new_
     wait_for_requests(&sim, 30);
     signal(a.id(), "-STOP");
     std::thread::sleep(Duration::from_secs(3));
-    let b = hspq(&moto, &sim.base_url(), data)
+    let b = hspq(&moto.endpoint, &sim.base_url(), data)
         .args(["--rate", "100"])
         .env("HSPQ_LOCK_TTL", "2")
         .output()
@@ -380,7 +384,9 @@ async fn readers_of_an_s3_lake_run_through_a_whole_sync_and_a_glob_reader_finds_
     let store = bucket(&moto, "read-lake").await;
     let sim = sim(|c| c.companies = 20).await;
     let data = "s3://read-lake/live";
-    let first = hspq(&moto, &sim.base_url(), data).output().unwrap();
+    let first = hspq(&moto.endpoint, &sim.base_url(), data)
+        .output()
+        .unwrap();
     assert!(
         first.status.success(),
         "{}",
@@ -403,7 +409,7 @@ async fn readers_of_an_s3_lake_run_through_a_whole_sync_and_a_glob_reader_finds_
     let globber = glob_reads(&moto, "read-lake/live", &stop);
     // A shell opened before the sync, and `hspq sql` in a loop, sharing one local cache; the
     // shell asks S3 for a newer commit at most every two seconds: let that pass after the sync.
-    let mut sync = hspq(&moto, &sim.base_url(), data);
+    let mut sync = hspq(&moto.endpoint, &sim.base_url(), data);
     sync.args(["--rate", "15", "--full"]);
     let seen = read_through_sync(
         reader("repl"),
@@ -505,7 +511,9 @@ async fn serve_reads_an_s3_lake_through_a_replica_its_sessions_cannot_write() {
     // A sync lands on S3: the server brings it into the replica and sessions see it.
     let runs = || server.psql("select count(distinct run_id) from lake_files");
     let seen = runs();
-    let out = hspq(&moto, &sim.base_url(), data).output().unwrap();
+    let out = hspq(&moto.endpoint, &sim.base_url(), data)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -519,4 +527,79 @@ async fn serve_reads_an_s3_lake_through_a_replica_its_sessions_cannot_write() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// A TCP proxy to `upstream` that renames every request's `If-None-Match` header, as an
+/// S3-compatible server that ignores conditional writes behaves; returns its endpoint.
+async fn dropping_if_none_match(upstream: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const HEADER: &[u8] = b"if-none-match:";
+    const RENAMED: &[u8] = b"x-ignored-mat:";
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+            });
+            tokio::spawn(async move {
+                let mut pending: Vec<u8> = Vec::new();
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match client_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    pending.extend_from_slice(&buf[..n]);
+                    for i in 0..pending.len().saturating_sub(HEADER.len() - 1) {
+                        if pending[i..i + HEADER.len()].eq_ignore_ascii_case(HEADER) {
+                            pending[i..i + HEADER.len()].copy_from_slice(RENAMED);
+                        }
+                    }
+                    // A line start that may be the header cut short by the read waits for
+                    // the next read.
+                    let line = pending
+                        .windows(2)
+                        .rposition(|w| w == b"\r\n")
+                        .map_or(0, |at| at + 2);
+                    let tail = &pending[line..];
+                    let keep = if tail.len() < HEADER.len()
+                        && HEADER[..tail.len()].eq_ignore_ascii_case(tail)
+                    {
+                        tail.len()
+                    } else {
+                        0
+                    };
+                    let send: Vec<u8> = pending.drain(..pending.len() - keep).collect();
+                    if server_write.write_all(&send).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = server_write.write_all(&pending).await;
+            });
+        }
+    });
+    endpoint
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_refuses_an_s3_store_that_ignores_if_none_match_and_writes_nothing() {
+    let moto = start_moto();
+    let store = bucket(&moto, "careless-store").await;
+    let sim = sim(|c| c.companies = 3).await;
+    let careless = dropping_if_none_match(&moto.endpoint).await;
+    let data = "s3://careless-store/lake";
+    let out = hspq(&careless, &sim.base_url(), data).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("does not refuse a second create") && stderr.contains("If-None-Match"),
+        "{stderr}"
+    );
+    let left: Vec<_> = store.list(None).try_collect().await.unwrap();
+    assert!(left.is_empty(), "nothing written: {left:?}");
 }

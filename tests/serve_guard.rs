@@ -19,6 +19,7 @@ const HOSTILE: &[&str] = &[
     "COPY billing TO '{L}/x.parquet' (FORMAT parquet)",
     "CoPy (select 1) to '{T}/mixed-case.csv'",
     "copy (select 1) to '{L}/_hspq/log/00000000000000009999.json'",
+    "copy (select 1) to '{L}/_hspq/pins/00000000000000000001-1-1-a.json'",
     "copy (select 1) to '{L}/billing/x.csv' (format csv, use_tmp_file false)",
     "copy billing from '{L}/billing'",
     "copy (select 1) to '{L}/../beside.csv'",
@@ -192,6 +193,8 @@ async fn attack(env: &[(&str, &str)], leave_out: &[&str]) -> Attack {
                 .replace("{C}", &cwd.display().to_string())
         })
         .collect();
+    // The folder every hspq reader makes for its pins (they come and go with statements).
+    std::fs::create_dir_all(lake.join("_hspq/pins")).unwrap();
     let before = snapshot(root.path());
     let server = Server::start_in(&lake, &[], |c| {
         c.current_dir(&cwd)

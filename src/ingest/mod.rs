@@ -177,19 +177,15 @@ pub async fn run_on(lake: Lake, opts: IngestOptions) -> Result<IngestSummary, In
     let error = outcome.as_ref().err().map(|e| e.to_string());
     let recorded = sync.record_run(status, error, &summary).await;
     // Replaced files, and those of a unit that failed before its commit, go now: after this
-    // run no reader sees two versions of a row.
-    let cleaned = writer.clean_up().await;
-    if let Err(e) = &cleaned {
-        warn!("could not delete the files this run replaced: {e} (the next run will)");
-    }
-    let released = writer.release().await;
+    // run no reader sees two versions of a row (but for what readers still read).
+    let finished = writer.finish().await;
     // Having lost the lake on the way says more than whatever else failed.
-    if let Some(lost) = lost_lake(&writer).await {
-        return Err(lost);
+    if let Err(lost @ LakeError::Lost(_)) = finished {
+        return Err(lost.into());
     }
     outcome?;
     recorded?;
-    released?;
+    finished?;
     Ok(summary)
 }
 

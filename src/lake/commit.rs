@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Barrier, Mutex};
+use tokio::sync::{Barrier, Mutex, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -40,6 +40,9 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(3600);
 /// Log entries kept behind the latest (older ones are never read again).
 const KEEP_ENTRIES: u64 = 10;
 
+/// Files deleted after one proof of the lease (on S3, one bulk request).
+const DELETE_BATCH: usize = 1000;
+
 /// How a run holds the lake.
 #[derive(Clone, Debug)]
 pub struct WriterOptions {
@@ -50,6 +53,50 @@ pub struct WriterOptions {
     /// Test hook: waited on between reading the log and taking the lake, so a test can make
     /// two runs interleave there.
     pub pause_before_take: Option<Arc<Barrier>>,
+    /// Test hook: a clean-up stops here right after proving its lease, holding the run's state
+    /// so that its heartbeat stops too, as a paused process's would.
+    pub pause_after_proof: Option<Arc<Rendezvous>>,
+    /// Test hook: a commit stops here once its entry is stored, before the run learns it (where
+    /// a Ctrl-C can cancel it).
+    pub pause_after_store: Option<Arc<Rendezvous>>,
+}
+
+/// A point where a run waits until a test lets it go on (see [`WriterOptions`]).
+#[derive(Debug)]
+pub struct Rendezvous {
+    reached: Semaphore,
+    resume: Semaphore,
+}
+
+impl Default for Rendezvous {
+    fn default() -> Self {
+        Rendezvous {
+            reached: Semaphore::new(0),
+            resume: Semaphore::new(0),
+        }
+    }
+}
+
+impl Rendezvous {
+    /// The run's side: says it is here and waits to be let go.
+    async fn pass(&self) {
+        self.reached.add_permits(1);
+        if let Ok(permit) = self.resume.acquire().await {
+            permit.forget();
+        }
+    }
+
+    /// The test's side: waits until a run is here.
+    pub async fn reached(&self) {
+        if let Ok(permit) = self.reached.acquire().await {
+            permit.forget();
+        }
+    }
+
+    /// The test's side: lets the run go on.
+    pub fn resume(&self) {
+        self.resume.add_permits(1);
+    }
 }
 
 impl Default for WriterOptions {
@@ -58,6 +105,8 @@ impl Default for WriterOptions {
             lock_ttl: DEFAULT_LOCK_TTL,
             retention: DEFAULT_RETENTION,
             pause_before_take: None,
+            pause_after_proof: None,
+            pause_after_store: None,
         }
     }
 }
@@ -94,6 +143,9 @@ struct Held {
     /// Why this run no longer holds the lake.
     lost: Option<String>,
     last_write: Instant,
+    /// A write started and its caller never heard how it ended (cancelled by Ctrl-C): the
+    /// store may have taken it, and the next write builds on it.
+    in_flight: bool,
 }
 
 impl LakeWriter {
@@ -103,6 +155,8 @@ impl LakeWriter {
         run_id: &str,
         opts: WriterOptions,
     ) -> Result<LakeWriter, LakeError> {
+        lake.check_create_if_absent(&format!("{BOOKKEEPING}/probe/{run_id}"))
+            .await?;
         for _ in 0..5 {
             let latest = log::latest(lake).await?;
             let (version, manifest, holder) = match latest {
@@ -134,6 +188,7 @@ impl LakeWriter {
                     manifest: Arc::new(Manifest::new()),
                     lost: None,
                     last_write: Instant::now(),
+                    in_flight: false,
                 }),
             };
             let entry = inner.entry(version + 1, EntryKind::Acquire, manifest);
@@ -184,9 +239,42 @@ impl LakeWriter {
     /// in-memory manifest changes only once that is stored.
     pub async fn commit(&self, edit: impl FnOnce(&mut Manifest)) -> Result<(), LakeError> {
         let mut held = self.inner.held.lock().await;
-        let mut next = Manifest::clone(&held.manifest);
-        edit(&mut next);
-        self.inner.write(&mut held, EntryKind::Commit, next).await
+        self.inner
+            .write(&mut held, EntryKind::Commit, |m| {
+                let mut next = Manifest::clone(m);
+                edit(&mut next);
+                next
+            })
+            .await
+    }
+
+    /// Writes an entry that changes nothing but the lease, right before deleting files, so
+    /// that a run that lost the lake finds out first; returns the manifest.
+    async fn prove(&self) -> Result<Arc<Manifest>, LakeError> {
+        let mut held = self.inner.held.lock().await;
+        self.inner
+            .write(&mut held, EntryKind::Refresh, Manifest::clone)
+            .await?;
+        if let Some(pause) = &self.inner.opts.pause_after_proof {
+            pause.pass().await;
+        }
+        Ok(Arc::clone(&held.manifest))
+    }
+
+    /// Deletes `paths` in batches, proving the lease before each.
+    async fn delete_proven(&self, paths: &[String]) -> Result<(), LakeError> {
+        for batch in paths.chunks(DELETE_BATCH) {
+            self.prove().await?;
+            self.inner.lake.delete_all(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks the lake lost, for a reason found outside the log.
+    async fn lose(&self, why: String) -> LakeError {
+        let mut held = self.inner.held.lock().await;
+        held.lost = Some(why.clone());
+        LakeError::Lost(why)
     }
 
     /// Deletes the files commits replaced, the files no manifest lists (as the module docs
@@ -195,22 +283,14 @@ impl LakeWriter {
     /// too.
     pub async fn clean_up(&self) -> Result<CleanUp, LakeError> {
         let lake = &self.inner.lake;
-        // Prove the lease right before deleting anything.
-        let manifest = {
-            let mut held = self.inner.held.lock().await;
-            let same = Manifest::clone(&held.manifest);
-            self.inner
-                .write(&mut held, EntryKind::Refresh, same)
-                .await?;
-            Arc::clone(&held.manifest)
-        };
+        let manifest = self.prove().await?;
         let version = self.version().await;
         // Files an hspq reader still reads stay until a later clean-up finds them free.
         let pinned = pins::needed(lake, version, true).await?;
         let mut done = CleanUp::default();
         let (kept, dead): (Vec<String>, Vec<String>) =
             manifest.dead.keys().cloned().partition(|p| pinned.keeps(p));
-        lake.delete_all(&dead).await?;
+        self.delete_proven(&dead).await?;
         done.dead = dead.len();
         done.pinned = kept.len();
         if !dead.is_empty() {
@@ -240,8 +320,22 @@ impl LakeWriter {
                 continue;
             }
             let fenced = match epoch_of(path) {
+                // A run that took the lake after this one wrote it: this run was paused
+                // past its lease after proving it, and must touch nothing more.
+                Some(e) if e > epoch => {
+                    return Err(self
+                        .lose(format!(
+                            "run {} lost {}: it found {path}, written by a run that took the \
+                             lake after it (it was paused past its lease, HSPQ_LOCK_TTL), so it \
+                             stopped deleting; run hspq ingest again if the other run did not \
+                             finish the work",
+                            self.inner.run_id,
+                            lake.location()
+                        ))
+                        .await);
+                }
                 // Written by this run or by one that the log fenced off before it.
-                Some(e) => e <= epoch,
+                Some(_) => true,
                 None => false,
             };
             if fenced || now - listed.modified > retention {
@@ -253,14 +347,14 @@ impl LakeWriter {
                 done.orphans += 1;
             }
         }
-        lake.delete_all(&orphans).await?;
+        self.delete_proven(&orphans).await?;
         let old_entries: Vec<String> = log::versions(lake, None)
             .await?
             .into_iter()
             .filter(|v| v + KEEP_ENTRIES < version && !pinned.versions.contains(v))
             .map(log::entry_path)
             .collect();
-        lake.delete_all(&old_entries).await?;
+        self.delete_proven(&old_entries).await?;
         if version > 0 {
             lake.delete(LEGACY_MANIFEST).await?;
             lake.delete(LEGACY_LOCK).await?;
@@ -323,6 +417,32 @@ impl LakeWriter {
         deleted
     }
 
+    /// Ends the run's hold on the lake, however its work went: removes what its commits
+    /// replaced (a failure is only warned about: the next run does it) and gives the lake up.
+    /// A run that lost the lake (found here or before) deletes only the files it wrote and
+    /// never committed, and fails saying so. Call it once the run's writers stopped.
+    pub async fn finish(&self) -> Result<CleanUp, LakeError> {
+        let mut done = CleanUp::default();
+        let mut released = Ok(());
+        if self.lost().await.is_none() {
+            match self.clean_up().await {
+                Ok(d) => done = d,
+                Err(LakeError::Lost(_)) => {}
+                Err(e) => {
+                    warn!("could not delete the files this run replaced: {e} (the next run will)")
+                }
+            }
+            if self.lost().await.is_none() {
+                released = self.release().await;
+            }
+        }
+        if let Some(why) = self.lost().await {
+            self.abandon().await;
+            return Err(LakeError::Lost(why));
+        }
+        released.map(|_| done)
+    }
+
     /// Gives the lake up (a last entry without a lease). A failed write is tried again a few
     /// times: a lake left held stays closed to other runs until the lease lapses.
     pub async fn release(&self) -> Result<(), LakeError> {
@@ -330,8 +450,11 @@ impl LakeWriter {
         let mut held = self.inner.held.lock().await;
         let mut tries = 0;
         loop {
-            let same = Manifest::clone(&held.manifest);
-            match self.inner.write(&mut held, EntryKind::Release, same).await {
+            match self
+                .inner
+                .write(&mut held, EntryKind::Release, Manifest::clone)
+                .await
+            {
                 Err(LakeError::Lost(why)) => return Err(LakeError::Lost(why)),
                 Err(e) if tries < 4 => {
                     tries += 1;
@@ -373,46 +496,63 @@ impl Inner {
         }
     }
 
-    /// Stores `manifest` as the next version, or finds the lake lost.
+    /// Stores the manifest `next` makes of the current one as the next version, or finds the
+    /// lake lost.
     async fn write(
         &self,
         held: &mut Held,
         kind: EntryKind,
-        manifest: Manifest,
+        next: impl FnOnce(&Manifest) -> Manifest,
     ) -> Result<(), LakeError> {
         if let Some(why) = &held.lost {
             return Err(LakeError::Lost(why.clone()));
         }
-        let mut entry = self.entry(held.version + 1, kind, manifest);
-        let taker = loop {
-            match create(&self.lake, &entry).await? {
-                Created::Mine => {
-                    held.version = entry.version;
-                    held.manifest = Arc::new(entry.manifest);
-                    held.last_write = Instant::now();
-                    return Ok(());
-                }
-                // This run's own entry, from a write whose caller was cancelled (Ctrl-C) after
-                // the store took it: catch up with it and write after it.
-                Created::Other(found) if found.run_id == self.run_id => {
-                    held.version = found.version;
-                    held.manifest = Arc::new(found.manifest);
-                    entry = self.entry(held.version + 1, kind, entry.manifest);
-                }
-                Created::Other(found) => break format!("run {}", found.run_id),
-                Created::Superseded(latest) => break format!("run {}", latest.run_id),
+        if held.in_flight {
+            self.catch_up(held).await?;
+        }
+        let entry = self.entry(held.version + 1, kind, next(&held.manifest));
+        held.in_flight = true;
+        let created = create(&self.lake, &entry).await?;
+        if created == Created::Mine && kind == EntryKind::Commit {
+            if let Some(pause) = &self.opts.pause_after_store {
+                pause.pass().await;
             }
+        }
+        held.in_flight = false;
+        let taker = match created {
+            Created::Mine => {
+                held.version = entry.version;
+                held.manifest = Arc::new(entry.manifest);
+                held.last_write = Instant::now();
+                return Ok(());
+            }
+            Created::Other(found) | Created::Superseded(found) => found.run_id,
         };
         let why = format!(
-            "run {} lost {} to {taker}: it went more than its lease ({} s, HSPQ_LOCK_TTL) without \
-             writing (paused or stalled), so it stopped without changing the lake; run hspq ingest \
-             again if the other run did not finish the work",
+            "run {} lost {} to run {taker}: it went more than its lease ({} s, HSPQ_LOCK_TTL) \
+             without writing (paused or stalled), so it stopped without changing the lake; run \
+             hspq ingest again if the other run did not finish the work",
             self.run_id,
             self.lake.location(),
             self.opts.lock_ttl.as_secs()
         );
         held.lost = Some(why.clone());
         Err(LakeError::Lost(why))
+    }
+
+    /// After a write whose caller was cancelled: takes up this run's own entries the store
+    /// took meanwhile, so the next write builds on them rather than undoing them.
+    async fn catch_up(&self, held: &mut Held) -> Result<(), LakeError> {
+        while let Some(found) = log::read(&self.lake, held.version + 1).await? {
+            if found.run_id != self.run_id {
+                // Another run's: the next create finds the lake lost.
+                break;
+            }
+            held.version = found.version;
+            held.manifest = Arc::new(found.manifest);
+        }
+        held.in_flight = false;
+        Ok(())
     }
 }
 
@@ -466,8 +606,10 @@ async fn heartbeat(inner: Arc<Inner>) {
         if held.last_write.elapsed() < ttl / 3 {
             continue;
         }
-        let same = Manifest::clone(&held.manifest);
-        match inner.write(&mut held, EntryKind::Refresh, same).await {
+        match inner
+            .write(&mut held, EntryKind::Refresh, Manifest::clone)
+            .await
+        {
             Ok(()) => {}
             Err(LakeError::Lost(why)) => {
                 warn!("{why}");
@@ -480,7 +622,7 @@ async fn heartbeat(inner: Arc<Inner>) {
 
 fn locked(lake: &Lake, lease: &Lease) -> LakeError {
     LakeError::Locked(format!(
-        "another hspq ingest (run {}, pid {} on {}, since {}) is writing to {}: wait for it to \
+        "another hspq run (run {}, pid {} on {}, since {}) is writing to {}: wait for it to \
          finish; if it is gone, the lake frees itself at {} (its lease, HSPQ_LOCK_TTL)",
         lease.run_id,
         lease.owner.pid,

@@ -13,11 +13,10 @@
 //! is, the commit that retires V's files comes later, and so does the clean-up that lists the
 //! pins before deleting them. If it is not, the reader moves on to the newer version.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -62,64 +61,55 @@ fn version_of(path: &str) -> Option<u64> {
     name.strip_suffix(".json")?.split('-').next()?.parse().ok()
 }
 
-/// A reader's hold on one version of a lake on local disk; dropping it lets the version go.
-pub struct Pin {
-    path: PathBuf,
-    version: u64,
-    renewer: Option<(Arc<Stop>, JoinHandle<()>)>,
+/// The keeper of one process's pins in a lake folder: a thread that creates, renews and
+/// removes them, so that whoever asks for a pin need not be able to write (`hspq serve`'s
+/// sessions may not: the keeper is started outside their confinement). Cheap to clone; the
+/// thread ends, removing what it still holds, when the last clone and pin are gone.
+#[derive(Clone)]
+pub struct Pins {
+    requests: mpsc::Sender<Request>,
 }
 
-/// Raised when the pin is dropped; its renewer waits on it.
-type Stop = (Mutex<bool>, Condvar);
+enum Request {
+    Take(u64, mpsc::Sender<std::io::Result<u64>>),
+    Release(u64),
+}
 
-impl Pin {
-    /// Pins `version` of the lake in the folder `root` until the pin is dropped, renewing it
-    /// from a thread of its own.
-    pub fn take(root: &Path, version: u64) -> std::io::Result<Pin> {
+/// A reader's hold on one version; dropping it lets the version go.
+pub struct Pin {
+    id: u64,
+    version: u64,
+    keeper: mpsc::Sender<Request>,
+}
+
+impl Pins {
+    /// Starts a keeper for the lake folder `root`.
+    pub fn start(root: &Path) -> std::io::Result<Pins> {
+        let (requests, inbox) = mpsc::channel();
         let dir = root.join(PIN_DIR);
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!(
-            "{version:020}-{}-{:08x}.json",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        let taken_at = Utc::now();
-        let record = move || PinRecord {
-            version,
-            host: host_name(),
-            owner: Owner::this_process(),
-            taken_at,
-            expires_at: Utc::now() + chrono::Duration::from_std(PIN_TTL).unwrap_or_default(),
-        };
-        write(&path, &record())?;
-        let stop: Arc<Stop> = Arc::new((Mutex::new(false), Condvar::new()));
-        let renewer = {
-            let (stop, path) = (Arc::clone(&stop), path.clone());
-            std::thread::Builder::new()
-                .name("hspq-pin".into())
-                .spawn(move || {
-                    let (lock, wake) = &*stop;
-                    let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
-                    while !*stopped {
-                        let (guard, timeout) = wake
-                            .wait_timeout(stopped, PIN_TTL / 3)
-                            .unwrap_or_else(|e| e.into_inner());
-                        stopped = guard;
-                        if !*stopped && timeout.timed_out() {
-                            if let Err(e) = write(&path, &record()) {
-                                warn!("could not renew the pin on the lake's version {version} ({e}): a sync may remove files this query still reads");
-                            }
-                        }
-                    }
-                })?
-        };
-        Ok(Pin {
-            path,
-            version,
-            renewer: Some((stop, renewer)),
-        })
+        std::thread::Builder::new()
+            .name("hspq-pins".into())
+            .spawn(move || keep(&dir, inbox))?;
+        Ok(Pins { requests })
     }
 
+    /// Pins `version` until the pin is dropped; the pin file exists when this returns.
+    pub fn pin(&self, version: u64) -> std::io::Result<Pin> {
+        let (reply, answer) = mpsc::channel();
+        let gone = || std::io::Error::other("the pin keeper stopped");
+        self.requests
+            .send(Request::Take(version, reply))
+            .map_err(|_| gone())?;
+        let id = answer.recv().map_err(|_| gone())??;
+        Ok(Pin {
+            id,
+            version,
+            keeper: self.requests.clone(),
+        })
+    }
+}
+
+impl Pin {
     /// The version pinned.
     pub fn version(&self) -> u64 {
         self.version
@@ -128,12 +118,59 @@ impl Pin {
 
 impl Drop for Pin {
     fn drop(&mut self) {
-        if let Some((stop, renewer)) = self.renewer.take() {
-            *stop.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
-            stop.1.notify_all();
-            let _ = renewer.join();
+        let _ = self.keeper.send(Request::Release(self.id));
+    }
+}
+
+/// The keeper's loop: pins by id, each renewed every third of [`PIN_TTL`].
+fn keep(dir: &Path, inbox: mpsc::Receiver<Request>) {
+    let ttl = chrono::Duration::from_std(PIN_TTL).unwrap_or_default();
+    let record = |version, taken_at| PinRecord {
+        version,
+        host: host_name(),
+        owner: Owner::this_process(),
+        taken_at,
+        expires_at: Utc::now() + ttl,
+    };
+    let mut held: BTreeMap<u64, (PathBuf, u64, DateTime<Utc>)> = BTreeMap::new();
+    let mut next_id = 0;
+    let mut renewed = Instant::now();
+    loop {
+        match inbox.recv_timeout(PIN_TTL / 3) {
+            Ok(Request::Take(version, reply)) => {
+                next_id += 1;
+                let path = dir.join(format!(
+                    "{version:020}-{}-{next_id}-{:08x}.json",
+                    std::process::id(),
+                    rand::random::<u32>()
+                ));
+                let taken_at = Utc::now();
+                let made = std::fs::create_dir_all(dir)
+                    .and_then(|_| write(&path, &record(version, taken_at)));
+                if made.is_ok() {
+                    held.insert(next_id, (path, version, taken_at));
+                }
+                let _ = reply.send(made.map(|_| next_id));
+            }
+            Ok(Request::Release(id)) => {
+                if let Some((path, _, _)) = held.remove(&id) {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-        let _ = std::fs::remove_file(&self.path);
+        if renewed.elapsed() >= PIN_TTL / 3 {
+            renewed = Instant::now();
+            for (path, version, taken_at) in held.values() {
+                if let Err(e) = write(path, &record(*version, *taken_at)) {
+                    warn!("could not renew the pin on the lake's version {version} ({e}): a sync may remove files a query still reads");
+                }
+            }
+        }
+    }
+    for (path, _, _) in held.values() {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -226,10 +263,18 @@ mod tests {
     async fn a_pin_holds_while_it_lives_and_a_dead_process_pin_lapses() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(&dir.path().into()).unwrap();
-        let pin = Pin::take(dir.path(), 7).unwrap();
+        let pins = Pins::start(dir.path()).unwrap();
+        let pin = pins.pin(7).unwrap();
+        assert_eq!(pin.version(), 7);
         assert_eq!(pinned(&lake, true).await.unwrap(), BTreeSet::from([7]));
         drop(pin);
-        assert!(pinned(&lake, true).await.unwrap().is_empty());
+        // The keeper removes it soon after.
+        let mut tries = 0;
+        while !pinned(&lake, false).await.unwrap().is_empty() {
+            tries += 1;
+            assert!(tries < 1000, "the pin stays");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         // A pin left by a process that is gone, and one that was not renewed in time.
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let gone = Owner {

@@ -213,6 +213,30 @@ impl Lake {
         }
     }
 
+    /// Checks that the store refuses a second create of the same object, which fencing writers
+    /// rests on (see [`super::commit`]): always so on local disk; on S3 it takes a server that
+    /// honours `If-None-Match: *`, and some S3-compatible ones ignore it. `probe` names a
+    /// scratch object, removed after.
+    pub async fn check_create_if_absent(&self, probe: &str) -> Result<(), LakeError> {
+        if self.local.is_some() {
+            return Ok(());
+        }
+        // A first create whose answer was lost may be retried and refused: fine either way.
+        self.put_new(probe, Bytes::from_static(b"1")).await?;
+        let second = self.put_new(probe, Bytes::from_static(b"2")).await?;
+        self.delete(probe).await?;
+        if !second {
+            return Ok(());
+        }
+        Err(LakeError::Location(format!(
+            "{} does not refuse a second create of the same object (it ignores S3's \
+             If-None-Match: *), so two syncs could both believe they hold the lake and overwrite \
+             each other's commits: hspq writes only to stores that honour it (AWS S3, MinIO, \
+             Ceph RGW, Cloudflare R2 do); point --data at one of those",
+            self.location
+        )))
+    }
+
     /// Reads an object, or `None` when there is none.
     pub async fn get(&self, rel: &str) -> Result<Option<Bytes>, LakeError> {
         match self.store.get(&self.path(rel)).await {

@@ -14,7 +14,7 @@ pub mod raw;
 pub mod status;
 pub mod views;
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use tracing::warn;
 
 use crate::lake::log::{self, Entry};
-use crate::lake::pins::{self, Pin};
+use crate::lake::pins::{self, Pin, Pins};
 use crate::lake::{Dataset, Lake, LakeError, LakeLocation};
 use output::{OutputError, ResultWriter};
 use views::Source;
@@ -92,6 +92,8 @@ pub struct Engine {
     checked: Cell<Instant>,
     /// Whether a statement is being read, and so the version shown must be pinned.
     reading: Cell<bool>,
+    /// Who writes this engine's pins (started at the first statement unless given).
+    pins: OnceCell<Pins>,
     /// The pin on the version a statement reads.
     pin: RefCell<Option<Pin>>,
     /// Pinning failed once (a lake folder hspq may not write to): said once.
@@ -147,6 +149,7 @@ impl Engine {
             version: Cell::new(None),
             checked: Cell::new(Instant::now()),
             reading: Cell::new(false),
+            pins: OnceCell::new(),
             pin: RefCell::new(None),
             pin_failed: Cell::new(false),
             interrupted: Arc::new(AtomicBool::new(false)),
@@ -171,6 +174,12 @@ impl Engine {
             }
         }
         unreachable!("the loop returns")
+    }
+
+    /// Has `pins` write this engine's reader pins, for an engine that may not write itself (a
+    /// confined `hspq serve` session); before its first statement.
+    pub fn use_pins(&self, pins: Pins) {
+        let _ = self.pins.set(pins);
     }
 
     /// The DuckDB connection holding the views.
@@ -285,7 +294,13 @@ impl Engine {
                     if !self.reading.get() || pinned == Some(version) {
                         return Ok(changed);
                     }
-                    match Pin::take(&self.root, version) {
+                    if self.pins.get().is_none() {
+                        let _ = self.pins.set(Pins::start(&self.root).map_err(|e| {
+                            QueryError::Usage(format!("cannot start a thread: {e}"))
+                        })?);
+                    }
+                    let pins = self.pins.get().expect("set just above");
+                    match pins.pin(version) {
                         Ok(pin) => drop(self.pin.replace(Some(pin))),
                         Err(e) => {
                             if !self.pin_failed.replace(true) {

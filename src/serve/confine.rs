@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::lake::pins::Pins;
 use landlock::{
     path_beneath_rules, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetCreatedAttr,
     RulesetStatus, ABI,
@@ -29,10 +30,9 @@ const TARGET_ABI: ABI = ABI::V5;
 pub struct Confinement {
     scratch: tempfile::TempDir,
     sessions: AtomicU64,
-    /// The lake's folder of reader pins, where sessions record which version they read (see
-    /// [`crate::lake::pins`]): bookkeeping no SQL can reach, as DuckDB's own sandbox lets it
-    /// read only.
-    pins: Option<PathBuf>,
+    /// Writes the sessions' reader pins into the lake (see [`crate::lake::pins`]): a thread
+    /// started outside the confinement, as sessions may write nothing there.
+    pins: Option<Pins>,
 }
 
 /// How well the kernel confines a thread.
@@ -56,23 +56,16 @@ impl Confinement {
         })
     }
 
-    /// Lets sessions write their reader pins into the lake folder `root`, made now if it is
-    /// missing; a lake folder the server may not write to gets none (and sessions say so).
-    pub fn with_pins(mut self, root: &Path) -> Confinement {
-        if !root.is_dir() {
-            // No lake there: the first session says so.
-            return self;
-        }
-        let dir = root.join(crate::lake::pins::PIN_DIR);
-        match std::fs::create_dir_all(&dir) {
-            Ok(()) => self.pins = Some(dir),
-            Err(e) => tracing::warn!(
-                "cannot make {} ({e}): a sync that ends while a client reads may remove files \
-                 it reads",
-                dir.display()
-            ),
-        }
-        self
+    /// Keeps the sessions' reader pins in the lake folder `root`, from a thread started now
+    /// (call it outside any confinement).
+    pub fn with_pins(mut self, root: &Path) -> std::io::Result<Confinement> {
+        self.pins = Some(Pins::start(root)?);
+        Ok(self)
+    }
+
+    /// Who writes the sessions' pins.
+    pub fn pins(&self) -> Option<&Pins> {
+        self.pins.as_ref()
     }
 
     /// The scratch folder.
@@ -103,10 +96,7 @@ impl Confinement {
             .map_err(fail)?
             .create()
             .map_err(fail)?
-            .add_rules(path_beneath_rules(
-                std::iter::once(self.scratch.path()).chain(self.pins.as_deref()),
-                writes,
-            ))
+            .add_rules(path_beneath_rules([self.scratch.path()], writes))
             .map_err(fail)?
             .restrict_self()
             .map_err(fail)?;

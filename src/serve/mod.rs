@@ -104,7 +104,7 @@ pub async fn run(
     let confinement = Arc::new(
         Confinement::new()
             .map_err(|e| anyhow::anyhow!("cannot make a scratch folder under $TMPDIR: {e}"))?
-            .with_pins(&root),
+            .with_pins(&root)?,
     );
     match confinement.probe() {
         Ok(Enforced::Fully) => info!(

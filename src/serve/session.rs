@@ -163,6 +163,9 @@ impl Session {
                     }
                 };
                 drop(runtime);
+                if let Some(pins) = confinement.pins() {
+                    engine.use_pins(pins.clone());
+                }
                 let catalog = match engine
                     .statement(|conn| Ok(Catalog::install(conn, &who)?))
                     .map_err(|e| format!("cannot make the PostgreSQL catalog: {e}"))
