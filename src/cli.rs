@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hspq::config::{Config, ServeSettings, SyncSettings, DEFAULT_BASE_URL, DEFAULT_DATA};
 use hspq::ingest::plan::Windows;
+use hspq::lake::log::AsOf;
 use hspq::lake::{LakeLocation, WriterOptions};
 use hspq::query::output::Format;
 use hspq::query::print::{screen_width, PrintOptions};
@@ -31,6 +32,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// What the lake holds: datasets, periods, rows, bytes, last sync and its age.
     Status(StatusArgs),
+    /// The lake's versions: each finished sync (and churn fit) with what it changed; what
+    /// --as-of can read.
+    Log(LogArgs),
     /// Serve the built-in Partner Portal API simulator on loopback.
     Simulate(SimulateArgs),
     /// Mirror every endpoint the key's scopes allow into the lake, incrementally.
@@ -39,7 +43,7 @@ pub enum Command {
     /// Run SQL against the lake's views and print the last statement's result.
     Sql(SqlArgs),
     /// The interactive SQL shell over the lake (also bare `hspq` on a terminal).
-    Repl(DataArgs),
+    Repl(ReplArgs),
     /// Run a bundled query (see `hspq queries`).
     Query(QueryArgs),
     /// List the bundled queries with their parameters.
@@ -146,6 +150,8 @@ pub struct FitArgs {
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
+    pub writer: WriterArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -178,11 +184,36 @@ pub struct OutputArgs {
     pub max_rows: usize,
 }
 
+/// Which version of the lake a reader shows.
+#[derive(Debug, Args)]
+pub struct AsOfArgs {
+    /// Read the lake as it was: v42 (a version `hspq log` lists), a time
+    /// (2026-12-01T08:00:00Z) or a date (2026-12-01, the end of that day in Stockholm) for the
+    /// state after the last sync that finished by then.
+    #[arg(long, value_name = "WHEN", value_parser = parse_as_of)]
+    pub as_of: Option<AsOf>,
+}
+
+fn parse_as_of(text: &str) -> Result<AsOf, String> {
+    text.parse()
+}
+
+/// `hspq repl`'s arguments.
+#[derive(Debug, Args)]
+pub struct ReplArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct SqlArgs {
     /// SQL text (several statements allowed); `-` or nothing reads it from stdin.
     #[arg(allow_hyphen_values = true)]
     pub sql: Option<String>,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -193,6 +224,8 @@ pub struct SqlArgs {
 pub struct ReportArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
     /// The HTML file to write; without it the report goes to stdout (when that is not a
     /// terminal).
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -215,6 +248,8 @@ pub struct QueryArgs {
     /// A parameter, KEY=VALUE (repeatable).
     #[arg(long = "param", short = 'p', value_parser = hspq::query::bundled::parse_param)]
     pub params: Vec<(String, String)>,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -252,6 +287,14 @@ pub struct DemoArgs {
     /// Requests per second per session the simulator allows (the real API allows 1).
     #[arg(long, default_value_t = 25.0)]
     pub rate: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -294,6 +337,13 @@ pub struct IngestArgs {
     /// No progress bar, even on a terminal.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub writer: WriterArgs,
+}
+
+/// How a run that writes the lake holds it (`hspq ingest`, `hspq churn fit`).
+#[derive(Debug, Args)]
+pub struct WriterArgs {
     /// How long the lake stays taken by a run that stops writing (paused, stalled) before
     /// another run may take it over: seconds, or with s, m or h.
     #[arg(long, env = "HSPQ_LOCK_TTL", default_value = "10m", value_parser = parse_duration)]
@@ -302,6 +352,30 @@ pub struct IngestArgs {
     /// be before a sync deletes it: seconds, or with s, m or h.
     #[arg(long, env = "HSPQ_RETENTION", default_value = "1h", value_parser = parse_duration)]
     pub retention: std::time::Duration,
+    /// How long the lake as it was after each finished sync stays readable with --as-of: files
+    /// a sync replaces wait this long under _hspq/history/ (s, m, h or d; 0 keeps none). Not
+    /// --history-months, which is how far back engagement is fetched.
+    #[arg(long, env = "HSPQ_VERSION_RETENTION", default_value = "7d", value_parser = parse_duration_or_zero)]
+    pub version_retention: std::time::Duration,
+}
+
+impl WriterArgs {
+    fn options(&self) -> WriterOptions {
+        WriterOptions {
+            lock_ttl: self.lock_ttl,
+            retention: self.retention,
+            version_retention: self.version_retention,
+            ..Default::default()
+        }
+    }
+}
+
+/// A duration as [`parse_duration`] reads it, or `0` for none.
+fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
+    match text.trim() {
+        "0" => Ok(std::time::Duration::ZERO),
+        _ => parse_duration(text),
+    }
 }
 
 /// `90`, `90s`, `10m`, `1h`.
@@ -312,13 +386,18 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         None => (t, "s"),
     };
     let n: u64 = digits.parse().map_err(|_| {
-        format!("{text:?} is not a duration: use seconds, or a number with s, m or h")
+        format!("{text:?} is not a duration: use seconds, or a number with s, m, h or d")
     })?;
     let secs = match unit.trim() {
         "s" => n,
         "m" => n.saturating_mul(60),
         "h" => n.saturating_mul(3600),
-        other => return Err(format!("unknown unit {other:?} in {text:?}: use s, m or h")),
+        "d" => n.saturating_mul(86_400),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use s, m, h or d"
+            ))
+        }
     };
     if secs == 0 {
         return Err("must be at least one second".into());
@@ -385,21 +464,39 @@ impl Command {
     pub fn config(&self) -> Result<Config> {
         let mut config = Config::default();
         match self {
-            Command::Sql(SqlArgs { data, output, .. })
-            | Command::Query(QueryArgs { data, output, .. }) => {
+            Command::Log(LogArgs { data, output }) => {
                 config.lake = data.location()?;
                 config.print = output.print_options();
+                config.print.count = false;
+            }
+            Command::Sql(SqlArgs {
+                data,
+                output,
+                as_of,
+                ..
+            })
+            | Command::Query(QueryArgs {
+                data,
+                output,
+                as_of,
+                ..
+            }) => {
+                config.lake = data.location()?;
+                config.print = output.print_options();
+                config.as_of = as_of.as_of.clone();
             }
             Command::Report(args) => {
                 config.lake = args.data.location()?;
+                config.as_of = args.as_of.as_of.clone();
                 config.report = hspq::report::ReportOptions {
                     report_type: args.report_type.clone(),
                     periods: args.periods,
                     top: args.top,
                 };
             }
-            Command::Repl(data) => {
-                config.lake = data.location()?;
+            Command::Repl(args) => {
+                config.lake = args.data.location()?;
+                config.as_of = args.as_of.as_of.clone();
                 config.print = shell_print_options();
             }
             Command::Status(StatusArgs { data, .. }) | Command::Views(ViewsArgs { data, .. }) => {
@@ -417,11 +514,7 @@ impl Command {
                     },
                     dry_run: args.dry_run,
                     quiet: args.quiet,
-                    lake: WriterOptions {
-                        lock_ttl: args.lock_ttl,
-                        retention: args.retention,
-                        ..Default::default()
-                    },
+                    lake: args.writer.options(),
                 };
             }
             Command::Check(api) => config.api = api.client_config()?,
@@ -434,6 +527,7 @@ impl Command {
                 }
                 config.lake = args.data.location()?;
                 config.print = args.output.print_options();
+                config.sync.lake = args.writer.options();
             }
             Command::Demo(args) => {
                 config.lake = args.data.parse()?;

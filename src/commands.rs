@@ -3,11 +3,13 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hspq::api::{models::Me, Client, Credentials};
 use hspq::config::Config;
+use hspq::lake::log::AsOf;
 use hspq::lake::LakeLocation;
 use hspq::query::output::{Format, ResultWriter};
 use hspq::query::print::{PrintOptions, Printer};
@@ -27,6 +29,7 @@ pub async fn run(command: Command, config: Config) -> Result<ExitCode> {
         Command::Status(args) => status(args, &config).await,
         Command::Ingest(_) => ingest(&config).await,
         Command::Check(_) => check(&config).await,
+        Command::Log(_) => log(&config).await,
         Command::Sql(args) => sql(args, &config).await,
         Command::Repl(_) => repl(&config).await,
         Command::Query(args) => query(args, &config).await,
@@ -47,7 +50,7 @@ async fn report(args: ReportArgs, config: &Config) -> Result<ExitCode> {
             "the report is an HTML file: pass --output report.html (or redirect stdout to a file)"
         );
     }
-    let engine = open(&config.lake).await?;
+    let engine = open_as_of(&config.lake, config.as_of.as_ref()).await?;
     let html = hspq::report::render(&engine, &config.lake.to_string(), &config.report)?;
     match &args.output {
         Some(path) => {
@@ -346,7 +349,12 @@ fn read_sql(arg: Option<String>) -> Result<String> {
 
 /// The engine over the lake, having said what the user should know about its data.
 async fn open(lake: &LakeLocation) -> Result<Engine> {
-    let engine = Engine::open(lake).await?;
+    open_as_of(lake, None).await
+}
+
+/// The engine over the lake as `--as-of` names it (the newest without it).
+async fn open_as_of(lake: &LakeLocation, as_of: Option<&AsOf>) -> Result<Engine> {
+    let engine = Engine::open_as_of(lake, as_of).await?;
     if let Some(n) = &engine.notice {
         eprintln!("hspq: {n}");
     }
@@ -355,7 +363,7 @@ async fn open(lake: &LakeLocation) -> Result<Engine> {
 
 async fn sql(args: SqlArgs, config: &Config) -> Result<ExitCode> {
     let text = read_sql(args.sql)?;
-    let engine = open(&config.lake).await?;
+    let engine = open_as_of(&config.lake, config.as_of.as_ref()).await?;
     Printer::new(config.print.clone()).print(|out| engine.run(&text, out))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -363,7 +371,7 @@ async fn sql(args: SqlArgs, config: &Config) -> Result<ExitCode> {
 async fn query(args: QueryArgs, config: &Config) -> Result<ExitCode> {
     let q = hspq::query::bundled::find(&args.name)?;
     q.values(&args.params)?;
-    let engine = open(&config.lake).await?;
+    let engine = open_as_of(&config.lake, config.as_of.as_ref()).await?;
     Printer::new(config.print.clone()).print(|out| q.run(&engine, &args.params, out))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -555,6 +563,68 @@ fn backtest_summary(engine: &Engine) -> Result<String> {
         lines.push("  no cut-off yet: the lake's history is too short".into());
     }
     Ok(lines.join("\n"))
+}
+
+async fn log(config: &Config) -> Result<ExitCode> {
+    use arrow::array::{ArrayRef, StringArray, TimestampMicrosecondArray, UInt64Array};
+    // Opening the engine first makes a missing lake an error (and an S3 lake its local copy).
+    let engine = open(&config.lake).await?;
+    let lake = hspq::lake::Lake::open(&engine.root.as_path().into())?;
+    let lines = hspq::lake::log::lines(&lake).await?;
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "version",
+            Arc::new(UInt64Array::from_iter_values(
+                lines.iter().map(|l| l.version),
+            )),
+        ),
+        (
+            "at",
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    lines.iter().map(|l| l.at.timestamp_micros()),
+                )
+                .with_timezone("UTC"),
+            ),
+        ),
+        (
+            "run_id",
+            Arc::new(StringArray::from_iter_values(
+                lines.iter().map(|l| &l.run_id),
+            )),
+        ),
+        (
+            "status",
+            Arc::new(StringArray::from_iter_values(
+                lines.iter().map(|l| l.status),
+            )),
+        ),
+        (
+            "datasets_changed",
+            Arc::new(StringArray::from_iter(
+                lines
+                    .iter()
+                    .map(|l| l.datasets.as_ref().map(|d| d.join(","))),
+            )),
+        ),
+        (
+            "partitions_changed",
+            Arc::new(UInt64Array::from_iter(
+                lines.iter().map(|l| l.partitions.map(|p| p as u64)),
+            )),
+        ),
+        (
+            "rows_written",
+            Arc::new(UInt64Array::from_iter(lines.iter().map(|l| l.rows_written))),
+        ),
+        (
+            "rows",
+            Arc::new(UInt64Array::from_iter_values(lines.iter().map(|l| l.rows))),
+        ),
+    ];
+    let batch = arrow::record_batch::RecordBatch::try_from_iter(columns)?;
+    Printer::new(config.print.clone()).print_batches(batch.schema(), &[batch])?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn status(args: StatusArgs, config: &Config) -> Result<ExitCode> {

@@ -29,6 +29,8 @@ pub struct Config {
     pub serve: ServeSettings,
     /// What `hspq report` covers (`--report-type`, `--periods`, `--top`).
     pub report: crate::report::ReportOptions,
+    /// The past version readers show (`--as-of`); `None` follows the newest.
+    pub as_of: Option<crate::lake::log::AsOf>,
 }
 
 /// Where and for whom `hspq serve` listens (`--bind`, `--port`, `--user`, the password from
@@ -106,6 +108,7 @@ impl Default for Config {
                 top: 25,
                 ..Default::default()
             },
+            as_of: None,
         }
     }
 }

@@ -38,9 +38,12 @@ fn main() -> ExitCode {
     let command = match opts.command {
         Some(c) => c,
         None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
-            cli::Command::Repl(cli::DataArgs {
-                data: std::env::var("HSPQ_DATA")
-                    .unwrap_or_else(|_| hspq::config::DEFAULT_DATA.into()),
+            cli::Command::Repl(cli::ReplArgs {
+                data: cli::DataArgs {
+                    data: std::env::var("HSPQ_DATA")
+                        .unwrap_or_else(|_| hspq::config::DEFAULT_DATA.into()),
+                },
+                as_of: cli::AsOfArgs { as_of: None },
             })
         }
         None => {

@@ -653,3 +653,71 @@ async fn a_commit_cancelled_after_the_store_took_it_is_kept_by_the_next_one() {
     assert_eq!(manifest_files(dir.path()).len(), 2);
     w.release().await.unwrap();
 }
+
+/// `hspq sql SQL --format csv` on the lake at `dir` with more arguments; its stdout.
+fn sql_csv(dir: &Path, sql: &str, more: &[&str]) -> String {
+    let mut args = vec!["sql", sql, "--format", "csv"];
+    args.extend_from_slice(more);
+    String::from_utf8(succeeded(hspq_on(dir, &args))).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_of_reads_the_lake_a_sync_left_after_three_more_until_the_version_retention_ends() {
+    let sim = sim(|c| c.companies = 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let first = latest_entry(dir.path()).unwrap();
+    let (v, at) = (
+        first["version"].as_u64().unwrap(),
+        first["written_at"].clone(),
+    );
+    const ROWS: &str = "select security_center_id, product, date, usage_value, ingested_at \
+                        from daily_usage order by all";
+    let then = sql_csv(dir.path(), ROWS, &[]);
+    for _ in 0..3 {
+        full_sync(&sim, dir.path()).await;
+    }
+    // The data folders hold the newest version only: a glob reader sees each row once.
+    assert_eq!(parquet_files(dir.path()), manifest_files(dir.path()));
+    assert_ne!(
+        sql_csv(dir.path(), ROWS, &[]),
+        then,
+        "each sync rewrote every row"
+    );
+    // The first sync's lake, by its version and by the time it finished.
+    let version = format!("v{v}");
+    assert_eq!(sql_csv(dir.path(), ROWS, &["--as-of", &version]), then);
+    let when = at.as_str().unwrap();
+    assert_eq!(sql_csv(dir.path(), ROWS, &["--as-of", when]), then);
+    let log =
+        String::from_utf8(succeeded(hspq_on(dir.path(), &["log", "--format", "csv"]))).unwrap();
+    let finished: Vec<&str> = log.lines().filter(|l| l.contains(",finished,")).collect();
+    assert_eq!(finished.len(), 4, "{log}");
+    assert!(finished[0].starts_with(&format!("{v},")), "{log}");
+    // Before the first sync finished there was nothing to read.
+    let out = hspq_on(dir.path(), &["sql", "select 1", "--as-of", "2000-01-01"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("no sync had finished by"),
+        "{stderr}"
+    );
+    // A sync keeping versions only a millisecond lets the first one go, with a clear error.
+    let mut opts = ingest_options(&sim, dir.path(), MSSP_KEY, 2);
+    opts.windows.full = true;
+    opts.lake.version_retention = Duration::from_millis(1);
+    hspq::ingest::run(opts).await.unwrap();
+    let out = hspq_on(dir.path(), &["sql", "select 1", "--as-of", &version]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{version} is no longer kept"))
+            && stderr.contains("the oldest version kept is v"),
+        "{stderr}"
+    );
+    // Its files went from the history; the last sync's retired ones just arrived.
+    let history = dir.path().join("_hspq/history");
+    for path in first["manifest"]["files"].as_object().unwrap().keys() {
+        assert!(!history.join(path).exists(), "{path} stays in the history");
+    }
+    assert!(!walk(&history).is_empty());
+}

@@ -299,7 +299,9 @@ async fn dry_run(
 /// "1 h 02 min", "3 min 20 s", "12 s".
 pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 {
+    if s >= 86_400 && s.is_multiple_of(86_400) {
+        format!("{} day{}", s / 86_400, if s == 86_400 { "" } else { "s" })
+    } else if s >= 3600 {
         format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
     } else if s >= 60 {
         format!("{} min {:02} s", s / 60, s % 60)

@@ -20,11 +20,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use tokio::sync::{Barrier, Mutex, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::layout::{epoch_of, FileNames, Partition, BOOKKEEPING, STAGING};
+use super::layout::{epoch_of, history_path, FileNames, Partition, BOOKKEEPING, HISTORY, STAGING};
 use super::log::{self, Entry, EntryKind, Lease, LEGACY_LOCK, LEGACY_MANIFEST};
 use super::manifest::Manifest;
 use super::pins;
@@ -36,6 +37,9 @@ pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(600);
 
 /// How old a file of unknown origin must be before a clean-up deletes it, by default.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(3600);
+
+/// How long retired files and the versions of finished syncs stay readable, by default.
+pub const DEFAULT_VERSION_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Log entries kept behind the latest (older ones are never read again).
 const KEEP_ENTRIES: u64 = 10;
@@ -50,6 +54,9 @@ pub struct WriterOptions {
     pub lock_ttl: Duration,
     /// Unlisted files whose writer cannot be told apart from a live one are kept this long.
     pub retention: Duration,
+    /// Files a sync retired, and the log entries that end runs, are kept this long under
+    /// `_hspq/` for `--as-of` (zero: deleted at once).
+    pub version_retention: Duration,
     /// Test hook: waited on between reading the log and taking the lake, so a test can make
     /// two runs interleave there.
     pub pause_before_take: Option<Arc<Barrier>>,
@@ -104,6 +111,7 @@ impl Default for WriterOptions {
         WriterOptions {
             lock_ttl: DEFAULT_LOCK_TTL,
             retention: DEFAULT_RETENTION,
+            version_retention: DEFAULT_VERSION_RETENTION,
             pause_before_take: None,
             pause_after_proof: None,
             pause_after_store: None,
@@ -120,6 +128,8 @@ pub struct CleanUp {
     pub orphans: usize,
     /// Replaced files kept because a reader's pin still needs them (see [`super::pins`]).
     pub pinned: usize,
+    /// Files of past versions deleted from `_hspq/history/` after the version retention.
+    pub expired: usize,
 }
 
 /// A run's hold on the lake.
@@ -270,6 +280,33 @@ impl LakeWriter {
         Ok(())
     }
 
+    /// Moves retired files to `_hspq/history/`, in batches after a proof of the lease each;
+    /// returns those moved (one already moved by a run cut short counts; one gone does not).
+    async fn move_to_history(&self, paths: &[String]) -> Result<Vec<String>, LakeError> {
+        let lake = &self.inner.lake;
+        let mut moved = Vec::new();
+        for batch in paths.chunks(DELETE_BATCH) {
+            self.prove().await?;
+            let renames = batch.iter().cloned().map(|p| {
+                let lake = lake.clone();
+                async move {
+                    let to = history_path(&p);
+                    let there = lake.rename(&p, &to).await? || lake.get(&to).await?.is_some();
+                    Ok::<_, LakeError>(there.then_some(p))
+                }
+            });
+            let results: Vec<Result<Option<String>, LakeError>> =
+                futures_util::stream::iter(renames)
+                    .buffer_unordered(8)
+                    .collect()
+                    .await;
+            for r in results {
+                moved.extend(r?);
+            }
+        }
+        Ok(moved)
+    }
+
     /// Marks the lake lost, for a reason found outside the log.
     async fn lose(&self, why: String) -> LakeError {
         let mut held = self.inner.held.lock().await;
@@ -290,13 +327,38 @@ impl LakeWriter {
         let mut done = CleanUp::default();
         let (kept, dead): (Vec<String>, Vec<String>) =
             manifest.dead.keys().cloned().partition(|p| pinned.keeps(p));
-        self.delete_proven(&dead).await?;
-        done.dead = dead.len();
         done.pinned = kept.len();
-        if !dead.is_empty() {
+        let keep_history = !self.inner.opts.version_retention.is_zero();
+        let moved = if keep_history {
+            self.move_to_history(&dead).await?
+        } else {
+            self.delete_proven(&dead).await?;
+            Vec::new()
+        };
+        done.dead = dead.len();
+        let now = Utc::now();
+        let keep_for = chrono::Duration::from_std(self.inner.opts.version_retention)
+            .unwrap_or(chrono::Duration::MAX);
+        // History past the retention goes, but for what a pinned `--as-of` reader reads.
+        let expired: Vec<String> = manifest
+            .history
+            .iter()
+            .filter(|(p, at)| now - **at > keep_for && !pinned.keeps(p))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let in_history: Vec<String> = expired.iter().map(|p| history_path(p)).collect();
+        self.delete_proven(&in_history).await?;
+        done.expired = expired.len();
+        if !dead.is_empty() || !expired.is_empty() {
             self.commit(|m| {
                 for p in &dead {
                     m.dead.remove(p);
+                }
+                for p in &moved {
+                    m.history.insert(p.clone(), now);
+                }
+                for p in &expired {
+                    m.history.remove(p);
                 }
             })
             .await?;
@@ -348,18 +410,33 @@ impl LakeWriter {
             }
         }
         self.delete_proven(&orphans).await?;
-        let old_entries: Vec<String> = log::versions(lake, None)
-            .await?
-            .into_iter()
-            .filter(|v| v + KEEP_ENTRIES < version && !pinned.versions.contains(v))
-            .map(log::entry_path)
-            .collect();
+        let mut old_entries = Vec::new();
+        for v in log::versions(lake, None).await? {
+            if v + KEEP_ENTRIES >= version || pinned.versions.contains(&v) {
+                continue;
+            }
+            // The state after each finished run stays readable (`--as-of`) for the retention.
+            let ends_a_run = keep_history
+                && log::read(lake, v).await?.is_some_and(|e| {
+                    e.kind == EntryKind::Release && now - e.written_at <= keep_for
+                });
+            if !ends_a_run {
+                old_entries.push(log::entry_path(v));
+            }
+        }
         self.delete_proven(&old_entries).await?;
         if version > 0 {
             lake.delete(LEGACY_MANIFEST).await?;
             lake.delete(LEGACY_LOCK).await?;
         }
-        if done.dead > 0 {
+        if done.dead > 0 && keep_history {
+            info!(
+                "moved {} file(s) that newer commits superseded out of the data folders, into \
+                 {HISTORY}/ (readable with --as-of for {})",
+                done.dead,
+                crate::ingest::human_duration(self.inner.opts.version_retention)
+            );
+        } else if done.dead > 0 {
             info!(
                 "removed {} file(s) that newer commits superseded",
                 done.dead

@@ -17,6 +17,14 @@ pub const BOOKKEEPING: &str = "_hspq";
 /// Where rows wait to be merged into their partition (invisible to glob readers).
 pub const STAGING: &str = "_hspq/staging";
 
+/// Where files a sync retired are kept for `--as-of` (invisible to glob readers).
+pub const HISTORY: &str = "_hspq/history";
+
+/// Where the data file `path` goes when it is retired.
+pub fn history_path(path: &str) -> String {
+    format!("{HISTORY}/{path}")
+}
+
 /// Names the data files of one run: `part-e<epoch>-<run id>-<n>.parquet`, `n` counting every
 /// file the run writes, so no two files are ever given the same name.
 #[derive(Clone, Debug)]

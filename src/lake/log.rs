@@ -177,6 +177,169 @@ async fn legacy(lake: &Lake) -> Result<Option<Entry>, LakeError> {
     }))
 }
 
+/// Which version of the lake a reader shows (`--as-of`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AsOf {
+    /// A log version, `v42`.
+    Version(u64),
+    /// The state after the last run that finished by then (an RFC 3339 time, or the end of a
+    /// date in the API's timezone).
+    Time(DateTime<Utc>),
+}
+
+impl std::str::FromStr for AsOf {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<AsOf, String> {
+        let t = text.trim();
+        if let Some(v) = t.strip_prefix(['v', 'V']) {
+            return v.parse().map(AsOf::Version).map_err(|_| bad_as_of(text));
+        }
+        if let Ok(time) = DateTime::parse_from_rfc3339(t) {
+            return Ok(AsOf::Time(time.with_timezone(&Utc)));
+        }
+        let day = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| bad_as_of(text))?;
+        // By the end of that day where the API lives: before the next one starts.
+        let next = day.succ_opt().ok_or_else(|| bad_as_of(text))?;
+        let start = next
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| {
+                t.and_local_timezone(chrono_tz::Europe::Stockholm)
+                    .earliest()
+            })
+            .ok_or_else(|| bad_as_of(text))?;
+        Ok(AsOf::Time(
+            start.with_timezone(&Utc) - chrono::Duration::nanoseconds(1),
+        ))
+    }
+}
+
+fn bad_as_of(text: &str) -> String {
+    format!(
+        "{text:?} is not a version of the lake: use v42 (a version `hspq log` lists), a time \
+         (2026-12-01T08:00:00Z) or a date (2026-12-01, the end of that day in Stockholm)"
+    )
+}
+
+/// The entry `as_of` names, or an error that says what is kept.
+pub async fn resolve(lake: &Lake, as_of: &AsOf) -> Result<Entry, LakeError> {
+    let kept = versions(lake, None).await?;
+    let (Some(&oldest), Some(&newest)) = (kept.first(), kept.last()) else {
+        return Err(LakeError::Version(format!(
+            "{} has no versions yet: run hspq ingest first",
+            lake.location()
+        )));
+    };
+    let what_is_kept = format!(
+        "the oldest version kept is v{oldest} (hspq keeps the last ten versions, and the one \
+         each finished sync left for --version-retention, 7 days unless set otherwise; \
+         `hspq log` lists them)"
+    );
+    match as_of {
+        AsOf::Version(v) if *v > newest => Err(LakeError::Version(format!(
+            "v{v} does not exist: the lake's newest version is v{newest}"
+        ))),
+        AsOf::Version(v) => read(lake, *v)
+            .await?
+            .ok_or_else(|| LakeError::Version(format!("v{v} is no longer kept: {what_is_kept}"))),
+        AsOf::Time(t) => {
+            for v in kept.iter().rev() {
+                let Some(entry) = read(lake, *v).await? else {
+                    continue;
+                };
+                if entry.kind == EntryKind::Release && entry.written_at <= *t {
+                    return Ok(entry);
+                }
+            }
+            Err(LakeError::Version(format!(
+                "no sync had finished by {} among the versions kept: {what_is_kept}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )))
+        }
+    }
+}
+
+/// One line of `hspq log`: a version a run left (a finished run's last, or the newest), with
+/// what changed since the line before.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    /// The version (`--as-of v42`).
+    pub version: u64,
+    /// When it was written.
+    pub at: DateTime<Utc>,
+    /// The run that wrote it.
+    pub run_id: String,
+    /// `finished`, `writing` (its lease is held) or `stopped` (it ended without giving the lake
+    /// back: killed, or taken over).
+    pub status: &'static str,
+    /// Datasets with a changed partition since the line before (`None` for the oldest line:
+    /// what came before it is no longer kept).
+    pub datasets: Option<Vec<String>>,
+    /// Partitions changed since the line before.
+    pub partitions: Option<usize>,
+    /// Rows in the files added since the line before.
+    pub rows_written: Option<u64>,
+    /// Live rows.
+    pub rows: u64,
+}
+
+/// The kept versions that finished a run, and the newest, oldest first: the history
+/// `--as-of` can read (leases, refreshes and the commits inside a run folded).
+pub async fn lines(lake: &Lake) -> Result<Vec<Line>, LakeError> {
+    let kept = versions(lake, None).await?;
+    let newest = kept.last().copied();
+    let mut lines = Vec::new();
+    let mut before: Option<Manifest> = None;
+    for v in kept {
+        let Some(entry) = read(lake, v).await? else {
+            continue;
+        };
+        if entry.kind != EntryKind::Release && Some(v) != newest {
+            continue;
+        }
+        let status = match (&entry.kind, &entry.lease) {
+            (EntryKind::Release, _) => "finished",
+            (_, Some(lease)) if lease.stale(Utc::now()).is_none() => "writing",
+            _ => "stopped",
+        };
+        let m = &entry.manifest;
+        let (mut datasets, mut partitions, mut rows_written) = (None, None, None);
+        if let Some(old) = &before {
+            let added: Vec<(&String, &super::manifest::FileEntry)> = m
+                .files
+                .iter()
+                .filter(|(p, _)| !old.files.contains_key(*p))
+                .collect();
+            let removed = old.files.keys().filter(|p| !m.files.contains_key(*p));
+            let dirs: std::collections::BTreeSet<&str> = added
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .chain(removed.map(String::as_str))
+                .map(|p| p.rsplit_once('/').map_or(p, |(dir, _)| dir))
+                .collect();
+            let names: std::collections::BTreeSet<String> = dirs
+                .iter()
+                .map(|d| d.split('/').next().unwrap_or(d).to_string())
+                .collect();
+            datasets = Some(names.into_iter().collect());
+            partitions = Some(dirs.len());
+            rows_written = Some(added.iter().map(|(_, f)| f.rows).sum());
+        }
+        lines.push(Line {
+            version: v,
+            at: entry.written_at,
+            run_id: entry.run_id.clone(),
+            status,
+            datasets,
+            partitions,
+            rows_written,
+            rows: m.files.values().map(|f| f.rows).sum(),
+        });
+        before = Some(entry.manifest);
+    }
+    Ok(lines)
+}
+
 /// The entry's bytes as stored (compact JSON: an entry holds the whole manifest).
 pub fn encode(entry: &Entry) -> Bytes {
     Bytes::from(serde_json::to_vec(entry).expect("a log entry always serializes"))

@@ -131,6 +131,10 @@ pub struct Manifest {
     /// the lake.
     #[serde(default)]
     pub dead: BTreeMap<String, DateTime<Utc>>,
+    /// Files retired from the data folders into `_hspq/history/<path>` (by their path in the
+    /// data folders), with when they moved: kept for `--version-retention`, for `--as-of`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub history: BTreeMap<String, DateTime<Utc>>,
     /// Customer rows fetched chunk by chunk and not yet merged into their month partitions,
     /// oldest first (a killed run's chunks are merged by the next run).
     #[serde(default)]

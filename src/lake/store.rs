@@ -55,6 +55,9 @@ pub enum LakeError {
     /// touching the manifest or any file.
     #[error("{0}")]
     Lost(String),
+    /// `--as-of` names a version the lake does not have (any more).
+    #[error("{0}")]
+    Version(String),
     /// A data file already exists under the name a writer chose (names are never reused).
     #[error("refusing to overwrite {0}: lake files are never rewritten under their own name")]
     Exists(String),
@@ -247,6 +250,16 @@ impl Lake {
                 .map_err(|e| Lake::err("read", rel, e)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(Lake::err("read", rel, e)),
+        }
+    }
+
+    /// Moves an object (a rename on local disk, a server-side copy and a delete on S3);
+    /// `Ok(false)` when there is none at `from`.
+    pub async fn rename(&self, from: &str, to: &str) -> Result<bool, LakeError> {
+        match self.store.rename(&self.path(from), &self.path(to)).await {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Lake::err("move", from, e)),
         }
     }
 

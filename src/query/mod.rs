@@ -25,7 +25,8 @@ use arrow::datatypes::SchemaRef;
 use futures_util::StreamExt;
 use tracing::warn;
 
-use crate::lake::log::{self, Entry};
+use crate::lake::layout::history_path;
+use crate::lake::log::{self, AsOf, Entry};
 use crate::lake::pins::{self, Pin, Pins};
 use crate::lake::{Dataset, Lake, LakeError, LakeLocation};
 use output::{OutputError, ResultWriter};
@@ -98,6 +99,8 @@ pub struct Engine {
     pin: RefCell<Option<Pin>>,
     /// Pinning failed once (a lake folder hspq may not write to): said once.
     pin_failed: Cell<bool>,
+    /// The views show one past version (`--as-of`), never a newer one.
+    fixed: Cell<bool>,
     /// Raised by an [`Interrupter`] of this engine; lowered when a statement starts. A statement
     /// that fails with it raised was cancelled, whatever DuckDB's message says.
     interrupted: Arc<AtomicBool>,
@@ -122,6 +125,21 @@ impl Engine {
     /// Opens the lake at `location`, registering every view; an S3 lake is read through a
     /// local copy that fetches only what changed.
     pub async fn open(location: &LakeLocation) -> Result<Engine, QueryError> {
+        Engine::open_as_of(location, None).await
+    }
+
+    /// Opens the lake as it was at `as_of` (see [`AsOf`]): the views show that version and
+    /// no newer one; `None` follows the newest, as [`Engine::open`].
+    pub async fn open_as_of(
+        location: &LakeLocation,
+        as_of: Option<&AsOf>,
+    ) -> Result<Engine, QueryError> {
+        if let (Some(_), LakeLocation::S3 { .. }) = (as_of, location) {
+            return Err(QueryError::Usage(format!(
+                "--as-of reads a lake on local disk for now: copy {location} down (aws s3 sync) \
+                 and read the copy"
+            )));
+        }
         let (root, notice, remote) = match location {
             LakeLocation::S3 { .. } => {
                 let (root, notice) = sync_cache(location).await?;
@@ -152,8 +170,18 @@ impl Engine {
             pins: OnceCell::new(),
             pin: RefCell::new(None),
             pin_failed: Cell::new(false),
+            fixed: Cell::new(false),
             interrupted: Arc::new(AtomicBool::new(false)),
         };
+        if let Some(as_of) = as_of {
+            let entry = log::resolve(&engine.local_lake()?, as_of).await?;
+            engine.fixed.set(true);
+            engine.register_views(Some(&entry))?;
+            for (_, derived) in views::DERIVED.iter().chain(&views::MACROS) {
+                engine.conn.execute_batch(derived)?;
+            }
+            return Ok(engine);
+        }
         for attempt in 1.. {
             let latest = log::latest(&engine.local_lake()?).await?;
             // Creating a view opens its files (the derived ones, those of the views they read):
@@ -246,6 +274,17 @@ impl Engine {
     }
 
     fn refresh(&self, force: bool) -> Result<bool, QueryError> {
+        if let (true, true, Some(v)) = (self.fixed.get(), force, self.version.get()) {
+            // A file of the past version read moved to the history meanwhile: look again
+            // where each file is.
+            let lake = self.local_lake()?;
+            let entry = on_side_runtime(|| async move { log::read(&lake, v).await })?;
+            let entry = entry.ok_or_else(|| {
+                QueryError::Lake(LakeError::Version(format!("v{v} is no longer kept")))
+            })?;
+            self.register_views(Some(&entry))?;
+            return Ok(true);
+        }
         if let Some(data) = &self.remote {
             if !force && self.checked.get().elapsed() < S3_CHECK_EVERY {
                 return Ok(false);
@@ -271,7 +310,10 @@ impl Engine {
         for _ in 0..20 {
             let held = self.version.get();
             let lake = self.local_lake()?;
-            let newer = on_side_runtime(|| async move { log::newer_than(&lake, held).await })?;
+            let newer = match self.fixed.get() {
+                true => None,
+                false => on_side_runtime(|| async move { log::newer_than(&lake, held).await })?,
+            };
             match newer {
                 Some(entry) if Some(entry.version) != held => {
                     match self.register_views(Some(&entry)) {
@@ -346,7 +388,13 @@ impl Engine {
                     .collect();
                 let paths = live
                     .iter()
-                    .map(|(p, _)| format!("{root_text}/{p}"))
+                    .map(
+                        |(p, _)| match self.fixed.get() && !self.root.join(p).exists() {
+                            // A past version's file that a sync retired.
+                            true => format!("{root_text}/{}", history_path(p)),
+                            false => format!("{root_text}/{p}"),
+                        },
+                    )
                     .collect();
                 if live.iter().all(|(_, f)| f.unique_keys) {
                     Source::UniqueFiles(paths)

@@ -675,7 +675,7 @@ pub enum Ended {
 /// Runs the shell over the lake `config` names, printing as `config.print` says (the
 /// interactive shell starts with a table and the pager, a script with CSV); says how it ended.
 pub async fn run(config: &Config) -> Result<Ended, QueryError> {
-    let engine = Engine::open(&config.lake).await?;
+    let engine = Engine::open_as_of(&config.lake, config.as_of.as_ref()).await?;
     if let Some(n) = &engine.notice {
         eprintln!("hspq: {n}");
     }
