@@ -372,8 +372,9 @@ impl WriterArgs {
 
 /// A duration as [`parse_duration`] reads it, or `0` for none.
 fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
-    match text.trim() {
-        "0" => Ok(std::time::Duration::ZERO),
+    let digits = text.trim().trim_end_matches(['s', 'm', 'h', 'd']);
+    match digits.parse::<u64>() {
+        Ok(0) => Ok(std::time::Duration::ZERO),
         _ => parse_duration(text),
     }
 }
@@ -621,8 +622,12 @@ pub fn rate_or_unlimited(rate: f64) -> Result<f64> {
 }
 
 fn positive_rate(rate: f64) -> Result<f64> {
-    if !(rate > 0.0 && rate.is_finite()) {
-        anyhow::bail!("--rate must be more than 0 requests per second, not {rate}");
+    // Below one request a day a sync would never end (and the pause overflows a Duration).
+    const SLOWEST: f64 = 1.0 / 86_400.0;
+    if !(rate >= SLOWEST && rate.is_finite()) {
+        anyhow::bail!(
+            "--rate must be at least one request a day ({SLOWEST:.6} per second), not {rate}"
+        );
     }
     Ok(rate)
 }

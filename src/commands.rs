@@ -431,6 +431,18 @@ async fn demo(args: DemoArgs, config: &Config) -> Result<ExitCode> {
     use hspq::ingest::human_duration;
     use hspq::query::bundled;
     let started = std::time::Instant::now();
+    // Simulated data must never land in a real lake: only a new folder or an earlier demo's.
+    const DEMO_MARK: &str = "_hspq/demo";
+    let lake = hspq::lake::Lake::open(&config.lake)?;
+    if hspq::lake::log::latest(&lake).await?.is_some() && lake.get(DEMO_MARK).await?.is_none() {
+        anyhow::bail!(
+            "{} holds a lake hspq demo did not make: the demo writes simulated data, which must \
+             never land in a real lake; pass --data a new folder",
+            config.lake
+        );
+    }
+    lake.put(DEMO_MARK, "made by hspq demo: simulated data\n".into())
+        .await?;
     let mut sim_config = SimConfig::new(stockholm_today());
     sim_config.companies = args.companies;
     sim_config.rate = args.rate;

@@ -701,6 +701,48 @@ async fn as_of_reads_the_lake_a_sync_left_after_three_more_until_the_version_ret
         !out.status.success() && stderr.contains("no sync had finished by"),
         "{stderr}"
     );
+    // Through hspq serve, a connection reads it after `SET hspq.as_of`, and the newest after
+    // `RESET`; another connection is not affected.
+    const DIGEST: &str = "select count(*) || ':' || sum(hash(security_center_id, product, date, \
+                          usage_value, ingested_at)) from daily_usage";
+    let digest = |more: &[&str]| -> String {
+        let out = sql_csv(dir.path(), DIGEST, more);
+        out.lines().nth(1).unwrap().to_string()
+    };
+    let (digest_then, digest_now) = (digest(&["--as-of", &version]), digest(&[]));
+    assert_ne!(digest_then, digest_now);
+    let server = common::serve::Server::start(dir.path());
+    let psql = |commands: &[String]| -> String {
+        let mut cmd = Command::new(common::serve::psql());
+        cmd.arg(server.conninfo())
+            .args(["-X", "-At", "-q", "-v", "ON_ERROR_STOP=1"])
+            .env("PGPASSWORD", common::serve::PASSWORD);
+        for c in commands {
+            cmd.arg("-c").arg(c);
+        }
+        let out = cmd.output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let set = format!("set hspq.as_of = '{version}'");
+    assert_eq!(
+        psql(&[set.clone(), "show hspq.as_of".into(), DIGEST.into()]),
+        format!("{version}\n{digest_then}\n")
+    );
+    assert_eq!(
+        psql(&[set.clone(), "reset hspq.as_of".into(), DIGEST.into()]),
+        format!("{digest_now}\n")
+    );
+    assert_eq!(psql(&[DIGEST.into()]), format!("{digest_now}\n"));
+    let refused = psql(&["set hspq.as_of = 'yesterday-ish'".into()]);
+    assert!(
+        refused.contains("is not a version of the lake"),
+        "{refused}"
+    );
+    drop(server);
     // A sync keeping versions only a millisecond lets the first one go, with a clear error.
     let mut opts = ingest_options(&sim, dir.path(), MSSP_KEY, 2);
     opts.windows.full = true;
@@ -720,4 +762,25 @@ async fn as_of_reads_the_lake_a_sync_left_after_three_more_until_the_version_ret
         assert!(!history.join(path).exists(), "{path} stays in the history");
     }
     assert!(!walk(&history).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_refuses_a_lake_it_did_not_make_and_changes_nothing() {
+    let sim = sim(|c| c.companies = 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let before = latest_entry(dir.path()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hspq"))
+        .args(["demo", "--companies", "3", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("holds a lake hspq demo did not make"),
+        "{stderr}"
+    );
+    assert_eq!(latest_entry(dir.path()).unwrap(), before);
+    assert!(!dir.path().join("_hspq/demo").exists());
 }

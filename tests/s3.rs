@@ -603,3 +603,62 @@ async fn a_sync_refuses_an_s3_store_that_ignores_if_none_match_and_writes_nothin
     let left: Vec<_> = store.list(None).try_collect().await.unwrap();
     assert!(left.is_empty(), "nothing written: {left:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_of_on_s3_brings_a_past_version_into_the_local_copy_and_reads_it() {
+    let moto = start_moto();
+    bucket(&moto, "past-lake").await;
+    let sim = sim(|c| {
+        c.companies = 6;
+        c.rate = 0.0;
+    })
+    .await;
+    let data = "s3://past-lake/team";
+    let sync = |full: bool| {
+        let mut cmd = hspq(&moto.endpoint, &sim.base_url(), data);
+        cmd.args(["--rate", "100"]);
+        if full {
+            cmd.arg("--full");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let read = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
+        cmd.args(args)
+            .args(["--format", "csv", "--data", data])
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("AWS_ALLOW_HTTP", "true");
+        for (k, v) in ENV {
+            cmd.env(k, v);
+        }
+        String::from_utf8(succeeded(cmd.output().unwrap())).unwrap()
+    };
+    const ROWS: &str = "select security_center_id, product, date, usage_value, ingested_at \
+                        from daily_usage order by all";
+    sync(false);
+    let then = read(&["sql", ROWS]);
+    let log = read(&["log"]);
+    let version = log
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    sync(true);
+    sync(true);
+    assert_ne!(read(&["sql", ROWS]), then, "each sync rewrote every row");
+    let past = format!("v{version}");
+    assert_eq!(read(&["sql", ROWS, "--as-of", &past]), then);
+    // Read again from the copy, and the newest is still the newest.
+    assert_eq!(read(&["sql", ROWS, "--as-of", &past]), then);
+    assert_ne!(read(&["sql", ROWS]), then);
+}

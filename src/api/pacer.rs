@@ -49,7 +49,7 @@ impl Pacer {
     /// A rate of 0 means no limit.
     pub fn new(sessions: usize, rate: f64, margin: Duration) -> Pacer {
         let interval = if rate > 0.0 {
-            Duration::from_secs_f64(1.0 / rate) + margin
+            Duration::try_from_secs_f64(1.0 / rate).unwrap_or(Duration::MAX / 4) + margin
         } else {
             Duration::ZERO
         };

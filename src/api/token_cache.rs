@@ -78,14 +78,9 @@ impl TokenCache {
         let now = unix_now();
         self.update(|entries| {
             entries.retain(|e| e.expires_unix > now);
-            let (orphans, kept): (Vec<Entry>, Vec<Entry>) = entries.drain(..).partition(|e| {
-                e.api == self.api
-                    && !Owner {
-                        pid: e.pid,
-                        started: e.started,
-                    }
-                    .alive()
-            });
+            let (orphans, kept): (Vec<Entry>, Vec<Entry>) = entries
+                .drain(..)
+                .partition(|e| e.api == self.api && !Owner::here(e.pid, e.started).alive());
             *entries = kept;
             orphans.into_iter().map(|e| Secret::new(e.token)).collect()
         })

@@ -198,7 +198,24 @@ impl std::str::FromStr for AsOf {
         if let Ok(time) = DateTime::parse_from_rfc3339(t) {
             return Ok(AsOf::Time(time.with_timezone(&Utc)));
         }
-        let day = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| bad_as_of(text))?;
+        if t.contains(':') {
+            let local = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
+                .or_else(|_| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f"));
+            return Err(match local {
+                Ok(_) => format!(
+                    "{text:?} has no timezone: add Z for UTC or an offset such as +01:00 \
+                     ({t}Z)"
+                ),
+                Err(e) => format!("{text:?} is not a time ({e}): write it as 2026-12-01T08:00:00Z"),
+            });
+        }
+        let day = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|e| {
+            if t.len() == 10 && t.as_bytes().get(4) == Some(&b'-') {
+                format!("{text:?} is not a date ({e})")
+            } else {
+                bad_as_of(text)
+            }
+        })?;
         // By the end of that day where the API lives: before the next one starts.
         let next = day.succ_opt().ok_or_else(|| bad_as_of(text))?;
         let start = next
@@ -211,6 +228,41 @@ impl std::str::FromStr for AsOf {
         Ok(AsOf::Time(
             start.with_timezone(&Utc) - chrono::Duration::nanoseconds(1),
         ))
+    }
+}
+
+#[cfg(test)]
+mod as_of_tests {
+    use super::*;
+
+    #[test]
+    fn as_of_reads_versions_times_and_dates_and_says_what_is_wrong() {
+        assert_eq!("v42".parse(), Ok(AsOf::Version(42)));
+        let t = "2026-12-01T08:00:00.5+01:00".parse::<AsOf>().unwrap();
+        assert_eq!(
+            t,
+            AsOf::Time("2026-12-01T07:00:00.5Z".parse::<DateTime<Utc>>().unwrap())
+        );
+        // The end of the day in Stockholm (UTC+1 in winter).
+        let d = "2026-12-01".parse::<AsOf>().unwrap();
+        assert_eq!(
+            d,
+            AsOf::Time(
+                "2026-12-01T22:59:59.999999999Z"
+                    .parse::<DateTime<Utc>>()
+                    .unwrap()
+            )
+        );
+        let e = |s: &str| s.parse::<AsOf>().unwrap_err();
+        assert!(
+            e("2026-02-30").contains("is not a date"),
+            "{}",
+            e("2026-02-30")
+        );
+        assert!(e("2026-12-01T08:00:00").contains("has no timezone"));
+        assert!(e("2026-12-01T25:00:00Z").contains("is not a time"));
+        assert!(e("yesterday").contains("is not a version of the lake"));
+        assert!(e("v-1").contains("is not a version of the lake"));
     }
 }
 
@@ -247,13 +299,17 @@ pub async fn resolve(lake: &Lake, as_of: &AsOf) -> Result<Entry, LakeError> {
                 let Some(entry) = read(lake, *v).await? else {
                     continue;
                 };
-                if entry.kind == EntryKind::Release && entry.written_at <= *t {
+                // To the microsecond, as `hspq log` shows the time: pasted back, it finds
+                // that version.
+                if entry.kind == EntryKind::Release
+                    && chrono::SubsecRound::trunc_subsecs(entry.written_at, 6) <= *t
+                {
                     return Ok(entry);
                 }
             }
             Err(LakeError::Version(format!(
                 "no sync had finished by {} among the versions kept: {what_is_kept}",
-                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
             )))
         }
     }

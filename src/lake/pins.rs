@@ -185,8 +185,8 @@ fn write(path: &Path, record: &PinRecord) -> std::io::Result<()> {
 }
 
 /// The versions live pins hold, removing the pins that lapsed (only a writer that holds the
-/// lake, or the keeper of an S3 copy, should ask with `clear`). A pin file that cannot be
-/// read counts as live until it is [`PIN_TTL`] old.
+/// lake, or the keeper of an S3 copy, should ask with `clear`). A pin lapses once its file
+/// was not renewed for [`PIN_TTL`], whatever it says, or its process is gone.
 pub async fn pinned(lake: &Lake, clear: bool) -> Result<BTreeSet<u64>, LakeError> {
     let now = Utc::now();
     let ttl = chrono::Duration::from_std(PIN_TTL).unwrap_or_default();
@@ -203,11 +203,10 @@ pub async fn pinned(lake: &Lake, clear: bool) -> Result<BTreeSet<u64>, LakeError
             .get(&listed.path)
             .await?
             .and_then(|b| serde_json::from_slice::<PinRecord>(&b).ok());
-        let live = match record {
-            Some(r) => r.live(now),
-            // Removed by its reader since the listing, or unreadable.
-            None => now - listed.modified <= ttl,
-        };
+        // Renewed within the TTL, by the file's time (a reader's clock may be off), and live
+        // as far as its record tells (unreadable, or removed since the listing: the time
+        // alone).
+        let live = now - listed.modified <= ttl && record.is_none_or(|r| r.live(now));
         if live {
             versions.insert(version);
         } else if clear {
@@ -277,10 +276,7 @@ mod tests {
         }
         // A pin left by a process that is gone, and one that was not renewed in time.
         let mut child = std::process::Command::new("true").spawn().unwrap();
-        let gone = Owner {
-            pid: child.id(),
-            started: Some(1),
-        };
+        let gone = Owner::here(child.id(), Some(1));
         child.wait().unwrap();
         let fresh = Utc::now() + chrono::Duration::seconds(60);
         for (name, owner, expires_at) in [
@@ -295,6 +291,12 @@ mod tests {
                 Owner::this_process(),
                 fresh,
             ),
+            // Says it holds for a day (a clock far ahead), but its file was not renewed.
+            (
+                "00000000000000000006-1-d.json",
+                Owner::this_process(),
+                Utc::now() + chrono::Duration::days(1),
+            ),
         ] {
             let record = PinRecord {
                 version: 0,
@@ -305,10 +307,21 @@ mod tests {
             };
             write(&dir.path().join(PIN_DIR).join(name), &record).unwrap();
         }
+        let stale = std::time::SystemTime::now() - PIN_TTL - Duration::from_secs(1);
+        std::fs::File::options()
+            .write(true)
+            .open(
+                dir.path()
+                    .join(PIN_DIR)
+                    .join("00000000000000000006-1-d.json"),
+            )
+            .unwrap()
+            .set_modified(stale)
+            .unwrap();
         assert_eq!(pinned(&lake, false).await.unwrap(), BTreeSet::from([5]));
         assert_eq!(
             lake.list(PIN_DIR).await.unwrap().len(),
-            3,
+            4,
             "kept without clear"
         );
         assert_eq!(pinned(&lake, true).await.unwrap(), BTreeSet::from([5]));

@@ -25,7 +25,7 @@ use arrow::datatypes::SchemaRef;
 use futures_util::StreamExt;
 use tracing::warn;
 
-use crate::lake::layout::history_path;
+use crate::lake::layout::{history_path, HISTORY};
 use crate::lake::log::{self, AsOf, Entry};
 use crate::lake::pins::{self, Pin, Pins};
 use crate::lake::{Dataset, Lake, LakeError, LakeLocation};
@@ -134,18 +134,16 @@ impl Engine {
         location: &LakeLocation,
         as_of: Option<&AsOf>,
     ) -> Result<Engine, QueryError> {
-        if let (Some(_), LakeLocation::S3 { .. }) = (as_of, location) {
-            return Err(QueryError::Usage(format!(
-                "--as-of reads a lake on local disk for now: copy {location} down (aws s3 sync) \
-                 and read the copy"
-            )));
-        }
-        let (root, notice, remote) = match location {
-            LakeLocation::S3 { .. } => {
+        let (root, notice, remote) = match (location, as_of) {
+            // A past version is fixed: its files are fetched once, S3 is not asked again.
+            (LakeLocation::S3 { .. }, Some(as_of)) => {
+                (fetch_version(location, as_of).await?, None, None)
+            }
+            (LakeLocation::S3 { .. }, None) => {
                 let (root, notice) = sync_cache(location).await?;
                 (root, notice, Some(location.clone()))
             }
-            LakeLocation::Local(root) => {
+            (LakeLocation::Local(root), _) => {
                 if !root.is_dir() {
                     return Err(QueryError::NoLake(location.to_string()));
                 }
@@ -202,6 +200,23 @@ impl Engine {
             }
         }
         unreachable!("the loop returns")
+    }
+
+    /// Shows the lake as it was at `as_of` from the next statement on, or (`None`) the
+    /// newest version again, following syncs.
+    pub fn set_as_of(&self, as_of: Option<&AsOf>) -> Result<(), QueryError> {
+        let Some(as_of) = as_of else {
+            if self.fixed.replace(false) {
+                self.version.set(None);
+                self.show_newest()?;
+            }
+            return Ok(());
+        };
+        let (lake, as_of) = (self.local_lake()?, as_of.clone());
+        let entry = on_side_runtime(|| async move { log::resolve(&lake, &as_of).await })?;
+        let was = self.fixed.replace(true);
+        self.register_views(Some(&entry))
+            .inspect_err(|_| self.fixed.set(was))
     }
 
     /// Has `pins` write this engine's reader pins, for an engine that may not write itself (a
@@ -560,12 +575,8 @@ fn on_side_runtime<T: Send, E: Into<QueryError>, F: std::future::Future<Output =
     })
 }
 
-/// Brings an S3 lake's latest commit into the local cache (fetching only new files) and returns
-/// the cache folder. Without network, the cache answers and says how old it is. Files a newer
-/// commit no longer lists stay in the cache while another hspq process's pin (see
-/// [`crate::lake::pins`]) still needs them. `hspq serve` keeps the replica
-/// itself with this, as its sessions may not write.
-pub async fn sync_cache(data: &LakeLocation) -> Result<(PathBuf, Option<String>), QueryError> {
+/// The local copy of the S3 lake `data`.
+fn cache_dir(data: &LakeLocation) -> PathBuf {
     let base = dirs::cache_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("hspq")
@@ -582,7 +593,56 @@ pub async fn sync_cache(data: &LakeLocation) -> Result<(PathBuf, Option<String>)
             }
         })
         .collect();
-    let cache = base.join(name);
+    base.join(name)
+}
+
+/// Brings the version `as_of` names of the S3 lake `data` into its local copy: its log entry
+/// (so that a pin can name it) and each of its files the copy lacks, fetched from the lake's
+/// data folders or its history into the copy's `_hspq/history/`. Returns the copy.
+async fn fetch_version(data: &LakeLocation, as_of: &AsOf) -> Result<PathBuf, QueryError> {
+    let cache = cache_dir(data);
+    let local = Lake::open(&cache.as_path().into())?;
+    let remote = Lake::open_quick(data)?;
+    let entry = log::resolve(&remote, as_of).await?;
+    let missing: Vec<&String> = entry
+        .manifest
+        .files
+        .keys()
+        .filter(|p| !cache.join(p).is_file() && !cache.join(history_path(p)).is_file())
+        .collect();
+    let fetches = missing.into_iter().map(|path| {
+        let (remote, local) = (remote.clone(), local.clone());
+        async move {
+            let body = match remote.get(path).await? {
+                Some(body) => body,
+                None => remote.get(&history_path(path)).await?.ok_or_else(|| {
+                    LakeError::Version(format!(
+                        "{data}/{path}, of the version asked for, is gone from the lake: its \
+                         history was cleaned meanwhile; ask for a newer version"
+                    ))
+                })?,
+            };
+            local.put(&history_path(path), body).await
+        }
+    });
+    let results: Vec<Result<(), LakeError>> = futures_util::stream::iter(fetches)
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    local
+        .put(&log::entry_path(entry.version), log::encode(&entry))
+        .await?;
+    Ok(cache)
+}
+
+/// Brings an S3 lake's latest commit into the local cache (fetching only new files) and returns
+/// the cache folder. Without network, the cache answers and says how old it is. Files a newer
+/// commit no longer lists stay in the cache while another hspq process's pin (see
+/// [`crate::lake::pins`]) still needs them. `hspq serve` keeps the replica
+/// itself with this, as its sessions may not write.
+pub async fn sync_cache(data: &LakeLocation) -> Result<(PathBuf, Option<String>), QueryError> {
+    let cache = cache_dir(data);
     let local = Lake::open(&cache.as_path().into())?;
     let cached = log::latest(&local).await.ok().flatten();
     let remote = Lake::open_quick(data)?;
@@ -640,6 +700,10 @@ pub async fn sync_cache(data: &LakeLocation) -> Result<(PathBuf, Option<String>)
         let path = &listed.path;
         let stale = match log::version_of(path) {
             Some(v) => v < entry.version && !pinned.versions.contains(&v),
+            // Fetched for an `--as-of` reader that is done.
+            None if path.starts_with(HISTORY) => path
+                .strip_prefix(HISTORY)
+                .is_some_and(|p| !pinned.keeps(p.trim_start_matches('/'))),
             None => {
                 !path.starts_with("_hspq/")
                     && !entry.manifest.files.contains_key(path)

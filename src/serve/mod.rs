@@ -53,6 +53,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::config::ServeSettings;
+use crate::lake::log::AsOf;
 use crate::lake::LakeLocation;
 use catalog::Identity;
 use confine::{Confinement, Enforced};
@@ -71,6 +72,9 @@ const LOGGING_IN: usize = 64;
 /// How many of those from one address (as [`login::key`] counts addresses).
 const LOGGING_IN_PER_ADDRESS: usize = 8;
 
+/// The setting that makes a connection read a past version of the lake (`--as-of`).
+const AS_OF_SETTING: &str = "hspq.as_of";
+
 /// The version clients are told they talk to: drivers and BI tools switch features on it.
 const SERVER_VERSION: &str = "14.0";
 
@@ -86,6 +90,7 @@ pub async fn run(
         )
     })?;
     // Sessions may not write, so an S3 lake's local replica is kept here, for them to read.
+    let past_versions = matches!(lake, LakeLocation::Local(_));
     let root = match &lake {
         LakeLocation::S3 { .. } => {
             let (root, notice) = crate::query::sync_cache(&lake).await?;
@@ -206,6 +211,7 @@ pub async fn run(
             // (psql's Ctrl-C) needs no engine.
             let session = Arc::new(Lazy {
                 lake,
+                past_versions,
                 confinement,
                 user: opts.user.clone(),
                 session: tokio::sync::OnceCell::new(),
@@ -252,6 +258,7 @@ pub async fn run(
                     inferred: Default::default(),
                     timeout: opts.query_timeout,
                     parser: Arc::new(Parser),
+                    as_of: Default::default(),
                 }),
             });
             let acceptor = tls.map(|t| t.acceptor);
@@ -465,6 +472,8 @@ impl PgWireServerHandlers for Handlers {
 /// A connection's session, opened when its first statement comes.
 struct Lazy {
     lake: LakeLocation,
+    /// The lake is on local disk (an S3 lake's replica holds its newest version only).
+    past_versions: bool,
     confinement: Arc<Confinement>,
     user: String,
     session: tokio::sync::OnceCell<Session>,
@@ -497,6 +506,8 @@ struct Queries {
     inferred: std::sync::Mutex<std::collections::HashMap<String, Vec<Type>>>,
     timeout: Duration,
     parser: Arc<Parser>,
+    /// What `SET hspq.as_of` set on this connection (`None`: the newest version).
+    as_of: std::sync::Mutex<Option<String>>,
 }
 
 /// What a statement is: answered here, or SQL for DuckDB (which [`guard`] checks).
@@ -508,6 +519,9 @@ enum Kind {
     Noop(&'static str),
     /// `SHOW <name>` of a PostgreSQL setting, answered here.
     Setting(String, String),
+    /// `SET hspq.as_of = 'v42'` (a version, time or date) or back to the newest (`None`): the
+    /// past version of the lake this connection reads.
+    AsOf(Option<String>),
     /// `COPY ... TO STDOUT`: its query's rows streamed to the client.
     Copy(copy::CopyOut),
     /// A transaction block's start or end, answered here: each statement reads the lake as it
@@ -552,6 +566,13 @@ fn kind(sql: &str) -> Kind {
             if matches!(name.as_str(), "session" | "local" | "global") {
                 name = words.next().unwrap_or_default().to_ascii_lowercase();
             }
+            if name.trim_matches('"') == AS_OF_SETTING {
+                let value = words
+                    .find(|w| !w.eq_ignore_ascii_case("to"))
+                    .map(|w| w.trim_end_matches(';').trim_matches('\'').to_string())
+                    .filter(|w| first == "SET" && !w.eq_ignore_ascii_case("default"));
+                return Kind::AsOf(value);
+            }
             if is_duckdb_setting(&name) {
                 Kind::Refused(format!(
                     "hspq serve is read-only: DuckDB's setting {name} cannot be changed \
@@ -592,6 +613,10 @@ fn kind(sql: &str) -> Kind {
         "SHOW" => {
             let rest: Vec<&str> = words.collect();
             let name = rest.join(" ").to_ascii_lowercase();
+            if name.trim_end_matches(';').trim_matches('"') == AS_OF_SETTING {
+                // Its value is the connection's (see `Queries::with_as_of`).
+                return Kind::Setting(AS_OF_SETTING.into(), String::new());
+            }
             match setting(&name) {
                 Some(value) => Kind::Setting(name.replace(' ', "_"), value.to_string()),
                 None => Kind::Query,
@@ -836,7 +861,7 @@ impl Queries {
         status: TransactionStatus,
     ) -> PgWireResult<Response> {
         debug!("statement: {sql}");
-        let kind = kind(sql);
+        let kind = self.with_as_of(kind(sql));
         let block = self.block.load(std::sync::atomic::Ordering::SeqCst);
         let aborted = status != TransactionStatus::Idle
             && (block == BLOCK_FAILED
@@ -878,6 +903,29 @@ impl Queries {
             Kind::Noop(tag) => Ok(Response::Execution(Tag::new(tag))),
             Kind::Refused(why) => Err(user_error("25006", why)),
             Kind::Invalid(why) => Err(user_error("42601", why)),
+            Kind::AsOf(text) => {
+                let as_of = match text.as_deref().map(str::parse::<AsOf>) {
+                    None => None,
+                    Some(Ok(as_of)) => Some(as_of),
+                    Some(Err(why)) => return Err(user_error("22023", why)),
+                };
+                if as_of.is_some() && !self.session.past_versions {
+                    return Err(user_error(
+                        "0A000",
+                        "hspq serve reads past versions of a lake on local disk only: serve a \
+                         copy of the S3 lake (aws s3 sync) to read them",
+                    ));
+                }
+                let session = self.session.get(database).await?;
+                session
+                    .as_of(as_of)
+                    .await
+                    .map_err(|f| user_error(f.code, f.message))?;
+                if let Ok(mut held) = self.as_of.lock() {
+                    *held = text;
+                }
+                Ok(Response::Execution(Tag::new("SET")))
+            }
             Kind::Copy(copy) => {
                 let session = self.session.get(database).await?;
                 let (rows, stream) = tokio::sync::mpsc::channel(COPY_ROWS_AHEAD);
@@ -1157,7 +1205,7 @@ impl Queries {
         formats: &Format,
     ) -> PgWireResult<(Vec<FieldInfo>, Vec<Type>)> {
         debug!("describe: {sql}");
-        match kind(sql) {
+        match self.with_as_of(kind(sql)) {
             Kind::Query => {
                 let (schema, params) = self
                     .session
@@ -1177,7 +1225,24 @@ impl Queries {
             }
             Kind::Refused(why) => Err(user_error("25006", why)),
             Kind::Invalid(why) => Err(user_error("42601", why)),
-            Kind::Noop(_) | Kind::Transaction(_) | Kind::Copy(_) => Ok((Vec::new(), Vec::new())),
+            Kind::Noop(_) | Kind::Transaction(_) | Kind::Copy(_) | Kind::AsOf(_) => {
+                Ok((Vec::new(), Vec::new()))
+            }
+        }
+    }
+
+    /// `SHOW hspq.as_of` as the setting's value on this connection.
+    fn with_as_of(&self, kind: Kind) -> Kind {
+        match kind {
+            Kind::Setting(name, _) if name == AS_OF_SETTING => Kind::Setting(
+                name,
+                self.as_of
+                    .lock()
+                    .ok()
+                    .and_then(|held| held.clone())
+                    .unwrap_or_else(|| "newest".into()),
+            ),
+            other => other,
         }
     }
 

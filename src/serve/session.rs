@@ -16,6 +16,7 @@ use super::catalog::{Catalog, Identity};
 use super::confine::{Confinement, Enforced};
 use super::copy::{self, CopyFormat, CopyOut};
 use super::guard::{self, Refusal};
+use crate::lake::log::AsOf;
 use crate::lake::LakeLocation;
 use crate::query::raw::{Inspector, ParamType};
 use crate::query::{sql_message, Engine, Interrupter, QueryError};
@@ -101,6 +102,8 @@ enum Job {
         tokio::sync::mpsc::Sender<PgWireResult<CopyData>>,
         Duration,
     ),
+    /// Reads the lake as it was at this version (`None`: the newest, following syncs).
+    AsOf(Option<AsOf>, oneshot::Sender<Result<(), Failure>>),
     /// The columns `sql` would give and how many parameters it takes.
     Describe(
         String,
@@ -190,6 +193,10 @@ impl Session {
                             let sql = catalog.respell(&sql);
                             let _ = reply.send(run(&engine, &inspector, &sql, &params));
                         }
+                        Job::AsOf(as_of, reply) => {
+                            let _ =
+                                reply.send(engine.set_as_of(as_of.as_ref()).map_err(Failure::from));
+                        }
                         Job::Describe(sql, reply) => {
                             let sql = catalog.respell(&sql);
                             let _ = reply.send(describe(&engine, &inspector, &sql));
@@ -236,6 +243,15 @@ impl Session {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job::Describe(sql, reply))
+            .map_err(|_| ended())?;
+        answer.await.map_err(|_| ended())?
+    }
+
+    /// Makes the session read the lake as it was at `as_of` (`None`: the newest again).
+    pub async fn as_of(&self, as_of: Option<AsOf>) -> Result<(), Failure> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::AsOf(as_of, reply))
             .map_err(|_| ended())?;
         answer.await.map_err(|_| ended())?
     }
