@@ -16,6 +16,9 @@
 //!    medians; a ratio is the median of the ratios of back-to-back pairs, which cancels most of
 //!    a shared machine's drift (single runs vary by ±15 % here).
 //!
+//! After the syncs: the data folders', the history's and the log's sizes (what keeping past
+//! versions for `--as-of` costs; goal: the log under 5 % of the data).
+//!
 //! `cargo bench --bench lake`; `HSPQ_BENCH_COMPANIES=N` changes the size (default 10,000),
 //! `HSPQ_BENCH_SYNCS=N` the number of syncs (default 4), `HSPQ_BENCH_QUERIES=0` skips part 3,
 //! `HSPQ_BENCH_LAKE=<folder>` runs parts 2 and 3 on a lake an earlier sync wrote there,
@@ -290,6 +293,37 @@ fn main() {
         );
         before = after;
     }
+
+    // What keeping past versions costs: the data folders, the history, the log.
+    let size = |dir: &Path| -> (u64, u64) {
+        let mut total = (0, 0);
+        let mut dirs = vec![dir.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    // The data folders' size leaves the bookkeeping out.
+                    if p != lake.join("_hspq") {
+                        dirs.push(p);
+                    }
+                } else if let Ok(m) = e.metadata() {
+                    total = (total.0 + 1, total.1 + m.len());
+                }
+            }
+        }
+        total
+    };
+    let (data_files, data_bytes) = size(&lake);
+    let (history_files, history_bytes) = size(&lake.join("_hspq/history"));
+    let (log_entries, log_bytes) = size(&lake.join("_hspq/log"));
+    println!(
+        "\ndata folders: {data_files} files, {:.1} MB; history: {history_files} files, {:.1} MB; \
+         log: {log_entries} entries, {:.1} MB ({:.2} % of the data)",
+        data_bytes as f64 / 1e6,
+        history_bytes as f64 / 1e6,
+        log_bytes as f64 / 1e6,
+        100.0 * log_bytes as f64 / data_bytes.max(1) as f64
+    );
 
     let parts = partitions(&before);
     let over = parts

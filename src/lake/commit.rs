@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use tokio::sync::{Barrier, Mutex, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -29,6 +28,7 @@ use super::layout::{epoch_of, history_path, FileNames, Partition, BOOKKEEPING, H
 use super::log::{self, Entry, EntryKind, Lease, LEGACY_LOCK, LEGACY_MANIFEST};
 use super::manifest::Manifest;
 use super::pins;
+use super::replica::eight_at_a_time;
 use super::store::{Lake, LakeError};
 use crate::process::{host_name, Owner};
 
@@ -295,14 +295,7 @@ impl LakeWriter {
                     Ok::<_, LakeError>(there.then_some(p))
                 }
             });
-            let results: Vec<Result<Option<String>, LakeError>> =
-                futures_util::stream::iter(renames)
-                    .buffer_unordered(8)
-                    .collect()
-                    .await;
-            for r in results {
-                moved.extend(r?);
-            }
+            moved.extend(eight_at_a_time(renames).await?.into_iter().flatten());
         }
         Ok(moved)
     }

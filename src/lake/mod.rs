@@ -11,6 +11,7 @@ pub mod location;
 pub mod log;
 pub mod manifest;
 pub mod pins;
+pub mod replica;
 pub mod schema;
 pub mod store;
 pub mod writer;

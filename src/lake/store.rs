@@ -55,6 +55,9 @@ pub enum LakeError {
     /// touching the manifest or any file.
     #[error("{0}")]
     Lost(String),
+    /// There is no lake there.
+    #[error("no lake at {0}: run `hspq ingest --data {0}` first (or pass --data)")]
+    NoLake(String),
     /// `--as-of` names a version the lake does not have (any more).
     #[error("{0}")]
     Version(String),

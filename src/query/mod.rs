@@ -1,5 +1,5 @@
 //! DuckDB over the lake: the views, SQL execution with results streamed batch by batch, the
-//! bundled queries, and a local cache that lets an S3 lake be queried offline.
+//! bundled queries. An S3 lake is read through its local copy ([`crate::lake::replica`]).
 //!
 //! An in-memory DuckDB gets one view per dataset over exactly the files the lake's latest
 //! commit lists (see [`views`]), so hspq never reads a file a sync has not committed. Before
@@ -22,13 +22,12 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use futures_util::StreamExt;
 use tracing::warn;
 
-use crate::lake::layout::{history_path, HISTORY};
+use crate::lake::layout::history_path;
 use crate::lake::log::{self, AsOf, Entry};
 use crate::lake::pins::{self, Pin, Pins};
-use crate::lake::{Dataset, Lake, LakeError, LakeLocation};
+use crate::lake::{replica, Dataset, Lake, LakeError, LakeLocation};
 use output::{OutputError, ResultWriter};
 use views::Source;
 
@@ -137,10 +136,10 @@ impl Engine {
         let (root, notice, remote) = match (location, as_of) {
             // A past version is fixed: its files are fetched once, S3 is not asked again.
             (LakeLocation::S3 { .. }, Some(as_of)) => {
-                (fetch_version(location, as_of).await?, None, None)
+                (replica::fetch_version(location, as_of).await?, None, None)
             }
             (LakeLocation::S3 { .. }, None) => {
-                let (root, notice) = sync_cache(location).await?;
+                let (root, notice) = replica::sync(location).await?;
                 (root, notice, Some(location.clone()))
             }
             (LakeLocation::Local(root), _) => {
@@ -306,7 +305,7 @@ impl Engine {
             }
             self.checked.set(Instant::now());
             let data = data.clone();
-            if let Err(e) = on_side_runtime(|| async move { sync_cache(&data).await }) {
+            if let Err(e) = on_side_runtime(|| async move { replica::sync(&data).await }) {
                 warn!("could not refresh the local copy of the lake: {e}");
             }
         }
@@ -573,150 +572,6 @@ fn on_side_runtime<T: Send, E: Into<QueryError>, F: std::future::Future<Output =
         .join()
         .unwrap_or_else(|_| Err(QueryError::Usage("reading the lake's log failed".into())))
     })
-}
-
-/// The local copy of the S3 lake `data`.
-fn cache_dir(data: &LakeLocation) -> PathBuf {
-    let base = dirs::cache_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("hspq")
-        .join("lakes");
-    let name: String = data
-        .to_string()
-        .trim_start_matches("s3://")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    base.join(name)
-}
-
-/// Brings the version `as_of` names of the S3 lake `data` into its local copy: its log entry
-/// (so that a pin can name it) and each of its files the copy lacks, fetched from the lake's
-/// data folders or its history into the copy's `_hspq/history/`. Returns the copy.
-async fn fetch_version(data: &LakeLocation, as_of: &AsOf) -> Result<PathBuf, QueryError> {
-    let cache = cache_dir(data);
-    let local = Lake::open(&cache.as_path().into())?;
-    let remote = Lake::open_quick(data)?;
-    let entry = log::resolve(&remote, as_of).await?;
-    let missing: Vec<&String> = entry
-        .manifest
-        .files
-        .keys()
-        .filter(|p| !cache.join(p).is_file() && !cache.join(history_path(p)).is_file())
-        .collect();
-    let fetches = missing.into_iter().map(|path| {
-        let (remote, local) = (remote.clone(), local.clone());
-        async move {
-            let body = match remote.get(path).await? {
-                Some(body) => body,
-                None => remote.get(&history_path(path)).await?.ok_or_else(|| {
-                    LakeError::Version(format!(
-                        "{data}/{path}, of the version asked for, is gone from the lake: its \
-                         history was cleaned meanwhile; ask for a newer version"
-                    ))
-                })?,
-            };
-            local.put(&history_path(path), body).await
-        }
-    });
-    let results: Vec<Result<(), LakeError>> = futures_util::stream::iter(fetches)
-        .buffer_unordered(8)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
-    local
-        .put(&log::entry_path(entry.version), log::encode(&entry))
-        .await?;
-    Ok(cache)
-}
-
-/// Brings an S3 lake's latest commit into the local cache (fetching only new files) and returns
-/// the cache folder. Without network, the cache answers and says how old it is. Files a newer
-/// commit no longer lists stay in the cache while another hspq process's pin (see
-/// [`crate::lake::pins`]) still needs them. `hspq serve` keeps the replica
-/// itself with this, as its sessions may not write.
-pub async fn sync_cache(data: &LakeLocation) -> Result<(PathBuf, Option<String>), QueryError> {
-    let cache = cache_dir(data);
-    let local = Lake::open(&cache.as_path().into())?;
-    let cached = log::latest(&local).await.ok().flatten();
-    let remote = Lake::open_quick(data)?;
-    let entry = match log::newer_than(&remote, cached.as_ref().map(|e| e.version)).await {
-        Ok(Some(entry)) => entry,
-        Ok(None) if cached.is_some() => return Ok((cache, None)),
-        Ok(None) => return Err(QueryError::NoLake(data.to_string())),
-        Err(e) => {
-            let Some(cached) = cached else {
-                return Err(e.into());
-            };
-            let age = std::fs::metadata(cache.join(log::entry_path(cached.version)))
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .map(|d| crate::ingest::human_duration(std::time::Duration::from_secs(d.as_secs())))
-                .unwrap_or_else(|| "unknown".into());
-            let notice = format!(
-                "{data} is unreachable ({e}); answering from the local copy synced {age} ago"
-            );
-            return Ok((cache, Some(notice)));
-        }
-    };
-    let previous = cached.map(|e| e.manifest.files).unwrap_or_default();
-    // Only new or changed files, eight at a time.
-    let changed: Vec<&String> = entry
-        .manifest
-        .files
-        .iter()
-        .filter(|(path, file)| previous.get(*path) != Some(*file) || !cache.join(path).is_file())
-        .map(|(path, _)| path)
-        .collect();
-    let fetches = changed.into_iter().map(|path| {
-        let (remote, local) = (remote.clone(), local.clone());
-        async move {
-            let body = remote.get(path).await?.ok_or_else(|| LakeError::Corrupt {
-                path: format!("{data}/{path}"),
-                detail: "listed in the lake's latest commit but missing".into(),
-            })?;
-            local.put(path, body).await
-        }
-    });
-    let results: Vec<Result<(), LakeError>> = futures_util::stream::iter(fetches)
-        .buffer_unordered(8)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
-    // The commit last, so a cut-short copy leaves the previous one consistent.
-    local
-        .put(&log::entry_path(entry.version), log::encode(&entry))
-        .await?;
-    // What another hspq process still reads from this copy stays: the versions its pins hold.
-    let pinned = pins::needed(&local, entry.version, true).await?;
-    for listed in local.list("").await? {
-        let path = &listed.path;
-        let stale = match log::version_of(path) {
-            Some(v) => v < entry.version && !pinned.versions.contains(&v),
-            // Fetched for an `--as-of` reader that is done.
-            None if path.starts_with(HISTORY) => path
-                .strip_prefix(HISTORY)
-                .is_some_and(|p| !pinned.keeps(p.trim_start_matches('/'))),
-            None => {
-                !path.starts_with("_hspq/")
-                    && !entry.manifest.files.contains_key(path)
-                    && !pinned.keeps(path)
-            }
-        };
-        if stale {
-            if let Err(e) = local.delete(path).await {
-                warn!("could not remove {path} from the cache: {e}");
-            }
-        }
-    }
-    Ok((cache, None))
 }
 
 /// SQL text cut into code and, between the pieces of code, quoted strings, quoted names and

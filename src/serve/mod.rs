@@ -93,7 +93,7 @@ pub async fn run(
     let past_versions = matches!(lake, LakeLocation::Local(_));
     let root = match &lake {
         LakeLocation::S3 { .. } => {
-            let (root, notice) = crate::query::sync_cache(&lake).await?;
+            let (root, notice) = crate::lake::replica::sync(&lake).await?;
             if let Some(notice) = notice {
                 warn!("{notice}");
             }
@@ -306,7 +306,7 @@ fn keep_replica(lake: LakeLocation) {
     };
     loop {
         std::thread::sleep(crate::query::S3_CHECK_EVERY);
-        if let Err(e) = runtime.block_on(crate::query::sync_cache(&lake)) {
+        if let Err(e) = runtime.block_on(crate::lake::replica::sync(&lake)) {
             warn!("could not refresh the local copy of {lake}: {e}");
         }
     }
