@@ -72,7 +72,7 @@ pub struct Pins {
 
 enum Request {
     Take(u64, mpsc::Sender<std::io::Result<u64>>),
-    Release(u64),
+    Release(u64, mpsc::Sender<()>),
 }
 
 /// A reader's hold on one version; dropping it lets the version go.
@@ -117,8 +117,13 @@ impl Pin {
 }
 
 impl Drop for Pin {
+    /// Waits until the pin's file is gone: once a statement has ended, nothing of it is left
+    /// (a process killed right after leaves no pin behind).
     fn drop(&mut self) {
-        let _ = self.keeper.send(Request::Release(self.id));
+        let (done, gone) = mpsc::channel();
+        if self.keeper.send(Request::Release(self.id, done)).is_ok() {
+            let _ = gone.recv_timeout(Duration::from_secs(5));
+        }
     }
 }
 
@@ -152,10 +157,11 @@ fn keep(dir: &Path, inbox: mpsc::Receiver<Request>) {
                 }
                 let _ = reply.send(made.map(|_| next_id));
             }
-            Ok(Request::Release(id)) => {
+            Ok(Request::Release(id, done)) => {
                 if let Some((path, _, _)) = held.remove(&id) {
                     let _ = std::fs::remove_file(path);
                 }
+                let _ = done.send(());
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -267,13 +273,10 @@ mod tests {
         assert_eq!(pin.version(), 7);
         assert_eq!(pinned(&lake, true).await.unwrap(), BTreeSet::from([7]));
         drop(pin);
-        // The keeper removes it soon after.
-        let mut tries = 0;
-        while !pinned(&lake, false).await.unwrap().is_empty() {
-            tries += 1;
-            assert!(tries < 1000, "the pin stays");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        assert!(
+            pinned(&lake, false).await.unwrap().is_empty(),
+            "gone with its pin"
+        );
         // A pin left by a process that is gone, and one that was not renewed in time.
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let gone = Owner::here(child.id(), Some(1));
