@@ -323,13 +323,15 @@ impl Engine {
         // deleted under it is still retried).
         for _ in 0..20 {
             let held = self.version.get();
-            let lake = self.local_lake()?;
             let newer = match self.fixed.get() {
                 true => None,
-                false => on_side_runtime(|| async move { log::newer_than(&lake, held).await })?,
+                false => {
+                    let lake = self.local_lake()?;
+                    on_side_runtime(|| async move { log::newer_than(&lake, held).await })?
+                }
             };
-            match newer {
-                Some(entry) if Some(entry.version) != held => {
+            match (newer, held) {
+                (Some(entry), _) if Some(entry.version) != held => {
                     match self.register_views(Some(&entry)) {
                         Ok(()) => changed = true,
                         // Creating a view opens its files: a sync that committed again and
@@ -342,37 +344,44 @@ impl Engine {
                         Err(e) => return Err(e),
                     }
                 }
-                _ => {
-                    let Some(version) = held else {
-                        return Ok(changed);
-                    };
+                (_, Some(version)) if self.reading.get() => {
                     let pinned = self.pin.borrow().as_ref().map(Pin::version);
-                    if !self.reading.get() || pinned == Some(version) {
+                    if pinned == Some(version) || !self.pin_version(version)? {
                         return Ok(changed);
-                    }
-                    if self.pins.get().is_none() {
-                        let _ = self.pins.set(Pins::start(&self.root).map_err(|e| {
-                            QueryError::Usage(format!("cannot start a thread: {e}"))
-                        })?);
-                    }
-                    let pins = self.pins.get().expect("set just above");
-                    match pins.pin(version) {
-                        Ok(pin) => drop(self.pin.replace(Some(pin))),
-                        Err(e) => {
-                            if !self.pin_failed.replace(true) {
-                                warn!(
-                                    "cannot pin the version read in {} ({e}): a sync that ends \
-                                     while a query runs may remove files it reads",
-                                    self.root.join(pins::PIN_DIR).display()
-                                );
-                            }
-                            return Ok(changed);
-                        }
                     }
                 }
+                _ => return Ok(changed),
             }
         }
         Ok(changed)
+    }
+
+    /// Pins `version` for the statement being read; false when it cannot (said once).
+    fn pin_version(&self, version: u64) -> Result<bool, QueryError> {
+        let pins = match self.pins.get() {
+            Some(pins) => pins,
+            None => {
+                let started = Pins::start(&self.root)
+                    .map_err(|e| QueryError::Usage(format!("cannot start a thread: {e}")))?;
+                self.pins.get_or_init(|| started)
+            }
+        };
+        match pins.pin(version) {
+            Ok(pin) => {
+                drop(self.pin.replace(Some(pin)));
+                Ok(true)
+            }
+            Err(e) => {
+                if !self.pin_failed.replace(true) {
+                    warn!(
+                        "cannot pin the version read in {} ({e}): a sync that ends while a query \
+                         runs may remove files it reads",
+                        self.root.join(pins::PIN_DIR).display()
+                    );
+                }
+                Ok(false)
+            }
+        }
     }
 
     /// Runs `f` on the newest version of the lake, pinned until `f` returns, so that no sync's
