@@ -546,6 +546,70 @@ async fn streamed_exports_with_unread_pipes_return_every_row_of_their_version_ac
     assert_eq!(parquet_files(dir.path()), manifest_files(dir.path()));
 }
 
+/// Reads `daily_usage` through a held server-side cursor of `hspq serve`: 100 rows, then
+/// "ready", then (after a line on stdin) the rest; each row as `lake_rows` spells it.
+const CURSOR_READER: &str = r#"
+import sys, psycopg
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+cols = ", ".join(f"coalesce(cast({c} as varchar), '∅')" for c in sys.argv[2].split(","))
+conn.execute(f"declare c cursor with hold for select concat_ws('|', {cols}) from daily_usage")
+rows = conn.execute("fetch 100 from c").fetchall()
+print("ready", flush=True)
+sys.stdin.readline()
+rows += conn.execute("fetch all from c").fetchall()
+print("\n".join(r[0] for r in rows))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_cursor_reads_its_version_to_the_end_across_two_syncs() {
+    use std::io::{BufRead, Read, Write};
+    let sim = sim(|c| c.companies = 100).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    const COLUMNS: [&str; 4] = ["security_center_id", "product", "date", "usage_value"];
+    let want = lake_rows(dir.path(), "daily_usage", &COLUMNS);
+    let server = common::serve::Server::start(dir.path());
+    let mut reader = Command::new(venv_tool("python"))
+        .args(["-c", CURSOR_READER, &server.conninfo(), &COLUMNS.join(",")])
+        .env("PGPASSWORD", common::serve::PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(reader.stdout.take().unwrap());
+    let mut ready = String::new();
+    out.read_line(&mut ready).unwrap();
+    assert_eq!(ready.trim(), "ready");
+    // The cursor is open, its first rows read: two syncs replace every file it reads.
+    full_sync(&sim, dir.path()).await;
+    full_sync(&sim, dir.path()).await;
+    assert_ne!(
+        parquet_files(dir.path()),
+        manifest_files(dir.path()),
+        "the cursor's pin keeps its files"
+    );
+    reader.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = reader.wait().unwrap();
+    let mut stderr = String::new();
+    reader
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "the cursor failed: {stderr}");
+    let got = sorted(rest.lines().map(str::to_string).collect());
+    assert_eq!(got.len(), want.len(), "every row of its version");
+    assert_eq!(got, want);
+    drop(server);
+    // Its pin went with the server: the next sync removes what it kept.
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    assert_eq!(parquet_files(dir.path()), manifest_files(dir.path()));
+}
+
 /// A file in `partition` of the lake at `dir`, as `writer` names them, listed by its next
 /// commit.
 async fn commit_a_file(dir: &Path, writer: &LakeWriter, run_id: &str, n: u64) -> String {

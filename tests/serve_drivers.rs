@@ -1,6 +1,7 @@
 //! `hspq serve` with PostgreSQL drivers it was not first built against, each reading a lake
 //! `hspq ingest` wrote: asyncpg (typed binary parameters, binary results of every view, a
-//! time-out that cancels, transaction blocks).
+//! time-out that cancels, transaction blocks), pgjdbc, COPY readers, and the server-side cursors
+//! of psycopg2, psycopg 3, asyncpg and Tableau.
 
 mod common;
 
@@ -231,4 +232,67 @@ async fn copy_readers_psql_copy_connectorx_and_adbc_read_whole_views() {
     let sum: i64 = sum.lines().nth(1).unwrap().parse().unwrap();
     assert_eq!(got["connectorx_sum"], sum);
     assert_eq!(got["adbc_sum"], sum);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_and_row_limited_portals_stream_for_psycopg2_psycopg_asyncpg_and_tableau() {
+    let sim = sim(|c| c.companies = 30).await;
+    let lake = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, lake.path(), &[MSSP_KEY]).await;
+    const TIMEOUT: &str = "4";
+    let server = Server::start_with(
+        lake.path(),
+        &["--query-timeout".as_ref(), format!("{TIMEOUT}s").as_ref()],
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve_clients/cursors.py");
+    let out = Command::new(venv_tool("python"))
+        .arg(script)
+        .args(["127.0.0.1", &server.port.to_string(), PASSWORD, TIMEOUT])
+        .output()
+        .unwrap();
+    let got: serde_json::Value = serde_json::from_slice(&succeeded(out)).unwrap();
+    let whole = count(
+        lake.path(),
+        "select * from daily_usage where report_type = 'mssp'",
+    );
+    assert!(whole > 4000, "more than two FETCHes: {whole}");
+    assert_eq!(got["psycopg2_whole"], whole, "{got}");
+    // An endless result's first rows: it could not have been built whole.
+    assert_eq!(
+        got["psycopg2_endless"],
+        serde_json::json!([0, 1, 2, 13, 14])
+    );
+    assert_eq!(
+        got["psycopg2_between"],
+        count(lake.path(), "select * from billing")
+    );
+    assert_eq!(
+        got["psycopg2_after_commit"], "34000",
+        "closed with its block"
+    );
+    assert_eq!(
+        got["psycopg2_held"],
+        serde_json::json!([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    );
+    assert_eq!(got["tableau"], serde_json::json!([2048, 2048, 904, 4999]));
+    assert_eq!(got["closed"], "34000");
+    assert_eq!(got["outside_block"], "25P01");
+    assert_eq!(got["scroll"], "0A000");
+    assert_eq!(got["writes"], "25006", "a cursor's query is checked as any");
+    assert_eq!(got["backward"], "55000");
+    assert_eq!(got["slow"], "57014");
+    assert_eq!(got["after_slow"], "ran");
+    assert_eq!(got["psycopg3_columns"], serde_json::json!(["x", "y"]));
+    assert_eq!(
+        got["psycopg3_rows"],
+        serde_json::json!([[5, 10], [6, 12], [7, 14], [18, 36]])
+    );
+    assert_eq!(
+        got["psycopg3_binary_view"],
+        count(lake.path(), "select * from billing")
+    );
+    assert_eq!(got["idle_held"], "34000", "a held cursor left idle closes");
+    assert_eq!(got["asyncpg_endless"], serde_json::json!([120, 119]));
+    let printed = server.stop();
+    assert!(!printed.contains("panicked"), "{printed}");
 }

@@ -235,6 +235,19 @@ impl Engine {
         self.db.inspector()
     }
 
+    /// Another connection to the engine's database, seeing its views (a result read on a
+    /// thread of its own).
+    pub fn second_connection(&self) -> Result<duckdb::Connection, QueryError> {
+        self.db.connection()
+    }
+
+    /// Another pin on the version the statement being read shows, for a result read after the
+    /// statement returns (`hspq serve`'s portals and cursors); `None` when it reads unpinned.
+    pub fn hold(&self) -> Option<Pin> {
+        let version = self.pin.borrow().as_ref().map(Pin::version)?;
+        self.pins.get()?.pin(version).ok()
+    }
+
     /// What cancels this engine's running statement from another thread.
     pub fn interrupter(&self) -> Interrupter {
         Interrupter {

@@ -11,11 +11,13 @@
 mod catalog;
 mod confine;
 mod copy;
+mod cursor;
 mod encode;
 mod guard;
 mod login;
 mod params;
 mod session;
+mod stream;
 mod tls;
 
 pub use tls::Tls;
@@ -26,7 +28,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::{stream, Sink};
+use futures_util::{Sink, SinkExt, StreamExt};
 use pgwire::api::auth::sasl::scram::ScramAuth;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
@@ -34,8 +36,8 @@ use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    CopyResponse, DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldFormat,
-    FieldInfo, QueryResponse, Response, Tag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo,
+    QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
@@ -58,7 +60,10 @@ use crate::lake::LakeLocation;
 use catalog::Identity;
 use confine::{Confinement, Enforced};
 use login::{Admission, Door, Login, Throttle, SCRAM_ITERATIONS};
-use session::{Answer, Session};
+use session::Session;
+
+/// Results one connection may hold open at once (each a thread and a DuckDB connection).
+const OPEN_RESULTS: usize = 64;
 
 /// Rows of a COPY made ahead of the client's reading.
 const COPY_ROWS_AHEAD: usize = 1024;
@@ -259,6 +264,8 @@ pub async fn run(
                     timeout: opts.query_timeout,
                     parser: Arc::new(Parser),
                     as_of: Default::default(),
+                    cursors: Default::default(),
+                    declared: Default::default(),
                 }),
             });
             let acceptor = tls.map(|t| t.acceptor);
@@ -508,6 +515,11 @@ struct Queries {
     parser: Arc<Parser>,
     /// What `SET hspq.as_of` set on this connection (`None`: the newest version).
     as_of: std::sync::Mutex<Option<String>>,
+    /// The connection's open server-side cursors.
+    cursors: Arc<cursor::Cursors>,
+    /// A cursor just declared, to be made a portal of the protocol too (see
+    /// [`Queries::publish_cursor`]).
+    declared: std::sync::Mutex<Option<String>>,
 }
 
 /// What a statement is: answered here, or SQL for DuckDB (which [`guard`] checks).
@@ -527,6 +539,10 @@ enum Kind {
     /// A transaction block's start or end, answered here: each statement reads the lake as it
     /// is then, and only the status drivers read follows the block.
     Transaction(Block),
+    /// `DECLARE`, `FETCH`, `MOVE`, `CLOSE`: a server-side cursor's.
+    Cursor(cursor::Command),
+    /// Failed before anything runs: the SQLSTATE, and why.
+    Failed(&'static str, String),
     /// Refused, with why.
     Refused(String),
     /// Not understood (a syntax error), with why.
@@ -599,17 +615,17 @@ fn kind(sql: &str) -> Kind {
         "RELEASE" => Kind::Noop("RELEASE"),
         "DISCARD" => Kind::Noop("DISCARD ALL"),
         "DEALLOCATE" => Kind::Noop("DEALLOCATE"),
-        "CLOSE" => Kind::Noop("CLOSE CURSOR"),
         "COPY" => match copy::CopyOut::parse(sql) {
             Some(Ok(copy)) => Kind::Copy(copy),
             Some(Err(why)) => Kind::Invalid(why),
             // To or from a file: DuckDB says what it is, and the guard refuses it.
             None => Kind::Query,
         },
-        "DECLARE" | "FETCH" | "MOVE" => Kind::Refused(format!(
-            "hspq serve does not offer server-side cursors yet: {first} is refused (read the \
-             query's result directly)"
-        )),
+        "DECLARE" | "FETCH" | "MOVE" | "CLOSE" => match cursor::parse(sql) {
+            Some(Ok(command)) => Kind::Cursor(command),
+            Some(Err((code, why))) => Kind::Failed(code, why),
+            None => Kind::Query,
+        },
         "SHOW" => {
             let rest: Vec<&str> = words.collect();
             let name = rest.join(" ").to_ascii_lowercase();
@@ -732,48 +748,18 @@ fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
     )))
 }
 
-/// A result set as pgwire sends it, each column in the format its field says.
+/// Rows made here, as pgwire sends them.
 fn rows(
     fields: Arc<Vec<FieldInfo>>,
     batches: &[arrow::record_batch::RecordBatch],
 ) -> PgWireResult<Response> {
     let mut out = Vec::new();
-    let encoding =
-        |e: arrow::error::ArrowError| user_error("XX000", format!("cannot encode the result: {e}"));
     for batch in batches {
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(fields.iter())
-            .map(|(column, field)| match field.format() {
-                FieldFormat::Binary => encode::binaries(column),
-                FieldFormat::Text => encode::texts(column).map(|texts| {
-                    texts
-                        .into_iter()
-                        .map(|t| t.map(String::into_bytes))
-                        .collect()
-                }),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(encoding)?;
-        for row in 0..batch.num_rows() {
-            let mut encoder = DataRowEncoder::new(fields.clone());
-            for (column, field) in columns.iter().zip(fields.iter()) {
-                // Bytes already in the field's format: `encode` spells values as PostgreSQL
-                // does, which pgwire's own text encoding would not (arrays, say).
-                encoder.encode_field_with_type_and_format(
-                    &encode::Encoded(column[row].as_deref()),
-                    field.datatype(),
-                    field.format(),
-                    field.format_options(),
-                )?;
-            }
-            out.push(Ok(encoder.take_row()));
-        }
+        out.extend(stream::data_rows(&fields, batch)?.into_iter().map(Ok));
     }
     Ok(Response::Query(QueryResponse::new(
         fields,
-        stream::iter(out),
+        futures_util::stream::iter(out),
     )))
 }
 
@@ -837,12 +823,173 @@ impl Queries {
             .await;
         match &answer {
             Err(_) if status != TransactionStatus::Idle => self.block.store(BLOCK_FAILED, SeqCst),
-            Ok(Response::TransactionEnd(_) | Response::TransactionStart(_)) => {
-                self.block.store(BLOCK_OK, SeqCst)
+            Ok(Response::TransactionStart(_)) => self.block.store(BLOCK_OK, SeqCst),
+            Ok(Response::TransactionEnd(_)) => {
+                self.block.store(BLOCK_OK, SeqCst);
+                self.cursors.end_block();
             }
             _ => {}
         }
         answer
+    }
+
+    /// Starts a read whose rows come as the client reads them, within the time limit (a
+    /// session has at most [`OPEN_RESULTS`] open).
+    async fn open(
+        &self,
+        sql: &str,
+        params: Vec<Option<String>>,
+        database: &str,
+    ) -> PgWireResult<stream::Batches> {
+        let session = self.session.get(database).await?;
+        if session.open_results() >= OPEN_RESULTS {
+            return Err(user_error(
+                "53000",
+                format!(
+                    "this connection has {OPEN_RESULTS} results open (portals or cursors not \
+                     read to their end): close some (CLOSE, or the driver's close) first"
+                ),
+            ));
+        }
+        let starting = session.open(sql.to_string(), params, self.timeout);
+        match tokio::time::timeout(self.timeout, starting).await {
+            Ok(started) => started.map_err(|f| user_error(f.code, f.message)),
+            Err(_) => {
+                session.interrupt();
+                Err(self.timed_out())
+            }
+        }
+    }
+
+    /// A cursor statement (see [`cursor`]).
+    async fn cursor(
+        &self,
+        command: cursor::Command,
+        params: Vec<Option<String>>,
+        database: &str,
+        formats: &Format,
+        status: TransactionStatus,
+    ) -> PgWireResult<Response> {
+        let refused = |(code, why): cursor::Refusal| user_error(code, why);
+        match command {
+            cursor::Command::Declare {
+                hold: false, name, ..
+            } if status == TransactionStatus::Idle => Err(user_error(
+                "25P01",
+                format!(
+                    "DECLARE CURSOR can only be used in transaction blocks: BEGIN first, or \
+                     declare \"{name}\" WITH HOLD"
+                ),
+            )),
+            cursor::Command::Declare {
+                name,
+                query,
+                hold,
+                binary,
+            } => {
+                let batches = self.open(&query, params, database).await?;
+                let schema = batches.schema.clone();
+                let formats = match binary {
+                    true => Format::UnifiedBinary,
+                    false => Format::UnifiedText,
+                };
+                let rows = stream::Rows::new(Arc::new(fields(&schema, &formats)), batches);
+                let id = self
+                    .cursors
+                    .declare(&name, schema, rows, binary, hold)
+                    .map_err(refused)?;
+                if let Ok(mut declared) = self.declared.lock() {
+                    *declared = Some(name.clone());
+                }
+                if hold {
+                    // Left unread for --query-timeout, it closes.
+                    let (cursors, idle) = (Arc::downgrade(&self.cursors), self.timeout);
+                    let every = idle.clamp(Duration::from_millis(100), Duration::from_secs(10));
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(every).await;
+                            match cursors.upgrade() {
+                                Some(cursors) if !cursors.expire(idle, id) => {}
+                                _ => break,
+                            }
+                        }
+                    });
+                }
+                Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+            }
+            cursor::Command::Fetch {
+                name,
+                count,
+                moving,
+            } => {
+                let cursor = self.cursors.get(&name).map_err(refused)?;
+                // Held by a portal left suspended in the middle of a FETCH of it.
+                let mut rows = cursor.rows.clone().try_lock_owned().map_err(|_| {
+                    user_error(
+                        "55006",
+                        format!(
+                            "cursor \"{name}\" is in use by a FETCH not read to its end \
+                             (a suspended portal): read or close that first"
+                        ),
+                    )
+                })?;
+                let wanted = match count {
+                    cursor::Count::Rows(n) => n,
+                    cursor::Count::All => u64::MAX,
+                };
+                if moving {
+                    let skipped = rows.skip(wanted).await?;
+                    return Ok(Response::Execution(
+                        Tag::new("MOVE").with_rows(skipped as usize),
+                    ));
+                }
+                let formats = match cursor.binary {
+                    true => &Format::UnifiedBinary,
+                    false => formats,
+                };
+                let fields = Arc::new(fields(&cursor.schema, formats));
+                rows.set_fields(fields.clone());
+                // The rows go as the client reads them, the cursor held until the last.
+                let sent =
+                    futures_util::stream::unfold((rows, wanted), |(mut rows, left)| async move {
+                        if left == 0 {
+                            return None;
+                        }
+                        let row = rows.next().await?;
+                        Some((row, (rows, left - 1)))
+                    });
+                let mut response = QueryResponse::new(fields, sent);
+                response.set_command_tag("FETCH");
+                Ok(Response::Query(response))
+            }
+            cursor::Command::Close(name) => {
+                self.cursors.close(name.as_deref()).map_err(refused)?;
+                Ok(Response::Execution(Tag::new(match name {
+                    Some(_) => "CLOSE CURSOR",
+                    None => "CLOSE CURSOR ALL",
+                })))
+            }
+        }
+    }
+
+    /// Makes the cursor just declared a portal of the protocol as well, as in PostgreSQL:
+    /// psycopg 3 describes a cursor it declared as a portal of its name. The portal reads the
+    /// cursor (`FETCH ALL FROM` it); once the cursor is closed, it says so.
+    fn publish_cursor(&self, store: &dyn std::any::Any) {
+        let Some(name) = self.declared.lock().ok().and_then(|mut d| d.take()) else {
+            return;
+        };
+        let Some(store) = store.downcast_ref::<pgwire::api::store::MemPortalStore<String>>() else {
+            return;
+        };
+        let mut portal = Portal::default();
+        portal.statement = Arc::new(StoredStatement::new(
+            name.clone(),
+            format!("FETCH ALL FROM \"{}\"", name.replace('"', "\"\"")),
+            Vec::new(),
+        ));
+        portal.name = name;
+        store.put_portal(Arc::new(portal));
     }
 
     /// A statement stopped at --query-timeout.
@@ -903,6 +1050,11 @@ impl Queries {
             Kind::Noop(tag) => Ok(Response::Execution(Tag::new(tag))),
             Kind::Refused(why) => Err(user_error("25006", why)),
             Kind::Invalid(why) => Err(user_error("42601", why)),
+            Kind::Failed(code, why) => Err(user_error(code, why)),
+            Kind::Cursor(command) => {
+                self.cursor(command, params, database, formats, status)
+                    .await
+            }
             Kind::AsOf(text) => {
                 let as_of = match text.as_deref().map(str::parse::<AsOf>) {
                     None => None,
@@ -957,20 +1109,13 @@ impl Queries {
                 rows(Arc::new(fields(&schema, formats)), &[batch])
             }
             Kind::Query => {
-                let session = self.session.get(database).await?;
-                let running = session.run(sql.to_string(), params);
-                let answer = match tokio::time::timeout(self.timeout, running).await {
-                    Ok(answer) => answer,
-                    Err(_) => {
-                        session.interrupt();
-                        return Err(self.timed_out());
-                    }
-                };
-                match answer.map_err(|f| user_error(f.code, f.message))? {
-                    Answer::Rows(schema, batches) => {
-                        rows(Arc::new(fields(&schema, formats)), &batches)
-                    }
-                }
+                let batches = self.open(sql, params, database).await?;
+                let fields = Arc::new(fields(&batches.schema, formats));
+                let rows = stream::Rows::new(fields.clone(), batches);
+                Ok(Response::Query(QueryResponse::new(
+                    fields,
+                    rows.into_stream(),
+                )))
             }
         }
     }
@@ -992,12 +1137,26 @@ impl SimpleQueryHandler for Queries {
         }
         let mut responses = Vec::new();
         let mut status = client.transaction_status();
-        for statement in statements {
+        let last = statements.len() - 1;
+        for (i, statement) in statements.into_iter().enumerate() {
             let text = Format::UnifiedText;
             match self
                 .answer(statement, Vec::new(), database(client), &text, status)
                 .await
             {
+                // pgwire sends the responses once all are made, and a FETCH holds its cursor
+                // until its rows are sent: one before the last is read here (`FETCH 10 c;
+                // FETCH 10 c` would wait for itself).
+                Ok(Response::Query(mut fetch)) if i < last && fetch.command_tag() == "FETCH" => {
+                    let mut rows = Vec::new();
+                    while let Some(row) = fetch.data_rows.next().await {
+                        rows.push(row);
+                    }
+                    let mut read =
+                        QueryResponse::new(fetch.row_schema(), futures_util::stream::iter(rows));
+                    read.set_command_tag("FETCH");
+                    responses.push(Response::Query(read));
+                }
                 Ok(r) => {
                     status = match &r {
                         Response::TransactionStart(_) => status.to_in_transaction_state(),
@@ -1012,6 +1171,7 @@ impl SimpleQueryHandler for Queries {
                 }
                 Err(e) => return Err(e),
             }
+            self.publish_cursor(client.portal_store().as_any());
         }
         Ok(responses)
     }
@@ -1118,7 +1278,7 @@ impl ExtendedQueryHandler for Queries {
         &self,
         client: &mut C,
         portal: &Portal<String>,
-        _max_rows: usize,
+        max_rows: usize,
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -1138,14 +1298,31 @@ impl ExtendedQueryHandler for Queries {
             Vec::new()
         };
         let status = client.transaction_status();
-        self.answer(
-            sql,
-            parameters(portal, &inferred)?,
-            database(client),
-            &portal.result_column_format,
-            status,
-        )
-        .await
+        let response = self
+            .answer(
+                sql,
+                parameters(portal, &inferred)?,
+                database(client),
+                &portal.result_column_format,
+                status,
+            )
+            .await?;
+        self.publish_cursor(client.portal_store().as_any());
+        match (response, max_rows) {
+            // pgwire gathers an Execute's rows before sending them; with no row limit, that is
+            // the whole result: send them here as they come.
+            (Response::Query(mut result), 0) => {
+                let mut sent = 0;
+                while let Some(row) = result.data_rows.next().await {
+                    client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                    sent += 1;
+                }
+                Ok(Response::Execution(
+                    Tag::new(result.command_tag()).with_rows(sent),
+                ))
+            }
+            (response, _) => Ok(response),
+        }
     }
 
     async fn do_describe_statement<C>(
@@ -1223,11 +1400,29 @@ impl Queries {
             Kind::Setting(name, _) => {
                 Ok((fields(&text_schema(&[name.as_str()]), formats), Vec::new()))
             }
+            Kind::Cursor(cursor::Command::Fetch {
+                name,
+                moving: false,
+                ..
+            }) => {
+                let cursor = self
+                    .cursors
+                    .get(&name)
+                    .map_err(|(code, why)| user_error(code, why))?;
+                let formats = match cursor.binary {
+                    true => &Format::UnifiedBinary,
+                    false => formats,
+                };
+                Ok((fields(&cursor.schema, formats), Vec::new()))
+            }
             Kind::Refused(why) => Err(user_error("25006", why)),
             Kind::Invalid(why) => Err(user_error("42601", why)),
-            Kind::Noop(_) | Kind::Transaction(_) | Kind::Copy(_) | Kind::AsOf(_) => {
-                Ok((Vec::new(), Vec::new()))
-            }
+            Kind::Failed(code, why) => Err(user_error(code, why)),
+            Kind::Noop(_)
+            | Kind::Transaction(_)
+            | Kind::Copy(_)
+            | Kind::AsOf(_)
+            | Kind::Cursor(_) => Ok((Vec::new(), Vec::new())),
         }
     }
 

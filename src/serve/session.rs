@@ -16,6 +16,7 @@ use super::catalog::{Catalog, Identity};
 use super::confine::{Confinement, Enforced};
 use super::copy::{self, CopyFormat, CopyOut};
 use super::guard::{self, Refusal};
+use super::stream::{self, Batches, Open};
 use crate::lake::log::AsOf;
 use crate::lake::LakeLocation;
 use crate::query::raw::{Inspector, ParamType};
@@ -23,12 +24,6 @@ use crate::query::{sql_message, Engine, Interrupter, QueryError};
 
 /// The stack of a session's thread.
 const SESSION_STACK: usize = 256 << 20;
-
-/// What a statement gave.
-pub enum Answer {
-    /// A result: its columns and rows.
-    Rows(SchemaRef, Vec<RecordBatch>),
-}
 
 /// Why a statement gave nothing: the SQLSTATE a client is told, and the message.
 #[derive(Debug)]
@@ -87,11 +82,13 @@ impl From<Refusal> for Failure {
 
 /// What a client asks its session for.
 enum Job {
-    /// Run `sql` with `params` bound to `$1`, `$2`, ... (NULL for `None`).
-    Run(
+    /// Starts `sql` with `params` bound to `$1`, `$2`, ... (NULL for `None`), its result read
+    /// as the client reads it (see [`stream`]), DuckDB's time on it limited to the duration.
+    Open(
         String,
         Vec<Option<String>>,
-        oneshot::Sender<Result<Answer, Failure>>,
+        Duration,
+        oneshot::Sender<Result<Batches, Failure>>,
     ),
     /// Streams the rows of a `COPY ... TO STDOUT` into the channel, one message a row (a
     /// bounded channel: DuckDB waits for a client that reads slowly); first says how many
@@ -115,6 +112,8 @@ enum Job {
 pub struct Session {
     jobs: mpsc::Sender<Job>,
     interrupter: Interrupter,
+    /// The results being read.
+    open: Open,
 }
 
 impl Session {
@@ -127,6 +126,8 @@ impl Session {
     ) -> Result<Session, String> {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready, opened) = oneshot::channel();
+        let open = Open::default();
+        let results = open.clone();
         thread::Builder::new()
             .name("hspq-serve-session".into())
             // DuckDB parses and binds on this thread, recursing once per level of nesting: a
@@ -189,9 +190,11 @@ impl Session {
                 let (catalog, inspector) = catalog;
                 for job in inbox {
                     match job {
-                        Job::Run(sql, params, reply) => {
+                        Job::Open(sql, params, timeout, reply) => {
                             let sql = catalog.respell(&sql);
-                            let _ = reply.send(run(&engine, &inspector, &sql, &params));
+                            let started =
+                                start(&engine, &inspector, &sql, &params, timeout, &results);
+                            let _ = reply.send(started);
                         }
                         Job::AsOf(as_of, reply) => {
                             let _ =
@@ -212,16 +215,30 @@ impl Session {
         let interrupter = opened
             .await
             .map_err(|_| "the session thread ended".to_string())??;
-        Ok(Session { jobs, interrupter })
+        Ok(Session {
+            jobs,
+            interrupter,
+            open,
+        })
     }
 
-    /// Runs one statement, if it is a read.
-    pub async fn run(&self, sql: String, params: Vec<Option<String>>) -> Result<Answer, Failure> {
+    /// Starts one statement, if it is a read; its rows come as the client reads them.
+    pub async fn open(
+        &self,
+        sql: String,
+        params: Vec<Option<String>>,
+        timeout: Duration,
+    ) -> Result<Batches, Failure> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job::Run(sql, params, reply))
+            .send(Job::Open(sql, params, timeout, reply))
             .map_err(|_| ended())?;
         answer.await.map_err(|_| ended())?
+    }
+
+    /// How many results are open (portals and cursors not read to their end).
+    pub fn open_results(&self) -> usize {
+        self.open.count()
     }
 
     /// Starts a `COPY ... TO STDOUT` whose rows come through `rows`; the answer says how many
@@ -259,6 +276,7 @@ impl Session {
     /// Cancels the statement running now (a client's cancel request, or the time limit).
     pub fn interrupt(&self) {
         self.interrupter.interrupt();
+        self.open.cancel();
     }
 }
 
@@ -302,18 +320,26 @@ fn checked<T>(
     Ok(outcome??)
 }
 
-fn run(
+/// Starts `sql` on a connection and thread of its own (see [`stream`]), pinned to the version
+/// the session's views show now.
+fn start(
     engine: &Engine,
     inspector: &Inspector,
     sql: &str,
     params: &[Option<String>],
-) -> Result<Answer, Failure> {
-    checked(engine, inspector, sql, |conn, allowed| {
-        let mut stmt = conn.prepare(&allowed.sql)?;
-        let batches: Vec<RecordBatch> = stmt
-            .query_arrow(duckdb::params_from_iter(params.iter()))?
-            .collect();
-        Ok(Answer::Rows(stmt.schema(), batches))
+    timeout: Duration,
+    open: &Open,
+) -> Result<Batches, Failure> {
+    checked(engine, inspector, sql, |_, allowed| {
+        let conn = engine.second_connection()?;
+        stream::start(
+            conn,
+            allowed.sql.clone(),
+            params.to_vec(),
+            engine.hold(),
+            timeout,
+            open,
+        )
     })
 }
 
