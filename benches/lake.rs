@@ -25,111 +25,21 @@
 //! `HSPQ_BENCH_RUNS=N` sets the runs per query and side (default 11, at least 5).
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use chrono::NaiveDate;
 use hspq::lake::{Dataset, Partitioning};
 use hspq::query::views::{view_sql, Source, DERIVED, MACROS};
 
-const ORG: &str = "hsp_org_simulator_dummy_0000";
-const MSSP: &str = "hsp_simmssp0_dummy_full";
-
-fn hspq() -> &'static str {
-    env!("CARGO_BIN_EXE_hspq")
-}
+mod common;
+use common::{hspq, measure, simulator, sync, Usage};
 
 fn duckdb_cli() -> PathBuf {
     let venv = std::env::var("HSPQ_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|_| Path::new(&std::env::var("HOME").unwrap()).join(".cache/hspq/venv"));
     venv.join("bin/duckdb")
-}
-
-/// What a finished process used.
-struct Usage {
-    wall: Duration,
-    cpu: Duration,
-    max_rss_mib: f64,
-    stderr: Vec<u8>,
-    success: bool,
-}
-
-/// Runs `cmd` to its end (its stdout discarded), measuring its wall time, CPU time and peak
-/// memory. `wait4` reaps the child and reports what it used, so `Child::wait` is not called.
-#[allow(clippy::zombie_processes)]
-fn measure(cmd: &mut Command) -> Usage {
-    let started = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the command starts");
-    let mut err = child.stderr.take().unwrap();
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        err.read_to_end(&mut buf).unwrap();
-        buf
-    });
-    let mut status = 0;
-    // SAFETY: rusage is plain data, filled by the kernel; the pid is our own unreaped child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32, "wait4");
-    let wall = started.elapsed();
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    Usage {
-        wall,
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        max_rss_mib: usage.ru_maxrss as f64 / 1024.0,
-        stderr: err_reader.join().unwrap(),
-        success: std::process::ExitStatus::from_raw(status).success(),
-    }
-}
-
-/// The simulator in its own process, on a free port.
-struct Sim {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn simulator(companies: u32, today: NaiveDate, dir: &Path) -> Sim {
-    let port_file = dir.join(format!("port-{today}"));
-    let mut sim = Sim {
-        child: Command::new(hspq())
-            .args(["simulate", "--port", "0", "--rate", "0", "--companies"])
-            .arg(companies.to_string())
-            .arg("--today")
-            .arg(today.to_string())
-            .arg("--port-file")
-            .arg(&port_file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        url: String::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(url) = std::fs::read_to_string(&port_file) {
-            if !url.trim().is_empty() {
-                sim.url = url.trim().to_string();
-                return sim;
-            }
-        }
-        assert!(Instant::now() < deadline, "the simulator did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The newest log entry's manifest.
@@ -157,22 +67,6 @@ fn partitions(m: &serde_json::Value) -> BTreeMap<String, (u64, Vec<String>)> {
         e.1.push(path.clone());
     }
     out
-}
-
-fn sync(sim: &Sim, lake: &Path, cache: &Path) -> Usage {
-    let u = measure(
-        Command::new(hspq())
-            .args(["ingest", "-q", "--sessions", "5", "--rate", "1000"])
-            .arg("--base-url")
-            .arg(&sim.url)
-            .arg("--data")
-            .arg(lake)
-            .env("HSPQ_ORG_KEY", ORG)
-            .env("HSPQ_API_KEY", MSSP)
-            .env("XDG_CACHE_HOME", cache),
-    );
-    assert!(u.success, "{}", String::from_utf8_lossy(&u.stderr));
-    u
 }
 
 /// Rows and bytes the last run wrote, as it recorded them.

@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// Clients connected at once at most; more are turned away.
     #[arg(long, env = "HSPQ_SERVE_MAX_CONNECTIONS", default_value_t = 32)]
     pub max_connections: usize,
+    /// The memory the clients' queries may use together: 8GB, 512MB, or a share of this
+    /// machine's memory (50%). Each of --max-connections clients gets an equal part.
+    #[arg(long, env = "HSPQ_SERVE_MEMORY_LIMIT", default_value = "50%", value_parser = parse_memory)]
+    pub memory_limit: u64,
     /// Write the address once listening to this file (for scripts using --port 0).
     #[arg(long)]
     pub port_file: Option<PathBuf>,
@@ -379,6 +383,47 @@ fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// `8GB`, `512MiB`, `1.5g`, or `50%` of this machine's memory (or its cgroup's limit), in bytes.
+fn parse_memory(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let wrong = || format!("{text:?} is not an amount of memory: use e.g. 8GB, 512MB or 50%");
+    if let Some(share) = t.strip_suffix('%') {
+        let share: f64 = share.trim().parse().map_err(|_| wrong())?;
+        if !(share > 0.0 && share <= 100.0) {
+            return Err(format!(
+                "{text:?}: a share of memory is above 0% and at most 100%"
+            ));
+        }
+        let total = hspq::serve::physical_memory().ok_or_else(|| {
+            format!("cannot tell this machine's memory for {text:?}: give an amount, e.g. 8GB")
+        })?;
+        return Ok((total as f64 * share / 100.0) as u64);
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.parse().map_err(|_| wrong())?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let scale: f64 = match unit.as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(wrong()),
+    };
+    let bytes = number * scale;
+    if !(1.0..1e18).contains(&bytes) {
+        return Err(wrong());
+    }
+    Ok(bytes as u64)
+}
+
 /// `90`, `90s`, `10m`, `1h`.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
@@ -545,6 +590,7 @@ impl Command {
                     password: args.password()?,
                     query_timeout: args.query_timeout,
                     max_connections: args.max_connections,
+                    memory_limit: args.memory_limit,
                     tls: match (&args.tls_cert, &args.tls_key) {
                         (Some(cert), Some(key)) => {
                             Some(hspq::serve::Tls::load(cert, key).map_err(anyhow::Error::msg)?)
@@ -552,6 +598,8 @@ impl Command {
                         _ => None,
                     },
                 };
+                hspq::serve::memory_part(args.memory_limit, args.max_connections)
+                    .map_err(anyhow::Error::msg)?;
                 if config.serve.password.is_none() {
                     anyhow::bail!(
                         "hspq serve needs a password: set HSPQ_SERVE_PASSWORD or pass \

@@ -35,7 +35,7 @@ pub struct Config {
 
 /// Where and for whom `hspq serve` listens (`--bind`, `--port`, `--user`, the password from
 /// `HSPQ_SERVE_PASSWORD` or `--password-file`, `--query-timeout`, `--max-connections`,
-/// `--tls-cert` and `--tls-key`).
+/// `--memory-limit`, `--tls-cert` and `--tls-key`).
 #[derive(Clone, Debug)]
 pub struct ServeSettings {
     /// The address to listen on.
@@ -50,6 +50,8 @@ pub struct ServeSettings {
     pub query_timeout: std::time::Duration,
     /// Clients connected at once at most.
     pub max_connections: usize,
+    /// Bytes the clients' DuckDB sessions may use together (`--memory-limit`).
+    pub memory_limit: u64,
     /// `--tls-cert` and `--tls-key`, loaded; with them every client must use TLS.
     pub tls: Option<crate::serve::Tls>,
 }
@@ -63,6 +65,7 @@ impl Default for ServeSettings {
             password: None,
             query_timeout: std::time::Duration::from_secs(300),
             max_connections: 32,
+            memory_limit: 4 << 30,
             tls: None,
         }
     }

@@ -597,3 +597,49 @@ async fn a_statement_over_the_time_limit_is_cancelled_and_says_which_limit() {
     // The session goes on.
     assert_eq!(server.psql("select 40 + 2"), "42\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_gets_its_part_of_the_memory_limit_and_a_part_too_small_is_refused() {
+    let lake = lake().await;
+    let server = Server::start_with(
+        lake.path(),
+        &[
+            "--memory-limit".as_ref(),
+            "2GiB".as_ref(),
+            "--max-connections".as_ref(),
+            "4".as_ref(),
+        ],
+    );
+    let limit = server.psql("select value from duckdb_settings() where name = 'memory_limit'");
+    assert_eq!(limit.trim(), "512.0 MiB", "a quarter of 2 GiB");
+    let printed = server.stop();
+    assert!(
+        printed.contains("at most 2.0 GiB of memory together (512.0 MiB each"),
+        "{printed}"
+    );
+    let serve = |limit: &str| {
+        Command::new(env!("CARGO_BIN_EXE_hspq"))
+            .args(["serve", "--port", "0", "--memory-limit", limit, "--data"])
+            .arg(lake.path())
+            .env("HSPQ_SERVE_PASSWORD", PASSWORD)
+            .output()
+            .unwrap()
+    };
+    let out = serve("100MB");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("leaves 3.0 MiB for each client")
+            && stderr.contains("raise --memory-limit or lower --max-connections"),
+        "{stderr}"
+    );
+    for wrong in ["lots", "0%", "150%", "12 parsecs", "0.1B"] {
+        let out = serve(wrong);
+        assert_eq!(out.status.code(), Some(2), "{wrong}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("memory"),
+            "{wrong}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -181,14 +181,19 @@ impl Query {
         given: &[(String, String)],
         out: &mut ResultWriter<'_>,
     ) -> Result<(usize, Option<arrow::datatypes::SchemaRef>), QueryError> {
+        engine.run_report(&self.sql_with(given)?, out)
+    }
+
+    /// The query's SQL with `given` parameters (the defaults for the rest) written in as
+    /// literals: what runs, for another client to send (`hspq serve`'s benchmark).
+    pub fn sql_with(&self, given: &[(String, String)]) -> Result<String, QueryError> {
         let values = self.values(given)?;
-        let sql = with_literals(self.sql, &values).map_err(|name| {
+        with_literals(self.sql, &values).map_err(|name| {
             QueryError::Usage(format!(
                 "{}: ${name} is not declared in its header",
                 self.name
             ))
-        })?;
-        engine.run_report(&sql, out)
+        })
     }
 }
 

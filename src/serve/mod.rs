@@ -8,6 +8,7 @@
 //! is before any of it runs ([`guard`]); what clients ask before any query of theirs (`SET`,
 //! `SHOW`, `BEGIN`) is answered here without DuckDB.
 
+mod budget;
 mod catalog;
 mod confine;
 mod copy;
@@ -20,6 +21,7 @@ mod session;
 mod stream;
 mod tls;
 
+pub use budget::{part as memory_part, physical_memory};
 pub use tls::Tls;
 
 use std::fmt::Debug;
@@ -134,12 +136,20 @@ pub async fn run(
     if guard::unguarded() {
         warn!("HSPQ_SERVE_TEST_UNGUARDED is set: statements are not checked (a test build only)");
     }
+    let memory =
+        budget::part(opts.memory_limit, opts.max_connections).map_err(anyhow::Error::msg)?;
+    info!(
+        "the clients' queries use at most {} of memory together ({} each, --memory-limit)",
+        budget::bytes(memory * opts.max_connections.max(1) as u64),
+        budget::bytes(memory)
+    );
     // Open the lake once up front, so a wrong --data fails now, not at the first client.
     drop(
         Session::start(
             lake.clone(),
             identity(&opts.user, "hspq"),
             confinement.clone(),
+            memory,
         )
         .await
         .map_err(anyhow::Error::msg)?,
@@ -218,6 +228,7 @@ pub async fn run(
                 lake,
                 past_versions,
                 confinement,
+                memory,
                 user: opts.user.clone(),
                 session: tokio::sync::OnceCell::new(),
             });
@@ -482,6 +493,8 @@ struct Lazy {
     /// The lake is on local disk (an S3 lake's replica holds its newest version only).
     past_versions: bool,
     confinement: Arc<Confinement>,
+    /// The DuckDB memory limit of the session (its part of `--memory-limit`).
+    memory: u64,
     user: String,
     session: tokio::sync::OnceCell<Session>,
 }
@@ -495,6 +508,7 @@ impl Lazy {
                     self.lake.clone(),
                     identity(&self.user, database),
                     self.confinement.clone(),
+                    self.memory,
                 )
             })
             .await

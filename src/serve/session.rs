@@ -123,6 +123,7 @@ impl Session {
         lake: LakeLocation,
         who: Identity,
         confinement: Arc<Confinement>,
+        memory: u64,
     ) -> Result<Session, String> {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready, opened) = oneshot::channel();
@@ -173,7 +174,7 @@ impl Session {
                 let catalog = match engine
                     .statement(|conn| Ok(Catalog::install(conn, &who)?))
                     .map_err(|e| format!("cannot make the PostgreSQL catalog: {e}"))
-                    .and_then(|catalog| sandbox(&engine, &spill).map(|_| catalog))
+                    .and_then(|catalog| sandbox(&engine, &spill, memory).map(|_| catalog))
                     .and_then(|catalog| {
                         let inspector = engine.inspector().map_err(|e| e.to_string())?;
                         Ok((catalog, inspector))
@@ -286,20 +287,23 @@ fn ended() -> Failure {
 }
 
 /// Lets SQL read the lake's folder and nothing else, and change no setting: no `COPY ... TO`,
-/// `ATTACH`, `INSTALL`, `read_csv('/etc/passwd')` or turning that back on. DuckDB spills into
-/// `spill`, in the server's scratch folder.
-fn sandbox(engine: &Engine, spill: &std::path::Path) -> Result<(), String> {
+/// `ATTACH`, `INSTALL`, `read_csv('/etc/passwd')` or turning that back on. DuckDB uses at most
+/// `memory` bytes (the client's part of `--memory-limit`, see [`super::budget`]) and spills
+/// beyond into `spill`, in the server's scratch folder.
+fn sandbox(engine: &Engine, spill: &std::path::Path, memory: u64) -> Result<(), String> {
     let root = engine.root.display().to_string().replace('\'', "''");
     let spill = spill.display().to_string().replace('\'', "''");
     engine
         .connection()
         .execute_batch(&format!(
             "SET temp_directory = '{spill}'; \
+             SET memory_limit = '{}KiB'; \
              SET allowed_directories = ['{root}/']; \
              SET enable_external_access = false; \
              SET autoinstall_known_extensions = false; \
              SET autoload_known_extensions = false; \
-             SET lock_configuration = true;"
+             SET lock_configuration = true;",
+            memory / 1024
         ))
         .map_err(|e| format!("cannot sandbox the session: {}", sql_message(&e)))
 }
