@@ -98,7 +98,7 @@ async fn customer_history_follows_the_customer_list_across_syncs_on_successive_d
     reseller_gone.sort();
     let events = rows(
         dir.path(),
-        "select security_center_id, left_on, last_seen from churn_events \
+        "select security_center_id, left_on, last_seen from churn_departures \
          where report_type = 'reseller' and how = 'gone from the customer list'",
     )
     .await;
@@ -156,7 +156,7 @@ async fn churn_events_hold_every_mssp_company_that_left_within_the_history() {
     want.sort();
     let got = rows(
         dir.path(),
-        "select security_center_id, last_billed_period, how, left_on from churn_events",
+        "select security_center_id, last_billed_period, how, left_on from churn_departures",
     )
     .await;
     let mut got: Vec<_> = got
@@ -191,10 +191,169 @@ async fn churn_events_hold_every_mssp_company_that_left_within_the_history() {
         dir.path(),
         "select e.last_billing_units = (select sum(billing_value) from billing b \
            where b.report_type = 'mssp' and b.security_center_id = e.security_center_id \
-             and b.year || '-' || b.period = e.last_billed_period) from churn_events e",
+             and b.year || '-' || b.period = e.last_billed_period) from churn_departures e",
     )
     .await;
     assert!(units.iter().all(|u| u == "true"), "{units:?}");
+    // None came back (this world has no pauses): a departure is a leaving once 90 days passed
+    // by the last usage day, too early to tell before; churn_events are the leavings.
+    let known: NaiveDate = rows(
+        dir.path(),
+        "select max(date) from daily_usage where report_type = 'mssp'",
+    )
+    .await[0]
+        .parse()
+        .unwrap();
+    let kinds = rows(
+        dir.path(),
+        "select security_center_id, left_on, kind, returned_on is null from churn_departures",
+    )
+    .await;
+    let mut leavings = Vec::new();
+    for k in &kinds {
+        let f: Vec<&str> = k.split('|').collect();
+        let left_on: NaiveDate = f[1].parse().unwrap();
+        let want = if left_on + Days::new(90) <= known {
+            "leaving"
+        } else {
+            "open"
+        };
+        assert_eq!((f[2], f[3]), (want, "true"), "{k}");
+        if want == "leaving" {
+            leavings.push(format!("{}|{}", f[0], f[1]));
+        }
+    }
+    assert!(
+        kinds.len() > leavings.len() && leavings.len() >= 5,
+        "both kinds: {kinds:?}"
+    );
+    let events = rows(
+        dir.path(),
+        "select security_center_id, left_on from churn_events",
+    )
+    .await;
+    assert_eq!(events, leavings);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mssp_company_that_pauses_and_returns_is_paused_not_a_leaving() {
+    let sim = sim(|c| {
+        c.companies = 200;
+        c.pauses = 0.5;
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let w = sim.world();
+    let got = rows(
+        dir.path(),
+        "select security_center_id, left_on, kind, coalesce(cast(returned_on as varchar), '') \
+         from churn_departures where report_type = 'mssp'",
+    )
+    .await;
+    let events: BTreeSet<String> = rows(
+        dir.path(),
+        "select security_center_id || '|' || left_on from churn_events where report_type = 'mssp'",
+    )
+    .await
+    .into_iter()
+    .collect();
+    let mut paused = 0;
+    for row in &got {
+        let f: Vec<&str> = row.split('|').collect();
+        let (id, left_on) = (f[0], f[1].parse::<NaiveDate>().unwrap());
+        let c = w
+            .companies(Partnership::Mssp)
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap();
+        // The truth: a departure within the company's pause came back; any other is its end.
+        let in_pause = c
+            .paused
+            .is_some_and(|(stop, back)| stop <= left_on && left_on <= back);
+        if in_pause && f[3].is_empty() {
+            // Paused today: not back yet, and too early to call it a leaving.
+            assert_eq!(f[2], "open", "{row}: paused {:?}", c.paused);
+        } else if in_pause {
+            let (_, back) = c.paused.unwrap();
+            assert_eq!(f[2], "paused", "{row}: paused {:?}", c.paused);
+            let returned: NaiveDate = f[3].parse().unwrap();
+            assert!(returned <= back && returned > left_on, "{row}");
+            assert!(!events.contains(&format!("{id}|{left_on}")), "{row}");
+            paused += 1;
+        } else {
+            assert_ne!(f[2], "paused", "{row}: no pause {:?}", c.paused);
+            assert!(c.inactive_from.is_some() || !c.active_on(w.today), "{row}");
+        }
+    }
+    assert!(
+        paused >= 5,
+        "the world must show pauses: {paused} in {got:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reseller_customer_that_pauses_and_returns_is_paused_not_a_leaving() {
+    // One world: a customer's pause, found before any sync, with syncs around it.
+    let w = sim(|c| {
+        c.companies = 150;
+        c.pauses = 0.5;
+    })
+    .await
+    .world()
+    .clone();
+    let earliest = today() - Days::new(400);
+    let (id, stop, back) = w
+        .companies(Partnership::Reseller)
+        .iter()
+        .find_map(|c| {
+            let (stop, back) = c.paused?;
+            (stop > earliest && back + Days::new(100) <= today())
+                .then(|| (c.id.clone(), stop, back))
+        })
+        .expect("a reseller pause in the last 400 days");
+    let dir = tempfile::tempdir().unwrap();
+    let days = [
+        stop - Days::new(1),
+        stop + Days::new(1),
+        back + Days::new(1),
+        back + Days::new(100),
+    ];
+    for day in days {
+        let sim = sim(|c| {
+            c.today = day;
+            c.companies = 150;
+            c.pauses = 0.5;
+        })
+        .await;
+        ingest_lake(&sim, dir.path(), &[RESELLER_KEY]).await;
+    }
+    let got = rows(
+        dir.path(),
+        &format!(
+            "select left_on, kind, returned_on from churn_departures \
+             where security_center_id = '{id}'"
+        ),
+    )
+    .await;
+    assert_eq!(got, [format!("{}|paused|{}", days[1], days[2])]);
+    let events = rows(
+        dir.path(),
+        &format!("select * from churn_events where security_center_id = '{id}'"),
+    )
+    .await;
+    assert!(events.is_empty(), "{events:?}");
+    // Whoever left between the first two syncs and never came back: a leaving, 100+ days on.
+    let leavers = rows(
+        dir.path(),
+        &format!(
+            "select kind from churn_departures where report_type = 'reseller' \
+             and left_on = '{}' and returned_on is null",
+            days[1]
+        ),
+    )
+    .await;
+    assert!(leavers.iter().all(|k| k == "leaving"), "{leavers:?}");
 }
 
 /// The rows `hspq query NAME` prints as JSON over the lake at `dir`.
@@ -468,7 +627,8 @@ async fn the_backtest_figures_are_what_the_scores_and_churn_events_give() {
         "select distinct cast(period_from as varchar) from periods where report_type = 'mssp' order by 1",
     )
     .into_iter()
-    .filter(|d| *d >= first + Days::new(56) && *d + Days::new(60) <= last)
+    // A whole horizon (60 days) and the grace a leaving needs to be known as one (90) after.
+    .filter(|d| *d >= first + Days::new(56) && *d + Days::new(60 + 90) <= last)
     .collect();
     let events: Vec<(String, NaiveDate)> = {
         let mut stmt = conn

@@ -9,7 +9,7 @@
 -- days since the last scan. With the default weights the score is a 0-100 index; once
 -- `hspq churn fit` stored weights fitted on the lake's history, it is the chance in % of leaving
 -- within the horizon fitted for (the weights column says which). Equal scores are ordered by
--- the units at risk (the billing of the last closed period). Companies known to have left by the day (churn_events) are not scored.
+-- the units at risk (the billing of the last closed period). Companies gone by the day and not back (churn_departures) are not scored.
 with day as (
     select coalesce($as_of, (select max(period_to) from periods)) as d
 ),
@@ -17,9 +17,9 @@ scored as (
     select s.*
     from day, churn_scores(day.d, $window_days, day.d + 2) s
     where not exists (
-        select 1 from churn_events e, day
+        select 1 from churn_departures e, day
         where e.report_type = s.report_type and e.security_center_id = s.security_center_id
-          and e.left_on <= day.d
+          and e.left_on <= day.d and (e.returned_on is null or e.returned_on > day.d)
     )
 )
 select

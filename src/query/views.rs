@@ -113,10 +113,16 @@ pub fn view_sql(dataset: Dataset, source: &Source) -> String {
 
 /// Views derived from the datasets' views, in `sql/views/`: (name, `CREATE VIEW` SQL). They
 /// read the dataset views by name, so they work over hspq's views and `hspq views --sql` alike.
-pub const DERIVED: [(&str, &str); 1] = [(
-    "churn_events",
-    include_str!("../../sql/views/churn_events.sql"),
-)];
+pub const DERIVED: [(&str, &str); 2] = [
+    (
+        "churn_departures",
+        include_str!("../../sql/views/churn_departures.sql"),
+    ),
+    (
+        "churn_events",
+        include_str!("../../sql/views/churn_events.sql"),
+    ),
+];
 
 /// Table macros over the views, in `sql/views/` (the bundled queries call them): (name,
 /// `CREATE MACRO` SQL).

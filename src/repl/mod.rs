@@ -1017,7 +1017,7 @@ mod tests {
         // Where a table goes, only views.
         assert_eq!(
             at_end("select * from chu"),
-            vec!["churn", "churn_weights", "churn_events"]
+            vec!["churn", "churn_weights", "churn_departures", "churn_events"]
         );
     }
 

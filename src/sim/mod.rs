@@ -210,6 +210,8 @@ pub struct SimConfig {
     pub fault_seed: u64,
     /// Keys accepted.
     pub keys: SimKeys,
+    /// Share of the companies that pause once and come back (see `World::with_pauses`).
+    pub pauses: f64,
 }
 
 impl SimConfig {
@@ -226,6 +228,7 @@ impl SimConfig {
             faults: FaultRates::default(),
             fault_seed: 1,
             keys: SimKeys::dummy(),
+            pauses: 0.0,
         }
     }
 }

@@ -170,7 +170,8 @@ enum Need {
 
 impl State {
     pub(crate) fn new(config: SimConfig) -> State {
-        let world = World::new(config.seed, config.companies, config.periods, config.today);
+        let world = World::new(config.seed, config.companies, config.periods, config.today)
+            .with_pauses(config.pauses);
         let rng = StdRng::seed_from_u64(config.fault_seed);
         State {
             config,

@@ -100,17 +100,30 @@ pub struct Company {
     pub profile: Profile,
     /// When a `Declining` or `Dormant` profile starts to show.
     pub since: NaiveDate,
+    /// A pause (a suspension, a seasonal stop): inactive from the first day to before the
+    /// second, then active again; `None` for most (see [`World::with_pauses`]).
+    pub paused: Option<(NaiveDate, NaiveDate)>,
 }
 
 impl Company {
     /// Whether the company is active on `day`.
     pub fn active_on(&self, day: NaiveDate) -> bool {
-        self.active_from <= day && self.inactive_from.is_none_or(|end| day < end)
+        self.active_from <= day
+            && self.inactive_from.is_none_or(|end| day < end)
+            && self.paused.is_none_or(|(from, to)| day < from || day >= to)
     }
 
-    /// Whether the company overlaps the range `[from, to]`.
+    /// Whether the company is active on some day of the range `[from, to]`.
     pub fn active_during(&self, from: NaiveDate, to: NaiveDate) -> bool {
-        self.active_from <= to && self.inactive_from.is_none_or(|end| end > from)
+        let during = |a: NaiveDate, b: Option<NaiveDate>| a <= to && b.is_none_or(|end| end > from);
+        match self.paused {
+            None => during(self.active_from, self.inactive_from),
+            Some((stop, back)) => {
+                (self.active_from < stop && during(self.active_from, Some(stop)))
+                    || (self.inactive_from.is_none_or(|end| back < end)
+                        && during(back.max(self.active_from), self.inactive_from))
+            }
+        }
     }
 
     /// Whether the company has `product` enabled.
@@ -376,9 +389,44 @@ impl World {
                     inactive_from,
                     profile,
                     since,
+                    paused: None,
                 }
             })
             .collect()
+    }
+
+    /// Makes about `share` of each partnership's companies pause once: inactive for 62 to 75
+    /// days somewhere along the timeline while they are customers, then back (a suspension or
+    /// a seasonal stop, not a churn). 62 days at least, so that an MSSP pause spans a whole
+    /// period and shows in the eligibility; 75 at most, so that it is back within 90 days.
+    pub fn with_pauses(mut self, share: f64) -> World {
+        let origin = timeline_origin();
+        for p in [Partnership::Mssp, Partnership::Reseller] {
+            let paused: Vec<Option<(NaiveDate, NaiveDate)>> = self
+                .companies(p)
+                .iter()
+                .map(|c| {
+                    let r = |k: u64| self.hash(&[p.salt(), c.idx, k]);
+                    if unit(r(20)) >= share {
+                        return None;
+                    }
+                    let stop = origin + Days::new(r(21) % TIMELINE_DAYS);
+                    let back = stop + Days::new(62 + r(22) % 14);
+                    // Only within its time as a customer, back before it leaves for good.
+                    let within = c.active_from < stop
+                        && c.inactive_from.is_none_or(|end| back + Days::new(31) < end);
+                    within.then_some((stop, back))
+                })
+                .collect();
+            let companies = match p {
+                Partnership::Mssp => &mut self.mssp,
+                Partnership::Reseller => &mut self.reseller,
+            };
+            for (c, paused) in companies.iter_mut().zip(paused) {
+                c.paused = paused;
+            }
+        }
+        self
     }
 
     fn hash(&self, parts: &[u64]) -> u64 {
