@@ -85,7 +85,8 @@ pub struct ServeArgs {
     #[arg(long, env = "HSPQ_SERVE_QUERY_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
     pub query_timeout: std::time::Duration,
     /// Clients connected at once at most; more are turned away.
-    #[arg(long, env = "HSPQ_SERVE_MAX_CONNECTIONS", default_value_t = 32)]
+    #[arg(long, env = "HSPQ_SERVE_MAX_CONNECTIONS", default_value_t = 32,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: usize,
     /// The memory the clients' queries may use together: 8GB, 512MB, or a share of this
     /// machine's memory (50%). Each of --max-connections clients gets an equal part.

@@ -559,9 +559,9 @@ fn backtest_summary(engine: &Engine) -> Result<String> {
     for r in rows.iter().filter(|r| r["model"] == "churn score") {
         let baseline = rows
             .iter()
-            .find(|b| b["model"] == "usage decline alone" && b["report_type"] == r["report_type"]);
+            .find(|b| b["model"] == "naive rule" && b["report_type"] == r["report_type"]);
         lines.push(format!(
-            "  {}: {} left within 60 days, {} overall: lift {}, AUC {} (usage decline alone: {}, {})",
+            "  {}: {} left within 60 days, {} overall: lift {}, AUC {} (naive rule: {}, {})",
             r["report_type"].as_str().unwrap_or("?"),
             pct(&r["precision_at_k"]),
             pct(&r["base_rate"]),

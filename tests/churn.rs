@@ -556,15 +556,26 @@ async fn the_churn_score_is_its_formula_over_the_simulators_data_without_ties() 
             }
         }
     }
-    // churn_risk ranks them by score, then units at risk, and explains.
+    // churn_risk ranks the companies that bill by score, then units at risk, and the dormant
+    // ones (billing nothing) after them, and explains.
     let listed = query_json(dir.path(), "churn_risk");
     let mut ranked: Vec<(&String, &Scored)> = got.iter().collect();
     ranked.sort_by(|a, b| {
-        b.1 .1
-            .total_cmp(&a.1 .1)
+        (a.1 .2 == 0)
+            .cmp(&(b.1 .2 == 0))
+            .then(b.1 .1.total_cmp(&a.1 .1))
             .then(b.1 .2.cmp(&a.1 .2))
             .then(a.0.cmp(b.0))
     });
+    for r in &listed {
+        let id = r["security_center_id"].as_str().unwrap();
+        let dormant = got[id].2 == 0;
+        assert_eq!(
+            r["status"],
+            if dormant { "dormant" } else { "active" },
+            "{id}"
+        );
+    }
     let listed: Vec<String> = listed
         .iter()
         .map(|r| r["security_center_id"].as_str().unwrap().to_string())
@@ -651,12 +662,12 @@ async fn the_backtest_figures_are_what_the_scores_and_churn_events_give() {
     for cutoff in &cutoffs {
         let mut stmt = conn
             .prepare(&format!(
-                "select security_center_id, score, usage_drop, units_at_risk \
+                "select security_center_id, score, units_at_risk \
                  from churn_scores(date '{cutoff}', 28, date '{cutoff}') where report_type = 'mssp'"
             ))
             .unwrap();
-        let rows: Vec<(String, f64, f64, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        let rows: Vec<(String, f64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
             .map(Result::unwrap)
             .collect();
@@ -665,23 +676,47 @@ async fn the_backtest_figures_are_what_the_scores_and_churn_events_give() {
                 .iter()
                 .any(|(e, on)| e == id && *on > *cutoff && *on <= *cutoff + Days::new(60))
         };
+        // The naive rule, from daily_usage itself: all usage of the last 28 days against the
+        // 28 before, as a drop in 0..1 (0.5 unchanged or none).
+        let mut stmt = conn
+            .prepare(&format!(
+                "select security_center_id, \
+                   coalesce(sum(usage_value) filter (where date <= date '{cutoff}' - 28), 0), \
+                   coalesce(sum(usage_value) filter (where date > date '{cutoff}' - 28), 0) \
+                 from daily_usage where report_type = 'mssp' \
+                   and date > date '{cutoff}' - 56 and date <= date '{cutoff}' group by 1"
+            ))
+            .unwrap();
+        let totals: BTreeMap<String, (f64, f64)> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    (r.get::<_, f64>(1)?, r.get::<_, f64>(2)?),
+                ))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let naive = |id: &str| match totals.get(id) {
+            Some((before, after)) if before + after > 0.0 => {
+                (1.0 + (before - after) / (before + after)) / 2.0
+            }
+            _ => 0.5,
+        };
         by_score.push(
             rows.iter()
-                .map(|r| (r.1, r.3, r.0.clone(), leaves(&r.0)))
+                .map(|r| (r.1, r.2, r.0.clone(), leaves(&r.0)))
                 .collect::<Vec<_>>(),
         );
         by_usage.push(
             rows.iter()
-                .map(|r| (r.2, r.3, r.0.clone(), leaves(&r.0)))
+                .map(|r| (naive(&r.0), r.2, r.0.clone(), leaves(&r.0)))
                 .collect::<Vec<_>>(),
         );
     }
     let rows = query_json(dir.path(), "churn_backtest");
     assert_eq!(rows.len(), 2, "{rows:?}");
-    for (model, groups) in [
-        ("churn score", &by_score),
-        ("usage decline alone", &by_usage),
-    ] {
+    for (model, groups) in [("churn score", &by_score), ("naive rule", &by_usage)] {
         let row = rows.iter().find(|r| r["model"] == model).unwrap();
         let (auc, precision, recall, lift, n) = figures(groups, 0.1);
         assert!(n >= 10, "too few leavers to test with: {n}");

@@ -643,3 +643,41 @@ async fn each_client_gets_its_part_of_the_memory_limit_and_a_part_too_small_is_r
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_cannot_start_says_why_and_leaves_no_scratch_folder() {
+    let lake = lake().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let serve = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hspq"))
+            .args(["serve", "--data"])
+            .arg(lake.path())
+            .args(args)
+            .env("HSPQ_SERVE_PASSWORD", PASSWORD)
+            .env("TMPDIR", tmp.path())
+            .output()
+            .unwrap()
+    };
+    let out = serve(&["--port", &port]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the scratch folder went with the failed start"
+    );
+    let out = serve(&["--port", "0", "--max-connections", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--max-connections"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

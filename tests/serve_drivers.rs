@@ -282,6 +282,16 @@ async fn cursors_and_row_limited_portals_stream_for_psycopg2_psycopg_asyncpg_and
     assert_eq!(got["backward"], "55000");
     assert_eq!(got["slow"], "57014");
     assert_eq!(got["after_slow"], "ran");
+    assert_eq!(
+        got["failing_cursor"],
+        serde_json::json!([2048, "22023", "55000"]),
+        "a failed cursor does not look finished"
+    );
+    assert_eq!(got["rolled_back"], "34000");
+    assert_eq!(got["failed_message"], "42P01");
+    assert_eq!(got["after_failed_message"], "34000");
+    assert_eq!(got["sixty_fifth"], "53000");
+    assert_eq!(got["reopened"], 5);
     assert_eq!(got["psycopg3_columns"], serde_json::json!(["x", "y"]));
     assert_eq!(
         got["psycopg3_rows"],

@@ -1,5 +1,5 @@
 -- name: churn_backtest
--- description: How well the churn score would have foreseen who left: scores at past cut-offs (data up to each only) against the churn_events of the horizon after it, next to usage decline alone.
+-- description: How well the churn score would have foreseen who left: scores at past cut-offs (data up to each only) against the churn_events of the horizon after it, next to the naive rule (all usage, the last 28 days against the 28 before).
 -- param: horizon_days INTEGER = 60 | a leaving counts when it falls within this many days after the cut-off
 -- param: top_share DOUBLE = 0.1 | the share of the scored companies flagged at each cut-off (the top k)
 -- param: window_days INTEGER = 28 | days of recent activity, as in churn_risk
@@ -11,8 +11,9 @@
 -- the horizon. Pooled over the cut-offs: the base rate, AUC (the chance a leaver scores above a
 -- stayer, ties counting half), and, flagging the top share at each cut-off, precision, recall
 -- and lift (precision over the base rate). The churn score here has the default weights; weights
--- fitted by `hspq churn fit` are backtested there, out of time. The baseline ranks by usage
--- decline alone.
+-- fitted by `hspq churn fit` are backtested there, out of time. The reference, 'naive rule',
+-- ranks by one fixed measure: all products' usage of the last 28 days against the 28 before
+-- (churn_scores' naive_drop). A score that does not beat it is not worth its components.
 with labelled as (
     select * from churn_labels($horizon_days, $window_days, $report_type)
 ),
@@ -21,8 +22,8 @@ models as (
            units_at_risk, default_score as value
     from labelled
     union all
-    select 'usage decline alone', cutoff, report_type, security_center_id, components, leaves,
-           units_at_risk, usage_drop
+    select 'naive rule', cutoff, report_type, security_center_id, components, leaves,
+           units_at_risk, naive_drop
     from labelled
 ),
 ranked as (

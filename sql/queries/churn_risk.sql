@@ -9,7 +9,8 @@
 -- days since the last scan. With the default weights the score is a 0-100 index; once
 -- `hspq churn fit` stored weights fitted on the lake's history, it is the chance in % of leaving
 -- within the horizon fitted for (the weights column says which). Equal scores are ordered by
--- the units at risk (the billing of the last closed period). Companies gone by the day and not back (churn_departures) are not scored.
+-- the units at risk (the billing of the last closed period); companies that billed nothing then
+-- (status `dormant`) come after the active ones. Companies gone by the day and not back (churn_departures) are not scored.
 with day as (
     select coalesce($as_of, (select max(period_to) from periods)) as d
 ),
@@ -23,8 +24,11 @@ scored as (
     )
 )
 select
-    row_number() over (order by score desc, units_at_risk desc, security_center_id) as rank,
+    -- Those that bill something first: a dormant company (no billing in the last closed
+    -- period) has nothing left to lose, and is not the call a partner makes first.
+    row_number() over (order by units_at_risk = 0, score desc, units_at_risk desc, security_center_id) as rank,
     company_name,
+    case when units_at_risk = 0 then 'dormant' else 'active' end as status,
     round(score, 1) as score,
     units_at_risk,
     -- concat_ws skips NULLs: only the reasons that apply.

@@ -30,6 +30,9 @@
 -- day before the last sync on or before known_by, and not at all before the first one. Otherwise
 -- every past leaver would lack engagement and "no activity" would leak the label into the score.
 -- `components` says which were used.
+-- naive_drop is not a component: the naive rule the score must beat (churn_backtest shows it),
+-- all products' usage summed over the last 28 days against the 28 before, as churn_drop maps
+-- it (fixed at 28 days whatever window_days, so that it stays the same reference).
 -- How much a measure fell from `before` to `after`: (before - after) / (before + after) mapped
 -- to 0..1, 0.5 when it did not change or was zero (or missing) in both.
 CREATE OR REPLACE MACRO churn_drop(before, after) AS
@@ -96,6 +99,14 @@ usage AS (
                  sum(usage_value) FILTER (WHERE NOT recent) AS previous
           FROM daily GROUP BY ALL)
     WHERE coalesce(previous, 0) + coalesce(recent, 0) > 0
+    GROUP BY ALL
+),
+naive AS (
+    SELECT u.report_type, u.security_center_id,
+           churn_drop(sum(u.usage_value) FILTER (WHERE u.date <= p.d - 28),
+                      sum(u.usage_value) FILTER (WHERE u.date > p.d - 28)) AS drop
+    FROM daily_usage u CROSS JOIN params p
+    WHERE u.date > p.d - 56 AND u.date <= p.d
     GROUP BY ALL
 ),
 used AS (
@@ -176,10 +187,12 @@ components AS (
                 THEN coalesce((s.until - e.last_scan) / ((s.until - e.last_scan) + p.w), 0.5) END AS scan_gap,
            churn_change_pct(b.drop) AS billing_change_pct,
            CAST(coalesce(b.last_units, 0) AS BIGINT) AS units_at_risk,
-           b.units_by_product
+           b.units_by_product,
+           coalesce(n.drop, 0.5) AS naive_drop
     FROM population pop
     CROSS JOIN params p
     LEFT JOIN usage u ON u.report_type = pop.report_type AND u.security_center_id = pop.security_center_id
+    LEFT JOIN naive n ON n.report_type = pop.report_type AND n.security_center_id = pop.security_center_id
     LEFT JOIN used ud ON ud.report_type = pop.report_type AND ud.security_center_id = pop.security_center_id
     LEFT JOIN billed b ON b.report_type = pop.report_type AND b.security_center_id = pop.security_center_id
     LEFT JOIN synced s ON s.report_type = pop.report_type

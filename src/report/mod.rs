@@ -375,7 +375,7 @@ fn churn(risk: &[Row], top: usize) -> String {
 
 fn backtest_section(backtest: &[Row]) -> String {
     let mut html = String::from(
-        r#"<section id="backtest"><h2>Churn backtest</h2><p class="note">Scores at past cut-offs (data up to each only) against who left within the horizon after: the top share flagged at each cut-off, next to usage decline alone.</p>"#,
+        r#"<section id="backtest"><h2>Churn backtest</h2><p class="note">Scores at past cut-offs (data up to each only) against who left within the horizon after: the top share flagged at each cut-off, next to the naive rule (all usage, the last 28 days against the 28 before).</p>"#,
     );
     if backtest.is_empty() {
         html.push_str(r#"<p class="note">No cut-off has a horizon that ended inside the lake's history yet: the backtest needs more synced history.</p></section>"#);

@@ -7,8 +7,9 @@
 //! together. The price: a lone client gets its part, not the whole; DuckDB spills large sorts,
 //! joins and aggregates beyond it into the server's scratch folder rather than failing.
 //!
-//! Outside DuckDB's limit, each open result holds at most two of DuckDB's batches and the rows
-//! a client asked for at once (an Execute's row limit, a FETCH's count), and a COPY 1,024 rows.
+//! Outside DuckDB's limit, each open result holds about four of DuckDB's batches (see
+//! [`super::stream`]) and the rows a client asked for at once (an Execute's row limit, a
+//! FETCH's count), and a COPY 1,024 rows.
 
 /// The least a client's part may be: below it DuckDB cannot run the views' scans.
 const LEAST_PART: u64 = 64 << 20;

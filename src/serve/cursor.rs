@@ -140,7 +140,13 @@ pub fn parse(sql: &str) -> Option<Result<Command, Refusal>> {
                 })
                 .collect();
             let words: Vec<&str> = words.iter().map(String::as_str).collect();
-            let number = |n: &str| n.parse::<u64>().ok().map(Count::Rows);
+            // A count as PostgreSQL takes it: a bigint; no sign here (negative is backward).
+            let number = |n: &str| {
+                n.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .map(|n| Count::Rows(n as u64))
+            };
             let count = match words.as_slice() {
                 [] | ["NEXT"] | ["FORWARD"] => Some(Count::Rows(1)),
                 ["ALL"] | ["FORWARD", "ALL"] => Some(Count::All),
@@ -148,12 +154,28 @@ pub fn parse(sql: &str) -> Option<Result<Command, Refusal>> {
                 ["RELATIVE", "0"] => Some(Count::Rows(0)),
                 _ => None,
             };
+            let backward = words.iter().any(|w| {
+                matches!(
+                    *w,
+                    "BACKWARD" | "PRIOR" | "FIRST" | "LAST" | "ABSOLUTE" | "RELATIVE" | "-"
+                )
+            });
             let Some(count) = count else {
+                if backward {
+                    return Some(Err((
+                        "55000",
+                        format!(
+                            "cursor can only scan forward: hspq serve's {first} takes NEXT, a \
+                             count, ALL or FORWARD [count | ALL]"
+                        ),
+                    )));
+                }
                 return Some(Err((
-                    "55000",
+                    "42601",
                     format!(
-                        "cursor can only scan forward: hspq serve's {first} takes NEXT, a \
-                         count, ALL or FORWARD [count | ALL]"
+                        "syntax error in {first}: expected NEXT, a count (0 to \
+                         9223372036854775807), ALL or FORWARD [count | ALL], then FROM or IN \
+                         and the cursor's name"
                     ),
                 )));
             };
@@ -192,6 +214,9 @@ pub struct Cursor {
     pub rows: Arc<tokio::sync::Mutex<Rows>>,
     pub binary: bool,
     hold: bool,
+    /// Declared in a block (or an implicit one) not yet committed: a rollback removes it, as
+    /// PostgreSQL removes a cursor whose transaction aborted, held or not.
+    pending: std::sync::atomic::AtomicBool,
     /// When a FETCH or MOVE last used it.
     used: Mutex<Instant>,
     /// Which cursor of the connection it is (a name can be declared again after CLOSE).
@@ -203,6 +228,8 @@ pub struct Cursor {
 pub struct Cursors {
     open: Mutex<HashMap<String, Arc<Cursor>>>,
     made: AtomicU64,
+    /// Names of held cursors closed for being left unread, so that a FETCH of one says why.
+    expired: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Cursors {
@@ -227,20 +254,28 @@ impl Cursors {
                 rows: Arc::new(tokio::sync::Mutex::new(rows)),
                 binary,
                 hold,
+                pending: std::sync::atomic::AtomicBool::new(true),
                 used: Mutex::new(Instant::now()),
                 id,
             }),
         );
+        if let Ok(mut expired) = self.expired.lock() {
+            expired.remove(name);
+        }
         Ok(id)
     }
 
     /// The cursor `name`, marked used now.
     pub fn get(&self, name: &str) -> Result<Arc<Cursor>, Refusal> {
         let open = self.open.lock().map_err(|_| poisoned())?;
-        let cursor = open
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ("34000", format!("cursor \"{name}\" does not exist")))?;
+        let cursor = open.get(name).cloned().ok_or_else(|| {
+            let expired = self.expired.lock().is_ok_and(|e| e.contains(name));
+            let why = match expired {
+                true => ": it was left unread longer than --query-timeout and closed",
+                false => "",
+            };
+            ("34000", format!("cursor \"{name}\" does not exist{why}"))
+        })?;
         if let Ok(mut used) = cursor.used.lock() {
             *used = Instant::now();
         }
@@ -260,10 +295,16 @@ impl Cursors {
         Ok(())
     }
 
-    /// A transaction block ended: its cursors without `WITH HOLD` close with it.
-    pub fn end_block(&self) {
+    /// A transaction block (or the implicit one of a statement outside a block) ended: its
+    /// cursors without `WITH HOLD` close with it; held ones declared in it stay if it
+    /// committed, and close if it rolled back.
+    pub fn end_block(&self, committed: bool) {
+        use std::sync::atomic::Ordering::SeqCst;
         if let Ok(mut open) = self.open.lock() {
-            open.retain(|_, c| c.hold);
+            open.retain(|_, c| c.hold && (committed || !c.pending.load(SeqCst)));
+            for c in open.values() {
+                c.pending.store(false, SeqCst);
+            }
         }
     }
 
@@ -272,11 +313,19 @@ impl Cursors {
         let Ok(mut open) = self.open.lock() else {
             return true;
         };
-        open.retain(|_, c| {
+        let mut gone = Vec::new();
+        open.retain(|name, c| {
             let unread = c.used.lock().map(|u| u.elapsed()).unwrap_or_default();
             // A FETCH sending its rows holds the rows' lock: that is reading, not idling.
-            !c.hold || unread < idle || c.rows.try_lock().is_err()
+            let keep = !c.hold || unread < idle || c.rows.try_lock().is_err();
+            if !keep {
+                gone.push(name.clone());
+            }
+            keep
         });
+        if let Ok(mut expired) = self.expired.lock() {
+            expired.extend(gone);
+        }
         !open.values().any(|c| c.id == id)
     }
 }
@@ -363,6 +412,18 @@ mod tests {
                 "{backward}"
             );
         }
+        for wrong in [
+            "fetch 1.5 c",
+            "fetch '5' c",
+            "fetch c c",
+            "fetch 9223372036854775808 c",
+        ] {
+            assert!(matches!(parse(wrong), Some(Err(("42601", _)))), "{wrong}");
+        }
+        assert_eq!(
+            fetch("fetch 9223372036854775807 c"),
+            ("c".into(), Count::Rows(i64::MAX as u64), false)
+        );
         assert_eq!(parse("close all"), Some(Ok(Command::Close(None))));
         assert_eq!(
             parse("CLOSE \"A b\""),

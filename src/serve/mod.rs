@@ -63,9 +63,7 @@ use catalog::Identity;
 use confine::{Confinement, Enforced};
 use login::{Admission, Door, Login, Throttle, SCRAM_ITERATIONS};
 use session::Session;
-
-/// Results one connection may hold open at once (each a thread and a DuckDB connection).
-const OPEN_RESULTS: usize = 64;
+use stream::OPEN_RESULTS;
 
 /// Rows of a COPY made ahead of the client's reading.
 const COPY_ROWS_AHEAD: usize = 1024;
@@ -118,6 +116,9 @@ pub async fn run(
             .map_err(|e| anyhow::anyhow!("cannot make a scratch folder under $TMPDIR: {e}"))?
             .with_pins(&root)?,
     );
+    // However the server ends, even failing to start (a port in use), its scratch folder goes;
+    // sessions still running hold the confinement, so not on its drop.
+    let _scratch = RemoveOnExit(confinement.clone());
     match confinement.probe() {
         Ok(Enforced::Fully) => info!(
             "client SQL is confined (Landlock): it writes only into {}, and opens no connection",
@@ -138,6 +139,14 @@ pub async fn run(
     }
     let memory =
         budget::part(opts.memory_limit, opts.max_connections).map_err(anyhow::Error::msg)?;
+    if budget::physical_memory().is_some_and(|ram| opts.memory_limit > ram) {
+        warn!(
+            "--memory-limit {} is more than this machine has ({}): the clients' queries could \
+             exhaust it",
+            budget::bytes(opts.memory_limit),
+            budget::bytes(budget::physical_memory().unwrap_or_default())
+        );
+    }
     info!(
         "the clients' queries use at most {} of memory together ({} each, --memory-limit)",
         budget::bytes(memory * opts.max_connections.max(1) as u64),
@@ -307,9 +316,16 @@ pub async fn run(
             cancels.forget_ended();
         });
     }
-    // Sessions still running hold the confinement: remove its folder here.
-    confinement.remove();
     Ok(())
+}
+
+/// Removes the server's scratch folder when dropped.
+struct RemoveOnExit(Arc<Confinement>);
+
+impl Drop for RemoveOnExit {
+    fn drop(&mut self) {
+        self.0.remove();
+    }
 }
 
 /// Brings an S3 lake's newer commits into the replica the sessions read, as often as the shell
@@ -832,6 +848,9 @@ impl Queries {
         status: TransactionStatus,
     ) -> PgWireResult<Response> {
         use std::sync::atomic::Ordering::SeqCst;
+        // COMMIT of a failed block rolls it back.
+        let rollback = status == TransactionStatus::Error
+            || matches!(kind(sql), Kind::Transaction(Block::Rollback));
         let answer = self
             .answer_in_block(sql, params, database, formats, status)
             .await;
@@ -840,7 +859,7 @@ impl Queries {
             Ok(Response::TransactionStart(_)) => self.block.store(BLOCK_OK, SeqCst),
             Ok(Response::TransactionEnd(_)) => {
                 self.block.store(BLOCK_OK, SeqCst);
-                self.cursors.end_block();
+                self.cursors.end_block(!rollback);
             }
             _ => {}
         }
@@ -1187,6 +1206,12 @@ impl SimpleQueryHandler for Queries {
             }
             self.publish_cursor(client.portal_store().as_any());
         }
+        // Outside a block the message was its own transaction: what it declared stays only if
+        // all of it went through.
+        if status == TransactionStatus::Idle {
+            let failed = responses.iter().any(|r| matches!(r, Response::Error(_)));
+            self.cursors.end_block(!failed);
+        }
         Ok(responses)
     }
 }
@@ -1320,7 +1345,12 @@ impl ExtendedQueryHandler for Queries {
                 &portal.result_column_format,
                 status,
             )
-            .await?;
+            .await;
+        if status == TransactionStatus::Idle {
+            // Outside a block a statement is its own transaction (see the simple handler).
+            self.cursors.end_block(response.is_ok());
+        }
+        let response = response?;
         self.publish_cursor(client.portal_store().as_any());
         match (response, max_rows) {
             // pgwire gathers an Execute's rows before sending them; with no row limit, that is

@@ -16,7 +16,7 @@ use super::catalog::{Catalog, Identity};
 use super::confine::{Confinement, Enforced};
 use super::copy::{self, CopyFormat, CopyOut};
 use super::guard::{self, Refusal};
-use super::stream::{self, Batches, Open};
+use super::stream::{self, Batches, Open, Pool};
 use crate::lake::log::AsOf;
 use crate::lake::LakeLocation;
 use crate::query::raw::{Inspector, ParamType};
@@ -128,7 +128,7 @@ impl Session {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready, opened) = oneshot::channel();
         let open = Open::default();
-        let results = open.clone();
+        let opened_here = open.clone();
         thread::Builder::new()
             .name("hspq-serve-session".into())
             // DuckDB parses and binds on this thread, recursing once per level of nesting: a
@@ -171,6 +171,15 @@ impl Session {
                 if let Some(pins) = confinement.pins() {
                     engine.use_pins(pins.clone());
                 }
+                // Made before the sandbox locks the configuration (see `stream`).
+                let pool = match Pool::new(stream::OPEN_RESULTS + 8, || engine.second_connection())
+                {
+                    Ok(pool) => pool,
+                    Err(e) => {
+                        let _ = ready.send(Err(format!("cannot connect to DuckDB: {e}")));
+                        return;
+                    }
+                };
                 let catalog = match engine
                     .statement(|conn| Ok(Catalog::install(conn, &who)?))
                     .map_err(|e| format!("cannot make the PostgreSQL catalog: {e}"))
@@ -193,8 +202,15 @@ impl Session {
                     match job {
                         Job::Open(sql, params, timeout, reply) => {
                             let sql = catalog.respell(&sql);
-                            let started =
-                                start(&engine, &inspector, &sql, &params, timeout, &results);
+                            let started = start(
+                                &engine,
+                                &inspector,
+                                &pool,
+                                &sql,
+                                &params,
+                                timeout,
+                                &opened_here,
+                            );
                             let _ = reply.send(started);
                         }
                         Job::AsOf(as_of, reply) => {
@@ -329,21 +345,21 @@ fn checked<T>(
 fn start(
     engine: &Engine,
     inspector: &Inspector,
+    pool: &Arc<Pool>,
     sql: &str,
     params: &[Option<String>],
     timeout: Duration,
     open: &Open,
 ) -> Result<Batches, Failure> {
-    checked(engine, inspector, sql, |_, allowed| {
-        let conn = engine.second_connection()?;
-        stream::start(
-            conn,
-            allowed.sql.clone(),
-            params.to_vec(),
-            engine.hold(),
-            timeout,
-            open,
-        )
+    let started = checked(engine, inspector, sql, |_, allowed| {
+        let sql = allowed.sql.clone();
+        stream::start(pool, sql, params.to_vec(), engine.hold(), timeout, open).transpose()
+    })?;
+    started.ok_or_else(|| Failure {
+        code: "53000",
+        message: "no DuckDB connection is free for another result: close some portals or \
+                  cursors first"
+            .into(),
     })
 }
 

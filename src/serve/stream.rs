@@ -11,6 +11,13 @@
 //! the client reads (see [`crate::lake::pins`]).
 //!
 //! `--query-timeout` counts the time DuckDB spends on it, not the time it waits for its client.
+//!
+//! What a result holds while its client does not read: one batch in the channel, one being
+//! encoded, and DuckDB's own streaming buffer, kept small ([`STREAMING_BUFFER`]): DuckDB counts
+//! a batch's fixed-width part there, not its strings, and at its default (about 1 MB) buffered
+//! some 50,000 rows of any width ahead of the reader (100 KB rows: 5 GB, found by an outside
+//! attack). The setting is a connection's own and cannot change once the session locks its
+//! configuration, so the connections results run on are made beforehand, a [`Pool`] of them.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +38,71 @@ use crate::lake::pins::Pin;
 use crate::query::QueryError;
 
 /// Batches made ahead of the client's reading (DuckDB's batches hold up to 2,048 rows).
-const BATCHES_AHEAD: usize = 2;
+const BATCHES_AHEAD: usize = 1;
+
+/// Results one connection may hold open at once (each a thread and a DuckDB connection).
+pub const OPEN_RESULTS: usize = 64;
+
+/// DuckDB's buffer between a streaming result and its reader, per result.
+pub const STREAMING_BUFFER: &str = "1KiB";
+
+/// How long opening a result waits for a connection a closed one is still giving back.
+const POOL_WAIT: Duration = Duration::from_secs(2);
+
+/// The connections results run on, made before the session locks its configuration.
+pub struct Pool {
+    free: Mutex<Vec<duckdb::Connection>>,
+    given_back: std::sync::Condvar,
+}
+
+impl Pool {
+    /// `n` connections from `make`, each with the small streaming buffer.
+    pub fn new(
+        n: usize,
+        make: impl Fn() -> Result<duckdb::Connection, QueryError>,
+    ) -> Result<Arc<Pool>, QueryError> {
+        let free = (0..n)
+            .map(|_| {
+                let conn = make()?;
+                conn.execute_batch(&format!("SET streaming_buffer_size = '{STREAMING_BUFFER}'"))?;
+                Ok(conn)
+            })
+            .collect::<Result<Vec<_>, QueryError>>()?;
+        Ok(Arc::new(Pool {
+            free: Mutex::new(free),
+            given_back: std::sync::Condvar::new(),
+        }))
+    }
+
+    /// A connection, waiting a little for one a closed result is giving back.
+    fn lease(self: &Arc<Pool>) -> Option<Lease> {
+        let free = self.free.lock().ok()?;
+        let (mut free, _) = self
+            .given_back
+            .wait_timeout_while(free, POOL_WAIT, |free| free.is_empty())
+            .ok()?;
+        let conn = free.pop()?;
+        Some(Lease {
+            conn: Some(conn),
+            pool: self.clone(),
+        })
+    }
+}
+
+/// A connection of a [`Pool`], given back when dropped.
+struct Lease {
+    conn: Option<duckdb::Connection>,
+    pool: Arc<Pool>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut free)) = (self.conn.take(), self.pool.free.lock()) {
+            free.push(conn);
+            self.pool.given_back.notify_one();
+        }
+    }
+}
 
 /// The stack of a result's thread: DuckDB binds on it (see the session's).
 const STREAM_STACK: usize = 64 << 20;
@@ -46,6 +117,9 @@ pub struct Control {
     timed_out: AtomicBool,
     /// A client is waiting for its next batch (a cancel request then concerns it).
     read: AtomicBool,
+    /// Its reader is gone (the result was read, closed or dropped): it no longer counts as
+    /// open, though its thread may still be finishing a batch.
+    closed: AtomicBool,
     timeout: Duration,
 }
 
@@ -113,11 +187,16 @@ impl Open {
         }
     }
 
-    /// How many are open.
+    /// How many are open (their readers not gone).
     pub fn count(&self) -> usize {
         self.0
             .lock()
-            .map(|open| open.iter().filter(|c| c.strong_count() > 0).count())
+            .map(|open| {
+                open.iter()
+                    .filter_map(Weak::upgrade)
+                    .filter(|c| !c.closed.load(Ordering::SeqCst))
+                    .count()
+            })
             .unwrap_or(0)
     }
 
@@ -164,6 +243,7 @@ impl Batches {
 
 impl Drop for Batches {
     fn drop(&mut self) {
+        self.control.closed.store(true, Ordering::SeqCst);
         // The client went, or closed the portal or cursor: stop DuckDB if it is working on it.
         if self.control.is_working() {
             self.control.interrupt.interrupt();
@@ -171,24 +251,41 @@ impl Drop for Batches {
     }
 }
 
-/// Starts `sql` on `conn` (a connection of the session's database, the views already showing
+/// Starts `sql` on a connection of `pool` (the session database's, the views already showing
 /// the version `pin` holds) on a thread of its own. Returns once DuckDB has started it, or
 /// with why it could not, as [`QueryError`] so that the session can retry a statement that met
-/// a file a sync deleted.
+/// a file a sync deleted; `None` when no connection is free.
 pub fn start(
-    conn: duckdb::Connection,
+    pool: &Arc<Pool>,
+    sql: String,
+    params: Vec<Option<String>>,
+    pin: Option<Pin>,
+    timeout: Duration,
+    open: &Open,
+) -> Option<Result<Batches, QueryError>> {
+    let lease = pool.lease()?;
+    Some(start_on(lease, sql, params, pin, timeout, open))
+}
+
+fn start_on(
+    mut lease: Lease,
     sql: String,
     params: Vec<Option<String>>,
     pin: Option<Pin>,
     timeout: Duration,
     open: &Open,
 ) -> Result<Batches, QueryError> {
+    let conn = lease
+        .conn
+        .take()
+        .ok_or_else(|| QueryError::Usage("a leased connection is gone".into()))?;
     let control = Arc::new(Control {
         busy: Mutex::new((Duration::ZERO, None)),
         interrupt: conn.interrupt_handle(),
         cancelled: AtomicBool::new(false),
         timed_out: AtomicBool::new(false),
         read: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
         timeout,
     });
     open.add(&control);
@@ -200,41 +297,12 @@ pub fn start(
         .stack_size(STREAM_STACK)
         .spawn(move || {
             let control = shared;
-            // Held until the last batch is taken or the reader is gone.
+            // Held until the last batch is taken or the reader is gone; the connection goes
+            // back to the pool then.
             let _pin = pin;
-            let mut stmt = match conn.prepare(&sql) {
-                Ok(stmt) => stmt,
-                Err(e) => {
-                    let _ = started.send(Err(QueryError::from(e)));
-                    return;
-                }
-            };
-            let schema = control.working(|| {
-                stmt.stream_arrow(duckdb::params_from_iter(params.iter()))
-                    .map(|arrow| arrow.get_schema())
-            });
-            match schema {
-                Ok(schema) => {
-                    if started.send(Ok(schema)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = started.send(Err(QueryError::from(e)));
-                    return;
-                }
-            }
-            loop {
-                let item = match control.working(|| stmt.step()) {
-                    Ok(Some(array)) => Ok(RecordBatch::from(&array)),
-                    Ok(None) => return,
-                    Err(e) => Err(control.failure(QueryError::from(e))),
-                };
-                let last = item.is_err();
-                if batches.blocking_send(item).is_err() || last {
-                    return;
-                }
-            }
+            let mut lease = lease;
+            run(&conn, &sql, &params, &control, started, batches);
+            lease.conn = Some(conn);
         })
         .map_err(|e| QueryError::Usage(format!("cannot start a thread for a result: {e}")))?;
     let schema = match start.recv() {
@@ -247,6 +315,50 @@ pub fn start(
         batches: receiver,
         control,
     })
+}
+
+/// A result's thread: prepares and starts `sql`, says so on `started`, then sends its batches.
+fn run(
+    conn: &duckdb::Connection,
+    sql: &str,
+    params: &[Option<String>],
+    control: &Control,
+    started: std::sync::mpsc::Sender<Result<SchemaRef, QueryError>>,
+    batches: tokio::sync::mpsc::Sender<Result<RecordBatch, Failure>>,
+) {
+    let mut stmt = match conn.prepare(sql) {
+        Ok(stmt) => stmt,
+        Err(e) => {
+            let _ = started.send(Err(QueryError::from(e)));
+            return;
+        }
+    };
+    let schema = control.working(|| {
+        stmt.stream_arrow(duckdb::params_from_iter(params.iter()))
+            .map(|arrow| arrow.get_schema())
+    });
+    match schema {
+        Ok(schema) => {
+            if started.send(Ok(schema)).is_err() {
+                return;
+            }
+        }
+        Err(e) => {
+            let _ = started.send(Err(QueryError::from(e)));
+            return;
+        }
+    }
+    loop {
+        let item = match control.working(|| stmt.step()) {
+            Ok(Some(array)) => Ok(RecordBatch::from(&array)),
+            Ok(None) => return,
+            Err(e) => Err(control.failure(QueryError::from(e))),
+        };
+        let last = item.is_err();
+        if batches.blocking_send(item).is_err() || last {
+            return;
+        }
+    }
 }
 
 /// Rows encoded at a time (a cursor's FETCH may change the formats between them).
@@ -262,6 +374,8 @@ pub struct Rows {
     /// Encoded rows of `batch`, just before `at`.
     ready: VecDeque<DataRow>,
     done: bool,
+    /// Why it failed, once it did: a cursor read again says so rather than look finished.
+    failed: Option<String>,
 }
 
 impl Rows {
@@ -273,7 +387,20 @@ impl Rows {
             at: 0,
             ready: VecDeque::new(),
             done: false,
+            failed: None,
         }
+    }
+
+    /// The error every read after a failure gets.
+    fn failed_before(&self) -> Option<PgWireResult<()>> {
+        self.failed.as_ref().map(|why| {
+            Err(super::user_error(
+                "55000",
+                format!(
+                    "this cursor's query failed earlier ({why}): CLOSE it and DECLARE it again"
+                ),
+            ))
+        })
     }
 
     /// Sends the rows from here on in these fields' formats (a FETCH's own formats).
@@ -300,6 +427,7 @@ impl Rows {
                 Ok(rows) => self.ready.extend(rows),
                 Err(e) => {
                     self.done = true;
+                    self.failed = Some(e.to_string());
                     return Some(Err(e));
                 }
             }
@@ -330,6 +458,9 @@ impl Rows {
 
     /// Makes sure the batch being sent has rows left; `None` at the end.
     async fn current(&mut self) -> Option<PgWireResult<()>> {
+        if let Some(failed) = self.failed_before() {
+            return Some(failed);
+        }
         loop {
             if self.batch.as_ref().is_some_and(|b| self.at < b.num_rows()) {
                 return Some(Ok(()));
@@ -346,6 +477,7 @@ impl Rows {
                 }
                 Some(Err(failure)) => {
                     self.done = true;
+                    self.failed = Some(failure.message.clone());
                     return Some(Err(super::user_error(failure.code, failure.message)));
                 }
                 Some(Ok(batch)) => self.batch = Some(batch),

@@ -88,6 +88,40 @@ def with_psycopg2(host, port, password, out):
 
     out["slow"] = sqlstate(slow)
     out["after_slow"] = sqlstate(lambda: tab.execute("select 1"))
+    # A cursor whose query fails half-way says so, then refuses to look finished.
+    tab.execute(
+        "declare boom cursor with hold for "
+        "select x, case when x = 5000 then error('boom at 5000') end as e from range(10000) t(x)"
+    )
+    tab.execute("fetch 2048 from boom")
+    first = len(tab.fetchall())
+    failed = sqlstate(lambda: tab.execute("fetch 4096 from boom"))
+    out["failing_cursor"] = [first, failed, sqlstate(lambda: tab.execute("fetch 5 from boom"))]
+    tab.execute("close boom")
+    # A held cursor declared in a block that rolls back goes with it, as in PostgreSQL; so does
+    # one declared in a message that fails.
+    tab.execute("begin")
+    tab.execute("declare rolled cursor with hold for select 1")
+    tab.execute("rollback")
+    out["rolled_back"] = sqlstate(lambda: tab.execute("fetch 1 from rolled"))
+    out["failed_message"] = sqlstate(
+        lambda: tab.execute("declare lost cursor with hold for select 1; select * from nowhere")
+    )
+    out["after_failed_message"] = sqlstate(lambda: tab.execute("fetch 1 from lost"))
+    # 64 results open at most; a closed one's place is free at once. (In a block: cursors
+    # without WITH HOLD never close for being left unread.)
+    tab.execute("begin")
+    for i in range(64):
+        tab.execute(f"declare c{i} cursor for select * from billing")
+    reopened = 0
+    for _ in range(5):
+        tab.execute("close c0")
+        tab.execute("declare c0 cursor for select * from billing")
+        reopened += 1
+    out["reopened"] = reopened
+    out["sixty_fifth"] = sqlstate(lambda: tab.execute("declare c64 cursor for select 1"))
+    tab.execute("rollback")
+    tab.execute("close all")
     conn.close()
 
 
