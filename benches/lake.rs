@@ -29,11 +29,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::NaiveDate;
-use hspq::lake::{Dataset, Partitioning};
-use hspq::query::views::{view_sql, Source, DERIVED, MACROS};
 
 mod common;
-use common::{hspq, measure, simulator, sync, Usage};
+use common::{hspq, measure, plain_views, simulator, sync, Usage};
 
 fn duckdb_cli() -> PathBuf {
     let venv = std::env::var("HSPQ_VENV")
@@ -86,35 +84,6 @@ fn last_run_written(lake: &Path) -> (u64, u64) {
     let line = text.lines().nth(1).expect("a sync_runs row");
     let (r, b) = line.split_once(',').unwrap();
     (r.parse().unwrap(), b.parse().unwrap())
-}
-
-/// Views reading every dataset by glob with no deduplication: a plain DuckDB user's view of
-/// the lake after a finished sync.
-fn plain_views(lake: &Path) -> String {
-    let root = lake.display().to_string();
-    Dataset::ALL
-        .iter()
-        .map(|d| {
-            let dir = lake.join(d.name());
-            let pattern = match d.partitioning() {
-                Partitioning::None => format!("{root}/{}/*.parquet", d.name()),
-                _ => format!("{root}/{}/**/*.parquet", d.name()),
-            };
-            if dir.is_dir() {
-                view_sql(*d, &Source::UniqueFiles(vec![pattern]))
-            } else {
-                view_sql(*d, &Source::Files(Vec::new()))
-            }
-        })
-        // The derived views and macros the churn queries read, as `hspq views --sql` prints them.
-        .chain(
-            DERIVED
-                .iter()
-                .chain(&MACROS)
-                .map(|(_, sql)| sql.to_string()),
-        )
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

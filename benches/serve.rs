@@ -2,17 +2,20 @@
 //! goals), printed as figures:
 //!
 //! 1. The lake: the simulator in its own process at 10,000 companies, a first sync of the MSSP
-//!    key and an incremental one a day later (or `HSPQ_BENCH_LAKE=<folder>`, a lake written so).
+//!    key and an incremental one a day later, in `HSPQ_BENCH_LAKE=<folder>` when given (and
+//!    kept there: a later run with the same folder reuses it), else in a temporary folder.
 //! 2. The dashboard mix for a minute with 32 clients, each running in turn `billing_trend` and
 //!    `churn_risk` (the bundled queries, their defaults) and one company's usage per product
 //!    over its last 90 days (a filtered `daily_usage`, the company a parameter): through `hspq
 //!    serve` (asyncpg, one connection a client, `--memory-limit` as given) and on in-process
 //!    DuckDB (the duckdb module of the same version, 32 connections to one database holding
-//!    the views `hspq views --sql` prints, the same memory limit). Throughput and p50/p95
-//!    latency; goal: serve ≥ 0.8× in-process.
+//!    plain views of the finished lake: a glob per dataset, no deduplication, as hspq's own
+//!    views read a lake whose files all hold unique keys; the same memory limit, spilling into
+//!    the work folder). Throughput and p50/p95 latency; goal: serve ≥ 0.8× in-process.
 //! 3. The server's peak resident memory (VmHWM) over the mix alone, and over the mix with one
 //!    more client reading the whole `daily_usage` view through a cursor, 10,000 rows a fetch
-//!    (as pgjdbc's `setFetchSize(10000)`); goal: that client adds ≤ 300 MB.
+//!    (as pgjdbc's `setFetchSize(10000)`); goal: that client adds ≤ 300 MB. Since the mix's own
+//!    peak varies from run to run, also the stream alone against an idle server.
 //!
 //! `cargo bench --bench serve`; `HSPQ_BENCH_COMPANIES=N` (default 10,000), `HSPQ_BENCH_SECONDS=N`
 //! (each mix's length, default 60), `HSPQ_BENCH_CLIENTS=N` (default 32),
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 
 mod common;
-use common::{hspq, simulator, sync};
+use common::{hspq, plain_views, simulator, sync};
 
 const PASSWORD: &str = "bench-password";
 
@@ -154,10 +157,11 @@ fn main() {
     let clients: usize = env_or("HSPQ_BENCH_CLIENTS", 32);
     let memory: String = env_or("HSPQ_BENCH_MEMORY", "8GB".to_string());
     let work = tempfile::tempdir().unwrap();
-    let lake = match std::env::var_os("HSPQ_BENCH_LAKE").map(PathBuf::from) {
-        Some(lake) => lake,
-        None => {
-            let lake = work.path().join("lake");
+    let given = std::env::var_os("HSPQ_BENCH_LAKE").map(PathBuf::from);
+    let lake = match given {
+        Some(lake) if lake.join("_hspq").is_dir() => lake,
+        given => {
+            let lake = given.unwrap_or_else(|| work.path().join("lake"));
             let day0 = NaiveDate::from_ymd_opt(2026, 3, 20).unwrap();
             for (n, today) in [day0, day0 + chrono::Days::new(1)].into_iter().enumerate() {
                 let sim = simulator(companies, today, work.path());
@@ -203,13 +207,12 @@ fn main() {
     let mix_file = work.path().join("mix.json");
     std::fs::write(&mix_file, statements.to_string()).unwrap();
     let views = work.path().join("views.sql");
-    let out = Command::new(hspq())
-        .args(["views", "--sql", "--data"])
-        .arg(&lake)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    std::fs::write(&views, out.stdout).unwrap();
+    let spill = work.path().join("spill").display().to_string();
+    std::fs::write(
+        &views,
+        format!("SET temp_directory = '{spill}';\n{}", plain_views(&lake)),
+    )
+    .unwrap();
     let (clients_text, seconds_text) = (clients.to_string(), seconds.to_string());
 
     println!(
@@ -278,6 +281,25 @@ fn main() {
     println!(
         "stream: {} rows in {} s",
         streamed["rows"], streamed["seconds"]
+    );
+    // The stream alone, against the idle server's own peak.
+    let server = Server::start(&lake, work.path(), &memory, clients);
+    let port = server.port.to_string();
+    let idle = server.peak_mib();
+    let alone_stream = mix(&[
+        "stream",
+        "127.0.0.1",
+        &port,
+        PASSWORD,
+        "select * from daily_usage",
+    ]);
+    assert_eq!(alone_stream["rows"], daily_usage);
+    let streaming_peak = server.peak_mib();
+    drop(server);
+    println!(
+        "the stream alone: the server's peak went from {idle:.0} MiB (idle) to \
+         {streaming_peak:.0} MiB: +{:.0} MB",
+        (streaming_peak - idle) * 1.048_576
     );
     println!(
         "server peak RSS: mix alone {alone:.0} MiB, with the stream {peak:.0} MiB: the stream \
