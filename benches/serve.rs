@@ -246,17 +246,20 @@ fn main() {
     };
     row("in-process DuckDB", &inprocess);
 
+    // The mix through a server on `port`.
+    let served_mix = |port: &str| {
+        mix(&[
+            "serve",
+            "127.0.0.1",
+            port,
+            PASSWORD,
+            &clients_text,
+            &seconds_text,
+            mix_file.to_str().unwrap(),
+        ])
+    };
     let server = Server::start(&lake, work.path(), &memory, clients);
-    let port = server.port.to_string();
-    let served = mix(&[
-        "serve",
-        "127.0.0.1",
-        &port,
-        PASSWORD,
-        &clients_text,
-        &seconds_text,
-        mix_file.to_str().unwrap(),
-    ]);
+    let served = served_mix(&server.port.to_string());
     let alone = server.peak_mib();
     drop(server);
     row("hspq serve", &served);
@@ -284,15 +287,7 @@ fn main() {
             ])
         })
     };
-    let with_stream = mix(&[
-        "serve",
-        "127.0.0.1",
-        &port,
-        PASSWORD,
-        &clients_text,
-        &seconds_text,
-        mix_file.to_str().unwrap(),
-    ]);
+    let with_stream = served_mix(&port);
     let streamed = streaming.join().unwrap();
     let peak = server.peak_mib();
     drop(server);

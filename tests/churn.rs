@@ -195,7 +195,7 @@ async fn churn_events_hold_every_mssp_company_that_left_within_the_history() {
     )
     .await;
     assert!(units.iter().all(|u| u == "true"), "{units:?}");
-    // None came back (this world has no pauses): a departure is a leaving once 90 days passed
+    // None came back (this world has no pauses): a departure is a leaving once 100 days passed
     // by the last usage day, too early to tell before; churn_events are the leavings.
     let known: NaiveDate = rows(
         dir.path(),
@@ -213,7 +213,7 @@ async fn churn_events_hold_every_mssp_company_that_left_within_the_history() {
     for k in &kinds {
         let f: Vec<&str> = k.split('|').collect();
         let left_on: NaiveDate = f[1].parse().unwrap();
-        let want = if left_on + Days::new(90) <= known {
+        let want = if left_on + Days::new(100) <= known {
             "leaving"
         } else {
             "open"
@@ -638,8 +638,8 @@ async fn the_backtest_figures_are_what_the_scores_and_churn_events_give() {
         "select distinct cast(period_from as varchar) from periods where report_type = 'mssp' order by 1",
     )
     .into_iter()
-    // A whole horizon (60 days) and the grace a leaving needs to be known as one (90) after.
-    .filter(|d| *d >= first + Days::new(56) && *d + Days::new(60 + 90) <= last)
+    // A whole horizon (60 days) and the grace a leaving needs to be known as one (100) after.
+    .filter(|d| *d >= first + Days::new(56) && *d + Days::new(60 + 100) <= last)
     .collect();
     let events: Vec<(String, NaiveDate)> = {
         let mut stmt = conn

@@ -349,15 +349,18 @@ fn glob_reads(moto: &Moto, root: &str, stop: &Path) -> std::process::Child {
     cmd.spawn().unwrap()
 }
 
-/// When the newest `commit` entry of the lake copied to `dir` was written, in unix seconds.
-fn last_commit_time(dir: &Path) -> f64 {
+/// When the first `commit` entry written after `since` (unix seconds) in the lake copied to
+/// `dir` was written, in unix seconds (`since` if the log no longer holds one).
+fn first_commit_time(dir: &Path, since: f64) -> f64 {
     std::fs::read_dir(dir.join("_hspq/log"))
         .unwrap()
         .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
         .filter_map(|bytes| serde_json::from_slice::<hspq::lake::log::Entry>(&bytes).ok())
         .filter(|e| e.kind == hspq::lake::log::EntryKind::Commit)
         .map(|e| e.written_at.timestamp_micros() as f64 / 1e6)
-        .fold(f64::MIN, f64::max)
+        .filter(|t| *t >= since)
+        .reduce(f64::min)
+        .unwrap_or(since)
 }
 
 /// The reads a glob reader printed: (unix time, Ok(duplicates) or Err(message)).
@@ -450,14 +453,15 @@ async fn readers_of_an_s3_lake_run_through_a_whole_sync_and_a_glob_reader_finds_
         during >= 2,
         "{during} glob reads overlapped the sync: {reads:?}"
     );
-    // The files a sync replaces go only after its last commit (its clean-up, as long as that
-    // takes on a loaded machine): a read that failed ended after that commit.
-    let committed = last_commit_time(local.path());
+    // The files a sync replaces go only after it committed the files replacing them (in its
+    // clean-up, as long as that takes on a loaded machine): a read that failed ended after its
+    // first commit.
+    let committed = first_commit_time(local.path(), started);
     for (when, result) in &reads {
         if let Err(e) = result {
             assert!(
                 *when > committed - 0.5 && *when - ended < 3.0,
-                "a glob read failed {:.1} s from the sync's last commit and {:.1} s from its \
+                "a glob read failed {:.1} s from the sync's first commit and {:.1} s from its \
                  end: {e}",
                 when - committed,
                 when - ended

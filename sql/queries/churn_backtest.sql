@@ -6,7 +6,8 @@
 -- param: report_type VARCHAR = NULL | mssp or reseller; both when left out
 --
 -- The scores and labels come from churn_labels() (sql/views/churn_labels.sql): at the first
--- day of every period a whole horizon fits after, the churn score from the data the lake held on
+-- day of every period a whole horizon and the grace (churn_grace_days(): a leaving is known as
+-- one only then) fit after, the churn score from the data the lake held on
 -- that day only (engagement only from syncs made by then), and whether the company left within
 -- the horizon. Pooled over the cut-offs: the base rate, AUC (the chance a leaver scores above a
 -- stayer, ties counting half), and, flagging the top share at each cut-off, precision, recall
@@ -49,7 +50,7 @@ pooled as (
            sum(mid_rank) filter (where leaves) as leaver_ranks,
            count(*) filter (where top) as flagged,
            count(*) filter (where top and leaves) as flagged_leavers,
-           string_agg(distinct components, ' / ') as components
+           string_agg(distinct components, ' / ' order by components) as components
     from flagged
     group by all
 )

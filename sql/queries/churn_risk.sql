@@ -20,7 +20,10 @@ scored as (
     where not exists (
         select 1 from churn_departures e, day
         where e.report_type = s.report_type and e.security_center_id = s.security_center_id
-          and e.left_on <= day.d and (e.returned_on is null or e.returned_on > day.d)
+          and (e.returned_on is null or e.returned_on > day.d)
+          -- Scoring today: archived is gone, though its left_on (the day after its last
+          -- usage, which lags two days) may still be ahead.
+          and (e.left_on <= day.d or (e.how = 'archived' and $as_of is null))
     )
 )
 select

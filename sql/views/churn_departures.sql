@@ -1,5 +1,7 @@
 -- churn_departures(grace_days): every time a customer or MSSP company went away, and whether it
--- was a leaving. The view of the same name uses the default grace, churn_grace_days() (90).
+-- was a leaving. The view of the same name uses the default grace, churn_grace_days() (100:
+-- an MSSP absence lasts whole periods, three of them 89 to 92 days, four 119 to 123, so the
+-- grace falls between, whatever the months).
 --
 -- MSSP, from `companies` (eligibility per period, over the whole history the first sync
 -- fetched): a company eligible in one period and not in the next went away; the API calls it
@@ -18,7 +20,7 @@
 -- knows (the last usage day for MSSP, the last sync for reseller): too early to tell.
 -- With each: the last period it was billed in and its billing units there (what the partner
 -- lost, or would), and the last day it was seen (usage for MSSP, the customer list for reseller).
-CREATE OR REPLACE MACRO churn_grace_days() AS 90;
+CREATE OR REPLACE MACRO churn_grace_days() AS 100;
 
 CREATE OR REPLACE MACRO churn_departures(grace_days) AS TABLE
 WITH mssp_periods AS (
@@ -53,14 +55,19 @@ mssp AS (
     WHERE (s.next_n IS NULL OR s.next_n > s.n + 1)
       AND (s.n < s.last_n OR s.status = 'archived')
 ),
-reseller_billed AS (
-    SELECT security_center_id, max(year * 100 + CAST(period AS INTEGER)) AS last_label
-    FROM billing WHERE report_type = 'reseller'
-    GROUP BY ALL
-),
 presences AS (
     SELECT *, lead(seen_from) OVER (PARTITION BY security_center_id ORDER BY seen_from) AS back
     FROM customer_history WHERE report_type = 'reseller'
+),
+reseller_billed AS (
+    -- Per departure: the last period billed before it (a customer back later bills again).
+    SELECT h.security_center_id, h.gone_at,
+           max(b.year * 100 + CAST(b.period AS INTEGER)) AS last_label
+    FROM presences h
+    JOIN billing b ON b.report_type = 'reseller' AND b.security_center_id = h.security_center_id
+                  AND b.period_from < h.gone_at
+    WHERE h.gone_at IS NOT NULL
+    GROUP BY ALL
 ),
 reseller AS (
     SELECT h.report_type, h.security_center_id, h.company_name, h.gone_at AS left_on,
@@ -70,7 +77,8 @@ reseller AS (
            lpad(CAST(b.last_label % 100 AS VARCHAR), 2, '0') AS last_period,
            h.seen_to AS last_seen
     FROM presences h
-    LEFT JOIN reseller_billed b USING (security_center_id)
+    LEFT JOIN reseller_billed b
+           ON b.security_center_id = h.security_center_id AND b.gone_at = h.gone_at
     WHERE h.gone_at IS NOT NULL
 ),
 departures AS (
@@ -79,7 +87,10 @@ departures AS (
     SELECT * FROM reseller
 ),
 known AS (
-    SELECT 'mssp' AS report_type, max(date) AS day FROM daily_usage WHERE report_type = 'mssp'
+    -- The last usage day; a lake without usage, the end of the last period it lists.
+    SELECT 'mssp' AS report_type,
+           coalesce((SELECT max(date) FROM daily_usage WHERE report_type = 'mssp'),
+                    (SELECT max(period_to) FROM periods WHERE report_type = 'mssp')) AS day
     UNION ALL
     SELECT 'reseller', max(seen_to) FROM customer_history WHERE report_type = 'reseller'
 ),

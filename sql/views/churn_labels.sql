@@ -15,7 +15,7 @@ WITH cutoffs AS (
       AND p.period_from >= (SELECT min(date) FROM daily_usage) + 2 * CAST(window_days AS INTEGER)
       -- A leaving within the horizon is known as one only churn_grace_days() after it.
       AND p.period_from + CAST(horizon_days AS INTEGER) + churn_grace_days()
-          <= (SELECT max(period_to) FROM periods)
+          <= (SELECT max(q.period_to) FROM periods q WHERE q.report_type = p.report_type)
 )
 SELECT c.day AS cutoff, s.*,
        EXISTS (

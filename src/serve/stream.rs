@@ -297,11 +297,13 @@ fn start_on(
         .stack_size(STREAM_STACK)
         .spawn(move || {
             let control = shared;
-            // Held until the last batch is taken or the reader is gone; the connection goes
-            // back to the pool then.
-            let _pin = pin;
+            // Held until the last batch is made or the reader is gone, and removed before the
+            // reader hears the end: a client that has its whole answer finds no pin of it
+            // left. The connection goes back to the pool then.
             let mut lease = lease;
-            run(&conn, &sql, &params, &control, started, batches);
+            run(&conn, &sql, &params, &control, started, &batches);
+            drop(pin);
+            drop(batches);
             lease.conn = Some(conn);
         })
         .map_err(|e| QueryError::Usage(format!("cannot start a thread for a result: {e}")))?;
@@ -324,7 +326,7 @@ fn run(
     params: &[Option<String>],
     control: &Control,
     started: std::sync::mpsc::Sender<Result<SchemaRef, QueryError>>,
-    batches: tokio::sync::mpsc::Sender<Result<RecordBatch, Failure>>,
+    batches: &tokio::sync::mpsc::Sender<Result<RecordBatch, Failure>>,
 ) {
     let mut stmt = match conn.prepare(sql) {
         Ok(stmt) => stmt,
