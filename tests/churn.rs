@@ -998,3 +998,123 @@ async fn churn_fit_on_a_lake_a_sync_holds_fails_at_once_naming_it_and_writes_not
     );
     holder.release().await.unwrap();
 }
+
+/// A tiny lake's tables made by hand in DuckDB, for departures the simulator never makes (its
+/// companies do not leave twice; a reseller customer does not come back): MSSP periods from
+/// 2025-01 to 2026-06 (26th to 25th), companies eligible in the periods given, usage every day
+/// they are, and the derived views over them.
+fn hand_made(
+    companies: &[(&str, std::ops::Range<u32>, std::ops::Range<u32>)],
+) -> duckdb::Connection {
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    conn.execute_batch(
+        "create table periods(report_type varchar, year bigint, period varchar, period_from date, \
+           period_to date, is_current boolean, is_partial boolean);
+         create table companies(report_type varchar, year bigint, period varchar, \
+           security_center_id varchar, company_name varchar, status varchar);
+         create table daily_usage(report_type varchar, year bigint, period varchar, \
+           security_center_id varchar, company_name varchar, product varchar, date date, \
+           usage_value bigint);
+         create table billing(report_type varchar, year bigint, period varchar, period_from date, \
+           period_to date, is_partial boolean, security_center_id varchar, company_name varchar, \
+           product varchar, billing_value bigint);
+         create table customer_history(report_type varchar, security_center_id varchar, \
+           company_name varchar, seen_from date, seen_to date, gone_at date);
+         insert into periods select 'mssp', year(l), lpad(month(l)::varchar, 2, '0'), \
+           (l - interval 6 day)::date, (l + interval 24 day)::date, false, false \
+           from (select (date '2025-01-01' + to_months(i::integer))::date as l from range(18) t(i));",
+    )
+    .unwrap();
+    for (id, first, second) in companies {
+        for n in first.clone().chain(second.clone()) {
+            conn.execute_batch(&format!(
+                "insert into companies select report_type, year, period, '{id}', '{id}', 'active' \
+                   from periods order by period_from offset {n} limit 1;
+                 insert into daily_usage select 'mssp', p.year, p.period, '{id}', '{id}', 'SNS', \
+                   d::date, 10 from (select * from periods order by period_from offset {n} limit 1) p, \
+                   range(p.period_from, p.period_to + interval 1 day, interval 1 day) r(d);"
+            ))
+            .unwrap();
+        }
+    }
+    for (_, sql) in hspq::query::views::DERIVED {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn
+}
+
+#[test]
+fn an_mssp_absence_of_three_periods_is_a_pause_whatever_the_months_and_four_a_leaving() {
+    // Absent April to June 2025 (91 days), January to March 2026 (90 days), and August to
+    // November 2025 (four periods, 122 days).
+    let conn = hand_made(&[
+        ("A", 0..3, 6..18),
+        ("C", 0..12, 15..18),
+        ("L", 0..7, 11..18),
+    ]);
+    let mut stmt = conn
+        .prepare(
+            "select security_center_id, returned_on - left_on, kind from churn_departures \
+             order by 1",
+        )
+        .unwrap();
+    let got: Vec<(String, i64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("A".to_string(), 91, "paused".to_string()),
+            ("C".to_string(), 90, "paused".to_string()),
+            ("L".to_string(), 122, "leaving".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn a_returning_reseller_customers_departures_carry_the_billing_before_each() {
+    let conn = hand_made(&[]);
+    conn.execute_batch(
+        "insert into customer_history values
+           ('reseller', 'R', 'R', date '2025-06-01', date '2025-07-13', date '2025-07-27'),
+           ('reseller', 'R', 'R', date '2025-09-07', date '2025-10-05', date '2025-10-19'),
+           ('reseller', 'R', 'R', date '2026-03-01', date '2026-06-12', null);
+         insert into billing values
+           ('reseller', 2025, '06', date '2025-06-01', date '2025-06-30', false, 'R', 'R', 'SNS', 5),
+           ('reseller', 2025, '09', date '2025-09-01', date '2025-09-30', false, 'R', 'R', 'SNS', 7),
+           ('reseller', 2026, '05', date '2026-05-01', date '2026-05-31', false, 'R', 'R', 'SNS', 500);",
+    )
+    .unwrap();
+    let mut stmt = conn
+        .prepare(
+            "select cast(left_on as varchar), last_billed_period, last_billing_units, kind, \
+             cast(returned_on as varchar) from churn_departures order by left_on",
+        )
+        .unwrap();
+    let got: Vec<(String, String, i64, String, String)> = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let row = |a: &str, b: &str, c: i64, d: &str, e: &str| {
+        (
+            a.to_string(),
+            b.to_string(),
+            c,
+            d.to_string(),
+            e.to_string(),
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            row("2025-07-27", "2025-06", 5, "paused", "2025-09-07"),
+            // Back after 133 days: won back, its leaving still counts.
+            row("2025-10-19", "2025-09", 7, "leaving", "2026-03-01"),
+        ]
+    );
+}
