@@ -73,6 +73,10 @@ const HOSTILE: &[&str] = &[
     "\u{feff}copy (select 1) to '{T}/bom.csv'",
     // EXPLAIN ANALYZE runs what it wraps.
     "explain analyze copy (select 42) to '{L}/billing/x.csv'",
+    // A cursor's query runs on a thread of its own: checked, and confined, as any.
+    "declare w cursor with hold for copy (select 42) to '{L}/billing/cursor.csv'",
+    "declare w binary cursor with hold for copy billing to '{T}/cursor2.csv'",
+    "declare w cursor with hold for select * from query('copy (select 1) to ''{C}/cursor3.csv''')",
     "explain copy (select 42) to '{L}/billing/x.csv'",
     "EXPLAIN /* c */ ANALYZE /* d */ copy (select 1) to '{T}/explain.csv'",
     "explain (format json) analyze copy (select 1) to '{T}/explain-json.csv'",
