@@ -107,7 +107,10 @@ fn fetch_into(work: &Path, lib: &Path) -> Result<(), String> {
 fn sha256_of(path: &Path) -> Result<String, String> {
     use sha2::Digest;
     let bytes = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    Ok(format!("{:x}", sha2::Sha256::digest(&bytes)))
+    Ok(sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {

@@ -15,7 +15,7 @@ use hspq::api::models::{
 use hspq::ingest::rows::{self, PeriodContext};
 use hspq::sim::Partnership;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
 
 /// A value a careless or changed API might send instead of the one documented.

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::RngExt;
 
 /// Exponential backoff bounds.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,7 +70,7 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff seeded from the OS.
     pub fn new(config: &BackoffConfig) -> Backoff {
-        Backoff::with_rng(config, StdRng::from_os_rng())
+        Backoff::with_rng(config, rand::make_rng::<StdRng>())
     }
 
     /// A backoff with a given random source (deterministic in tests).
@@ -114,6 +114,7 @@ pub fn rate_limit_wait(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     #[test]
     fn backoff_grows_within_bounds_and_is_reproducible() {

@@ -234,7 +234,10 @@ impl PartitionWriter {
             path: path.clone(),
             size: bytes.len() as u64,
             rows,
-            sha256: format!("{:x}", Sha256::digest(&bytes)),
+            sha256: Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
             // Cut from one sorted, deduplicated stream: no key in two files.
             unique_keys: true,
         };

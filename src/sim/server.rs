@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 

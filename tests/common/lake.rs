@@ -424,7 +424,10 @@ pub fn assert_listed_files_intact(dir: &Path) {
             "{path}: size"
         );
         assert_eq!(
-            format!("{:x}", sha2::Sha256::digest(&bytes)),
+            sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
             entry["sha256"].as_str().unwrap(),
             "{path}: sha256"
         );
