@@ -51,4 +51,11 @@ export HSPQ_MOTO_SERVER="$venv/bin/moto_server"
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked "$@"
+# cargo-nextest runs the tests side by side (see .config/nextest.toml); plain cargo test runs one
+# binary after another, twice as long.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked "$@"
+else
+  echo "scripts/test.sh: cargo-nextest not found, running the tests one binary after another (cargo install cargo-nextest --locked runs them side by side)" >&2
+  cargo test --locked "$@"
+fi
