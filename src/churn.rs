@@ -27,7 +27,33 @@ use crate::lake::{
     CleanUp, Dataset, Lake, LakeError, LakeLocation, LakeWriter, Partition, PartitionWriter,
     WriterOptions,
 };
-use crate::query::Engine;
+use crate::query::{Engine, QueryError};
+
+/// Why a fit could not be made or stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ChurnError {
+    /// Reading the lake's past scorings failed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// Taking, writing or committing the lake failed (a sync holds it, a store fails).
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    /// The logistic regression found no optimum.
+    #[error("{0}")]
+    Fit(String),
+    /// A weights batch did not fit its schema.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A cut-off the lake gave is not a date.
+    #[error("a cut-off is not a date: {0}")]
+    Date(#[from] chrono::ParseError),
+}
+
+impl From<duckdb::Error> for ChurnError {
+    fn from(e: duckdb::Error) -> Self {
+        ChurnError::Query(e.into())
+    }
+}
 
 /// Fewer leavers than this and a fit says more about noise than about churn.
 pub const MIN_EVENTS: usize = 30;
@@ -103,7 +129,7 @@ impl Model {
     /// Minimises the log loss plus `RIDGE / 2` times the squared weights (not the intercept) by
     /// Newton's method: with at most eight weights each step solves a 9 × 9 system, and the
     /// problem is convex, so a few steps reach the one optimum (no numerics crate needed).
-    pub fn fit(rows: &[&Scoring]) -> Result<Option<Model>, String> {
+    pub fn fit(rows: &[&Scoring]) -> Result<Option<Model>, ChurnError> {
         let events = rows.iter().filter(|r| r.leaves).count();
         if events < MIN_EVENTS || events == rows.len() {
             return Ok(None);
@@ -117,8 +143,9 @@ impl Model {
             if gradient.iter().all(|g| g.abs() < 1e-9 * rows.len() as f64) {
                 break;
             }
-            let step = solve(hessian, gradient)
-                .ok_or("the logistic regression failed: its Hessian is singular")?;
+            let step = solve(hessian, gradient).ok_or_else(|| {
+                ChurnError::Fit("the logistic regression failed: its Hessian is singular".into())
+            })?;
             // Halve the step until the loss falls (a full Newton step can overshoot far from
             // the optimum).
             let mut scale = 1.0;
@@ -134,7 +161,9 @@ impl Model {
             }
         }
         if beta.iter().any(|b| !b.is_finite()) {
-            return Err("the logistic regression failed: its weights are not finite".into());
+            return Err(ChurnError::Fit(
+                "the logistic regression failed: its weights are not finite".into(),
+            ));
         }
         let intercept = beta.pop().unwrap_or(0.0);
         Ok(Some(Model {
@@ -330,7 +359,7 @@ fn scorings(
     sql: &str,
     opts: &FitOptions,
     names: &[&str],
-) -> anyhow::Result<BTreeMap<(String, String), Vec<Scoring>>> {
+) -> Result<BTreeMap<(String, String), Vec<Scoring>>, ChurnError> {
     let mut stmt = engine.connection().prepare(sql)?;
     let mut groups: BTreeMap<(String, String), Vec<Scoring>> = BTreeMap::new();
     let mut rows = stmt.query([opts.report_type.as_deref()])?;
@@ -363,7 +392,7 @@ fn scorings(
 }
 
 /// Loads the lake's past scorings and fits every report type and set of components in it.
-pub fn fit(engine: &Engine, opts: &FitOptions) -> anyhow::Result<Vec<Fit>> {
+pub fn fit(engine: &Engine, opts: &FitOptions) -> Result<Vec<Fit>, ChurnError> {
     let names: Vec<&str> = BASE.iter().chain(&ENGAGEMENT).copied().collect();
     let sql = format!(
         "SELECT report_type, components, CAST(cutoff AS VARCHAR), security_center_id, {}, \
@@ -378,7 +407,7 @@ pub fn fit(engine: &Engine, opts: &FitOptions) -> anyhow::Result<Vec<Fit>> {
     let mut fits = Vec::new();
     for ((report_type, components), rows) in groups {
         let all: Vec<&Scoring> = rows.iter().collect();
-        let model = Model::fit(&all).map_err(anyhow::Error::msg)?;
+        let model = Model::fit(&all)?;
         let cutoffs: Vec<NaiveDate> = {
             let mut c: Vec<_> = rows.iter().map(|r| r.cutoff).collect();
             c.dedup();
@@ -389,7 +418,7 @@ pub fn fit(engine: &Engine, opts: &FitOptions) -> anyhow::Result<Vec<Fit>> {
         let (mut default, mut fitted) = (Vec::new(), Vec::new());
         for day in &cutoffs {
             let known: Vec<&Scoring> = rows.iter().filter(|r| r.cutoff + horizon <= *day).collect();
-            let Some(earlier) = Model::fit(&known).map_err(anyhow::Error::msg)? else {
+            let Some(earlier) = Model::fit(&known)? else {
                 continue;
             };
             for r in rows.iter().filter(|r| r.cutoff == *day) {
@@ -419,7 +448,7 @@ pub fn fit(engine: &Engine, opts: &FitOptions) -> anyhow::Result<Vec<Fit>> {
 }
 
 /// The default weights, by component, as churn_scores has them.
-pub fn default_weights(engine: &Engine) -> anyhow::Result<Vec<(&'static str, f64)>> {
+pub fn default_weights(engine: &Engine) -> Result<Vec<(&'static str, f64)>, ChurnError> {
     let names: Vec<&'static str> = BASE.iter().chain(&ENGAGEMENT).copied().collect();
     let sql = format!("SELECT {} FROM churn_default_weights()", names.join(", "));
     let conn = engine.connection();
@@ -431,7 +460,7 @@ pub fn default_weights(engine: &Engine) -> anyhow::Result<Vec<(&'static str, f64
 
 /// What `hspq churn fit` prints: per report type and set of components, the default and the
 /// fitted weights with their out-of-time backtest on the same cut-offs.
-pub fn report(fits: &[Fit], defaults: &[(&str, f64)]) -> anyhow::Result<RecordBatch> {
+pub fn report(fits: &[Fit], defaults: &[(&str, f64)]) -> Result<RecordBatch, ChurnError> {
     let mut rows: Vec<(&Fit, &str, String, Option<Figures>)> = Vec::new();
     for fit in fits {
         let default: Vec<String> = fit
@@ -514,7 +543,7 @@ fn weights_batch(
     report_type: &str,
     fits: &[&Fit],
     opts: &FitOptions,
-) -> anyhow::Result<RecordBatch> {
+) -> Result<RecordBatch, ChurnError> {
     let mut rows: Vec<(&str, &str, f64, &Fit)> = Vec::new();
     for fit in fits {
         if let Some(model) = &fit.model {
@@ -561,7 +590,7 @@ pub struct Writer {
 
 impl Writer {
     /// Takes the lake, or says which sync holds it.
-    pub async fn take(location: &LakeLocation, opts: WriterOptions) -> anyhow::Result<Writer> {
+    pub async fn take(location: &LakeLocation, opts: WriterOptions) -> Result<Writer, ChurnError> {
         let lake = Lake::open(location)?;
         let run_id = format!(
             "churn-fit-{}",
@@ -583,7 +612,7 @@ impl Writer {
         fits: &[Fit],
         reset: &[String],
         opts: &FitOptions,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), ChurnError> {
         let mut report_types: Vec<&str> = fits.iter().map(|f| f.report_type.as_str()).collect();
         report_types.extend(reset.iter().map(String::as_str));
         report_types.dedup();

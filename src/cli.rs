@@ -82,7 +82,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HSPQ_SERVE_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
     /// A statement running longer is cancelled: seconds, or with s, m or h.
-    #[arg(long, env = "HSPQ_SERVE_QUERY_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "HSPQ_SERVE_QUERY_TIMEOUT", default_value = "5m", value_parser = hspq::duration::parse)]
     pub query_timeout: std::time::Duration,
     /// Clients connected at once at most; more are turned away.
     #[arg(long, env = "HSPQ_SERVE_MAX_CONNECTIONS", default_value_t = 32,
@@ -351,16 +351,16 @@ pub struct IngestArgs {
 pub struct WriterArgs {
     /// How long the lake stays taken by a run that stops writing (paused, stalled) before
     /// another run may take it over: seconds, or with s, m or h.
-    #[arg(long, env = "HSPQ_LOCK_TTL", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "HSPQ_LOCK_TTL", default_value = "10m", value_parser = hspq::duration::parse)]
     pub lock_ttl: std::time::Duration,
     /// How old a lake file that no commit lists, and whose writer cannot be proven gone, must
     /// be before a sync deletes it: seconds, or with s, m or h.
-    #[arg(long, env = "HSPQ_RETENTION", default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, env = "HSPQ_RETENTION", default_value = "1h", value_parser = hspq::duration::parse)]
     pub retention: std::time::Duration,
     /// How long the lake as it was after each finished sync stays readable with --as-of: files
     /// a sync replaces wait this long under _hspq/history/ (s, m, h or d; 0 keeps none). Not
     /// --history-months, which is how far back engagement is fetched.
-    #[arg(long, env = "HSPQ_VERSION_RETENTION", default_value = "7d", value_parser = parse_duration_or_zero)]
+    #[arg(long, env = "HSPQ_VERSION_RETENTION", default_value = "7d", value_parser = hspq::duration::parse_or_zero)]
     pub version_retention: std::time::Duration,
 }
 
@@ -372,15 +372,6 @@ impl WriterArgs {
             version_retention: self.version_retention,
             ..Default::default()
         }
-    }
-}
-
-/// A duration as [`parse_duration`] reads it, or `0` for none.
-fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
-    let digits = text.trim().trim_end_matches(['s', 'm', 'h', 'd']);
-    match digits.parse::<u64>() {
-        Ok(0) => Ok(std::time::Duration::ZERO),
-        _ => parse_duration(text),
     }
 }
 
@@ -423,33 +414,6 @@ fn parse_memory(text: &str) -> Result<u64, String> {
         return Err(wrong());
     }
     Ok(bytes as u64)
-}
-
-/// `90`, `90s`, `10m`, `1h`.
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let n: u64 = digits.parse().map_err(|_| {
-        format!("{text:?} is not a duration: use seconds, or a number with s, m, h or d")
-    })?;
-    let secs = match unit.trim() {
-        "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?}: use s, m, h or d"
-            ))
-        }
-    };
-    if secs == 0 {
-        return Err("must be at least one second".into());
-    }
-    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// Where and how to reach the API.

@@ -294,9 +294,10 @@ async fn check(config: &Config) -> Result<ExitCode> {
 }
 
 async fn ingest(config: &Config) -> Result<ExitCode> {
-    use hspq::ingest::{human_duration, IngestError};
+    use hspq::duration;
+    use hspq::ingest::IngestError;
     let creds = Credentials::from_env().map_err(anyhow::Error::msg)?;
-    let opts = config.ingest_options(creds);
+    let opts = hspq::ingest::IngestOptions::new(config, creds);
     let summary = match hspq::ingest::run(opts).await {
         Ok(s) => s,
         Err(IngestError::Interrupted) => {
@@ -317,7 +318,7 @@ async fn ingest(config: &Config) -> Result<ExitCode> {
         summary.customers_fetched,
         summary.rows_written,
         summary.bytes_written as f64 / 1e6,
-        human_duration(summary.elapsed),
+        duration::human(summary.elapsed),
         summary.requests,
         summary.retries,
         summary.rate_limited,
@@ -428,7 +429,7 @@ async fn views(args: ViewsArgs, config: &Config) -> Result<ExitCode> {
 }
 
 async fn demo(args: DemoArgs, config: &Config) -> Result<ExitCode> {
-    use hspq::ingest::human_duration;
+    use hspq::duration;
     use hspq::query::bundled;
     let started = std::time::Instant::now();
     // Simulated data must never land in a real lake: only a new folder or an earlier demo's.
@@ -463,14 +464,14 @@ async fn demo(args: DemoArgs, config: &Config) -> Result<ExitCode> {
     for (label, key) in [("MSSP", &keys.api_keys[0]), ("reseller", &keys.api_keys[1])] {
         let creds =
             Credentials::new(&keys.organization_key, &key.api_key).map_err(anyhow::Error::msg)?;
-        let summary = hspq::ingest::run(config.ingest_options(creds)).await?;
+        let summary = hspq::ingest::run(hspq::ingest::IngestOptions::new(&config, creds)).await?;
         eprintln!(
             "hspq demo: {label} synced: {} periods, {} customers, {} rows, {} requests in {}",
             summary.periods_fetched,
             summary.customers_fetched,
             summary.rows_written,
             summary.requests,
-            human_duration(summary.elapsed)
+            duration::human(summary.elapsed)
         );
     }
     drop(sim);
@@ -529,7 +530,7 @@ async fn demo(args: DemoArgs, config: &Config) -> Result<ExitCode> {
     );
     println!(
         "\nDone in {elapsed}. Next (from a checkout, hspq is target/release/hspq, or `cargo install --path .`):\n  hspq repl --data {data}\n  hspq sql --data {data} \"select * from churn limit 5\"\n  hspq queries\n  HSPQ_DATA={data} jupyter notebook notebooks/churn_analysis.ipynb",
-        elapsed = human_duration(started.elapsed()),
+        elapsed = duration::human(started.elapsed()),
         data = args.data,
     );
     Ok(ExitCode::SUCCESS)

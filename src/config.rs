@@ -1,12 +1,17 @@
 //! Every setting of a run in one place, resolved once from flags and environment before any
 //! I/O. The binary's `cli.rs` parses the command line and fills this in; the rest of hspq reads
 //! it and never looks at flags, environment variables or `--data` text itself.
+//!
+//! The settings' types live here, below every module that acts on them (their behaviour lives
+//! with those modules: `query::print` prints by [`PrintOptions`], `serve::tls` loads [`Tls`]),
+//! so config imports nothing above the API client and the lake.
 
-use crate::api::{ClientConfig, Credentials, Secret};
-use crate::ingest::plan::Windows;
-use crate::ingest::IngestOptions;
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::api::{ClientConfig, Secret};
 use crate::lake::{LakeLocation, WriterOptions};
-use crate::query::print::PrintOptions;
 
 /// The API's documented base URL.
 pub const DEFAULT_BASE_URL: &str = "https://portal-api.holmsecurity.com/v1";
@@ -28,7 +33,7 @@ pub struct Config {
     /// Where and for whom `hspq serve` listens.
     pub serve: ServeSettings,
     /// What `hspq report` covers (`--report-type`, `--periods`, `--top`).
-    pub report: crate::report::ReportOptions,
+    pub report: ReportOptions,
     /// The past version readers show (`--as-of`); `None` follows the newest.
     pub as_of: Option<crate::lake::log::AsOf>,
 }
@@ -53,7 +58,7 @@ pub struct ServeSettings {
     /// Bytes the clients' DuckDB sessions may use together (`--memory-limit`).
     pub memory_limit: u64,
     /// `--tls-cert` and `--tls-key`, loaded; with them every client must use TLS.
-    pub tls: Option<crate::serve::Tls>,
+    pub tls: Option<Tls>,
 }
 
 impl Default for ServeSettings {
@@ -107,7 +112,7 @@ impl Default for Config {
             api: ClientConfig::new(DEFAULT_BASE_URL.parse().expect("a valid URL")),
             sync: SyncSettings::default(),
             serve: ServeSettings::default(),
-            report: crate::report::ReportOptions {
+            report: ReportOptions {
                 top: 25,
                 ..Default::default()
             },
@@ -116,17 +121,82 @@ impl Default for Config {
     }
 }
 
-impl Config {
-    /// What `hspq ingest` needs to sync with the key pair `creds`.
-    pub fn ingest_options(&self, creds: Credentials) -> IngestOptions {
-        IngestOptions {
-            data: self.lake.clone(),
-            client: self.api.clone(),
-            creds,
-            windows: self.sync.windows,
-            dry_run: self.sync.dry_run,
-            quiet: self.sync.quiet,
-            lake: self.sync.lake.clone(),
-        }
+/// How far back and how much to re-fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Windows {
+    /// History on a customer's first sync, in months.
+    pub history_months: u32,
+    /// Days re-fetched before the last fetched `to`.
+    pub lookback_days: u32,
+    /// Ignore the state: fetch everything again.
+    pub full: bool,
+}
+
+/// An output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people (the default on a terminal).
+    Table,
+    /// Comma-separated values with a header (the default otherwise).
+    Csv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    /// A Markdown table.
+    Markdown,
+    /// A zstd Parquet file (needs --output).
+    Parquet,
+}
+
+/// How results are printed.
+#[derive(Clone, Debug)]
+pub struct PrintOptions {
+    /// The format.
+    pub format: Format,
+    /// A file to write to instead of stdout.
+    pub output: Option<PathBuf>,
+    /// Add to the file instead of replacing it (the shell's `.output`).
+    pub append: bool,
+    /// Rows shown at most by the formats for people (table, markdown).
+    pub max_rows: usize,
+    /// The screen's width, which a table fits into.
+    pub width: usize,
+    /// The widest a table's column may be; longer values are cut with `…`.
+    pub column_width: usize,
+    /// Send a result for people taller than the screen through the pager.
+    pub pager: bool,
+    /// Say how long a statement took.
+    pub timer: bool,
+    /// Say on stderr how many rows a result had (off for listings such as `hspq status`).
+    pub count: bool,
+    /// How to see the rows a limited result left out, in the words of the caller's interface
+    /// ("--max-rows or --format csv" on the command line, ".maxrows N or .export FILE" in the
+    /// shell).
+    pub more: String,
+}
+
+/// What the report covers.
+#[derive(Clone, Debug, Default)]
+pub struct ReportOptions {
+    /// `mssp` or `reseller`; both when `None`.
+    pub report_type: Option<String>,
+    /// Only the latest N periods of billing; all when `None`.
+    pub periods: Option<u32>,
+    /// Companies in the churn list.
+    pub top: usize,
+}
+
+/// A certificate and its key, checked and ready to serve.
+#[derive(Clone)]
+pub struct Tls {
+    pub(crate) acceptor: pgwire::tokio::TlsAcceptor,
+    /// The certificate as PEM, which SCRAM's channel binding hashes.
+    pub(crate) cert_pem: Arc<Vec<u8>>,
+}
+
+impl Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls")
     }
 }

@@ -4,18 +4,8 @@
 use chrono::{Days, Months, NaiveDate};
 
 use crate::api::models::PeriodSummary;
+pub use crate::config::Windows;
 use crate::lake::{CustomerState, SyncState};
-
-/// How far back and how much to re-fetch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Windows {
-    /// History on a customer's first sync, in months.
-    pub history_months: u32,
-    /// Days re-fetched before the last fetched `to`.
-    pub lookback_days: u32,
-    /// Ignore the state: fetch everything again.
-    pub full: bool,
-}
 
 /// The API's "today" (Europe/Stockholm), read off the period list: the current period ends at
 /// T−2. Using the API's own clock keeps hspq right whatever the local clock or timezone says.

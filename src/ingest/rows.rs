@@ -21,23 +21,9 @@ use crate::lake::layout::month_of;
 use crate::lake::manifest::PeriodState;
 use crate::lake::Dataset;
 
-/// Rows of `rows` as one batch of `dataset`'s schema.
+/// Rows of `rows` as one batch of `dataset`'s schema (see [`Dataset::batch`]).
 pub fn to_batch<T: Serialize>(dataset: Dataset, rows: &[T]) -> Result<RecordBatch, String> {
-    let schema = dataset.schema();
-    if rows.is_empty() {
-        return Ok(RecordBatch::new_empty(schema));
-    }
-    let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
-        .with_batch_size(rows.len())
-        .build_decoder()
-        .map_err(|e| e.to_string())?;
-    decoder
-        .serialize(rows)
-        .map_err(|e| format!("{}: {e}", dataset.name()))?;
-    Ok(decoder
-        .flush()
-        .map_err(|e| format!("{}: {e}", dataset.name()))?
-        .unwrap_or_else(|| RecordBatch::new_empty(schema)))
+    dataset.batch(rows)
 }
 
 /// The unknown fields of a record as a JSON object text, or `None` when there are none.

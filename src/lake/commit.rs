@@ -427,7 +427,7 @@ impl LakeWriter {
                 "moved {} file(s) that newer commits superseded out of the data folders, into \
                  {HISTORY}/ (readable with --as-of for {})",
                 done.dead,
-                crate::ingest::human_duration(self.inner.opts.version_retention)
+                crate::duration::human(self.inner.opts.version_retention)
             );
         } else if done.dead > 0 {
             info!(

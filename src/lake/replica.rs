@@ -92,7 +92,7 @@ pub async fn sync(data: &LakeLocation) -> Result<(PathBuf, Option<String>), Lake
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.elapsed().ok())
-                .map(|d| crate::ingest::human_duration(std::time::Duration::from_secs(d.as_secs())))
+                .map(|d| crate::duration::human(std::time::Duration::from_secs(d.as_secs())))
                 .unwrap_or_else(|| "unknown".into());
             let notice = format!(
                 "{data} is unreachable ({e}); answering from the local copy synced {age} ago"

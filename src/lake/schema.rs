@@ -142,6 +142,29 @@ impl Dataset {
         }
     }
 
+    /// Rows as one batch of the declared schema, each checked against it through arrow-json: a
+    /// value that does not fit fails loudly instead of being coerced.
+    pub fn batch<T: serde::Serialize>(
+        self,
+        rows: &[T],
+    ) -> Result<arrow::array::RecordBatch, String> {
+        let schema = self.schema();
+        if rows.is_empty() {
+            return Ok(arrow::array::RecordBatch::new_empty(schema));
+        }
+        let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+            .with_batch_size(rows.len())
+            .build_decoder()
+            .map_err(|e| e.to_string())?;
+        decoder
+            .serialize(rows)
+            .map_err(|e| format!("{}: {e}", self.name()))?;
+        Ok(decoder
+            .flush()
+            .map_err(|e| format!("{}: {e}", self.name()))?
+            .unwrap_or_else(|| arrow::array::RecordBatch::new_empty(schema)))
+    }
+
     /// The declared schema.
     pub fn schema(self) -> SchemaRef {
         let f = |name: &str, t: DataType| Field::new(name, t, true);

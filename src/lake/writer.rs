@@ -594,7 +594,7 @@ mod tests {
                 company_name: name,
             })
             .collect();
-        crate::ingest::rows::to_batch(Dataset::Customers, &rows).unwrap()
+        Dataset::Customers.batch(&rows).unwrap()
     }
 
     fn customers_writer(lake: &Lake, run: &str) -> PartitionWriter {

@@ -14,22 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-/// An output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Aligned columns for people (the default on a terminal).
-    Table,
-    /// Comma-separated values with a header (the default otherwise).
-    Csv,
-    /// One JSON array of objects.
-    Json,
-    /// One JSON object per line.
-    Ndjson,
-    /// A Markdown table.
-    Markdown,
-    /// A zstd Parquet file (needs --output).
-    Parquet,
-}
+pub use crate::config::Format;
 
 impl Format {
     /// Table and Markdown: limited to the rows a person reads, and counted on stderr.

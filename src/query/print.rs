@@ -10,35 +10,10 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
+pub use crate::config::PrintOptions;
+
 use super::output::{Format, OutputError, ResultWriter, TableOptions};
 use super::QueryError;
-
-/// How results are printed.
-#[derive(Clone, Debug)]
-pub struct PrintOptions {
-    /// The format.
-    pub format: Format,
-    /// A file to write to instead of stdout.
-    pub output: Option<PathBuf>,
-    /// Add to the file instead of replacing it (the shell's `.output`).
-    pub append: bool,
-    /// Rows shown at most by the formats for people (table, markdown).
-    pub max_rows: usize,
-    /// The screen's width, which a table fits into.
-    pub width: usize,
-    /// The widest a table's column may be; longer values are cut with `…`.
-    pub column_width: usize,
-    /// Send a result for people taller than the screen through the pager.
-    pub pager: bool,
-    /// Say how long a statement took.
-    pub timer: bool,
-    /// Say on stderr how many rows a result had (off for listings such as `hspq status`).
-    pub count: bool,
-    /// How to see the rows a limited result left out, in the words of the caller's interface
-    /// ("--max-rows or --format csv" on the command line, ".maxrows N or .export FILE" in the
-    /// shell).
-    pub more: String,
-}
 
 impl Default for PrintOptions {
     fn default() -> Self {

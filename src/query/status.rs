@@ -235,9 +235,7 @@ impl LakeStatus {
             Some(s) => format!(
                 "last successful sync: {} ({} ago), run {}\n",
                 s.finished_at,
-                crate::ingest::human_duration(std::time::Duration::from_secs(
-                    s.age_seconds.unwrap_or(0)
-                )),
+                crate::duration::human(std::time::Duration::from_secs(s.age_seconds.unwrap_or(0))),
                 s.run_id
             ),
             None => "last successful sync: none\n".to_string(),

@@ -13,21 +13,11 @@ use std::fmt::Write;
 
 use serde_json::{Map, Value};
 
+pub use crate::config::ReportOptions;
 use crate::query::bundled;
 use crate::query::status::LakeStatus;
 use crate::query::{Engine, QueryError};
 use svg::{escape, number, Bar, Point, Series};
-
-/// What the report covers.
-#[derive(Clone, Debug, Default)]
-pub struct ReportOptions {
-    /// `mssp` or `reseller`; both when `None`.
-    pub report_type: Option<String>,
-    /// Only the latest N periods of billing; all when `None`.
-    pub periods: Option<u32>,
-    /// Companies in the churn list.
-    pub top: usize,
-}
 
 type Row = Map<String, Value>;
 
@@ -173,9 +163,8 @@ fn freshness(status: &LakeStatus) -> String {
     let mut html = String::from(r#"<section id="freshness"><h2>Freshness</h2><div class="facts">"#);
     match &status.last_success {
         Some(s) => {
-            let age = crate::ingest::human_duration(std::time::Duration::from_secs(
-                s.age_seconds.unwrap_or(0),
-            ));
+            let age =
+                crate::duration::human(std::time::Duration::from_secs(s.age_seconds.unwrap_or(0)));
             let _ = write!(
                 html,
                 "<div><b>{} ago</b>last successful sync, {}</div>",

@@ -16,19 +16,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::ServerConfig;
 
-/// A certificate and its key, checked and ready to serve.
-#[derive(Clone)]
-pub struct Tls {
-    pub(super) acceptor: pgwire::tokio::TlsAcceptor,
-    /// The certificate as PEM, which SCRAM's channel binding hashes.
-    pub(super) cert_pem: Arc<Vec<u8>>,
-}
-
-impl Debug for Tls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Tls")
-    }
-}
+pub use crate::config::Tls;
 
 impl Tls {
     /// Reads a PEM certificate (chain) and its PEM private key; an error names the file and

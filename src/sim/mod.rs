@@ -20,6 +20,7 @@
 //!
 //! The world's data lives in [`world`]; the HTTP surface in `server`.
 
+mod entities;
 mod server;
 pub mod world;
 
