@@ -513,3 +513,41 @@ async fn a_later_sync_closes_the_old_current_period_and_opens_the_new_one() {
     let last = lake_rows(lake.path(), "engagement", &["max(date)"]);
     assert_eq!(last, vec![w.last_customer_day().to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_sync_with_status_130_its_sessions_invalidated_and_the_next_run_completes() {
+    let sim = sim(|c| c.companies = 20).await;
+    let lake = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let ingest = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hspq"));
+        cmd.args(["ingest", "-q", "--sessions", "2", "--rate", "5"])
+            .args(["--base-url", &sim.base_url(), "--data"])
+            .arg(lake.path())
+            .env("HSPQ_ORG_KEY", ORG_KEY)
+            .env("HSPQ_API_KEY", MSSP_KEY)
+            .env("XDG_CACHE_HOME", cache.path())
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let run = ingest().spawn().unwrap();
+    // Well into the sync: both sessions open and periods coming in.
+    wait_for_requests(&sim, 20);
+    signal(run.id(), "-INT");
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(sim.active_sessions(), 0, "every session was invalidated");
+    // What it committed is whole, and the next run takes the lake and finishes the sync.
+    assert_listed_files_intact(lake.path());
+    let again = ingest().output().unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_lake_matches_world(lake.path(), sim.world(), Partnership::Mssp, true);
+}

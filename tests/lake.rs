@@ -72,7 +72,7 @@ async fn a_writer_paused_past_its_lease_stops_without_touching_the_lake_that_ano
         text.contains("a sync holds the lake") && text.contains(&format!("pid {}", a.id())),
         "{text}"
     );
-    std::thread::sleep(Duration::from_secs(3));
+    wait_until_lease_lapses(lake.path());
     // B takes the lake over (A's lease has lapsed) and finishes.
     let b = ingest_cmd(&sim, lake.path(), cache.path(), "100", "2")
         .output()

@@ -308,7 +308,9 @@ async fn a_writer_paused_past_its_lease_on_s3_stops_and_leaves_the_lake_the_new_
         .unwrap();
     wait_for_requests(&sim, 30);
     signal(a.id(), "-STOP");
-    std::thread::sleep(Duration::from_secs(3));
+    let held = tempfile::tempdir().unwrap();
+    download(&store, "p/_hspq/log", &held.path().join("_hspq/log")).await;
+    wait_until_lease_lapses(held.path());
     let b = hspq(&moto.endpoint, &sim.base_url(), data)
         .args(["--rate", "100"])
         .env("HSPQ_LOCK_TTL", "2")

@@ -132,14 +132,25 @@ async fn ctrl_c_stops_a_piped_script_with_status_130() {
     )
     .unwrap();
     drop(stdin);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Once the first answer is out, the endless statement is next.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut stdout = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if line == "first" {
+            break;
+        }
+    }
     let sent = Instant::now();
     signal(child.id(), "-INT");
+    for line in lines {
+        stdout.push_str(&line.unwrap());
+        stdout.push('\n');
+    }
     let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         sent.elapsed() < Duration::from_secs(5),
         "the script stopped {:?} after Ctrl-C",
@@ -429,4 +440,70 @@ async fn a_missing_pager_loses_nothing() {
     p.exp_string(" 29 ").unwrap();
     p.exp_string("30 rows").unwrap();
     leave(p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_maxrows_timer_schema_status_and_output_do_what_help_says() {
+    let (_sim, dir, home) = lake().await;
+    let work = tempfile::tempdir().unwrap();
+    let script = work.path().join("two.sql");
+    std::fs::write(
+        &script,
+        "select 40 + 2 as answer;\nselect upper('from the script') as said;\n",
+    )
+    .unwrap();
+    let saved = work.path().join("saved.txt");
+    let mut p = shell(dir.path(), home.path());
+    let prompt = |p: &mut PtySession| p.exp_string("hspq> ").unwrap();
+    // .read runs every statement of the file (neither answer is in what was typed).
+    p.send_line(&format!(".read {}", script.display())).unwrap();
+    p.exp_string("42").unwrap();
+    p.exp_string("FROM THE SCRIPT").unwrap();
+    prompt(&mut p);
+    // .maxrows limits a table and says how to see the rest.
+    p.send_line(".maxrows 3").unwrap();
+    prompt(&mut p);
+    p.send_line("select range as r from range(10);").unwrap();
+    p.exp_string("10 rows (3 shown; .maxrows N or .export FILE for all)")
+        .unwrap();
+    prompt(&mut p);
+    // .timer on puts the time after the count; off takes it away.
+    p.send_line(".timer on").unwrap();
+    prompt(&mut p);
+    p.send_line("select 1 as one;").unwrap();
+    p.exp_regex(r"1 row in [0-9]+\.[0-9]{3} s").unwrap();
+    prompt(&mut p);
+    p.send_line(".timer off").unwrap();
+    prompt(&mut p);
+    p.send_line("select 2 as two;").unwrap();
+    let (_, after) = p.exp_regex(r"1 row[^\r\n]*").unwrap();
+    assert_eq!(after, "1 row", "no time once the timer is off");
+    prompt(&mut p);
+    // .schema of a dataset: its key and its columns with their types.
+    p.send_line(".schema billing").unwrap();
+    p.exp_string("billing (key:").unwrap();
+    p.exp_regex(r"billing_value [A-Z]+").unwrap();
+    prompt(&mut p);
+    // .status: the lake and its datasets.
+    p.send_line(".status").unwrap();
+    p.exp_string(&format!("lake: {}", dir.path().display()))
+        .unwrap();
+    p.exp_string("daily_usage").unwrap();
+    prompt(&mut p);
+    // .output FILE: results go to the file until .output alone brings them back.
+    p.send_line(&format!(".output {}", saved.display()))
+        .unwrap();
+    prompt(&mut p);
+    p.send_line("select upper('into the file') as x;").unwrap();
+    p.exp_string("wrote 1 row to").unwrap();
+    prompt(&mut p);
+    p.send_line(".output").unwrap();
+    prompt(&mut p);
+    p.send_line("select upper('on the screen') as y;").unwrap();
+    p.exp_string("ON THE SCREEN").unwrap();
+    prompt(&mut p);
+    leave(p);
+    let file = std::fs::read_to_string(&saved).unwrap();
+    assert!(file.contains("INTO THE FILE"), "{file}");
+    assert!(!file.contains("ON THE SCREEN"), "{file}");
 }

@@ -201,7 +201,7 @@ pub(super) fn dot(
                 .find(|n| *n == v)
                 .ok_or_else(|| QueryError::Usage(format!("no view {v:?}; .tables lists them")))?;
             let sql = format!("select column_name, column_type from (describe {name})");
-            state.printer.print(|out| engine.run(&sql, out))?;
+            listing(state).print(|out| engine.run(&sql, out))?;
         }
         DotCommand::Schema(view) => {
             let views: Vec<Dataset> = match &view {
@@ -269,7 +269,7 @@ pub(super) fn dot(
             let (schema, batch) = status.datasets();
             let quiet = Printer::new(PrintOptions {
                 count: false,
-                ..state.printer.options.clone()
+                ..listing(state).options
             });
             quiet.print_batches(schema, &[batch])?;
             print!("{}", status.footing());
@@ -278,4 +278,13 @@ pub(super) fn dot(
     }
     let _ = std::io::stdout().flush();
     Ok(())
+}
+
+/// The printer of a listing the shell makes (`.status`, `.schema`): whole, whatever `.maxrows`
+/// says, which is for results (a status cut at three datasets hid the rest without a word).
+fn listing(state: &State) -> Printer {
+    Printer::new(PrintOptions {
+        max_rows: usize::MAX,
+        ..state.printer.options.clone()
+    })
 }

@@ -386,6 +386,20 @@ pub fn latest_entry(dir: &Path) -> Option<serde_json::Value> {
     Some(serde_json::from_slice(&std::fs::read(log.join(last)).unwrap()).unwrap())
 }
 
+/// Waits until the lease of the newest log entry in `dir` has lapsed: its holder is stopped, so
+/// that entry stays the newest, and a takeover needs exactly this (not a guess at the time).
+pub fn wait_until_lease_lapses(dir: &Path) {
+    let entry = latest_entry(dir).expect("the lake has a commit");
+    let expires: chrono::DateTime<chrono::Utc> = entry["lease"]["expires_at"]
+        .as_str()
+        .expect("a run holds the lake")
+        .parse()
+        .unwrap();
+    while let Ok(left) = (expires - chrono::Utc::now()).to_std() {
+        std::thread::sleep(left + std::time::Duration::from_millis(5));
+    }
+}
+
 /// The manifest of the latest log entry.
 pub fn latest_manifest(dir: &Path) -> Option<serde_json::Value> {
     latest_entry(dir).map(|e| e["manifest"].clone())
