@@ -84,6 +84,18 @@ async fn asyncpg_binds_typed_parameters_decodes_every_view_in_binary_and_cancels
     assert_eq!(got["failed_block"], "UndefinedTableError", "{got}");
     assert_eq!(got["in_failed_block"], "25P02");
     assert_eq!(got["after_rollback"], 7);
+    assert_eq!(
+        got["lists"],
+        serde_json::json!({
+            "int": [1, 2, 3],
+            "bigint": [10000000000i64, -1],
+            "double": [1.5, 2.5],
+            "date": ["2026-01-31"],
+            "oid": [23, 20],
+        }),
+        "asyncpg reads lists of numbers, dates and oids"
+    );
+    assert_eq!(got["int_list_param"], 42);
     assert_eq!(got["after_savepoint"], 8);
     assert_eq!(got["after_far_timestamp"], 9, "{got}");
     let printed = server.stop();

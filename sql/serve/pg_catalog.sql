@@ -16,7 +16,7 @@
 
 CREATE TABLE hspq_catalog.relations (oid BIGINT, relname VARCHAR);
 CREATE TABLE hspq_catalog.attributes (
-    attrelid BIGINT, attname VARCHAR, attnum SMALLINT, atttypid BIGINT
+    attrelid BIGINT, attname VARCHAR, attnum SMALLINT, atttypid UINTEGER
 );
 -- typname, how format_type() and information_schema spell the type, and its array's oid.
 CREATE TABLE hspq_catalog.types (

@@ -15,8 +15,9 @@ use std::ops::ControlFlow;
 
 use pgwire::api::Type;
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
-    SelectItem, Statement, TableAliasColumnDef, TableFactor, Value, VisitMut, VisitorMut,
+    ArrayElemTypeDef, BinaryOperator, CastKind, DataType, Expr, FunctionArguments, Ident,
+    ObjectName, ObjectNamePart, SelectItem, Statement, TableAliasColumnDef, TableFactor, Value,
+    VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -30,7 +31,7 @@ const CATALOG_SQL: &str = include_str!("../../sql/serve/pg_catalog.sql");
 
 /// The types the catalog knows: every type [`encode::pg_type`] sends, and those clients name
 /// in catalog queries.
-const TYPES: [Type; 34] = [
+const TYPES: [Type; 35] = [
     Type::BOOL,
     Type::INT2,
     Type::INT4,
@@ -65,6 +66,7 @@ const TYPES: [Type; 34] = [
     Type::TEXT_ARRAY,
     Type::DATE_ARRAY,
     Type::TIMESTAMPTZ_ARRAY,
+    Type::OID_ARRAY,
 ];
 
 /// PostgreSQL's functions DuckDB has under another name (of any number of arguments, which a
@@ -436,7 +438,15 @@ fn reg_cast(data_type: &DataType) -> Option<String> {
 fn duckdb_type(data_type: &DataType) -> Option<DataType> {
     match data_type {
         DataType::Custom(name, _) => match last_name(name).as_str() {
-            "oid" | "xid" | "cid" | "regnamespace" | "regrole" | "regprocedure" | "regoper" => {
+            // oid is PostgreSQL's unsigned 32 bits, as UINTEGER: a parameter cast to it is
+            // described as oid again (see `super::params`), a type every driver knows (asyncpg
+            // introspects a type it lacks with a query whose own parameter is `$1::oid[]`: as
+            // int8[] it asked again forever).
+            "oid" => Some(DataType::Custom(
+                ObjectName(vec![ObjectNamePart::Identifier(Ident::new("UINTEGER"))]),
+                Vec::new(),
+            )),
+            "xid" | "cid" | "regnamespace" | "regrole" | "regprocedure" | "regoper" => {
                 Some(DataType::BigInt(None))
             }
             "name" | "char" | "bpchar" | "int2vector" | "oidvector" | "pg_node_tree" | "text" => {
@@ -449,6 +459,9 @@ fn duckdb_type(data_type: &DataType) -> Option<DataType> {
             )),
             _ => None,
         },
+        // `$1::oid[]` (asyncpg's type introspection): the array of the element's type.
+        DataType::Array(ArrayElemTypeDef::SquareBracket(element, size)) => duckdb_type(element)
+            .map(|e| DataType::Array(ArrayElemTypeDef::SquareBracket(Box::new(e), *size))),
         _ => None,
     }
 }

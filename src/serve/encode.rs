@@ -16,7 +16,9 @@ pub fn pg_type(t: &DataType) -> Type {
         DataType::Boolean => Type::BOOL,
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
         DataType::Int32 | DataType::UInt16 => Type::INT4,
-        DataType::Int64 | DataType::UInt32 => Type::INT8,
+        DataType::Int64 => Type::INT8,
+        // PostgreSQL's oid: the catalog's type oids (pg_attribute.atttypid, `::oid` casts).
+        DataType::UInt32 => Type::OID,
         // HUGEINT (a sum of BIGINTs) arrives as a 38-digit decimal.
         DataType::UInt64 | DataType::Decimal128(..) | DataType::Decimal256(..) => Type::NUMERIC,
         DataType::Float16 | DataType::Float32 => Type::FLOAT4,
@@ -37,6 +39,7 @@ pub fn pg_type(t: &DataType) -> Type {
                 Type::INT2 => Type::INT2_ARRAY,
                 Type::INT4 => Type::INT4_ARRAY,
                 Type::INT8 => Type::INT8_ARRAY,
+                Type::OID => Type::OID_ARRAY,
                 Type::FLOAT4 => Type::FLOAT4_ARRAY,
                 Type::FLOAT8 => Type::FLOAT8_ARRAY,
                 Type::BOOL => Type::BOOL_ARRAY,
@@ -235,6 +238,11 @@ pub fn binaries(array: &ArrayRef) -> Result<Vec<Option<Vec<u8>>>, ArrowError> {
         Type::INT8 => {
             let a = cast(array, &DataType::Int64)?;
             let a = a.as_primitive::<Int64Type>();
+            each(&|i| a.value(i).to_be_bytes().to_vec())
+        }
+        Type::OID => {
+            let a = cast(array, &DataType::UInt32)?;
+            let a = a.as_primitive::<arrow::datatypes::UInt32Type>();
             each(&|i| a.value(i).to_be_bytes().to_vec())
         }
         Type::FLOAT4 => {

@@ -21,6 +21,7 @@ pub fn pg_type(p: &ParamType) -> Type {
                 Some(Type::INT2) => Type::INT2_ARRAY,
                 Some(Type::INT4) => Type::INT4_ARRAY,
                 Some(Type::INT8) => Type::INT8_ARRAY,
+                Some(Type::OID) => Type::OID_ARRAY,
                 Some(Type::FLOAT4) => Type::FLOAT4_ARRAY,
                 Some(Type::FLOAT8) => Type::FLOAT8_ARRAY,
                 Some(Type::NUMERIC) => Type::NUMERIC_ARRAY,
@@ -42,7 +43,9 @@ fn scalar(id: ffi::DUCKDB_TYPE) -> Type {
         | ffi::DUCKDB_TYPE_DUCKDB_TYPE_SMALLINT
         | ffi::DUCKDB_TYPE_DUCKDB_TYPE_UTINYINT => Type::INT2,
         ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER | ffi::DUCKDB_TYPE_DUCKDB_TYPE_USMALLINT => Type::INT4,
-        ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT | ffi::DUCKDB_TYPE_DUCKDB_TYPE_UINTEGER => Type::INT8,
+        ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT => Type::INT8,
+        // Only an oid cast makes one (see `catalog`): PostgreSQL's oid is unsigned 32 bits too.
+        ffi::DUCKDB_TYPE_DUCKDB_TYPE_UINTEGER => Type::OID,
         ffi::DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT
         | ffi::DUCKDB_TYPE_DUCKDB_TYPE_HUGEINT
         | ffi::DUCKDB_TYPE_DUCKDB_TYPE_UHUGEINT

@@ -93,6 +93,25 @@ async def main():
     except Exception as e:
         out["far_timestamp"] = type(e).__name__
     out["after_far_timestamp"] = await conn.fetchval("select 9")
+    # Lists of numbers, which asyncpg introspects (its query binds `$1::oid[]` and reads oid[]
+    # columns: described as int8[] they sent it round in circles), each within a time limit.
+    lists = {}
+    for name, sql in [
+        ("int", "select [1, 2, 3]"),
+        ("bigint", "select [10000000000, -1]::bigint[]"),
+        ("double", "select [1.5, 2.5]::double[]"),
+        ("date", "select [date '2026-01-31']"),
+        ("oid", "select [23, 20]::oid[] from pg_catalog.pg_type limit 1"),
+    ]:
+        try:
+            lists[name] = await asyncio.wait_for(conn.fetchval(sql), 20)
+        except Exception as e:
+            lists[name] = f"{type(e).__name__}: {e}"
+    out["lists"] = lists
+    # A parameter that is a list of numbers, encoded by its described type.
+    out["int_list_param"] = await asyncio.wait_for(
+        conn.fetchval("select list_sum($1::bigint[])::bigint", [1, 2, 39]), 20
+    )
     await conn.close()
     print(json.dumps(out, default=str))
 
