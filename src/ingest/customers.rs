@@ -5,16 +5,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::Date32Type;
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::NaiveDate;
 use futures_util::{stream, StreamExt};
 use tracing::warn;
 
 use crate::api::models::{ChurnRisk, Customer, Engagement};
 use crate::api::{ApiError, Client, MAX_PAGE};
-use crate::lake::layout::month_of;
 use crate::lake::{
-    CustomerState, Dataset, Lake, LakeError, Partition, PartitionWriter, StagedChunk, SyncState,
+    staged, CustomerState, Dataset, Partition, PartitionWriter, StagedChunk, SyncState,
 };
 
 use super::{convert, plan, rows, IngestError, Sync, CUSTOMER_CHUNK};
@@ -174,61 +172,18 @@ impl Sync<'_> {
         Ok(())
     }
 
-    /// Merges every staged chunk of `rt` into its month partitions, each partition rewritten
-    /// once: the old rows outside every re-fetched range, and each chunk's rows outside the
-    /// ranges of the chunks staged after it.
+    /// Merges the staged chunks of `rt` into the live engagement and churn partitions (see
+    /// [`crate::lake::staged`]).
     pub(super) async fn merge_staged(&mut self, rt: &str) -> Result<(), IngestError> {
-        let state = self.writer.snapshot().await;
-        let chunks: Vec<&StagedChunk> = state
-            .staged
-            .iter()
-            .filter(|c| c.report_type == rt)
-            .collect();
-        if chunks.is_empty() {
-            return Ok(());
-        }
-        self.progress.step(&format!(
-            "merging {} staged chunk(s) of engagement and churn",
-            chunks.len()
-        ));
-        let mut months: BTreeSet<String> = BTreeSet::new();
-        for (from, to) in chunks.iter().flat_map(|c| c.windows.values()) {
-            let mut d = NaiveDate::from_ymd_opt(from.year(), from.month(), 1).expect("valid");
-            while d <= *to {
-                months.insert(month_of(d));
-                d = d + chrono::Months::new(1);
-            }
-        }
-        let refetched = Refetched::of(&chunks);
-        let mut written = Vec::new();
-        for dataset in [Dataset::Engagement, Dataset::Churn] {
-            for month in &months {
-                let partition = Partition::month(dataset, rt, month);
-                let mut writer =
-                    PartitionWriter::new(&self.lake, partition.clone(), self.writer.names());
-                for (k, chunk) in chunks.iter().enumerate() {
-                    for path in chunk.files.get(&partition.dir).into_iter().flatten() {
-                        push_file(&self.lake, path, &mut writer, &refetched, Some(k)).await?;
-                    }
-                }
-                for path in state.files_in(&partition) {
-                    push_file(&self.lake, &path, &mut writer, &refetched, None).await?;
-                }
-                written.push(writer.finish().await?);
-            }
-        }
-        let merged: Vec<String> = chunks
-            .iter()
-            .flat_map(|c| c.files.values().flatten().cloned())
-            .collect();
-        self.commit(written, |m| {
-            m.staged.retain(|c| c.report_type != rt);
-            let now = Utc::now();
-            for path in merged {
-                m.dead.insert(path, now);
-            }
+        let progress = &self.progress;
+        let written = staged::merge(&self.lake, self.writer, rt, &self.run_id, |chunks| {
+            progress.step(&format!(
+                "merging {chunks} staged chunk(s) of engagement and churn"
+            ))
         })
-        .await
+        .await?;
+        self.count(&written);
+        Ok(())
     }
 }
 
@@ -317,102 +272,4 @@ fn split_by_month(batch: &RecordBatch) -> Vec<(String, RecordBatch)> {
             (m.to_string(), part)
         })
         .collect()
-}
-
-/// A customer's re-fetched ranges: `(chunk index, from, to)`.
-type Ranges = Vec<(usize, NaiveDate, NaiveDate)>;
-
-/// The date ranges each staged chunk re-fetched, by customer.
-struct Refetched(std::collections::HashMap<String, Ranges>);
-
-impl Refetched {
-    pub(super) fn of(chunks: &[&StagedChunk]) -> Refetched {
-        let mut map: std::collections::HashMap<String, Ranges> = std::collections::HashMap::new();
-        for (j, chunk) in chunks.iter().enumerate() {
-            for (id, (from, to)) in &chunk.windows {
-                map.entry(id.clone()).or_default().push((j, *from, *to));
-            }
-        }
-        Refetched(map)
-    }
-}
-
-/// Pushes the rows of the lake file `path` into `writer`, batch by batch, without those a
-/// chunk newer than `source` re-fetched (`source`: the staged chunk the file belongs to;
-/// `None` for a live file, older than every chunk).
-async fn push_file(
-    lake: &Lake,
-    path: &str,
-    writer: &mut PartitionWriter,
-    refetched: &Refetched,
-    source: Option<usize>,
-) -> Result<(), IngestError> {
-    for batch in lake_batches(lake, path).await? {
-        writer
-            .push(drop_refetched(&batch?, refetched, source))
-            .await?;
-    }
-    Ok(())
-}
-
-/// The rows of `batch` outside every re-fetched (customer, date range).
-fn drop_refetched(
-    batch: &RecordBatch,
-    refetched: &Refetched,
-    source: Option<usize>,
-) -> RecordBatch {
-    let ids = batch
-        .column_by_name("security_center_id")
-        .expect("key column")
-        .as_string::<i32>();
-    let dates = batch
-        .column_by_name("date")
-        .expect("key column")
-        .as_primitive::<Date32Type>();
-    // Rows come sorted by customer: look each customer up once, not once per row.
-    let mut current: Option<(&str, Option<&Ranges>)> = None;
-    let mask: BooleanArray = (0..batch.num_rows())
-        .map(|i| {
-            let id = ids.value(i);
-            let ranges = match current {
-                Some((c, ranges)) if c == id => ranges,
-                _ => {
-                    let ranges = refetched.0.get(id);
-                    current = Some((id, ranges));
-                    ranges
-                }
-            };
-            let dropped = ranges.is_some_and(|ranges| {
-                let date = Date32Type::to_naive_date_opt(dates.value(i));
-                ranges.iter().any(|(j, from, to)| {
-                    source.is_none_or(|k| *j > k) && date.is_some_and(|d| *from <= d && d <= *to)
-                })
-            });
-            Some(!dropped)
-        })
-        .collect();
-    if mask.true_count() == batch.num_rows() {
-        return batch.clone();
-    }
-    filter_record_batch(batch, &mask).expect("mask has the batch's length")
-}
-
-/// The batches of a lake file the manifest lists, read one at a time.
-pub(super) async fn lake_batches(
-    lake: &Lake,
-    path: &str,
-) -> Result<impl Iterator<Item = Result<RecordBatch, IngestError>>, IngestError> {
-    let location = format!("{}/{path}", lake.location());
-    let corrupt = move |detail: String| LakeError::Corrupt {
-        path: location.clone(),
-        detail,
-    };
-    let bytes = lake
-        .get(path)
-        .await?
-        .ok_or_else(|| corrupt("listed in the manifest but missing".into()))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|b| b.with_batch_size(8_192).build())
-        .map_err(|e| corrupt(e.to_string()))?;
-    Ok(reader.map(move |b| b.map_err(|e| corrupt(e.to_string()).into())))
 }

@@ -16,10 +16,10 @@ use crate::lake::{
     WrittenFile,
 };
 
-use super::customers::lake_batches;
 use super::{
     convert, history, plan, rows, scopes, update_period_flags, IngestError, IngestSummary, Sync,
 };
+use crate::lake::read;
 
 impl Sync<'_> {
     pub(super) fn ts(&self) -> String {
@@ -96,7 +96,7 @@ impl Sync<'_> {
         let partition = Partition::report(Dataset::CustomerHistory, rt);
         let mut batches = Vec::new();
         for path in self.writer.snapshot().await.files_in(&partition) {
-            for b in lake_batches(&self.lake, &path).await? {
+            for b in read::batches(&self.lake, &path).await? {
                 batches.push(b?);
             }
         }
@@ -273,7 +273,7 @@ impl Sync<'_> {
         }
         let state = self.writer.snapshot().await;
         for path in state.files_in(&partition) {
-            for batch in lake_batches(&self.lake, &path).await? {
+            for batch in read::batches(&self.lake, &path).await? {
                 batches.push(batch?);
             }
         }

@@ -3,7 +3,9 @@
 //!
 //! Nothing here knows the API: `ingest` turns API answers into Arrow batches and hands them to
 //! a [`PartitionWriter`], then commits whole partitions through the run's [`LakeWriter`].
-//! Readers take the latest [`Manifest`] from the [`log`].
+//! Readers take the latest [`Manifest`] from the [`log`]. Customers' staged chunks are merged
+//! into their partitions by [`staged`], reading files back through [`read`]; an S3 lake's
+//! local copy for readers is [`replica`].
 
 pub mod commit;
 pub mod layout;
@@ -11,8 +13,10 @@ pub mod location;
 pub mod log;
 pub mod manifest;
 pub mod pins;
+pub mod read;
 pub mod replica;
 pub mod schema;
+pub mod staged;
 pub mod store;
 pub mod writer;
 
