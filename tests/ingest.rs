@@ -21,6 +21,27 @@ async fn ingest(sim: &Simulator, data: &Path, api_key: &str) -> Result<IngestSum
     hspq::ingest::run(options(sim, data, api_key, 2)).await
 }
 
+/// `hspq ingest -q` of the MSSP key from `sim` into `data`, with `flags`; stderr piped.
+fn ingest_command(
+    sim: &Simulator,
+    data: &Path,
+    cache: &Path,
+    flags: &[&str],
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hspq"));
+    cmd.args(["ingest", "-q"])
+        .args(flags)
+        .args(["--base-url", &sim.base_url(), "--data"])
+        .arg(data)
+        .env("HSPQ_ORG_KEY", ORG_KEY)
+        .env("HSPQ_API_KEY", MSSP_KEY)
+        .env("XDG_CACHE_HOME", cache)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mssp_key_with_customers_mirrors_every_dataset_row_for_row() {
     let sim = sim(|c| c.companies = 25).await;
@@ -308,27 +329,14 @@ async fn killed_runs_resume_to_the_same_lake_without_refetching_finished_periods
     let lake = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_hspq"))
-            .args([
-                "ingest",
-                "-q",
-                "--rate",
-                "40",
-                "--sessions",
-                "1",
-                "--base-url",
-                &sim.base_url(),
-                "--data",
-            ])
-            .arg(lake.path())
-            .env("HSPQ_ORG_KEY", ORG_KEY)
-            .env("HSPQ_API_KEY", MSSP_KEY)
-            .env("XDG_CACHE_HOME", cache.path())
-            .env_remove("RUST_LOG")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        ingest_command(
+            &sim,
+            lake.path(),
+            cache.path(),
+            &["--rate", "40", "--sessions", "1"],
+        )
+        .spawn()
+        .unwrap()
     };
     // Kill at points spread over the run: during the periods, between commits, in the customers.
     let mut committed_before_last_kill = BTreeSet::new();
@@ -520,17 +528,12 @@ async fn ctrl_c_stops_a_sync_with_status_130_its_sessions_invalidated_and_the_ne
     let lake = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let ingest = || {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hspq"));
-        cmd.args(["ingest", "-q", "--sessions", "2", "--rate", "5"])
-            .args(["--base-url", &sim.base_url(), "--data"])
-            .arg(lake.path())
-            .env("HSPQ_ORG_KEY", ORG_KEY)
-            .env("HSPQ_API_KEY", MSSP_KEY)
-            .env("XDG_CACHE_HOME", cache.path())
-            .env_remove("RUST_LOG")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
-        cmd
+        ingest_command(
+            &sim,
+            lake.path(),
+            cache.path(),
+            &["--sessions", "2", "--rate", "5"],
+        )
     };
     let run = ingest().spawn().unwrap();
     // Well into the sync: both sessions open and periods coming in.

@@ -1,27 +1,23 @@
 //! `/v1/customers`: the customer list, one customer, its engagement and churn risk.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State as AxState};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{Months, NaiveDate};
 use serde_json::{json, Map, Value};
 
 use super::super::world::{Company, World};
-use super::gate::{ApiError, Ctx, Need};
+use super::gate::{ApiError, Ctx, Gated};
 use super::reports::{envelope, matches_search, page_params};
-use super::{Params, Shared, State};
+use super::{Params, State};
 use crate::cpu::heavy;
 
 pub(super) async fn customers(
-    AxState(state): AxState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Gated { state, ctx }: Gated,
     Query(q): Params,
 ) -> Result<Response, ApiError> {
-    let ctx = state.gate(&headers, peer, Need::Customers).await?;
     let paging = page_params(&q)?;
     let list: Vec<&Company> = state
         .world
@@ -63,12 +59,9 @@ fn customer_of<'a>(state: &'a State, ctx: &Ctx, scid: &str) -> Result<&'a Compan
 }
 
 pub(super) async fn customer(
-    AxState(state): AxState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Gated { state, ctx }: Gated,
     Path(scid): Path<String>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.gate(&headers, peer, Need::Customers).await?;
     let c = customer_of(&state, &ctx, &scid)?;
     let body = json!({
         "security_center_id": c.id, "company_name": c.name, "products": c.products,
@@ -139,13 +132,10 @@ fn data_days(w: &World, c: &Company, from: NaiveDate, to: NaiveDate) -> Vec<Naiv
 }
 
 pub(super) async fn engagement(
-    AxState(state): AxState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Gated { state, ctx }: Gated,
     Path(scid): Path<String>,
     Query(q): Params,
 ) -> Result<Response, ApiError> {
-    let ctx = state.gate(&headers, peer, Need::Customers).await?;
     let w = &state.world;
     let c = customer_of(&state, &ctx, &scid)?;
     let (from, to) = date_range(w, &q)?;
@@ -192,13 +182,10 @@ pub(super) async fn engagement(
 }
 
 pub(super) async fn churn_risk(
-    AxState(state): AxState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Gated { state, ctx }: Gated,
     Path(scid): Path<String>,
     Query(q): Params,
 ) -> Result<Response, ApiError> {
-    let ctx = state.gate(&headers, peer, Need::Customers).await?;
     let w = &state.world;
     let c = customer_of(&state, &ctx, &scid)?;
     let (from, to) = date_range(w, &q)?;

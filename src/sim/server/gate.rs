@@ -1,11 +1,14 @@
 //! The gate every session-bound request passes first ([`State::gate`]): it authenticates,
 //! checks the origin lock, draws faults, applies the rate limit and checks the scope, in that
-//! order; and the documented error format ([`ApiError`]).
+//! order; handlers take it as the [`Gated`] extractor. And the documented error format
+//! ([`ApiError`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rand::RngExt;
@@ -14,7 +17,7 @@ use tokio::time::Instant;
 
 use super::super::world::Partnership;
 use super::super::{Fault, SimKey};
-use super::{Serial, State, REQUEST_ARRIVAL, REQUEST_PATH};
+use super::{Serial, Shared, State, REQUEST_ARRIVAL, REQUEST_PATH};
 use crate::cpu::heavy;
 
 /// An error answer in the documented format.
@@ -117,6 +120,7 @@ pub(super) struct Ctx {
     pub(super) drop: bool,
 }
 
+#[derive(Clone, Copy)]
 pub(super) enum Need {
     Session,
     Me,
@@ -360,5 +364,33 @@ fn add_unknown_fields(v: &mut Value, depth: usize) {
             }
         }
         _ => {}
+    }
+}
+
+/// A request that passed [`State::gate`] for what its route needs (the route's [`Need`], set
+/// on it as an extension): the state and what the gate found. Every session-bound handler
+/// takes one first, so the gate's order lives in one place.
+pub(super) struct Gated {
+    pub(super) state: Shared,
+    pub(super) ctx: Ctx,
+}
+
+impl FromRequestParts<Shared> for Gated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Gated, ApiError> {
+        let need = parts.extensions.get::<Need>().copied();
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let (Some(need), Some(peer)) = (need, peer) else {
+            return Err(ApiError::new(500, "the simulator's route has no gate"));
+        };
+        let ctx = state.gate(&parts.headers, peer, need).await?;
+        Ok(Gated {
+            state: state.clone(),
+            ctx,
+        })
     }
 }

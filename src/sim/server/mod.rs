@@ -1,8 +1,8 @@
 //! The simulator's HTTP surface: every endpoint of the vendor's "Scope requirements summary",
 //! with the documented bodies, status codes, rate limit, session rules and injected faults.
 //!
-//! Each session-bound handler first passes [`State::gate`], which authenticates, checks the
-//! origin lock, draws faults, applies the rate limit and checks the scope, in that order, so
+//! Each session-bound handler first takes a [`gate::Gated`]: the request passed [`State::gate`]
+//! for the need its route declares, which authenticates, checks the origin lock, draws faults, applies the rate limit and checks the scope, in that order, so
 //! that every accepted request (whatever its outcome) counts against the session's pace.
 //!
 //! Where things live: the shared [`State`], the routes and the request log here; the gate
@@ -22,7 +22,7 @@ use axum::extract::{Query, Request, State as AxState};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -34,6 +34,7 @@ use super::{FaultQueue, RequestRecord, SimConfig};
 
 use customers::{churn_risk, customer, customers, engagement};
 pub(crate) use gate::ApiError;
+use gate::Need;
 use reports::{billing, companies, company_usage, period_detail, periods, usage};
 use sessions::{create_session, delete_session, me, validate_session};
 
@@ -117,13 +118,25 @@ pub(crate) fn router(state: Shared) -> Router {
             post(create_session).delete(delete_session),
         )
         .route("/v1/auth/session/validate", post(validate_session))
-        .route("/v1/me", get(me))
+        .route("/v1/me", get(me).layer(Extension(Need::Me)))
         .nest("/v1/mssp-report", report_routes(Partnership::Mssp))
         .nest("/v1/reseller-report", report_routes(Partnership::Reseller))
-        .route("/v1/customers", get(customers))
-        .route("/v1/customers/{scid}", get(customer))
-        .route("/v1/customers/{scid}/engagement", get(engagement))
-        .route("/v1/customers/{scid}/churn-risk", get(churn_risk))
+        .route(
+            "/v1/customers",
+            get(customers).layer(Extension(Need::Customers)),
+        )
+        .route(
+            "/v1/customers/{scid}",
+            get(customer).layer(Extension(Need::Customers)),
+        )
+        .route(
+            "/v1/customers/{scid}/engagement",
+            get(engagement).layer(Extension(Need::Customers)),
+        )
+        .route(
+            "/v1/customers/{scid}/churn-risk",
+            get(churn_risk).layer(Extension(Need::Customers)),
+        )
         .fallback(|| async { ApiError::new(404, "Not found.") })
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
@@ -131,30 +144,16 @@ pub(crate) fn router(state: Shared) -> Router {
 
 fn report_routes(p: Partnership) -> Router<Shared> {
     let mut r = Router::new()
-        .route("/", get(move |s, c, h| periods(s, c, h, p)))
-        .route(
-            "/{year}/{period}",
-            get(move |s, c, h, path| period_detail(s, c, h, path, p)),
-        )
-        .route(
-            "/{year}/{period}/companies",
-            get(move |s, c, h, path, q| companies(s, c, h, path, q, p)),
-        )
-        .route(
-            "/{year}/{period}/companies/{id}/usage",
-            get(move |s, c, h, path, q| company_usage(s, c, h, path, q, p)),
-        )
-        .route(
-            "/{year}/{period}/usage",
-            get(move |s, c, h, path, q| usage(s, c, h, path, q, p)),
-        );
+        .route("/", get(periods))
+        .route("/{year}/{period}", get(period_detail))
+        .route("/{year}/{period}/companies", get(companies))
+        .route("/{year}/{period}/companies/{id}/usage", get(company_usage))
+        .route("/{year}/{period}/usage", get(usage));
     if p == Partnership::Mssp {
-        r = r.route(
-            "/{year}/{period}/usage/billing",
-            get(move |s, c, h, path, q| billing(s, c, h, path, q, p)),
-        );
+        r = r.route("/{year}/{period}/usage/billing", get(billing));
     }
-    r
+    // The gate checks the report's scope; the handlers answer for this partnership.
+    r.layer(Extension(Need::Report(p))).layer(Extension(p))
 }
 
 tokio::task_local! {

@@ -1,16 +1,16 @@
 //! The MSSP and reseller reports: periods, companies, usage and billing, paged as documented.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State as AxState};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use axum::response::Response;
+use axum::Extension;
 use serde_json::{json, Map, Value};
 
 use super::super::world::{Company, Partnership, Period, World, PRODUCTS};
-use super::gate::{ApiError, Need};
-use super::{merge, Params, Shared};
+use super::gate::{ApiError, Gated};
+use super::{merge, Params};
 use crate::cpu::heavy;
 
 fn report_base(p: Partnership) -> String {
@@ -56,12 +56,9 @@ pub(super) fn header(p: Partnership, period: &Period) -> Map<String, Value> {
 }
 
 pub(super) async fn periods(
-    AxState(state): AxState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    p: Partnership,
+    Gated { state, ctx }: Gated,
+    Extension(p): Extension<Partnership>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.gate(&headers, peer, Need::Report(p)).await?;
     let results: Vec<Value> = state
         .world
         .periods(p)
@@ -83,13 +80,10 @@ pub(super) async fn periods(
 }
 
 pub(super) async fn period_detail(
-    AxState(state): AxState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Gated { state, ctx }: Gated,
     Path((year, period)): Path<(String, String)>,
-    p: Partnership,
+    Extension(p): Extension<Partnership>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.gate(&headers, peer, Need::Report(p)).await?;
     let w = &state.world;
     let x = resolve_period(w, p, &year, &period)?;
     let base = format!("{}/{}/{}", report_base(p), x.year, x.label());
@@ -199,14 +193,11 @@ pub(super) fn matches_search(c: &Company, q: &HashMap<String, String>) -> bool {
 }
 
 pub(super) async fn companies(
-    AxState(state): AxState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Gated { state, ctx }: Gated,
     Path((year, period)): Path<(String, String)>,
     Query(q): Params,
-    p: Partnership,
+    Extension(p): Extension<Partnership>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.gate(&headers, peer, Need::Report(p)).await?;
     let w = &state.world;
     let x = resolve_period(w, p, &year, &period)?;
     let paging = page_params(&q)?;
@@ -246,14 +237,11 @@ pub(super) async fn companies(
 }
 
 pub(super) async fn company_usage(
-    AxState(state): AxState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Gated { state, ctx }: Gated,
     Path((year, period, id)): Path<(String, String, String)>,
     Query(q): Params,
-    p: Partnership,
+    Extension(p): Extension<Partnership>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.gate(&headers, peer, Need::Report(p)).await?;
     let w = &state.world;
     let x = resolve_period(w, p, &year, &period)?;
     let view = q.get("view").map(String::as_str).unwrap_or("billing");
@@ -308,14 +296,11 @@ pub(super) async fn company_usage(
 }
 
 pub(super) async fn billing(
-    AxState(state): AxState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Gated { state, ctx }: Gated,
     Path((year, period)): Path<(String, String)>,
     Query(q): Params,
-    p: Partnership,
+    Extension(p): Extension<Partnership>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.gate(&headers, peer, Need::Report(p)).await?;
     let w = &state.world;
     heavy(|| {
         let x = resolve_period(w, p, &year, &period)?;
@@ -381,14 +366,11 @@ pub(super) async fn billing(
 }
 
 pub(super) async fn usage(
-    AxState(state): AxState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Gated { state, ctx }: Gated,
     Path((year, period)): Path<(String, String)>,
     Query(q): Params,
-    p: Partnership,
+    Extension(p): Extension<Partnership>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.gate(&headers, peer, Need::Report(p)).await?;
     let w = &state.world;
     let x = resolve_period(w, p, &year, &period)?;
     let product = product_param(&q)?;

@@ -10,7 +10,7 @@ use rand::RngExt;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::gate::{origin, scopes, session_token, ApiError, Need};
+use super::gate::{origin, scopes, session_token, ApiError, Gated, Need};
 use super::SessionEntry;
 use super::{rfc3339, Serial, Shared};
 
@@ -195,12 +195,7 @@ pub(super) async fn delete_session(
     ))
 }
 
-pub(super) async fn me(
-    AxState(state): AxState<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let ctx = state.gate(&headers, peer, Need::Me).await?;
+pub(super) async fn me(Gated { state, ctx }: Gated) -> Result<Response, ApiError> {
     let k = &ctx.key;
     let body = json!({
         "partner_name": state.config.keys.partner_name,
