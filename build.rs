@@ -14,6 +14,7 @@
 
 use std::env;
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -43,6 +44,11 @@ fn main() {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
 }
 
+/// A failure with its message (the build script's errors only end in its panic message).
+fn fail(message: String) -> io::Error {
+    io::Error::other(message)
+}
+
 fn cache_dir() -> PathBuf {
     if let Some(dir) = env::var_os("HSPQ_DUCKDB_CACHE") {
         return PathBuf::from(dir);
@@ -55,44 +61,43 @@ fn cache_dir() -> PathBuf {
 }
 
 /// Returns the folder holding a verified `libduckdb.so`, fetching it on first use.
-fn ensure_prebuilt() -> Result<PathBuf, String> {
+fn ensure_prebuilt() -> io::Result<PathBuf> {
     let target = env::var("TARGET").unwrap_or_default();
     if target != "x86_64-unknown-linux-gnu" {
-        return Err(format!(
+        return Err(fail(format!(
             "the prebuilt library is only wired up for x86_64 Linux, not {target}"
-        ));
+        )));
     }
     let dir = cache_dir();
     let lib = dir.join(LIB_NAME);
     if lib.is_file() {
         return Ok(dir);
     }
-    fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    fs::create_dir_all(&dir).map_err(|e| fail(format!("creating {}: {e}", dir.display())))?;
     // Unpack in a private folder and rename into place, so that two builds racing here never
     // see a half-written library.
     let work = dir.join(format!(".fetch-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
-    fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
+    fs::create_dir_all(&work).map_err(|e| fail(format!("creating {}: {e}", work.display())))?;
     let result = fetch_into(&work, &lib);
     let _ = fs::remove_dir_all(&work);
     result.map(|()| dir)
 }
 
-fn fetch_into(work: &Path, lib: &Path) -> Result<(), String> {
+fn fetch_into(work: &Path, lib: &Path) -> io::Result<()> {
     run(Command::new("npm")
         .args(["pack", NPM_PACKAGE, "--silent", "--pack-destination"])
         .arg(work)
         .current_dir(work))?;
-    let tarball = fs::read_dir(work)
-        .map_err(|e| e.to_string())?
+    let tarball = fs::read_dir(work)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|x| x == "tgz"))
-        .ok_or("npm pack produced no tarball")?;
+        .ok_or_else(|| fail("npm pack produced no tarball".into()))?;
     let sum = sha256_of(&tarball)?;
     if sum != TARBALL_SHA256 {
-        return Err(format!(
+        return Err(fail(format!(
             "checksum mismatch for {NPM_PACKAGE}: expected {TARBALL_SHA256}, got {sum}"
-        ));
+        )));
     }
     run(Command::new("tar")
         .arg("-xzf")
@@ -101,29 +106,29 @@ fn fetch_into(work: &Path, lib: &Path) -> Result<(), String> {
         .arg(work)
         .arg(format!("package/{LIB_NAME}")))?;
     fs::rename(work.join("package").join(LIB_NAME), lib)
-        .map_err(|e| format!("moving {LIB_NAME} into {}: {e}", lib.display()))
+        .map_err(|e| fail(format!("moving {LIB_NAME} into {}: {e}", lib.display())))
 }
 
-fn sha256_of(path: &Path) -> Result<String, String> {
+fn sha256_of(path: &Path) -> io::Result<String> {
     use sha2::Digest;
-    let bytes = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let bytes = fs::read(path).map_err(|e| fail(format!("reading {}: {e}", path.display())))?;
     Ok(sha2::Sha256::digest(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
+fn run(cmd: &mut Command) -> io::Result<()> {
     let out = cmd
         .output()
-        .map_err(|e| format!("running {:?}: {e}", cmd.get_program()))?;
+        .map_err(|e| fail(format!("running {:?}: {e}", cmd.get_program())))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
+        Err(fail(format!(
             "{:?} failed: {}",
             cmd.get_program(),
             String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        )))
     }
 }

@@ -199,7 +199,7 @@ pub struct AsOfArgs {
     pub as_of: Option<AsOf>,
 }
 
-fn parse_as_of(text: &str) -> Result<AsOf, String> {
+fn parse_as_of(text: &str) -> Result<AsOf, hspq::lake::log::AsOfError> {
     text.parse()
 }
 
@@ -376,18 +376,19 @@ impl WriterArgs {
 }
 
 /// `8GB`, `512MiB`, `1.5g`, or `50%` of this machine's memory (or its cgroup's limit), in bytes.
-fn parse_memory(text: &str) -> Result<u64, String> {
+fn parse_memory(text: &str) -> anyhow::Result<u64> {
     let t = text.trim();
-    let wrong = || format!("{text:?} is not an amount of memory: use e.g. 8GB, 512MB or 50%");
+    let wrong =
+        || anyhow::anyhow!("{text:?} is not an amount of memory: use e.g. 8GB, 512MB or 50%");
     if let Some(share) = t.strip_suffix('%') {
         let share: f64 = share.trim().parse().map_err(|_| wrong())?;
         if !(share > 0.0 && share <= 100.0) {
-            return Err(format!(
-                "{text:?}: a share of memory is above 0% and at most 100%"
-            ));
+            anyhow::bail!("{text:?}: a share of memory is above 0% and at most 100%");
         }
         let total = hspq::serve::physical_memory().ok_or_else(|| {
-            format!("cannot tell this machine's memory for {text:?}: give an amount, e.g. 8GB")
+            anyhow::anyhow!(
+                "cannot tell this machine's memory for {text:?}: give an amount, e.g. 8GB"
+            )
         })?;
         return Ok((total as f64 * share / 100.0) as u64);
     }
@@ -557,14 +558,11 @@ impl Command {
                     max_connections: args.max_connections,
                     memory_limit: args.memory_limit,
                     tls: match (&args.tls_cert, &args.tls_key) {
-                        (Some(cert), Some(key)) => {
-                            Some(hspq::serve::Tls::load(cert, key).map_err(anyhow::Error::msg)?)
-                        }
+                        (Some(cert), Some(key)) => Some(hspq::serve::Tls::load(cert, key)?),
                         _ => None,
                     },
                 };
-                hspq::serve::memory_part(args.memory_limit, args.max_connections)
-                    .map_err(anyhow::Error::msg)?;
+                hspq::serve::memory_part(args.memory_limit, args.max_connections)?;
                 if config.serve.password.is_none() {
                     anyhow::bail!(
                         "hspq serve needs a password: set HSPQ_SERVE_PASSWORD or pass \

@@ -218,7 +218,7 @@ async fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     }
     crate::cli::rate_or_unlimited(args.rate)?;
     let (keys, own_keys) = match &args.keys_file {
-        Some(path) => (SimKeys::load(path).map_err(anyhow::Error::msg)?, true),
+        Some(path) => (SimKeys::load(path)?, true),
         None => (SimKeys::dummy(), false),
     };
     let mut config = SimConfig::new(args.today.unwrap_or_else(stockholm_today));
@@ -276,7 +276,7 @@ async fn simulate(args: SimulateArgs) -> Result<ExitCode> {
 }
 
 async fn check(config: &Config) -> Result<ExitCode> {
-    let creds = Credentials::from_env().map_err(anyhow::Error::msg)?;
+    let creds = Credentials::from_env()?;
     let client = Client::connect(config.api.clone(), creds).await?;
     let me = client.get::<Me>("me").await;
     client.close().await;
@@ -296,7 +296,7 @@ async fn check(config: &Config) -> Result<ExitCode> {
 async fn ingest(config: &Config) -> Result<ExitCode> {
     use hspq::duration;
     use hspq::ingest::IngestError;
-    let creds = Credentials::from_env().map_err(anyhow::Error::msg)?;
+    let creds = Credentials::from_env()?;
     let opts = hspq::ingest::IngestOptions::new(config, creds);
     let summary = match hspq::ingest::run(opts).await {
         Ok(s) => s,
@@ -462,8 +462,7 @@ async fn demo(args: DemoArgs, config: &Config) -> Result<ExitCode> {
     config.api.base_url = sim.base_url().parse()?;
     config.api.token_cache = None;
     for (label, key) in [("MSSP", &keys.api_keys[0]), ("reseller", &keys.api_keys[1])] {
-        let creds =
-            Credentials::new(&keys.organization_key, &key.api_key).map_err(anyhow::Error::msg)?;
+        let creds = Credentials::new(&keys.organization_key, &key.api_key)?;
         let summary = hspq::ingest::run(hspq::ingest::IngestOptions::new(&config, creds)).await?;
         eprintln!(
             "hspq demo: {label} synced: {} periods, {} customers, {} rows, {} requests in {}",

@@ -4,6 +4,25 @@
 
 use std::time::Duration;
 
+/// Why a duration could not be read; each names the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// No number where one was expected.
+    #[error("{0:?} is not a duration: use seconds, or a number with s, m, h or d")]
+    NotANumber(String),
+    /// A unit other than s, m, h, d.
+    #[error("unknown unit {unit:?} in {text:?}: use s, m, h or d")]
+    Unit {
+        /// The unit as written.
+        unit: String,
+        /// The whole text.
+        text: String,
+    },
+    /// Zero where a duration must pass.
+    #[error("must be at least one second")]
+    Zero,
+}
+
 /// "1 h 02 min", "3 min 20 s", "12 s".
 pub fn human(d: Duration) -> String {
     let s = d.as_secs();
@@ -19,34 +38,35 @@ pub fn human(d: Duration) -> String {
 }
 
 /// `90`, `90s`, `10m`, `1h`.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => t.split_at(i),
         None => (t, "s"),
     };
-    let n: u64 = digits.parse().map_err(|_| {
-        format!("{text:?} is not a duration: use seconds, or a number with s, m, h or d")
-    })?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| DurationError::NotANumber(text.to_string()))?;
     let secs = match unit.trim() {
         "s" => n,
         "m" => n.saturating_mul(60),
         "h" => n.saturating_mul(3600),
         "d" => n.saturating_mul(86_400),
         other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?}: use s, m, h or d"
-            ))
+            return Err(DurationError::Unit {
+                unit: other.to_string(),
+                text: text.to_string(),
+            })
         }
     };
     if secs == 0 {
-        return Err("must be at least one second".into());
+        return Err(DurationError::Zero);
     }
     Ok(Duration::from_secs(secs))
 }
 
 /// A duration as [`parse`] reads it, or `0` for none.
-pub fn parse_or_zero(text: &str) -> Result<Duration, String> {
+pub fn parse_or_zero(text: &str) -> Result<Duration, DurationError> {
     let digits = text.trim().trim_end_matches(['s', 'm', 'h', 'd']);
     match digits.parse::<u64>() {
         Ok(0) => Ok(Duration::ZERO),
@@ -63,9 +83,15 @@ mod tests {
         assert_eq!(parse("90"), Ok(Duration::from_secs(90)));
         assert_eq!(parse(" 10m"), Ok(Duration::from_secs(600)));
         assert_eq!(parse("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert!(parse("0").unwrap_err().contains("at least one second"));
-        assert!(parse("5 years").unwrap_err().contains("unknown unit"));
-        assert!(parse("soon").unwrap_err().contains("not a duration"));
+        assert_eq!(parse("0"), Err(DurationError::Zero));
+        assert!(parse("5 years")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit \"years\""));
+        assert!(parse("soon")
+            .unwrap_err()
+            .to_string()
+            .contains("not a duration"));
         assert_eq!(parse_or_zero("0d"), Ok(Duration::ZERO));
         assert_eq!(human(Duration::from_secs(86_400 * 7)), "7 days");
         assert_eq!(human(Duration::from_secs(3_720)), "1 h 02 min");

@@ -21,5 +21,5 @@ pub use client::{Client, ClientConfig, ClientStats, Pages, MAX_PAGE, MAX_SESSION
 pub use error::ApiError;
 pub use pacer::{Pacer, Reservation};
 pub use retry::{rate_limit_wait, Backoff, BackoffConfig, RetryConfig};
-pub use secret::{Credentials, Secret};
+pub use secret::{Credentials, KeyError, Secret};
 pub use token_cache::default_path as default_token_cache;

@@ -34,6 +34,28 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Why a key pair is refused before any request; each names the fix (and never the key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// No organization key.
+    #[error("HSPQ_ORG_KEY is not set: export your organization key (hsp_org_..., shown under Settings → API)")]
+    NoOrgKey,
+    /// No API key.
+    #[error("HSPQ_API_KEY is not set: export your API key (hsp_..., shown once when the key was created)")]
+    NoApiKey,
+    /// The API key is where the organization key belongs.
+    #[error(
+        "HSPQ_ORG_KEY and HSPQ_API_KEY look swapped: the organization key starts with hsp_org_"
+    )]
+    Swapped,
+    /// The organization key has the wrong form.
+    #[error("HSPQ_ORG_KEY does not look like an organization key: it starts with hsp_org_ (Settings → API)")]
+    NotAnOrgKey,
+    /// The API key has the wrong form.
+    #[error("HSPQ_API_KEY does not look like an API key: it starts with hsp_ but not hsp_org_")]
+    NotAnApiKey,
+}
+
 /// The key pair that creates sessions.
 #[derive(Clone, Debug)]
 pub struct Credentials {
@@ -44,26 +66,23 @@ pub struct Credentials {
 impl Credentials {
     /// Checks the formats (`hsp_org_...` and `hsp_...`) so a swapped or truncated pair fails
     /// before any request, with the fix.
-    pub fn new(organization_key: &str, api_key: &str) -> Result<Credentials, String> {
+    pub fn new(organization_key: &str, api_key: &str) -> Result<Credentials, KeyError> {
         let (org, api) = (organization_key.trim(), api_key.trim());
         if org.is_empty() {
-            return Err("HSPQ_ORG_KEY is not set: export your organization key (hsp_org_..., shown under Settings → API)".into());
+            return Err(KeyError::NoOrgKey);
         }
         if api.is_empty() {
-            return Err("HSPQ_API_KEY is not set: export your API key (hsp_..., shown once when the key was created)".into());
+            return Err(KeyError::NoApiKey);
         }
         if !org.starts_with("hsp_org_") {
             return Err(if api.starts_with("hsp_org_") {
-                "HSPQ_ORG_KEY and HSPQ_API_KEY look swapped: the organization key starts with hsp_org_".into()
+                KeyError::Swapped
             } else {
-                "HSPQ_ORG_KEY does not look like an organization key: it starts with hsp_org_ (Settings → API)".into()
+                KeyError::NotAnOrgKey
             });
         }
         if !api.starts_with("hsp_") || api.starts_with("hsp_org_") {
-            return Err(
-                "HSPQ_API_KEY does not look like an API key: it starts with hsp_ but not hsp_org_"
-                    .into(),
-            );
+            return Err(KeyError::NotAnApiKey);
         }
         Ok(Credentials {
             organization_key: Secret::new(org),
@@ -72,7 +91,7 @@ impl Credentials {
     }
 
     /// Reads `HSPQ_ORG_KEY` and `HSPQ_API_KEY` (never flags: flags leak into shell history).
-    pub fn from_env() -> Result<Credentials, String> {
+    pub fn from_env() -> Result<Credentials, KeyError> {
         let get = |name: &str| std::env::var(name).unwrap_or_default();
         Credentials::new(&get("HSPQ_ORG_KEY"), &get("HSPQ_API_KEY"))
     }
@@ -94,16 +113,14 @@ mod tests {
 
     #[test]
     fn bad_pairs_are_refused_with_the_fix() {
-        let swapped = Credentials::new("hsp_x", "hsp_org_y").unwrap_err();
-        assert!(swapped.contains("swapped"), "{swapped}");
-        assert!(Credentials::new("", "hsp_x")
-            .unwrap_err()
-            .contains("HSPQ_ORG_KEY is not set"));
-        assert!(Credentials::new("hsp_org_x", "")
-            .unwrap_err()
-            .contains("HSPQ_API_KEY is not set"));
-        assert!(Credentials::new("hsp_org_x", "key")
-            .unwrap_err()
-            .contains("does not look like an API key"));
+        let refused = |org: &str, api: &str| Credentials::new(org, api).unwrap_err();
+        assert_eq!(refused("hsp_x", "hsp_org_y"), KeyError::Swapped);
+        assert!(refused("hsp_x", "hsp_org_y")
+            .to_string()
+            .contains("swapped"));
+        assert_eq!(refused("", "hsp_x"), KeyError::NoOrgKey);
+        assert_eq!(refused("hsp_org_x", ""), KeyError::NoApiKey);
+        assert_eq!(refused("hsp_x", "hsp_y"), KeyError::NotAnOrgKey);
+        assert_eq!(refused("hsp_org_x", "key"), KeyError::NotAnApiKey);
     }
 }

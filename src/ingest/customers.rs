@@ -234,14 +234,14 @@ async fn fetch_customer(
                     rows::engagement(rt, id, &e, ts).map_err(|detail| ApiError::Decode {
                         path: format!("/v1/customers/{encoded}/engagement"),
                         field: "metrics".into(),
-                        detail,
+                        detail: detail.to_string(),
                     })?,
                 );
             data.churn.push(
                 rows::churn(rt, id, &c, ts).map_err(|detail| ApiError::Decode {
                     path: format!("/v1/customers/{encoded}/churn-risk"),
                     field: "indicators".into(),
-                    detail,
+                    detail: detail.to_string(),
                 })?,
             );
         }

@@ -11,6 +11,8 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Date32Type;
 use chrono::NaiveDate;
 
+use crate::lake::RowsError;
+
 /// One continuous presence of a customer in the customer list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Presence {
@@ -80,18 +82,27 @@ pub fn advance(
 }
 
 /// The presences in `customer_history` batches of one report type.
-pub fn from_batches(batches: &[RecordBatch]) -> Result<Vec<Presence>, String> {
+pub fn from_batches(batches: &[RecordBatch]) -> Result<Vec<Presence>, RowsError> {
+    let missing = |kind, column: &str| RowsError::Column {
+        dataset: "customer_history",
+        kind,
+        column: column.to_string(),
+    };
+    let null = |column: &str| RowsError::Value {
+        dataset: "customer_history",
+        detail: format!("{column} is NULL"),
+    };
     let mut out = Vec::new();
     for b in batches {
         let text = |name: &str| {
             b.column_by_name(name)
                 .and_then(|c| c.as_string_opt::<i32>())
-                .ok_or_else(|| format!("customer_history has no text column {name}"))
+                .ok_or_else(|| missing("text", name))
         };
         let date = |name: &str| {
             b.column_by_name(name)
                 .and_then(|c| c.as_primitive_opt::<Date32Type>())
-                .ok_or_else(|| format!("customer_history has no date column {name}"))
+                .ok_or_else(|| missing("date", name))
         };
         let (ids, names) = (text("security_center_id")?, text("company_name")?);
         let (from, to, gone) = (date("seen_from")?, date("seen_to")?, date("gone_at")?);
@@ -101,8 +112,8 @@ pub fn from_batches(batches: &[RecordBatch]) -> Result<Vec<Presence>, String> {
             out.push(Presence {
                 security_center_id: ids.value(i).to_string(),
                 company_name: names.value(i).to_string(),
-                seen_from: day(from).ok_or("customer_history: seen_from is NULL")?,
-                seen_to: day(to).ok_or("customer_history: seen_to is NULL")?,
+                seen_from: day(from).ok_or_else(|| null("seen_from"))?,
+                seen_to: day(to).ok_or_else(|| null("seen_to"))?,
                 gone_at: day(gone),
             });
         }

@@ -105,12 +105,12 @@ pub enum IngestError {
     #[error(transparent)]
     Lake(#[from] LakeError),
     /// An answer could not be turned into rows.
-    #[error("converting {endpoint}: {detail}; nothing of it was written")]
+    #[error("converting {endpoint}: {source}; nothing of it was written")]
     Convert {
         /// Which request.
         endpoint: String,
         /// What failed.
-        detail: String,
+        source: crate::lake::RowsError,
     },
     /// The key can read no report.
     #[error("the API key has neither mssp-report:read nor reseller-report:read: create a key for a partnership under Settings → API")]
@@ -333,9 +333,9 @@ fn update_period_flags(state: &mut SyncState, rt: &str, list: &[PeriodSummary]) 
     }
 }
 
-fn convert(endpoint: &str, detail: String) -> IngestError {
+fn convert(endpoint: &str, source: crate::lake::RowsError) -> IngestError {
     IngestError::Convert {
         endpoint: endpoint.to_string(),
-        detail,
+        source,
     }
 }

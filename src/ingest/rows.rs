@@ -19,10 +19,10 @@ use crate::api::models::{
 };
 use crate::lake::layout::month_of;
 use crate::lake::manifest::PeriodState;
-use crate::lake::Dataset;
+use crate::lake::{Dataset, RowsError};
 
 /// Rows of `rows` as one batch of `dataset`'s schema (see [`Dataset::batch`]).
-pub fn to_batch<T: Serialize>(dataset: Dataset, rows: &[T]) -> Result<RecordBatch, String> {
+pub fn to_batch<T: Serialize>(dataset: Dataset, rows: &[T]) -> Result<RecordBatch, RowsError> {
     dataset.batch(rows)
 }
 
@@ -72,7 +72,7 @@ struct PeriodRow<'a> {
 }
 
 /// The `periods` rows of a report, from the sync state.
-pub fn periods(states: &[&PeriodState]) -> Result<RecordBatch, String> {
+pub fn periods(states: &[&PeriodState]) -> Result<RecordBatch, RowsError> {
     let rows: Vec<PeriodRow> = states
         .iter()
         .map(|p| PeriodRow {
@@ -134,7 +134,7 @@ struct CompanyRow<'a> {
 }
 
 /// `companies` rows of one period.
-pub fn companies(ctx: &PeriodContext, list: &[Company]) -> Result<RecordBatch, String> {
+pub fn companies(ctx: &PeriodContext, list: &[Company]) -> Result<RecordBatch, RowsError> {
     let rows: Vec<CompanyRow> = list
         .iter()
         .map(|c| CompanyRow {
@@ -160,7 +160,7 @@ pub fn companies(ctx: &PeriodContext, list: &[Company]) -> Result<RecordBatch, S
 pub fn usage(
     ctx: &PeriodContext,
     page: &[UsageCompany],
-) -> Result<(RecordBatch, RecordBatch), String> {
+) -> Result<(RecordBatch, RecordBatch), RowsError> {
     use arrow::array::{
         ArrayRef, BooleanArray, Date32Array, Date32Builder, Int64Array, Int64Builder, StringArray,
         StringBuilder, TimestampMicrosecondArray,
@@ -168,7 +168,10 @@ pub fn usage(
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     let day = |d: NaiveDate| (d - epoch).num_days() as i32;
     let ts = chrono::DateTime::parse_from_rfc3339(&ctx.ingested_at)
-        .map_err(|e| format!("ingested_at {:?}: {e}", ctx.ingested_at))?
+        .map_err(|e| RowsError::Value {
+            dataset: "billing",
+            detail: format!("ingested_at {:?}: {e}", ctx.ingested_at),
+        })?
         .timestamp_micros();
     let constant = |n: usize| -> (ArrayRef, ArrayRef, ArrayRef, ArrayRef) {
         (
@@ -231,7 +234,10 @@ pub fn usage(
             Arc::new(extra.finish()),
         ],
     )
-    .map_err(|e| format!("billing: {e}"))?;
+    .map_err(|source| RowsError::Arrow {
+        dataset: "billing",
+        source,
+    })?;
 
     let n_daily: usize = page.iter().map(|c| c.daily.len()).sum();
     let (mut id, mut name, mut product) = (
@@ -275,7 +281,10 @@ pub fn usage(
             Arc::new(extra.finish()),
         ],
     )
-    .map_err(|e| format!("daily_usage: {e}"))?;
+    .map_err(|source| RowsError::Arrow {
+        dataset: "daily_usage",
+        source,
+    })?;
     Ok((billing, daily))
 }
 
@@ -294,7 +303,7 @@ struct TotalRow<'a> {
 }
 
 /// `billing_totals` rows of one period.
-pub fn totals(ctx: &PeriodContext, t: &BillingTotals) -> Result<RecordBatch, String> {
+pub fn totals(ctx: &PeriodContext, t: &BillingTotals) -> Result<RecordBatch, RowsError> {
     let rows: Vec<TotalRow> = t
         .totals
         .iter()
@@ -329,7 +338,7 @@ pub fn customers(
     report_type: &str,
     list: &[Customer],
     ingested_at: &str,
-) -> Result<RecordBatch, String> {
+) -> Result<RecordBatch, RowsError> {
     let rows: Vec<CustomerRow> = list
         .iter()
         .map(|c| {
@@ -365,7 +374,7 @@ pub fn customer_history(
     report_type: &str,
     history: &[super::history::Presence],
     ingested_at: &str,
-) -> Result<RecordBatch, String> {
+) -> Result<RecordBatch, RowsError> {
     let rows: Vec<PresenceRow> = history
         .iter()
         .map(|p| PresenceRow {
@@ -396,7 +405,7 @@ struct MeRow<'a> {
 }
 
 /// The `me` row (the organization key was dropped when decoding).
-pub fn me(report_type: &str, me: &Me, ingested_at: &str) -> Result<RecordBatch, String> {
+pub fn me(report_type: &str, me: &Me, ingested_at: &str) -> Result<RecordBatch, RowsError> {
     let row = MeRow {
         report_type,
         partner_name: &me.partner_name,
@@ -449,14 +458,17 @@ fn columns_batch(
     rows: usize,
     ingested_at: &str,
     mut columns: BTreeMap<&'static str, Column<'_>>,
-) -> Result<RecordBatch, String> {
+) -> Result<RecordBatch, RowsError> {
     use arrow::array::{
         ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
         TimestampMicrosecondArray,
     };
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     let ts = chrono::DateTime::parse_from_rfc3339(ingested_at)
-        .map_err(|e| format!("ingested_at {ingested_at:?}: {e}"))?
+        .map_err(|e| RowsError::Value {
+            dataset: dataset.name(),
+            detail: format!("ingested_at {ingested_at:?}: {e}"),
+        })?
         .timestamp_micros();
     let schema = dataset.schema();
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
@@ -475,11 +487,19 @@ fn columns_batch(
             Some(Column::Int(v)) => Arc::new(Int64Array::from(v)),
             Some(Column::Float(v)) => Arc::new(Float64Array::from(v)),
             Some(Column::Bool(v)) => Arc::new(BooleanArray::from(v)),
-            None => return Err(format!("{}: no values for column {name}", dataset.name())),
+            None => {
+                return Err(RowsError::Value {
+                    dataset: dataset.name(),
+                    detail: format!("no values for column {name}"),
+                })
+            }
         };
         arrays.push(array);
     }
-    RecordBatch::try_new(schema, arrays).map_err(|e| format!("{}: {e}", dataset.name()))
+    RecordBatch::try_new(schema, arrays).map_err(|source| RowsError::Arrow {
+        dataset: dataset.name(),
+        source,
+    })
 }
 
 /// A dated record of an unknown metric or indicator type: its date and its other fields.
@@ -498,7 +518,7 @@ pub fn engagement(
     id: &str,
     e: &Engagement,
     ingested_at: &str,
-) -> Result<RecordBatch, String> {
+) -> Result<RecordBatch, RowsError> {
     let mut by_date: BTreeMap<NaiveDate, EngagementRow> = BTreeMap::new();
     let new_row = |date: NaiveDate| EngagementRow {
         report_type: report_type.to_string(),
@@ -607,7 +627,7 @@ pub fn churn(
     id: &str,
     c: &ChurnRisk,
     ingested_at: &str,
-) -> Result<RecordBatch, String> {
+) -> Result<RecordBatch, RowsError> {
     let base = |indicator: &'static str, date: NaiveDate| ChurnRow {
         report_type,
         security_center_id: id,
@@ -744,7 +764,7 @@ pub struct RunRow {
 }
 
 /// The `sync_runs` row of one run.
-pub fn sync_run(row: &RunRow) -> Result<RecordBatch, String> {
+pub fn sync_run(row: &RunRow) -> Result<RecordBatch, RowsError> {
     to_batch(Dataset::SyncRuns, std::slice::from_ref(row))
 }
 
@@ -853,6 +873,9 @@ mod tests {
             }],
         )
         .unwrap_err();
-        assert!(err.contains("customers"), "{err}");
+        assert!(
+            matches!(err, RowsError::Arrow { dataset: "customers", .. }),
+            "{err}"
+        );
     }
 }

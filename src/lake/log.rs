@@ -187,10 +187,15 @@ pub enum AsOf {
     Time(DateTime<Utc>),
 }
 
-impl std::str::FromStr for AsOf {
-    type Err = String;
+/// Why `--as-of` could not be read: the message names the forms it takes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AsOfError(String);
 
-    fn from_str(text: &str) -> Result<AsOf, String> {
+impl std::str::FromStr for AsOf {
+    type Err = AsOfError;
+
+    fn from_str(text: &str) -> Result<AsOf, AsOfError> {
         let t = text.trim();
         if let Some(v) = t.strip_prefix(['v', 'V']) {
             return v.parse().map(AsOf::Version).map_err(|_| bad_as_of(text));
@@ -201,17 +206,17 @@ impl std::str::FromStr for AsOf {
         if t.contains(':') {
             let local = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
                 .or_else(|_| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f"));
-            return Err(match local {
+            return Err(AsOfError(match local {
                 Ok(_) => format!(
                     "{text:?} has no timezone: add Z for UTC or an offset such as +01:00 \
                      ({t}Z)"
                 ),
                 Err(e) => format!("{text:?} is not a time ({e}): write it as 2026-12-01T08:00:00Z"),
-            });
+            }));
         }
         let day = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|e| {
             if t.len() == 10 && t.as_bytes().get(4) == Some(&b'-') {
-                format!("{text:?} is not a date ({e})")
+                AsOfError(format!("{text:?} is not a date ({e})"))
             } else {
                 bad_as_of(text)
             }
@@ -253,7 +258,7 @@ mod as_of_tests {
                     .unwrap()
             )
         );
-        let e = |s: &str| s.parse::<AsOf>().unwrap_err();
+        let e = |s: &str| s.parse::<AsOf>().unwrap_err().to_string();
         assert!(
             e("2026-02-30").contains("is not a date"),
             "{}",
@@ -266,11 +271,11 @@ mod as_of_tests {
     }
 }
 
-fn bad_as_of(text: &str) -> String {
-    format!(
+fn bad_as_of(text: &str) -> AsOfError {
+    AsOfError(format!(
         "{text:?} is not a version of the lake: use v42 (a version `hspq log` lists), a time \
          (2026-12-01T08:00:00Z) or a date (2026-12-01, the end of that day in Stockholm)"
-    )
+    ))
 }
 
 /// The entry `as_of` names, or an error that says what is kept.

@@ -24,6 +24,6 @@ pub use commit::{CleanUp, LakeWriter, WriterOptions};
 pub use layout::{FileNames, Partition};
 pub use location::LakeLocation;
 pub use manifest::{CustomerState, FileEntry, Manifest, PeriodState, StagedChunk, SyncState};
-pub use schema::{Dataset, Partitioning};
+pub use schema::{Dataset, Partitioning, RowsError};
 pub use store::{Lake, LakeError, Listed};
 pub use writer::{PartitionWriter, WrittenFile};

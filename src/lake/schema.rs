@@ -47,6 +47,38 @@ pub enum Dataset {
     ChurnWeights,
 }
 
+/// Rows that do not fit a dataset's schema (an API answer of a shape hspq does not know, a
+/// lake file written otherwise).
+#[derive(Debug, thiserror::Error)]
+pub enum RowsError {
+    /// Arrow refused a value or a column.
+    #[error("{dataset}: {source}")]
+    Arrow {
+        /// The dataset.
+        dataset: &'static str,
+        /// Arrow's error.
+        source: arrow::error::ArrowError,
+    },
+    /// A column is missing or has another type.
+    #[error("{dataset} has no {kind} column {column}")]
+    Column {
+        /// The dataset.
+        dataset: &'static str,
+        /// The type wanted (`text`, `date`).
+        kind: &'static str,
+        /// The column.
+        column: String,
+    },
+    /// A value that must be there is not, or cannot be read.
+    #[error("{dataset}: {detail}")]
+    Value {
+        /// The dataset.
+        dataset: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
 impl Dataset {
     /// Every dataset, in lake order.
     pub const ALL: [Dataset; 12] = [
@@ -147,21 +179,23 @@ impl Dataset {
     pub fn batch<T: serde::Serialize>(
         self,
         rows: &[T],
-    ) -> Result<arrow::array::RecordBatch, String> {
+    ) -> Result<arrow::array::RecordBatch, RowsError> {
         let schema = self.schema();
         if rows.is_empty() {
             return Ok(arrow::array::RecordBatch::new_empty(schema));
         }
+        let arrow = |source| RowsError::Arrow {
+            dataset: self.name(),
+            source,
+        };
         let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
             .with_batch_size(rows.len())
             .build_decoder()
-            .map_err(|e| e.to_string())?;
-        decoder
-            .serialize(rows)
-            .map_err(|e| format!("{}: {e}", self.name()))?;
+            .map_err(arrow)?;
+        decoder.serialize(rows).map_err(arrow)?;
         Ok(decoder
             .flush()
-            .map_err(|e| format!("{}: {e}", self.name()))?
+            .map_err(arrow)?
             .unwrap_or_else(|| arrow::array::RecordBatch::new_empty(schema)))
     }
 

@@ -134,10 +134,10 @@ impl PartitionWriter {
         Ok(())
     }
 
-    fn parquet_error(&self, detail: String) -> LakeError {
+    fn parquet_error(&self, detail: impl std::fmt::Display) -> LakeError {
         LakeError::Parquet {
             path: self.partition.dir.clone(),
-            detail,
+            detail: detail.to_string(),
         }
     }
 
@@ -156,17 +156,16 @@ impl PartitionWriter {
             batch: sorted,
             range,
         } = self.take_sorted()?;
-        let run = crate::cpu::heavy(|| -> Result<File, String> {
-            let file = tempfile::tempfile().map_err(|e| format!("a temporary file: {e}"))?;
-            let mut w = FileWriter::try_new(&file, &self.schema).map_err(|e| e.to_string())?;
+        let run = crate::cpu::heavy(|| -> Result<File, EncodeError> {
+            let file = tempfile::tempfile()?;
+            let mut w = FileWriter::try_new(&file, &self.schema)?;
             let mut offset = 0;
             while offset < sorted.num_rows() {
                 let len = MERGE_BATCH.min(sorted.num_rows() - offset);
-                w.write(&sorted.slice(offset, len))
-                    .map_err(|e| e.to_string())?;
+                w.write(&sorted.slice(offset, len))?;
                 offset += len;
             }
-            w.finish().map_err(|e| e.to_string())?;
+            w.finish()?;
             Ok(file)
         })
         .map_err(|d| self.parquet_error(format!("spilling sorted rows: {d}")))?;
@@ -268,24 +267,22 @@ struct Cursor {
 
 impl Cursor {
     /// Moves to the run's next batch (`None` at its end).
-    fn advance(&mut self, converter: &RowConverter, key: &[&str]) -> Result<(), String> {
+    fn advance(&mut self, converter: &RowConverter, key: &[&str]) -> Result<(), EncodeError> {
         self.pos = 0;
         self.batch = match self.reader.next() {
             None => None,
             Some(batch) => {
-                let batch = batch.map_err(|e| e.to_string())?;
+                let batch = batch?;
                 let columns: Vec<_> = key
                     .iter()
                     .map(|k| {
                         batch
                             .column_by_name(k)
                             .cloned()
-                            .ok_or(format!("key column {k} missing"))
+                            .ok_or_else(|| EncodeError::NoKey(k.to_string()))
                     })
                     .collect::<Result<_, _>>()?;
-                let rows = converter
-                    .convert_columns(&columns)
-                    .map_err(|e| e.to_string())?;
+                let rows = converter.convert_columns(&columns)?;
                 Some((batch, rows))
             }
         };
@@ -299,14 +296,14 @@ impl Merge {
         key: &'static [&'static str],
         runs: Vec<File>,
         in_order: bool,
-    ) -> Result<Merge, String> {
+    ) -> Result<Merge, EncodeError> {
         let converter = key_converter(schema, key)?;
         let mut cursors = Vec::new();
         for mut file in runs {
             use std::io::Seek;
-            file.rewind().map_err(|e| e.to_string())?;
+            file.rewind()?;
             let mut cursor = Cursor {
-                reader: FileReader::try_new(file, None).map_err(|e| e.to_string())?,
+                reader: FileReader::try_new(file, None)?,
                 batch: None,
                 pos: 0,
             };
@@ -324,7 +321,7 @@ impl Merge {
     }
 
     /// The next batch of merged rows, or `None` at the end.
-    fn next_batch(&mut self) -> Result<Option<RecordBatch>, String> {
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, EncodeError> {
         if let Some(pending) = self.pending.take() {
             return Ok(Some(pending));
         }
@@ -335,7 +332,7 @@ impl Merge {
                     return Ok(Some(batch.slice(c.pos, batch.num_rows() - c.pos)));
                 }
                 if let Some(batch) = c.reader.next() {
-                    return batch.map(Some).map_err(|e| e.to_string());
+                    return batch.map(Some).map_err(EncodeError::from);
                 }
             }
             return Ok(None);
@@ -385,7 +382,7 @@ impl Merge {
         let refs: Vec<&RecordBatch> = batches.iter().collect();
         interleave_record_batch(&refs, &picks)
             .map(Some)
-            .map_err(|e| e.to_string())
+            .map_err(EncodeError::from)
     }
 
     /// The next file's bytes and rows (at most `file_rows`), or `None` at the end.
@@ -394,7 +391,7 @@ impl Merge {
         schema: &SchemaRef,
         file_rows: usize,
         level: i32,
-    ) -> Result<Option<(Bytes, u64)>, String> {
+    ) -> Result<Option<(Bytes, u64)>, EncodeError> {
         let mut out: Option<ArrowWriter<Vec<u8>>> = None;
         let mut rows = 0usize;
         while rows < file_rows {
@@ -409,47 +406,62 @@ impl Merge {
                 Some(w) => w,
                 None => out.insert(parquet_writer(schema, Vec::new(), level)?),
             };
-            w.write(&batch.slice(0, take)).map_err(|e| e.to_string())?;
+            w.write(&batch.slice(0, take))?;
             rows += take;
         }
         match out {
             None => Ok(None),
             Some(w) => {
-                let bytes = w.into_inner().map_err(|e| e.to_string())?;
+                let bytes = w.into_inner()?;
                 Ok(Some((Bytes::from(bytes), rows as u64)))
             }
         }
     }
 }
 
+/// Why rows could not be sorted, spilled, merged or encoded as Parquet.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// Arrow refused (a batch of another schema, a sort).
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The Parquet writer refused.
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// A spill file could not be made or read.
+    #[error("a temporary file: {0}")]
+    Io(#[from] std::io::Error),
+    /// A batch lacks a column of the dataset's key.
+    #[error("key column {0} missing")]
+    NoKey(String),
+}
+
 /// A converter of `key`'s columns into rows that compare as the key does.
-fn key_converter(schema: &SchemaRef, key: &[&str]) -> Result<RowConverter, String> {
+fn key_converter(schema: &SchemaRef, key: &[&str]) -> Result<RowConverter, EncodeError> {
     let fields = key
         .iter()
         .map(|k| {
             schema
                 .field_with_name(k)
                 .map(|f| SortField::new(f.data_type().clone()))
-                .map_err(|e| e.to_string())
+                .map_err(EncodeError::from)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    RowConverter::new(fields).map_err(|e| e.to_string())
+    RowConverter::new(fields).map_err(EncodeError::from)
 }
 
 fn parquet_writer(
     schema: &SchemaRef,
     buf: Vec<u8>,
     level: i32,
-) -> Result<ArrowWriter<Vec<u8>>, String> {
+) -> Result<ArrowWriter<Vec<u8>>, EncodeError> {
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(level).map_err(|e| e.to_string())?,
-        ))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(concat!("hspq ", env!("CARGO_PKG_VERSION")).to_string())
         .build();
-    ArrowWriter::try_new(buf, schema.clone(), Some(props)).map_err(|e| e.to_string())
+    ArrowWriter::try_new(buf, schema.clone(), Some(props)).map_err(EncodeError::from)
 }
 
 /// One zstd Parquet file of `batches`, with page statistics.
@@ -457,13 +469,13 @@ pub fn parquet_bytes(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     level: i32,
-) -> Result<Bytes, String> {
+) -> Result<Bytes, EncodeError> {
     let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
     let mut w = parquet_writer(schema, Vec::with_capacity(size / 4), level)?;
     for b in batches {
-        w.write(b).map_err(|e| e.to_string())?;
+        w.write(b)?;
     }
-    Ok(Bytes::from(w.into_inner().map_err(|e| e.to_string())?))
+    Ok(Bytes::from(w.into_inner()?))
 }
 
 /// A batch sorted by its key, each key once, with its first and last key.
@@ -481,23 +493,23 @@ pub fn sort_unique(
     schema: &SchemaRef,
     key: &[&str],
     batches: &[RecordBatch],
-) -> Result<SortedRun, String> {
+) -> Result<SortedRun, EncodeError> {
     let converter = key_converter(schema, key)?;
-    let keys_of = |batch: &RecordBatch| -> Result<Rows, String> {
+    let keys_of = |batch: &RecordBatch| -> Result<Rows, EncodeError> {
         let columns: Vec<arrow::array::ArrayRef> = key
             .iter()
             .map(|k| {
                 batch
                     .column_by_name(k)
                     .cloned()
-                    .ok_or_else(|| format!("key column {k} missing"))
+                    .ok_or_else(|| EncodeError::NoKey(k.to_string()))
             })
             .collect::<Result<_, _>>()?;
         converter
             .convert_columns(&columns)
-            .map_err(|e| e.to_string())
+            .map_err(EncodeError::from)
     };
-    let all = concat_batches(schema, batches).map_err(|e| e.to_string())?;
+    let all = concat_batches(schema, batches)?;
     let keys = keys_of(&all)?;
     let ascending = (1..keys.num_rows()).all(|i| keys.row(i - 1) < keys.row(i));
     let (batch, keys) = if ascending {
@@ -512,7 +524,7 @@ pub fn sort_unique(
         if keep.true_count() == sorted.num_rows() {
             (sorted, keys)
         } else {
-            let unique = filter_record_batch(&sorted, &keep).map_err(|e| e.to_string())?;
+            let unique = filter_record_batch(&sorted, &keep)?;
             (unique, keys)
         }
     };
@@ -524,7 +536,7 @@ pub fn sort_unique(
 }
 
 /// The batch's rows ordered by the `key` columns; rows with equal keys keep their order.
-pub fn sort_by(batch: &RecordBatch, key: &[&str]) -> Result<RecordBatch, String> {
+pub fn sort_by(batch: &RecordBatch, key: &[&str]) -> Result<RecordBatch, EncodeError> {
     if batch.num_rows() < 2 {
         return Ok(batch.clone());
     }
@@ -537,7 +549,7 @@ pub fn sort_by(batch: &RecordBatch, key: &[&str]) -> Result<RecordBatch, String>
                     values: Arc::clone(values),
                     options: None,
                 })
-                .ok_or_else(|| format!("key column {k} missing"))
+                .ok_or_else(|| EncodeError::NoKey(k.to_string()))
         })
         .collect::<Result<_, _>>()?;
     // The arrival order as the last sort column: lexsort is not stable on its own.
@@ -545,8 +557,8 @@ pub fn sort_by(batch: &RecordBatch, key: &[&str]) -> Result<RecordBatch, String>
         values: Arc::new(UInt32Array::from_iter_values(0..batch.num_rows() as u32)),
         options: None,
     });
-    let indices = lexsort_to_indices(&columns, None).map_err(|e| e.to_string())?;
-    take_record_batch(batch, &indices).map_err(|e| e.to_string())
+    let indices = lexsort_to_indices(&columns, None)?;
+    take_record_batch(batch, &indices).map_err(EncodeError::from)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! run once more on the fresh commit, so a shell left open across syncs keeps working.
 
 pub mod bundled;
+mod error;
 pub mod output;
 pub mod print;
 pub mod raw;
@@ -28,6 +29,7 @@ use crate::lake::layout::history_path;
 use crate::lake::log::{self, AsOf, Entry};
 use crate::lake::pins::{self, Pin, Pins};
 use crate::lake::{replica, Dataset, Lake, LakeError, LakeLocation};
+pub use error::{ErrorType, SqlError};
 use output::{OutputError, ResultWriter};
 use views::Source;
 
@@ -35,8 +37,8 @@ use views::Source;
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     /// DuckDB refused the SQL or failed running it.
-    #[error("{0}")]
-    Sql(String),
+    #[error(transparent)]
+    Sql(#[from] SqlError),
     /// The lake cannot be read.
     #[error(transparent)]
     Lake(#[from] LakeError),
@@ -56,16 +58,13 @@ pub enum QueryError {
 
 impl From<duckdb::Error> for QueryError {
     fn from(e: duckdb::Error) -> Self {
-        QueryError::Sql(sql_message(&e))
+        QueryError::Sql(SqlError::from(&e))
     }
 }
 
 /// DuckDB's own message, without the Rust wrapper's decoration.
 pub fn sql_message(e: &duckdb::Error) -> String {
-    match e {
-        duckdb::Error::DuckDBFailure(_, Some(msg)) => msg.clone(),
-        other => other.to_string(),
-    }
+    SqlError::from(e).message().to_string()
 }
 
 /// How many times views are made again over a newer commit when a sync deleted a file of the
@@ -193,8 +192,8 @@ impl Engine {
                 Ok(())
             });
             match created {
-                Err(QueryError::Sql(msg))
-                    if is_missing_file(&msg) && attempt < MISSING_FILE_RETRIES => {}
+                Err(QueryError::Sql(e))
+                    if e.is_missing_file() && attempt < MISSING_FILE_RETRIES => {}
                 other => return other.map(|_| engine),
             }
         }
@@ -349,8 +348,8 @@ impl Engine {
                         Ok(()) => changed = true,
                         // Creating a view opens its files: a sync that committed again and
                         // deleted one of them in between has a newer commit to show.
-                        Err(QueryError::Sql(msg))
-                            if is_missing_file(&msg) && missing + 1 < MISSING_FILE_RETRIES =>
+                        Err(QueryError::Sql(e))
+                            if e.is_missing_file() && missing + 1 < MISSING_FILE_RETRIES =>
                         {
                             missing += 1
                         }
@@ -462,7 +461,7 @@ impl Engine {
     /// it once more.
     fn retrying<T>(&self, f: impl Fn() -> Result<T, QueryError>) -> Result<T, QueryError> {
         match f() {
-            Err(QueryError::Sql(msg)) if is_missing_file(&msg) && self.refresh(true)? => f(),
+            Err(QueryError::Sql(e)) if e.is_missing_file() && self.refresh(true)? => f(),
             other => other,
         }
     }
@@ -527,8 +526,8 @@ impl Engine {
         };
         match attempt(out) {
             // Only when nothing was written yet: a retry must not print rows twice.
-            Err(QueryError::Sql(msg))
-                if out.rows() == 0 && is_missing_file(&msg) && self.refresh(true)? =>
+            Err(QueryError::Sql(e))
+                if out.rows() == 0 && e.is_missing_file() && self.refresh(true)? =>
             {
                 attempt(out)
             }
@@ -565,15 +564,6 @@ enum Handover {
     Streamed,
     /// Computed whole first.
     Whole,
-}
-
-/// Whether DuckDB's error says a file it was asked to read is gone.
-fn is_missing_file(msg: &str) -> bool {
-    msg.contains("IO Error")
-        && (msg.contains("No files found")
-            || msg.contains("No such file")
-            || msg.contains("Cannot open file")
-            || msg.contains("could not be opened"))
 }
 
 /// Runs `fut` to completion on a runtime of its own, on a thread of its own: the engine's

@@ -12,7 +12,7 @@ use std::ptr;
 
 use duckdb::ffi;
 
-use super::QueryError;
+use super::{QueryError, SqlError};
 
 /// An in-memory DuckDB database whose handle we keep.
 pub(crate) struct Database {
@@ -28,9 +28,9 @@ impl Database {
         // SAFETY: a null path opens an in-memory database; `ptr` is written on success.
         let state = unsafe { ffi::duckdb_open(ptr::null(), &mut ptr) };
         if state != ffi::duckdb_state_DuckDBSuccess || ptr.is_null() {
-            return Err(QueryError::Sql(
-                "cannot open an in-memory DuckDB database".into(),
-            ));
+            return Err(QueryError::Sql(SqlError::new(
+                "cannot open an in-memory DuckDB database",
+            )));
         }
         Ok(Database { ptr })
     }
@@ -48,7 +48,7 @@ impl Database {
         // SAFETY: the database handle is open; `con` is written on success.
         let state = unsafe { ffi::duckdb_connect(self.ptr, &mut con) };
         if state != ffi::duckdb_state_DuckDBSuccess || con.is_null() {
-            return Err(QueryError::Sql("cannot connect to DuckDB".into()));
+            return Err(QueryError::Sql(SqlError::new("cannot connect to DuckDB")));
         }
         Ok(Inspector {
             con,
@@ -95,12 +95,20 @@ pub enum StatementKind {
 }
 
 /// Why a text could not be inspected as one statement.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InspectError {
     /// The text holds this many statements, not one.
+    #[error("the text holds {0} statements, not one")]
     NotOne(usize),
     /// DuckDB could not parse or bind it; its message.
+    #[error("{0}")]
     Sql(String),
+}
+
+impl From<duckdb::Error> for InspectError {
+    fn from(e: duckdb::Error) -> InspectError {
+        InspectError::Sql(super::sql_message(&e))
+    }
 }
 
 /// A connection of the engine's database used only to parse and bind.
@@ -166,45 +174,42 @@ impl Inspector {
 
     /// DuckDB's parse tree of `sql` as JSON (`json_serialize_sql`: queries only). The text is
     /// an argument of a pure function; nothing of it runs.
-    pub fn parse_tree(&self, sql: &str) -> Result<serde_json::Value, String> {
-        let json: String = self
-            .conn
-            .query_row("SELECT json_serialize_sql($1::VARCHAR)", [sql], |r| {
-                r.get(0)
-            })
-            .map_err(|e| super::sql_message(&e))?;
+    pub fn parse_tree(&self, sql: &str) -> Result<serde_json::Value, InspectError> {
+        let json: String =
+            self.conn
+                .query_row("SELECT json_serialize_sql($1::VARCHAR)", [sql], |r| {
+                    r.get(0)
+                })?;
         let tree: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
-            if e.to_string().contains("recursion limit") {
+            InspectError::Sql(if e.to_string().contains("recursion limit") {
                 "it is nested too deeply to check (about 100 levels at most)".to_string()
             } else {
                 e.to_string()
-            }
+            })
         })?;
         if tree["error"] == true {
-            return Err(tree["error_message"]
-                .as_str()
-                .unwrap_or("DuckDB cannot serialize it")
-                .to_string());
+            return Err(InspectError::Sql(
+                tree["error_message"]
+                    .as_str()
+                    .unwrap_or("DuckDB cannot serialize it")
+                    .to_string(),
+            ));
         }
         Ok(tree)
     }
 
     /// The table macros of the database (hspq's `churn_scores`, DuckDB's `histogram`):
     /// functions written in SQL over what the binder checks anyway.
-    pub fn table_macros(&self) -> Result<&[String], String> {
+    pub fn table_macros(&self) -> Result<&[String], InspectError> {
         if let Some(names) = self.macros.get() {
             return Ok(names);
         }
         let mut stmt = self
             .conn
-            .prepare("SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type = 'table_macro'")
-            .map_err(|e| super::sql_message(&e))?;
+            .prepare("SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type = 'table_macro'")?;
         let names = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(|e| super::sql_message(&e))?;
-        let names = names
-            .collect::<Result<_, _>>()
-            .map_err(|e| super::sql_message(&e))?;
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
         Ok(self.macros.get_or_init(|| names))
     }
 

@@ -75,17 +75,22 @@ pub enum DotCommand {
     Quit,
 }
 
+/// A dot-command the shell cannot run: the message says what it takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadCommand(String);
+
 impl FromStr for DotCommand {
-    type Err = String;
+    type Err = BadCommand;
 
     fn from_str(line: &str) -> Result<Self, Self::Err> {
         let mut words = line.split_whitespace();
         let cmd = words.next().unwrap_or_default();
         let rest: Vec<&str> = words.collect();
-        let one = |what: &str| -> Result<&str, String> {
+        let one = |what: &str| -> Result<&str, BadCommand> {
             rest.first()
                 .copied()
-                .ok_or_else(|| format!("{cmd} needs {what}"))
+                .ok_or_else(|| BadCommand(format!("{cmd} needs {what}")))
         };
         Ok(match cmd {
             ".help" => DotCommand::Help,
@@ -96,36 +101,38 @@ impl FromStr for DotCommand {
                 let name = one("a query name (see .queries)")?.to_string();
                 let params = rest[1..]
                     .iter()
-                    .map(|p| bundled::parse_param(p))
+                    .map(|p| bundled::parse_param(p).map_err(|e| BadCommand(e.to_string())))
                     .collect::<Result<Vec<_>, _>>()?;
                 DotCommand::Run(name, params)
             }
             ".mode" => {
                 let f = one("a format: table, csv, json, ndjson, markdown")?;
                 let format = <Format as clap::ValueEnum>::from_str(f, true).map_err(|_| {
-                    format!("unknown format {f:?}: use table, csv, json, ndjson or markdown")
+                    BadCommand(format!(
+                        "unknown format {f:?}: use table, csv, json, ndjson or markdown"
+                    ))
                 })?;
                 if format == Format::Parquet {
-                    return Err(
+                    return Err(BadCommand(
                         "parquet needs a file: use hspq sql --format parquet --output FILE".into(),
-                    );
+                    ));
                 }
                 DotCommand::Mode(format)
             }
             ".maxrows" => DotCommand::MaxRows(
                 one("a number")?
                     .parse()
-                    .map_err(|_| ".maxrows needs a number".to_string())?,
+                    .map_err(|_| BadCommand(".maxrows needs a number".into()))?,
             ),
             ".timer" => match one("on or off")? {
                 "on" => DotCommand::Timer(true),
                 "off" => DotCommand::Timer(false),
-                other => return Err(format!(".timer takes on or off, not {other:?}")),
+                other => return Err(BadCommand(format!(".timer takes on or off, not {other:?}"))),
             },
             ".pager" => match one("on or off")? {
                 "on" => DotCommand::Pager(true),
                 "off" => DotCommand::Pager(false),
-                other => return Err(format!(".pager takes on or off, not {other:?}")),
+                other => return Err(BadCommand(format!(".pager takes on or off, not {other:?}"))),
             },
             ".output" => DotCommand::Output(rest.first().map(PathBuf::from)),
             ".read" => DotCommand::Read(PathBuf::from(one("a file")?)),
@@ -144,9 +151,9 @@ impl FromStr for DotCommand {
                     .min_by_key(|n| strsim::levenshtein(n, other))
                     .copied()
                     .unwrap_or(".help");
-                return Err(format!(
+                return Err(BadCommand(format!(
                     "unknown command {other}: did you mean {best}? (.help lists them)"
-                ));
+                )));
             }
         })
     }

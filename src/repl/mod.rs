@@ -298,11 +298,13 @@ mod tests {
         assert!(".tabels"
             .parse::<DotCommand>()
             .unwrap_err()
+            .to_string()
             .contains("did you mean .tables"));
         assert!(".maxrows x".parse::<DotCommand>().is_err());
         assert!(".mode parquet"
             .parse::<DotCommand>()
             .unwrap_err()
+            .to_string()
             .contains("--output"));
     }
 

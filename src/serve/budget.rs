@@ -11,6 +11,8 @@
 //! [`super::stream`]) and the rows a client asked for at once (an Execute's row limit, a
 //! FETCH's count), and a COPY 1,024 rows.
 
+use super::ServeError;
+
 /// The least a client's part may be: below it DuckDB cannot run the views' scans.
 const LEAST_PART: u64 = 64 << 20;
 
@@ -33,17 +35,17 @@ pub fn physical_memory() -> Option<u64> {
 }
 
 /// Each client's part of `budget` bytes, or why it is too small.
-pub fn part(budget: u64, max_connections: usize) -> Result<u64, String> {
+pub fn part(budget: u64, max_connections: usize) -> Result<u64, ServeError> {
     let part = budget / max_connections.max(1) as u64;
     if part < LEAST_PART {
-        return Err(format!(
+        return Err(ServeError::Start(format!(
             "--memory-limit {} over --max-connections {max_connections} leaves {} for each \
              client, below the {} a client needs: raise --memory-limit or lower \
              --max-connections",
             bytes(budget),
             bytes(part),
             bytes(LEAST_PART)
-        ));
+        )));
     }
     Ok(part)
 }
@@ -72,8 +74,8 @@ mod tests {
 
     #[test]
     fn the_budget_is_split_and_a_part_too_small_is_refused() {
-        assert_eq!(part(32 << 30, 32), Ok(1 << 30));
-        let err = part(1 << 30, 32).unwrap_err();
+        assert_eq!(part(32 << 30, 32).unwrap(), 1 << 30);
+        let err = part(1 << 30, 32).unwrap_err().to_string();
         assert!(err.contains("32.0 MiB for each client"), "{err}");
         assert!(physical_memory().unwrap() > 1 << 30);
         assert_eq!(bytes(1536 << 20), "1.5 GiB");

@@ -104,7 +104,7 @@ pub(super) fn kind(sql: &str) -> Kind {
         "DEALLOCATE" => Kind::Noop("DEALLOCATE"),
         "COPY" => match copy::CopyOut::parse(sql) {
             Some(Ok(copy)) => Kind::Copy(copy),
-            Some(Err(why)) => Kind::Invalid(why),
+            Some(Err(why)) => Kind::Invalid(why.to_string()),
             // To or from a file: DuckDB says what it is, and the guard refuses it.
             None => Kind::Query,
         },

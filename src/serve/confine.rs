@@ -86,20 +86,14 @@ impl Confinement {
     }
 
     /// Confines the calling thread, and the threads it starts from now on, for good.
-    pub fn enter(&self) -> Result<Enforced, String> {
-        let fail = |e: landlock::RulesetError| format!("cannot confine the session: {e}");
+    pub fn enter(&self) -> Result<Enforced, ConfineError> {
         let writes = AccessFs::from_write(TARGET_ABI);
         let status = Ruleset::default()
-            .handle_access(writes)
-            .map_err(fail)?
-            .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
-            .map_err(fail)?
-            .create()
-            .map_err(fail)?
-            .add_rules(path_beneath_rules([self.scratch.path()], writes))
-            .map_err(fail)?
-            .restrict_self()
-            .map_err(fail)?;
+            .handle_access(writes)?
+            .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?
+            .create()?
+            .add_rules(path_beneath_rules([self.scratch.path()], writes))?
+            .restrict_self()?;
         Ok(match status.ruleset {
             RulesetStatus::FullyEnforced => Enforced::Fully,
             RulesetStatus::PartiallyEnforced => Enforced::Partly,
@@ -108,13 +102,24 @@ impl Confinement {
     }
 
     /// How well this kernel confines sessions, tried on a thread that then ends.
-    pub fn probe(&self) -> Result<Enforced, String> {
+    pub fn probe(&self) -> Result<Enforced, ConfineError> {
         std::thread::scope(|s| {
             s.spawn(|| self.enter())
                 .join()
-                .unwrap_or_else(|_| Err("the Landlock probe failed".into()))
+                .unwrap_or(Err(ConfineError::Probe))
         })
     }
+}
+
+/// Why a thread could not be confined.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfineError {
+    /// The kernel refused the Landlock rules.
+    #[error("cannot confine the session: {0}")]
+    Landlock(#[from] landlock::RulesetError),
+    /// The thread that tried panicked.
+    #[error("the Landlock probe failed")]
+    Probe,
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::encode;
 use super::guard::Offsets;
+use crate::query::QueryError;
 
 /// A `COPY ... TO STDOUT`.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,10 +35,19 @@ pub enum CopyFormat {
     Binary,
 }
 
+/// Why a `COPY ... TO STDOUT` is refused: the message names the option or word.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadCopy(String);
+
+fn bad(why: impl Into<String>) -> Option<Result<CopyOut, BadCopy>> {
+    Some(Err(BadCopy(why.into())))
+}
+
 impl CopyOut {
     /// `sql` as a `COPY ... TO STDOUT`: `None` when it is another COPY (to a file, from a
     /// client: for DuckDB to refuse), an error naming what is wrong with one to STDOUT.
-    pub fn parse(sql: &str) -> Option<Result<CopyOut, String>> {
+    pub fn parse(sql: &str) -> Option<Result<CopyOut, BadCopy>> {
         let spans: Vec<_> = Tokenizer::new(&PostgreSqlDialect {}, sql)
             .tokenize_with_location()
             .ok()?
@@ -119,9 +129,7 @@ impl CopyOut {
             .iter()
             .any(|t| !matches!(t, Token::SemiColon | Token::EOF))
         {
-            return Some(Err(
-                "COPY ... TO STDOUT: unexpected words after its options".into(),
-            ));
+            return bad("COPY ... TO STDOUT: unexpected words after its options");
         }
         let mut options = options
             .into_iter()
@@ -135,7 +143,7 @@ impl CopyOut {
         };
         while let Some(option) = options.next() {
             let Some(name) = word(Some(&option)) else {
-                return Some(Err(format!("COPY ... TO STDOUT: unexpected {option}")));
+                return bad(format!("COPY ... TO STDOUT: unexpected {option}"));
             };
             // An optional `AS` before a value (`DELIMITER AS ','`).
             if matches!(options.peek(), Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("AS"))
@@ -151,10 +159,10 @@ impl CopyOut {
                     Some("csv") => copy.format = CopyFormat::Csv,
                     Some("binary") => copy.format = CopyFormat::Binary,
                     other => {
-                        return Some(Err(format!(
+                        return bad(format!(
                             "COPY format {} is not one of text, csv, binary",
                             other.unwrap_or("(none)")
-                        )))
+                        ))
                     }
                 },
                 "CSV" => copy.format = CopyFormat::Csv,
@@ -175,20 +183,19 @@ impl CopyOut {
                 "DELIMITER" => copy.delimiter = value(options.next()),
                 "NULL" => copy.null = value(options.next()),
                 other => {
-                    return Some(Err(format!(
+                    return bad(format!(
                         "COPY option {other} is not supported by hspq serve (FORMAT, HEADER, \
                          DELIMITER and NULL are)"
-                    )))
+                    ))
                 }
             }
         }
         if let Some(d) = &copy.delimiter {
             if d.chars().count() != 1 || !d.is_ascii() || matches!(d.as_str(), "\n" | "\r" | "\\") {
-                return Some(Err(
+                return bad(
                     "COPY delimiter must be a single ASCII character other than newline, \
-                     carriage return and backslash"
-                        .into(),
-                ));
+                     carriage return and backslash",
+                );
             }
         }
         if let Some(n) = &copy.null {
@@ -200,9 +207,7 @@ impl CopyOut {
                 }
             });
             if n.contains(['\n', '\r']) || n.contains(delimiter.as_str()) {
-                return Some(Err(
-                    "COPY null representation cannot hold a newline or the delimiter".into(),
-                ));
+                return bad("COPY null representation cannot hold a newline or the delimiter");
             }
         }
         Some(Ok(copy))
@@ -295,7 +300,7 @@ impl CopyOut {
         &self,
         encoder: &mut CopyEncoder,
         batch: &RecordBatch,
-    ) -> Result<Vec<CopyData>, String> {
+    ) -> Result<Vec<CopyData>, QueryError> {
         let columns = batch
             .columns()
             .iter()
@@ -308,13 +313,13 @@ impl CopyOut {
                 }
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("cannot encode the result: {e}"))?;
+            .map_err(|e| QueryError::Usage(format!("cannot encode the result: {e}")))?;
         let mut out = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
             for column in &columns {
                 encoder
                     .encode_field(&encode::Encoded(column[row].as_deref()))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| QueryError::Usage(e.to_string()))?;
             }
             out.push(encoder.take_copy());
         }

@@ -16,6 +16,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::query::raw::{InspectError, Inspected, Inspector, ParamType, StatementKind};
+use crate::query::SqlError;
 
 /// A statement found to be a read, ready to run.
 #[derive(Debug, PartialEq)]
@@ -54,29 +55,10 @@ impl Refusal {
     }
 }
 
-/// The SQLSTATE PostgreSQL gives the error DuckDB describes (drivers raise a class per code:
-/// asyncpg's UndefinedTableError, psycopg's errors.UndefinedTable).
+/// The SQLSTATE PostgreSQL gives the error DuckDB describes in `message` (see
+/// [`SqlError::sqlstate`]).
 pub fn sqlstate(message: &str) -> &'static str {
-    let kind = message.split_once(" Error:").map_or("", |(kind, _)| kind);
-    match kind {
-        "Catalog" if message.contains("Table with name") || message.contains("View with name") => {
-            "42P01"
-        }
-        "Catalog" if message.contains("Function with name") || message.contains("Macro") => "42883",
-        "Catalog" => "42704",
-        "Parser" => "42601",
-        "Binder" if message.contains("Referenced column") || message.contains("not found") => {
-            "42703"
-        }
-        "Binder" => "42803",
-        "Conversion" => "22P02",
-        "Out of Range" => "22003",
-        "Invalid Input" => "22023",
-        "Permission" => "42501",
-        "Out of Memory" => "53200",
-        "IO" => "58030",
-        _ => "XX000",
-    }
+    SqlError::new(message).sqlstate()
 }
 
 /// Comments a statement may open (see [`check`]).
@@ -123,7 +105,7 @@ pub fn check(inspector: &Inspector, sql: &str) -> Result<Allowed, Refusal> {
         )));
     }
     match leading_word(sql) {
-        Err(message) => Err(Refusal::Sql(message)),
+        Err(refusal) => Err(refusal),
         Ok(None) => Err(Refusal::Sql("an empty statement".into())),
         Ok(Some(word)) if word == "EXPLAIN" => explain(inspector, sql),
         Ok(Some(word)) if QUERY_WORDS.contains(&word.as_str()) => query(inspector, sql),
@@ -275,7 +257,9 @@ const SCALAR_EFFECTS: [&str; 1] = ["write_log"];
 /// Refuses a query that calls a table function not in [`TABLE_FUNCTIONS`] (nor a table macro)
 /// or a scalar one with an effect, wherever in it: its parse tree is DuckDB's.
 fn functions(inspector: &Inspector, tree: &serde_json::Value) -> Result<(), Refusal> {
-    let macros = inspector.table_macros().map_err(Refusal::Sql)?;
+    let macros = inspector
+        .table_macros()
+        .map_err(|e| Refusal::Sql(e.to_string()))?;
     let mut stack = vec![tree];
     while let Some(node) = stack.pop() {
         match node {
@@ -368,7 +352,7 @@ fn explain(inspector: &Inspector, sql: &str) -> Result<Allowed, Refusal> {
         Ok(Some(w)) if QUERY_WORDS.contains(&w.as_str()) => {}
         Ok(Some(w)) => return Err(refused(&format!("not over {w}"))),
         Ok(None) => return Err(refused("nothing to explain")),
-        Err(m) => return Err(Refusal::Sql(m)),
+        Err(refusal) => return Err(refusal),
     }
     query(inspector, inner).map_err(|r| match r {
         Refusal::Sql(m) => Refusal::Sql(m),
@@ -423,10 +407,10 @@ pub fn split(sql: &str) -> Vec<&str> {
 
 /// The first word of `sql` in capitals, after comments and opening parentheses (`None` for
 /// text without any); an error when PostgreSQL's lexer cannot read it.
-fn leading_word(sql: &str) -> Result<Option<String>, String> {
+fn leading_word(sql: &str) -> Result<Option<String>, Refusal> {
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
         .tokenize_with_location()
-        .map_err(|e| format!("cannot read the statement: {e}"))?;
+        .map_err(|e| Refusal::Sql(format!("cannot read the statement: {e}")))?;
     Ok(tokens
         .iter()
         .find(|t| !matches!(t.token, Token::Whitespace(_) | Token::LParen))

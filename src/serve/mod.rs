@@ -84,6 +84,9 @@ pub enum ServeError {
     /// message names the cause and the fix.
     #[error("{0}")]
     Start(String),
+    /// The lake could not be opened for a session (a wrong --data, a kernel that refuses).
+    #[error(transparent)]
+    Session(#[from] session::SessionError),
     /// Bringing an S3 lake's replica up to date failed.
     #[error(transparent)]
     Lake(#[from] crate::lake::LakeError),
@@ -149,8 +152,7 @@ pub async fn run(
     if guard::unguarded() {
         warn!("HSPQ_SERVE_TEST_UNGUARDED is set: statements are not checked (a test build only)");
     }
-    let memory =
-        budget::part(opts.memory_limit, opts.max_connections).map_err(ServeError::Start)?;
+    let memory = budget::part(opts.memory_limit, opts.max_connections)?;
     if budget::physical_memory().is_some_and(|ram| opts.memory_limit > ram) {
         warn!(
             "--memory-limit {} is more than this machine has ({}): the clients' queries could \
@@ -172,8 +174,7 @@ pub async fn run(
             confinement.clone(),
             memory,
         )
-        .await
-        .map_err(ServeError::Start)?,
+        .await?,
     );
     let listener = TcpListener::bind((opts.bind, opts.port))
         .await

@@ -67,15 +67,42 @@ fn scalar(id: ffi::DUCKDB_TYPE) -> Type {
     }
 }
 
+/// Why a bound value cannot be read (the client is told SQLSTATE 22P03).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    /// A text parameter that is not UTF-8.
+    #[error("a text parameter is not UTF-8")]
+    NotUtf8,
+    /// A binary value whose bytes do not fit its type.
+    #[error("a binary {type_name} parameter of {len} bytes")]
+    Malformed {
+        /// The parameter's type.
+        type_name: String,
+        /// How many bytes came.
+        len: usize,
+    },
+    /// An array's header or elements run past its bytes.
+    #[error("a malformed binary {0} parameter")]
+    MalformedArray(String),
+    /// An array of more than one dimension.
+    #[error("{0}-dimensional array parameters are not supported")]
+    Dimensions(i32),
+    /// An element DuckDB's list cast cannot quote.
+    #[error("an array parameter's element holds both kinds of quote")]
+    BothQuotes,
+}
+
 /// A bound value, as text DuckDB casts to the parameter's type; `binary` when the client sent
 /// PostgreSQL's binary encoding of `t`.
-pub fn value(bytes: &[u8], binary: bool, t: &Type) -> Result<String, String> {
+pub fn value(bytes: &[u8], binary: bool, t: &Type) -> Result<String, ParamError> {
     if !binary {
-        return String::from_utf8(bytes.to_vec())
-            .map_err(|_| "a text parameter is not UTF-8".to_string());
+        return String::from_utf8(bytes.to_vec()).map_err(|_| ParamError::NotUtf8);
     }
-    let wrong = || format!("a binary {} parameter of {} bytes", t.name(), bytes.len());
-    let fixed = |n: usize| -> Result<&[u8], String> {
+    let wrong = || ParamError::Malformed {
+        type_name: t.name().to_string(),
+        len: bytes.len(),
+    };
+    let fixed = |n: usize| -> Result<&[u8], ParamError> {
         if bytes.len() == n {
             Ok(bytes)
         } else {
@@ -225,12 +252,12 @@ fn numeric(b: &[u8]) -> Option<String> {
 
 /// A one-dimensional binary array as DuckDB's list text (`['a', 'b', NULL]`), its elements
 /// decoded by their own type.
-fn array(b: &[u8], t: &Type) -> Result<String, String> {
+fn array(b: &[u8], t: &Type) -> Result<String, ParamError> {
+    let bad = || ParamError::MalformedArray(t.name().to_string());
     let postgres_types::Kind::Array(element) = t.kind() else {
-        return Err(format!("{} is not an array type", t.name()));
+        return Err(bad());
     };
-    let bad = || format!("a malformed binary {} parameter", t.name());
-    let int = |at: usize| -> Result<i32, String> {
+    let int = |at: usize| -> Result<i32, ParamError> {
         b.get(at..at + 4)
             .map(|w| i32::from_be_bytes([w[0], w[1], w[2], w[3]]))
             .ok_or_else(bad)
@@ -240,10 +267,7 @@ fn array(b: &[u8], t: &Type) -> Result<String, String> {
         return Ok("[]".into());
     }
     if dims != 1 {
-        return Err(format!(
-            "{}-dimensional array parameters are not supported",
-            dims
-        ));
+        return Err(ParamError::Dimensions(dims));
     }
     let len = int(12)?;
     let mut at = 20;
@@ -265,13 +289,13 @@ fn array(b: &[u8], t: &Type) -> Result<String, String> {
 
 /// A list element quoted for DuckDB's text-to-list cast, which reads either quote and has no
 /// escape for the other.
-fn quoted(text: &str) -> Result<String, String> {
+fn quoted(text: &str) -> Result<String, ParamError> {
     if !text.contains('\'') {
         Ok(format!("'{text}'"))
     } else if !text.contains('"') {
         Ok(format!("\"{text}\""))
     } else {
-        Err("an array parameter's element holds both kinds of quote".into())
+        Err(ParamError::BothQuotes)
     }
 }
 

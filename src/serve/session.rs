@@ -13,14 +13,39 @@ use pgwire::messages::copy::CopyData;
 use tokio::sync::oneshot;
 
 use super::catalog::{Catalog, Identity};
-use super::confine::{Confinement, Enforced};
+use super::confine::{ConfineError, Confinement, Enforced};
 use super::copy::{self, CopyFormat, CopyOut};
 use super::guard::{self, Refusal};
 use super::stream::{self, Batches, Open, Pool};
 use crate::lake::log::AsOf;
 use crate::lake::LakeLocation;
 use crate::query::raw::{Inspector, ParamType};
-use crate::query::{sql_message, Engine, Interrupter, QueryError};
+use crate::query::{sql_message, Engine, Interrupter, QueryError, SqlError};
+
+/// Why a client's session could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Landlock refused.
+    #[error(transparent)]
+    Confine(#[from] ConfineError),
+    /// The lake could not be opened.
+    #[error(transparent)]
+    Lake(#[from] QueryError),
+    /// DuckDB refused a step of the set-up (`what`: connect, make the catalog, sandbox).
+    #[error("cannot {what}: {detail}")]
+    Setup {
+        /// The step.
+        what: &'static str,
+        /// DuckDB's message.
+        detail: String,
+    },
+    /// The operating system refused the session's thread or its runtime.
+    #[error("cannot start a session thread: {0}")]
+    Thread(#[from] std::io::Error),
+    /// The session's thread ended before it was ready.
+    #[error("the session thread ended")]
+    Ended,
+}
 
 /// The stack of a session's thread.
 const SESSION_STACK: usize = 256 << 20;
@@ -59,6 +84,10 @@ impl From<QueryError> for Failure {
             QueryError::Interrupted => Failure {
                 code: "57014",
                 message: "canceling statement due to user request".into(),
+            },
+            QueryError::Sql(e) => Failure {
+                code: e.sqlstate(),
+                message: e.message().to_string(),
             },
             other => {
                 let message = other.to_string();
@@ -124,7 +153,7 @@ impl Session {
         who: Identity,
         confinement: Arc<Confinement>,
         memory: u64,
-    ) -> Result<Session, String> {
+    ) -> Result<Session, SessionError> {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready, opened) = oneshot::channel();
         let open = Open::default();
@@ -142,7 +171,7 @@ impl Session {
                     // Said once at start; the first guard still holds.
                     Ok(Enforced::No) => {}
                     Err(e) => {
-                        let _ = ready.send(Err(e));
+                        let _ = ready.send(Err(e.into()));
                         return;
                     }
                 }
@@ -153,17 +182,14 @@ impl Session {
                 {
                     Ok(r) => r,
                     Err(e) => {
-                        let _ = ready.send(Err(e.to_string()));
+                        let _ = ready.send(Err(e.into()));
                         return;
                     }
                 };
-                let engine = match runtime
-                    .block_on(Engine::open(&lake))
-                    .map_err(|e| e.to_string())
-                {
+                let engine = match runtime.block_on(Engine::open(&lake)) {
                     Ok(engine) => engine,
                     Err(e) => {
-                        let _ = ready.send(Err(e));
+                        let _ = ready.send(Err(e.into()));
                         return;
                     }
                 };
@@ -176,18 +202,22 @@ impl Session {
                 {
                     Ok(pool) => pool,
                     Err(e) => {
-                        let _ = ready.send(Err(format!("cannot connect to DuckDB: {e}")));
+                        let _ = ready.send(Err(SessionError::Setup {
+                            what: "connect to DuckDB",
+                            detail: e.to_string(),
+                        }));
                         return;
                     }
                 };
                 let catalog = match engine
                     .statement(|conn| Ok(Catalog::install(conn, &who)?))
-                    .map_err(|e| format!("cannot make the PostgreSQL catalog: {e}"))
+                    .map_err(|e| SessionError::Setup {
+                        what: "make the PostgreSQL catalog",
+                        detail: e.to_string(),
+                    })
                     .and_then(|catalog| sandbox(&engine, &spill, memory).map(|_| catalog))
-                    .and_then(|catalog| {
-                        let inspector = engine.inspector().map_err(|e| e.to_string())?;
-                        Ok((catalog, inspector))
-                    }) {
+                    .and_then(|catalog| Ok((catalog, engine.inspector()?)))
+                {
                     Ok(catalog) => catalog,
                     Err(e) => {
                         let _ = ready.send(Err(e));
@@ -227,11 +257,8 @@ impl Session {
                         }
                     }
                 }
-            })
-            .map_err(|e| format!("cannot start a session thread: {e}"))?;
-        let interrupter = opened
-            .await
-            .map_err(|_| "the session thread ended".to_string())??;
+            })?;
+        let interrupter = opened.await.map_err(|_| SessionError::Ended)??;
         Ok(Session {
             jobs,
             interrupter,
@@ -306,7 +333,7 @@ fn ended() -> Failure {
 /// `ATTACH`, `INSTALL`, `read_csv('/etc/passwd')` or turning that back on. DuckDB uses at most
 /// `memory` bytes (the client's part of `--memory-limit`, see [`super::budget`]) and spills
 /// beyond into `spill`, in the server's scratch folder.
-fn sandbox(engine: &Engine, spill: &std::path::Path, memory: u64) -> Result<(), String> {
+fn sandbox(engine: &Engine, spill: &std::path::Path, memory: u64) -> Result<(), SessionError> {
     let root = engine.root.display().to_string().replace('\'', "''");
     let spill = spill.display().to_string().replace('\'', "''");
     engine
@@ -321,7 +348,10 @@ fn sandbox(engine: &Engine, spill: &std::path::Path, memory: u64) -> Result<(), 
              SET lock_configuration = true;",
             memory / 1024
         ))
-        .map_err(|e| format!("cannot sandbox the session: {}", sql_message(&e)))
+        .map_err(|e| SessionError::Setup {
+            what: "sandbox the session",
+            detail: sql_message(&e),
+        })
 }
 
 /// Checks `sql` with DuckDB's parser (see [`guard`]) and runs it if it is one read. A check
@@ -334,7 +364,7 @@ fn checked<T>(
 ) -> Result<T, Failure> {
     let outcome = engine.statement(|conn| match guard::check(inspector, sql) {
         Ok(allowed) => f(conn, allowed).map(Ok),
-        Err(Refusal::Sql(message)) => Err(QueryError::Sql(message)),
+        Err(Refusal::Sql(message)) => Err(QueryError::Sql(SqlError::new(message))),
         Err(refusal) => Ok(Err(refusal)),
     });
     Ok(outcome??)
@@ -415,7 +445,7 @@ fn copy_out(
             }
             tell(names.len());
             sent |= batch.num_rows() > 0;
-            let mut messages = copy.rows(&mut encoder, &batch).map_err(QueryError::Usage)?;
+            let mut messages = copy.rows(&mut encoder, &batch)?;
             if let (Some(line), Some(first)) = (header.take(), messages.first_mut()) {
                 let mut data = line;
                 data.extend_from_slice(&first.data);

@@ -280,7 +280,7 @@ impl Queries {
                 let as_of = match text.as_deref().map(str::parse::<AsOf>) {
                     None => None,
                     Some(Ok(as_of)) => Some(as_of),
-                    Some(Err(why)) => return Err(user_error("22023", why)),
+                    Some(Err(why)) => return Err(user_error("22023", why.to_string())),
                 };
                 if as_of.is_some() && !self.session.past_versions {
                     return Err(user_error(

@@ -16,43 +16,52 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::ServerConfig;
 
+use super::ServeError;
 pub use crate::config::Tls;
+
+fn start(why: String) -> ServeError {
+    ServeError::Start(why)
+}
 
 impl Tls {
     /// Reads a PEM certificate (chain) and its PEM private key; an error names the file and
     /// what is wrong with it.
-    pub fn load(cert: &Path, key: &Path) -> Result<Tls, String> {
-        let cert_pem = std::fs::read(cert)
-            .map_err(|e| format!("cannot read the TLS certificate {}: {e}", cert.display()))?;
+    pub fn load(cert: &Path, key: &Path) -> Result<Tls, ServeError> {
+        let cert_pem = std::fs::read(cert).map_err(|e| {
+            start(format!(
+                "cannot read the TLS certificate {}: {e}",
+                cert.display()
+            ))
+        })?;
         let chain = CertificateDer::pem_slice_iter(&cert_pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("{} is not a PEM certificate: {e}", cert.display()))?;
+            .map_err(|e| start(format!("{} is not a PEM certificate: {e}", cert.display())))?;
         if chain.is_empty() {
-            return Err(format!(
+            return Err(start(format!(
                 "{} holds no certificate (want PEM: -----BEGIN CERTIFICATE-----)",
                 cert.display()
-            ));
+            )));
         }
         let key_pem = std::fs::read(key)
-            .map_err(|e| format!("cannot read the TLS key {}: {e}", key.display()))?;
+            .map_err(|e| start(format!("cannot read the TLS key {}: {e}", key.display())))?;
         let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-            format!(
+            start(format!(
                 "{} holds no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
                 key.display()
-            )
+            ))
         })?;
         let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
+            .map_err(|e| start(format!("cannot set up TLS: {e}")))?
             .with_no_client_auth()
             .with_single_cert(chain, private)
             .map_err(|e| {
-                format!(
+                start(format!(
                     "the TLS key {} does not fit the certificate {}: {e}",
                     key.display(),
                     cert.display()
-                )
+                ))
             })?;
         config.alpn_protocols = vec![b"postgresql".to_vec()];
         Ok(Tls {

@@ -108,28 +108,33 @@ impl SimKeys {
     }
 
     /// Reads a keys file.
-    pub fn load(path: &Path) -> Result<SimKeys, String> {
+    pub fn load(path: &Path) -> Result<SimKeys, KeysFileError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read keys file {}: {e}", path.display()))?;
+            .map_err(|e| KeysFileError(format!("cannot read keys file {}: {e}", path.display())))?;
         let keys: SimKeys = serde_json::from_str(&text).map_err(|e| {
-            format!(
+            KeysFileError(format!(
                 "keys file {} is not valid: {e} (expected {{\"organization_key\", \"partner_name\", \"api_keys\": [{{\"name\", \"api_key\", \"report\": \"mssp\"|\"reseller\", \"customers\"}}]}})",
                 path.display()
-            )
+            ))
         })?;
         for k in &keys.api_keys {
             if k.report != "mssp" && k.report != "reseller" {
-                return Err(format!(
+                return Err(KeysFileError(format!(
                     "keys file {}: key {:?} has report {:?}; use \"mssp\" or \"reseller\"",
                     path.display(),
                     k.name,
                     k.report
-                ));
+                )));
             }
         }
         Ok(keys)
     }
 }
+
+/// Why `hspq simulate --keys FILE` cannot use the file: the message names the file and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KeysFileError(String);
 
 /// Random faults, each drawn per request with its own probability.
 #[derive(Clone, Debug, Default, PartialEq)]
