@@ -874,7 +874,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(err, RowsError::Arrow { dataset: "customers", .. }),
+            matches!(
+                err,
+                RowsError::Arrow {
+                    dataset: "customers",
+                    ..
+                }
+            ),
             "{err}"
         );
     }
