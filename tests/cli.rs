@@ -223,6 +223,7 @@ fn killed_runs_do_not_lock_the_organisation_out() {
     for round in 1..=6u64 {
         // The run's /v1/me hangs, so it is killed while its session is live.
         sim.inject_at("/v1/me", Fault::Slow(Duration::from_secs(60)), 1);
+        let spawned = Instant::now();
         let mut child = run("hsp_simmssp0_dummy_full").spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while sim.sessions_created() < round && Instant::now() < deadline {
@@ -244,7 +245,15 @@ fn killed_runs_do_not_lock_the_organisation_out() {
             std::thread::sleep(Duration::from_millis(10));
         }
         // And let its /v1/me reach the simulator, where the slow fault holds it.
-        std::thread::sleep(Duration::from_millis(100));
+        let held = || {
+            sim.arrivals()
+                .iter()
+                .any(|(at, path)| *at > spawned && path == "/v1/me")
+        };
+        while !held() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(held(), "run {round}'s /v1/me reached the simulator");
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(

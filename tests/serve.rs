@@ -127,7 +127,19 @@ async fn psql_reads_the_views_as_hspq_sql_does_and_writes_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psqls_ctrl_c_cancels_the_running_query() {
     let lake = lake().await;
-    let server = Server::start(lake.path());
+    // Debug logging says when the server has the statement (psql is then waiting on it).
+    let mut server = Server::start_in(lake.path(), &[], |c| {
+        c.env("RUST_LOG", "hspq=debug");
+    });
+    let (seen, statements) = std::sync::mpsc::channel();
+    let log = std::io::BufReader::new(server.child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(log).map_while(Result::ok) {
+            if line.contains("statement: select count(*) from daily_usage a") {
+                let _ = seen.send(());
+            }
+        }
+    });
     let mut psql = Command::new(psql())
         .arg(server.conninfo())
         .args([
@@ -141,13 +153,30 @@ async fn psqls_ctrl_c_cancels_the_running_query() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    statements
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server never got the statement");
     assert!(psql.try_wait().unwrap().is_none(), "the query ended early");
     let pid = psql.id() as i32;
-    // SAFETY: sending a signal to a child of this test.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    // A cancel that reaches the server before DuckDB starts the statement is dropped, as
+    // PostgreSQL drops one with nothing running: Ctrl-C again, as a user would, until psql is
+    // told the statement was cancelled.
     let sent = Instant::now();
-    let out = psql.wait_with_output().unwrap();
+    let out = loop {
+        // SAFETY: sending a signal to a child of this test.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        let polled = Instant::now();
+        while psql.try_wait().unwrap().is_none() && polled.elapsed() < Duration::from_millis(500) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if psql.try_wait().unwrap().is_some() {
+            break psql.wait_with_output().unwrap();
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "psql did not end within 10 s of Ctrl-C"
+        );
+    };
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("canceling statement due to user request"),

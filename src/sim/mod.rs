@@ -338,14 +338,25 @@ impl Simulator {
         q.extend(std::iter::repeat_n((Some(path.to_string()), fault), n));
     }
 
+    /// When each request arrived, and its path, answered or not (one a `Fault::Slow` holds,
+    /// say): [`Simulator::requests`] has a request once it is answered.
+    pub fn arrivals(&self) -> Vec<(std::time::Instant, String)> {
+        let arrivals = self.state.arrivals.lock().expect("arrivals");
+        arrivals
+            .iter()
+            .map(|(at, path)| (at.into_std(), path.clone()))
+            .collect()
+    }
+
     /// Every request seen so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.state.log.lock().expect("request log").clone()
     }
 
-    /// Forgets the request log.
+    /// Forgets the request log and the arrivals.
     pub fn clear_requests(&self) {
         self.state.log.lock().expect("request log").clear();
+        self.state.arrivals.lock().expect("arrivals").clear();
     }
 }
 

@@ -47,6 +47,8 @@ pub(crate) struct State {
     sessions: Mutex<Sessions>,
     pub(crate) scripted: FaultQueue,
     pub(crate) log: Mutex<Vec<RequestRecord>>,
+    /// When each request arrived, and its path (the log has a request only once answered).
+    pub(crate) arrivals: Mutex<Vec<(Instant, String)>>,
     rng: Mutex<StdRng>,
 }
 
@@ -87,6 +89,7 @@ impl State {
             sessions: Mutex::new(Sessions::default()),
             scripted: Mutex::new(Default::default()),
             log: Mutex::new(Vec::new()),
+            arrivals: Mutex::new(Vec::new()),
             rng: Mutex::new(rng),
         }
     }
@@ -169,6 +172,11 @@ async fn record(AxState(state): AxState<Shared>, req: Request, next: Next) -> Re
     let method = req.method().to_string();
     let uri = req.uri().to_string();
     let path = req.uri().path().to_string();
+    state
+        .arrivals
+        .lock()
+        .expect("arrivals")
+        .push((at, path.clone()));
     let resp = REQUEST_ARRIVAL
         .scope(at, REQUEST_PATH.scope(path, next.run(req)))
         .await;
