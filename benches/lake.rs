@@ -10,8 +10,8 @@
 //! 2. Files per partition after the last sync (goal: at most one per million rows), and the
 //!    share of files that promise unique keys (goal: all).
 //! 3. Every bundled query through `hspq query` next to the DuckDB CLI (`duckdb-cli` of the same
-//!    version, from the test virtualenv) reading the same files plainly (a glob, no
-//!    deduplication): the same result checked, then wall time, CPU time and peak memory of
+//!    version, from the test virtualenv) reading the same files through the views `hspq views
+//!    --sql` prints (globs, no deduplication: a notebook's path): the same result checked, then wall time, CPU time and peak memory of
 //!    alternating whole-process runs (goals: hspq/plain ≤ 1.05 wall, ≤ 1.25 memory). Times are
 //!    medians; a ratio is the median of the ratios of back-to-back pairs, which cancels most of
 //!    a shared machine's drift (single runs vary by ±15 % here).

@@ -393,18 +393,22 @@ async fn views(args: ViewsArgs, config: &Config) -> Result<ExitCode> {
     };
     // A dataset without live files gets an empty view: a glob matching nothing is an error.
     // A lake copied without its log lists no live files: its folders say what is there, as
-    // they do for the engine.
+    // they do for the engine, and nothing says each file holds a key once.
     let engine = open(&config.lake).await?;
-    let present: Vec<String> = {
-        let conn = engine.connection();
-        let mut stmt = conn.prepare("SELECT DISTINCT dataset FROM lake_files")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let without_log = engine.version().is_none();
-    let sql = hspq::query::views::all_views_sql(&root, |d| {
-        present.iter().any(|p| p == d.name())
-            || (without_log && engine.root.join(d.name()).is_dir())
+    let entry = engine.commit()?;
+    let sql = hspq::query::views::all_views_sql(&root, |d| match &entry {
+        Some(entry) => {
+            let prefix = format!("{}/", d.name());
+            let mut files = entry
+                .manifest
+                .files
+                .iter()
+                .filter(|(path, _)| path.starts_with(&prefix))
+                .peekable();
+            files.peek()?;
+            Some(files.all(|(_, f)| f.unique_keys))
+        }
+        None => engine.root.join(d.name()).is_dir().then_some(false),
     });
     if args.target.sql {
         println!("{sql}");

@@ -437,6 +437,23 @@ fn closed_pipe(format: &str, sql: &str) {
     );
 }
 
+/// The Parquet files under `dir`, at any depth.
+fn walkdir(dir: &Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().map(Result::unwrap) {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.insert(p);
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn views_sql_runs_in_a_plain_duckdb_and_views_duckdb_writes_a_database() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -446,13 +463,36 @@ fn views_sql_runs_in_a_plain_duckdb_and_views_duckdb_writes_a_database() {
         lake_from(&sim, dir.path(), &[MSSP_KEY]).await;
     });
     let sql = stdout(&hspq_on(dir.path(), &["views", "--sql"]));
+    // hspq wrote every file with each key once: plain globs, no deduplication, and the header
+    // says when a glob may show a row twice.
+    assert!(sql.starts_with("-- hspq's views for DuckDB"), "{sql}");
+    assert!(!sql.contains("QUALIFY"), "{sql}");
     let conn = duckdb::Connection::open_in_memory().unwrap();
     conn.execute_batch(&sql).unwrap();
+    let counts = "select (select count(*) from daily_usage) || ' ' || (select count(*) from billing) \
+                  || ' ' || (select count(*) from periods) || ' ' || (select count(*) from companies)";
+    let count =
+        |conn: &duckdb::Connection| -> String { conn.query_row(counts, [], |r| r.get(0)).unwrap() };
     let n: i64 = conn
         .query_row("select count(*) from daily_usage", [], |r| r.get(0))
         .unwrap();
     let want = rt.block_on(rows(dir.path(), "select count(*) from daily_usage"));
     assert_eq!(n.to_string(), want[0]);
+    // The same views after another sync, which re-fetches the open period: each row once.
+    let files = || -> std::collections::BTreeSet<std::path::PathBuf> {
+        walkdir(&dir.path().join("daily_usage"))
+    };
+    let before = files();
+    rt.block_on(async {
+        let sim = sim(|c| c.companies = 5).await;
+        lake_from(&sim, dir.path(), &[MSSP_KEY]).await;
+    });
+    assert_ne!(
+        files(),
+        before,
+        "the second sync replaced daily_usage files"
+    );
+    assert_eq!(count(&conn), rt.block_on(rows(dir.path(), counts))[0]);
     let db = dir.path().join("views.duckdb");
     let o = hspq_on(dir.path(), &["views", "--duckdb", db.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

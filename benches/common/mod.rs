@@ -10,8 +10,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use hspq::lake::{Dataset, Partitioning};
-use hspq::query::views::{view_sql, Source, DERIVED, MACROS};
 
 pub const ORG: &str = "hsp_org_simulator_dummy_0000";
 pub const MSSP: &str = "hsp_simmssp0_dummy_full";
@@ -119,31 +117,23 @@ pub fn sync(sim: &Sim, lake: &Path, cache: &Path) -> Usage {
     u
 }
 
-/// Views reading every dataset by glob with no deduplication: a plain DuckDB user's view of
-/// the lake after a finished sync.
+/// What `hspq views --sql` prints for `lake`: the views a plain DuckDB user reads it through
+/// (by glob, no deduplication on a lake hspq wrote).
 pub fn plain_views(lake: &Path) -> String {
-    let root = lake.display().to_string();
-    Dataset::ALL
-        .iter()
-        .map(|d| {
-            let dir = lake.join(d.name());
-            let pattern = match d.partitioning() {
-                Partitioning::None => format!("{root}/{}/*.parquet", d.name()),
-                _ => format!("{root}/{}/**/*.parquet", d.name()),
-            };
-            if dir.is_dir() {
-                view_sql(*d, &Source::UniqueFiles(vec![pattern]))
-            } else {
-                view_sql(*d, &Source::Files(Vec::new()))
-            }
-        })
-        // The derived views and macros the churn queries read, as `hspq views --sql` prints them.
-        .chain(
-            DERIVED
-                .iter()
-                .chain(&MACROS)
-                .map(|(_, sql)| sql.to_string()),
-        )
-        .collect::<Vec<_>>()
-        .join("\n")
+    let out = Command::new(hspq())
+        .args(["views", "--sql", "--data"])
+        .arg(lake)
+        .output()
+        .expect("hspq views --sql");
+    assert!(
+        out.status.success(),
+        "hspq views --sql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sql = String::from_utf8(out.stdout).expect("UTF-8 views");
+    assert!(
+        !sql.contains("QUALIFY"),
+        "hspq views --sql deduplicates on a lake hspq wrote"
+    );
+    sql
 }

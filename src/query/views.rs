@@ -13,8 +13,14 @@ use crate::lake::{Dataset, Partitioning};
 /// Where a view's files come from.
 #[derive(Clone, Debug)]
 pub enum Source<'a> {
-    /// A glob under the lake root: for DuckDB users whose lake changes under them.
+    /// A glob under the lake root, keeping each key's newest row: for a lake whose files may
+    /// repeat a key (written before hspq's writer kept each key once per file).
     Glob(&'a str),
+    /// A glob under the lake root over files that each hold a key once: what `hspq views
+    /// --sql` prints for DuckDB users, as fast as hspq's own views. It shows each row once but
+    /// while a sync commits or an hspq reader still reads the version before (see
+    /// [`VIEWS_HEADER`]).
+    UniqueGlob(&'a str),
     /// The exact live files: what hspq itself queries, so no file a sync left
     /// uncommitted is ever read.
     Files(Vec<String>),
@@ -57,7 +63,7 @@ pub fn view_sql(dataset: Dataset, source: &Source) -> String {
         })
         .collect();
     let files = match source {
-        Source::Glob(root) => {
+        Source::Glob(root) | Source::UniqueGlob(root) => {
             let pattern = match dataset.partitioning() {
                 Partitioning::None => format!("{root}/{}/*.parquet", dataset.name()),
                 _ => format!("{root}/{}/**/*.parquet", dataset.name()),
@@ -98,7 +104,7 @@ pub fn view_sql(dataset: Dataset, source: &Source) -> String {
     } else {
         format!("read_parquet({files}, hive_partitioning = true, hive_types = {hive_types}, union_by_name = true)")
     };
-    if matches!(source, Source::UniqueFiles(_)) {
+    if matches!(source, Source::UniqueFiles(_) | Source::UniqueGlob(_)) {
         return format!(
             "CREATE OR REPLACE VIEW {name} AS\nSELECT {}\nFROM {reader};",
             columns.join(", ")
@@ -177,18 +183,39 @@ pub fn lake_files_sql<'a>(files: impl Iterator<Item = (&'a str, u64, u64, &'a st
     )
 }
 
-/// Every view, for `hspq views --sql`, reading the lake at `root` by glob; a dataset for which
-/// `present` says no gets an empty view (a glob matching nothing is an error in DuckDB).
-pub fn all_views_sql(root: &str, present: impl Fn(Dataset) -> bool) -> String {
-    Dataset::ALL
+/// What `hspq views --sql` says first: when a glob may show a row twice (the contract, §2).
+pub const VIEWS_HEADER: &str = "\
+-- hspq's views for DuckDB: each dataset view reads its files by glob, so it follows later syncs
+-- without being made again. A glob shows each row once, except while a sync commits (between
+-- its first new file and its clean-up, seconds) or while an hspq reader (sql, repl, report,
+-- serve) still reads the version before it: then a re-fetched partition's old and new files are
+-- both in place, and a query over them counts those rows twice. Run it again once the sync has
+-- finished; hspq's own commands never see this.";
+
+/// Every view, for `hspq views --sql`, reading the lake at `root` by glob. `unique` tells, for
+/// each dataset, whether its files each hold a key once (`Some(true)`: a plain glob; `Some(false)`:
+/// deduplicated, slower) or it has none (`None`: an empty view; a glob matching nothing is an
+/// error in DuckDB).
+pub fn all_views_sql(root: &str, unique: impl Fn(Dataset) -> Option<bool>) -> String {
+    let deduplicated: Vec<&str> = Dataset::ALL
         .iter()
-        .map(|d| {
-            if present(*d) {
-                view_sql(*d, &Source::Glob(root))
-            } else {
-                view_sql(*d, &Source::Files(Vec::new()))
-            }
-        })
+        .filter(|d| unique(**d) == Some(false))
+        .map(|d| d.name())
+        .collect();
+    let mut header = VIEWS_HEADER.to_string();
+    if !deduplicated.is_empty() {
+        header.push_str(&format!(
+            "\n-- {} keep each key's newest row (files written by an older hspq may repeat a key):\n\
+             -- exact at any time, several times slower on large scans.",
+            deduplicated.join(", ")
+        ));
+    }
+    std::iter::once(header)
+        .chain(Dataset::ALL.iter().map(|d| match unique(*d) {
+            Some(true) => view_sql(*d, &Source::UniqueGlob(root)),
+            Some(false) => view_sql(*d, &Source::Glob(root)),
+            None => view_sql(*d, &Source::Files(Vec::new())),
+        }))
         .chain(DERIVED.iter().map(|(_, sql)| sql.trim().to_string()))
         .chain(MACROS.iter().map(|(_, sql)| sql.trim().to_string()))
         .collect::<Vec<_>>()
