@@ -1118,3 +1118,119 @@ fn a_returning_reseller_customers_departures_carry_the_billing_before_each() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_cohorts_count_what_the_simulators_lists_give_where_nothing_is_censored() {
+    let sim = sim(|c| c.companies = 400).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let w = sim.world();
+    let mut periods = w.periods(Partnership::Mssp);
+    periods.reverse();
+    let last = periods.len() - 1;
+    let known: NaiveDate = rows(
+        dir.path(),
+        "select max(date) from daily_usage where report_type = 'mssp'",
+    )
+    .await[0]
+        .parse()
+        .unwrap();
+    // From the simulator's own eligibility (this world has no pauses): each company's start
+    // (its first period, none for the lake's first), and its leaving (the first period it was
+    // no longer eligible in, 100 days or more before the last usage day) or the last day it
+    // is known to have been there (the last usage day, or the day it went too recently to tell).
+    struct Life {
+        started: NaiveDate,
+        left: Option<NaiveDate>,
+        seen_until: NaiveDate,
+    }
+    let mut cohorts: BTreeMap<String, Vec<Life>> = BTreeMap::new();
+    for c in w.companies(Partnership::Mssp) {
+        let eligible: Vec<bool> = periods
+            .iter()
+            .map(|p| {
+                w.eligible(Partnership::Mssp, p)
+                    .iter()
+                    .any(|e| e.id == c.id)
+            })
+            .collect();
+        let Some(first) = eligible.iter().position(|e| *e) else {
+            continue;
+        };
+        if first == 0 {
+            continue;
+        }
+        let gone = (first..last)
+            .find(|i| !eligible[i + 1])
+            .map(|i| periods[i + 1].from);
+        let (left, seen_until) = match gone {
+            Some(day) if day + Days::new(100) <= known => (Some(day), day),
+            Some(day) => (None, day),
+            None if c.active_on(w.today) => (None, known),
+            // Archived during the latest period: gone too recently to tell, some day after
+            // the period began.
+            None => (None, periods[last].from),
+        };
+        cohorts
+            .entry(periods[first].from.format("%Y-%m").to_string())
+            .or_default()
+            .push(Life {
+                started: periods[first].from,
+                left,
+                seen_until,
+            });
+    }
+    let got = query_json(dir.path(), "retention_cohorts");
+    let mut checked = (0, 0);
+    for (cohort, lives) in &cohorts {
+        let row = got
+            .iter()
+            .find(|r| r["report_type"] == "mssp" && r["cohort"] == cohort.as_str())
+            .unwrap_or_else(|| panic!("no cohort {cohort} in {got:?}"));
+        assert_eq!(row["companies"], lives.len() as u64, "{cohort}");
+        for k in [1u32, 3, 6] {
+            let by = |l: &Life| {
+                l.started
+                    .checked_add_months(chrono::Months::new(k))
+                    .unwrap()
+            };
+            // Nothing censored before k months: each left, or was seen for k months.
+            if !lives
+                .iter()
+                .all(|l| l.left.is_some() || l.seen_until >= by(l))
+            {
+                continue;
+            }
+            let left = lives
+                .iter()
+                .filter(|l| l.left.is_some_and(|d| d <= by(l)))
+                .count();
+            let want = 100.0 * (1.0 - left as f64 / lives.len() as f64);
+            let field = format!("still_after_{k}m_pct");
+            let have = row[&field]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{cohort} {field}: {row}"));
+            assert!(
+                (have - want).abs() < 0.051,
+                "{cohort} {field}: {have} != {want}"
+            );
+            checked.0 += 1;
+            checked.1 += usize::from(left > 0);
+        }
+    }
+    assert!(
+        checked.0 >= 6 && checked.1 >= 2,
+        "too few uncensored cohorts with leavers to check: {checked:?} of {cohorts:?}",
+        cohorts = cohorts.keys().collect::<Vec<_>>()
+    );
+    // The lake's first period's companies form no cohort; every company that came after does.
+    let counted: u64 = got
+        .iter()
+        .filter(|r| r["report_type"] == "mssp")
+        .map(|r| r["companies"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        counted,
+        cohorts.values().map(|l| l.len() as u64).sum::<u64>()
+    );
+}

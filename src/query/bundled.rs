@@ -44,7 +44,7 @@ pub struct Query {
     pub sql: &'static str,
 }
 
-const FILES: [&str; 7] = [
+const FILES: [&str; 8] = [
     include_str!("../../sql/queries/churn_risk.sql"),
     include_str!("../../sql/queries/churn_backtest.sql"),
     include_str!("../../sql/queries/churn_signals.sql"),
@@ -52,6 +52,7 @@ const FILES: [&str; 7] = [
     include_str!("../../sql/queries/billing_movers.sql"),
     include_str!("../../sql/queries/billing_reconciliation.sql"),
     include_str!("../../sql/queries/usage_daily.sql"),
+    include_str!("../../sql/queries/retention_cohorts.sql"),
 ];
 
 /// Every bundled query, in a stable order.
