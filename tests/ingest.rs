@@ -161,8 +161,12 @@ async fn a_second_run_fetches_only_the_current_period_and_two_requests_per_custo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_faults_at_ten_percent_the_lake_holds_the_same_rows() {
+    // Which requests draw a fault depends on the order the two sessions' requests arrive in:
+    // about 150 requests, of which about ten are retried (5xx, dropped, revoked: half the kinds),
+    // so that fewer than 3 means a broken fault injection, not chance (p < 0.003). It was 5 of
+    // 133 requests once, below the old bound of 6.
     let sim = sim(|c| {
-        c.companies = 20;
+        c.companies = 40;
         c.faults = FaultRates::uniform(0.1);
         c.faults.slow_by = std::time::Duration::from_millis(20);
     })
@@ -170,7 +174,7 @@ async fn with_faults_at_ten_percent_the_lake_holds_the_same_rows() {
     let lake = tempfile::tempdir().unwrap();
     let summary = ingest(&sim, lake.path(), MSSP_KEY).await.unwrap();
     assert!(
-        summary.retries > 5,
+        summary.retries >= 3,
         "faults were injected and retried: {summary:?}"
     );
     assert_lake_matches_world(lake.path(), sim.world(), Partnership::Mssp, true);
