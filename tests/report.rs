@@ -139,6 +139,32 @@ async fn the_report_renders_in_chromium_with_charts_that_agree_with_the_bundled_
     assert!(!want.is_empty(), "churn_backtest has no rows to draw");
     assert_eq!(drawn, want);
 
+    // Retention: one shaded cell per cohort and month seen, as retention_cohorts has them.
+    let drawn = marks(
+        &dom,
+        "cohort n",
+        &["report-type", "cohort", "months", "value"],
+    );
+    let mut want = BTreeSet::new();
+    for r in query(lake.path(), "retention_cohorts", &[]) {
+        for months in [1, 3, 6, 12] {
+            let share = &r[format!("still_after_{months}m_pct")];
+            if !share.is_null() {
+                want.insert(vec![
+                    value(&r["report_type"]),
+                    value(&r["cohort"]),
+                    months.to_string(),
+                    value(share),
+                ]);
+            }
+        }
+    }
+    assert!(
+        want.len() >= 4,
+        "retention_cohorts has too few cells: {want:?}"
+    );
+    assert_eq!(drawn, want);
+
     // The churn list starts where churn_risk does, with its reasons.
     let risk = query(lake.path(), "churn_risk", &[]);
     let first = value(&risk[0]["company_name"]).replace('&', "&amp;");
@@ -149,6 +175,7 @@ async fn the_report_renders_in_chromium_with_charts_that_agree_with_the_bundled_
         "billing",
         "movers",
         "backtest",
+        "retention",
         "reconciliation",
     ] {
         assert!(

@@ -109,6 +109,7 @@ pub fn render(engine: &Engine, lake: &str, opts: &ReportOptions) -> Result<Strin
         .collect();
     let backtest = rows(engine, "churn_backtest", &filter)?;
     let findings = rows(engine, "billing_reconciliation", &filter)?;
+    let cohorts = rows(engine, "retention_cohorts", &filter)?;
 
     let mut body = String::new();
     body.push_str(&freshness(&status));
@@ -116,6 +117,7 @@ pub fn render(engine: &Engine, lake: &str, opts: &ReportOptions) -> Result<Strin
     body.push_str(&movers_section(&movers));
     body.push_str(&churn(&risk, opts.top));
     body.push_str(&backtest_section(&backtest));
+    body.push_str(&retention(&cohorts));
     body.push_str(&reconciliation(&findings));
     let scope = opts
         .report_type
@@ -132,7 +134,7 @@ pub fn render(engine: &Engine, lake: &str, opts: &ReportOptions) -> Result<Strin
 {body}
 <footer>Every number here is a bundled query's: <code>hspq query billing_trend</code>,
 <code>billing_movers</code>, <code>churn_risk</code>, <code>churn_backtest</code>,
-<code>billing_reconciliation</code> give the same rows.</footer>
+<code>retention_cohorts</code>, <code>billing_reconciliation</code> give the same rows.</footer>
 </body></html>
 "#,
         lake = escape(lake),
@@ -420,6 +422,65 @@ fn backtest_section(backtest: &[Row]) -> String {
         ],
     ));
     html.push_str("</section>");
+    html
+}
+
+/// The months after which `retention_cohorts` tells who is still there.
+const RETENTION_MONTHS: [u32; 4] = [1, 3, 6, 12];
+
+/// Retention by cohort as a heat table: each cell the share still there after so many months,
+/// shaded from red (none) to green (all).
+fn retention(cohorts: &[Row]) -> String {
+    let mut html = String::from(
+        r#"<section id="retention"><h2>Retention by cohort</h2><p class="note">Companies and customers by the month they first appeared (after the lake's first period), and the share still there after 1, 3, 6 and 12 months: a leaving is a churn event (a pause is none); those still there, or gone too recently to tell, count for as long as they were seen (Kaplan–Meier). Blank: nobody seen that long yet.</p>"#,
+    );
+    if cohorts.is_empty() {
+        html.push_str(r#"<p class="note">No cohort yet: every company in the lake was there in its first period (reseller cohorts need syncs on several days).</p></section>"#);
+        return html;
+    }
+    html.push_str(
+        "<table><thead><tr><th>report</th><th>cohort</th><th>companies</th><th>left</th>",
+    );
+    for m in RETENTION_MONTHS {
+        let _ = write!(html, "<th>after {m} mo.</th>");
+    }
+    html.push_str("<th>median life</th></tr></thead><tbody>");
+    for r in cohorts {
+        let (report_type, cohort) = (text(r, "report_type"), text(r, "cohort"));
+        let _ = write!(
+            html,
+            r#"<tr><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td>"#,
+            escape(&report_type),
+            escape(&cohort),
+            cell(r, "companies", 0),
+            cell(r, "left", 0)
+        );
+        for m in RETENTION_MONTHS {
+            let column = format!("still_after_{m}m_pct");
+            match num(r, &column) {
+                Some(pct) => {
+                    // Hue 0 (red) at none still there, 120 (green) at all.
+                    let _ = write!(
+                        html,
+                        r#"<td class="cohort n" {} {} {} {} style="background: hsl({:.0}, 55%, 85%)">{}%</td>"#,
+                        attr("report-type", &report_type),
+                        attr("cohort", &cohort),
+                        attr("months", &m.to_string()),
+                        attr("value", &text(r, &column)),
+                        1.2 * pct.clamp(0.0, 100.0),
+                        number(pct, 1)
+                    );
+                }
+                None => html.push_str("<td></td>"),
+            }
+        }
+        let median = match num(r, "median_months") {
+            Some(m) => format!("{} mo.", number(m, 0)),
+            None => String::new(),
+        };
+        let _ = write!(html, r#"<td class="n">{median}</td></tr>"#);
+    }
+    html.push_str("</tbody></table></section>");
     html
 }
 
