@@ -1234,3 +1234,52 @@ async fn retention_cohorts_count_what_the_simulators_lists_give_where_nothing_is
         cohorts.values().map(|l| l.len() as u64).sum::<u64>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_risk_scores_each_report_type_on_its_own_last_report_day() {
+    // The MSSP key synced today, the reseller key 45 days later: each is scored on its own last
+    // report day, so the MSSP companies are not left without a period to be scored in.
+    let dir = tempfile::tempdir().unwrap();
+    let now = sim(|c| c.companies = 60).await;
+    ingest_lake(&now, dir.path(), &[MSSP_KEY]).await;
+    let later = sim(|c| {
+        c.companies = 60;
+        c.today = today() + Days::new(45);
+    })
+    .await;
+    ingest_lake(&later, dir.path(), &[RESELLER_KEY]).await;
+    let last_day = |rt: &str| match rt {
+        "reseller" => later.world().last_report_day(),
+        _ => now.world().last_report_day(),
+    };
+    let risk = query_json(dir.path(), "churn_risk");
+    for rt in ["mssp", "reseller"] {
+        let mine: Vec<&serde_json::Value> =
+            risk.iter().filter(|r| r["report_type"] == rt).collect();
+        assert!(mine.len() > 20, "{rt}: {} companies scored", mine.len());
+        let day = last_day(rt).to_string();
+        assert!(
+            mine.iter().all(|r| r["as_of"] == day.as_str()),
+            "{rt} scored on {:?}, not {day}",
+            mine[0]["as_of"]
+        );
+    }
+    // as_of still scores every report type on the day it names.
+    let day = now.world().last_report_day() - Days::new(10);
+    let on_day: Vec<serde_json::Value> = serde_json::from_slice(&succeeded(hspq_on(
+        dir.path(),
+        &[
+            "query",
+            "churn_risk",
+            "--param",
+            &format!("as_of={day}"),
+            "--format",
+            "json",
+        ],
+    )))
+    .unwrap();
+    assert!(on_day.iter().any(|r| r["report_type"] == "mssp"));
+    assert!(on_day
+        .iter()
+        .all(|r| r["as_of"] == day.to_string().as_str()));
+}

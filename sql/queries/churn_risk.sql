@@ -1,7 +1,7 @@
 -- name: churn_risk
--- description: Every company active on a day (the last report day unless as_of says) with its churn risk score, its reasons and the billing units at risk, highest risk first.
+-- description: Every company active on a day (its report type's last report day unless as_of says) with its churn risk score, its reasons and the billing units at risk, highest risk first.
 -- param: window_days INTEGER = 28 | days of recent activity, compared with the window before them
--- param: as_of DATE = NULL | the day to score, from data up to that day only; the last report day (T-2) when left out
+-- param: as_of DATE = NULL | the day to score, from data up to that day only; each report type's last report day (T-2 of its last sync) when left out
 --
 -- The score and its components come from churn_scores() (sql/views/churn_scores.sql, which
 -- says how each is computed): usage and billing change, days without usage, and, where the
@@ -11,19 +11,24 @@
 -- within the horizon fitted for (the weights column says which). Equal scores are ordered by
 -- the units at risk (the billing of the last closed period); companies that billed nothing then
 -- (status `dormant`) come after the active ones. Companies gone by the day and not back (churn_departures) are not scored.
-with day as (
-    select coalesce($as_of, (select max(period_to) from periods)) as d
+with days as (
+    -- Each report type on its own last report day (T-2 of its own last sync: a reseller key
+    -- synced days after the MSSP key must not leave the MSSP companies without a period to be
+    -- scored in), unless as_of says.
+    select report_type, coalesce($as_of, max(period_to)) as d
+    from periods group by report_type
 ),
 scored as (
     select s.*
-    from day, churn_scores(day.d, $window_days, day.d + 2) s
-    where not exists (
-        select 1 from churn_departures e, day
+    from days, churn_scores(days.d, $window_days, days.d + 2) s
+    where s.report_type = days.report_type
+      and not exists (
+        select 1 from churn_departures e
         where e.report_type = s.report_type and e.security_center_id = s.security_center_id
-          and (e.returned_on is null or e.returned_on > day.d)
+          and (e.returned_on is null or e.returned_on > days.d)
           -- Scoring today: archived is gone, though its left_on (the day after its last
           -- usage, which lags two days) may still be ahead.
-          and (e.left_on <= day.d or (e.how = 'archived' and $as_of is null))
+          and (e.left_on <= days.d or (e.how = 'archived' and $as_of is null))
     )
 )
 select
