@@ -731,6 +731,14 @@ async fn the_backtest_figures_are_what_the_scores_and_churn_events_give() {
         close("precision_at_k", precision, 4);
         close("recall_at_k", recall, 4);
         close("lift", lift, 2);
+        // Under 30 leavers it says the figures are noise; from 30 on, nothing.
+        match n {
+            0..30 => assert_eq!(
+                row["note"],
+                format!("only {n} leavers: the figures are noise at this size")
+            ),
+            _ => assert!(row["note"].is_null(), "{row}"),
+        }
     }
 }
 

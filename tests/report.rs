@@ -138,6 +138,12 @@ async fn the_report_renders_in_chromium_with_charts_that_agree_with_the_bundled_
     }
     assert!(!want.is_empty(), "churn_backtest has no rows to draw");
     assert_eq!(drawn, want);
+    // Its warning when the leavers are few, as churn_backtest words it.
+    for r in query(lake.path(), "churn_backtest", &[]) {
+        if let Some(note) = r["note"].as_str() {
+            assert!(dom.contains(note), "the report lacks {note:?}");
+        }
+    }
 
     // Retention: one shaded cell per cohort and month seen, as retention_cohorts has them.
     let drawn = marks(

@@ -15,6 +15,8 @@
 -- fitted by `hspq churn fit` are backtested there, out of time. The reference, 'naive rule',
 -- ranks by one fixed measure: all products' usage of the last 28 days against the 28 before
 -- (churn_scores' naive_drop). A score that does not beat it is not worth its components.
+-- note warns when the leavers are too few for the figures to mean much (under 30, as many as
+-- `hspq churn fit` needs to fit).
 with labelled as (
     select * from churn_labels($horizon_days, $window_days, $report_type)
 ),
@@ -60,6 +62,10 @@ select report_type, model, cutoffs, scored, events,
        round(flagged_leavers / flagged, 4) as precision_at_k,
        round(flagged_leavers / nullif(events, 0), 4) as recall_at_k,
        round((flagged_leavers / flagged) / nullif(events / scored, 0), 2) as lift,
-       components
+       components,
+       -- Below a few dozen leavers, AUC and lift move by tenths from one leaver more or less.
+       case when events = 0 then 'no leaver within any horizon: nothing to rank'
+            when events < 30 then 'only ' || events || ' leavers: the figures are noise at this size'
+       end as note
 from pooled
 order by report_type, model;

@@ -421,6 +421,19 @@ fn backtest_section(backtest: &[Row]) -> String {
             ("lift", "lift", 2),
         ],
     ));
+    // One warning per report type (both models share the leavers).
+    let mut warned = BTreeSet::new();
+    for r in backtest {
+        let note = text(r, "note");
+        if !note.is_empty() && warned.insert(text(r, "report_type")) {
+            let _ = write!(
+                html,
+                r#"<p class="note warn">{}: {}</p>"#,
+                escape(&text(r, "report_type")),
+                escape(&note)
+            );
+        }
+    }
     html.push_str("</section>");
     html
 }
