@@ -55,9 +55,13 @@ lives as (
                 then date_sub('month', e.started_on, coalesce(e.open_on, k.day)) end as seen
     from ends e join known k using (report_type)
 ),
+horizons as (
+    select report_type, cohort, greatest(max(left_in), max(seen), 12) as last_month
+    from lives group by report_type, cohort
+),
 months as (
-    select report_type, cohort, unnest(range(1, greatest(max(left_in), max(seen), 12) + 1)) as t
-    from lives group by all
+    select report_type, cohort, unnest(generate_series(1, last_month)) as t
+    from horizons
 ),
 steps as (
     select m.report_type, m.cohort, m.t,
