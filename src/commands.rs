@@ -397,6 +397,14 @@ async fn views(args: ViewsArgs, config: &Config) -> Result<ExitCode> {
     let engine = open(&config.lake).await?;
     let entry = engine.commit()?;
     let sql = hspq::query::views::all_views_sql(&root, |d| match &entry {
+        _ if args.dedup => {
+            let prefix = format!("{}/", d.name());
+            let live = entry.as_ref().map_or_else(
+                || engine.root.join(d.name()).is_dir(),
+                |e| e.manifest.files.keys().any(|p| p.starts_with(&prefix)),
+            );
+            live.then_some(false)
+        }
         Some(entry) => {
             let prefix = format!("{}/", d.name());
             let mut files = entry

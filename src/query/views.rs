@@ -186,11 +186,12 @@ pub fn lake_files_sql<'a>(files: impl Iterator<Item = (&'a str, u64, u64, &'a st
 /// What `hspq views --sql` says first: when a glob may show a row twice (the contract, §2).
 pub const VIEWS_HEADER: &str = "\
 -- hspq's views for DuckDB: each dataset view reads its files by glob, so it follows later syncs
--- without being made again. A glob shows each row once, except while a sync commits (between
--- its first new file and its clean-up, seconds) or while an hspq reader (sql, repl, report,
--- serve) still reads the version before it: then a re-fetched partition's old and new files are
--- both in place, and a query over them counts those rows twice. Run it again once the sync has
--- finished; hspq's own commands never see this.";
+-- without being made again. A plain glob shows each row once, except while a sync commits
+-- (between its first new file and its clean-up, seconds), and after a sync that ended while an
+-- hspq reader (a statement of sql, query, repl or report; a serve statement or cursor) still
+-- read the version before it: the files that sync replaced then stay in place until the next
+-- sync, and a query over a re-fetched partition counts its rows twice. `hspq views --sql --dedup` prints views exact at
+-- any moment (several times slower); hspq's own commands never see this.";
 
 /// Every view, for `hspq views --sql`, reading the lake at `root` by glob. `unique` tells, for
 /// each dataset, whether its files each hold a key once (`Some(true)`: a plain glob; `Some(false)`:
@@ -205,8 +206,8 @@ pub fn all_views_sql(root: &str, unique: impl Fn(Dataset) -> Option<bool>) -> St
     let mut header = VIEWS_HEADER.to_string();
     if !deduplicated.is_empty() {
         header.push_str(&format!(
-            "\n-- {} keep each key's newest row (files written by an older hspq may repeat a key):\n\
-             -- exact at any time, several times slower on large scans.",
+            "\n-- {} keep each key's newest row (--dedup, or files from an older hspq that may \
+             repeat a key):\n-- exact at any moment, several times slower on large scans.",
             deduplicated.join(", ")
         ));
     }
