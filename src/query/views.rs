@@ -190,8 +190,16 @@ pub const VIEWS_HEADER: &str = "\
 -- (between its first new file and its clean-up, seconds), and after a sync that ended while an
 -- hspq reader (a statement of sql, query, repl or report; a serve statement or cursor) still
 -- read the version before it: the files that sync replaced then stay in place until the next
--- sync, and a query over a re-fetched partition counts its rows twice. `hspq views --sql --dedup` prints views exact at
--- any moment (several times slower); hspq's own commands never see this.";
+-- sync, and a query over a re-fetched partition counts its rows twice. `hspq views --sql
+-- --dedup` prints views exact at any moment (several times slower); hspq's own commands never
+-- see this.";
+
+/// What `hspq views --sql` says first when every view deduplicates (`--dedup`, or a lake
+/// without its log).
+pub const DEDUP_HEADER: &str = "\
+-- hspq's views for DuckDB: each dataset view reads its files by glob, so it follows later syncs
+-- without being made again, and keeps each key's newest row: exact at any moment, even while a
+-- sync commits, but several times slower on large scans than plain glob views.";
 
 /// Every view, for `hspq views --sql`, reading the lake at `root` by glob. `unique` tells, for
 /// each dataset, whether its files each hold a key once (`Some(true)`: a plain glob; `Some(false)`:
@@ -203,11 +211,15 @@ pub fn all_views_sql(root: &str, unique: impl Fn(Dataset) -> Option<bool>) -> St
         .filter(|d| unique(**d) == Some(false))
         .map(|d| d.name())
         .collect();
-    let mut header = VIEWS_HEADER.to_string();
-    if !deduplicated.is_empty() {
+    let plain = Dataset::ALL.iter().any(|d| unique(*d) == Some(true));
+    let mut header = match plain || deduplicated.is_empty() {
+        true => VIEWS_HEADER.to_string(),
+        false => DEDUP_HEADER.to_string(),
+    };
+    if plain && !deduplicated.is_empty() {
         header.push_str(&format!(
-            "\n-- {} keep each key's newest row (--dedup, or files from an older hspq that may \
-             repeat a key):\n-- exact at any moment, several times slower on large scans.",
+            "\n-- These keep each key's newest row instead (files from an older hspq may repeat a \
+             key): {}.",
             deduplicated.join(", ")
         ));
     }
