@@ -105,27 +105,38 @@ async fn customer_history_follows_the_customer_list_across_syncs_on_successive_d
     assert_eq!(events, reseller_gone);
 }
 
+/// The simulator's MSSP periods, oldest first.
+fn mssp_periods(w: &hspq::sim::World) -> Vec<hspq::sim::world::Period> {
+    let mut periods = w.periods(Partnership::Mssp);
+    periods.reverse();
+    periods
+}
+
+/// Whether company `id` was eligible in each of `periods`, by the simulator's own lists.
+fn mssp_eligibility(
+    w: &hspq::sim::World,
+    periods: &[hspq::sim::world::Period],
+    id: &str,
+) -> Vec<bool> {
+    periods
+        .iter()
+        .map(|p| w.eligible(Partnership::Mssp, p).iter().any(|e| e.id == id))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_events_hold_every_mssp_company_that_left_within_the_history() {
     let sim = sim(|c| c.companies = 400).await;
     let dir = tempfile::tempdir().unwrap();
     ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
     let w = sim.world();
-    let mut periods = w.periods(Partnership::Mssp);
-    periods.reverse();
+    let periods = mssp_periods(w);
     let last = periods.len() - 1;
     // Walked from the simulator's own eligibility: a company eligible in a period and not in the
     // next has left then; one archived today and eligible in the latest period left during it.
     let mut want = Vec::new();
     for c in w.companies(Partnership::Mssp) {
-        let eligible: Vec<bool> = periods
-            .iter()
-            .map(|p| {
-                w.eligible(Partnership::Mssp, p)
-                    .iter()
-                    .any(|e| e.id == c.id)
-            })
-            .collect();
+        let eligible = mssp_eligibility(w, &periods, &c.id);
         for i in 0..periods.len() {
             let ends = eligible[i] && (i == last || !eligible[i + 1]);
             let archived = !c.active_on(w.today);
@@ -1133,8 +1144,7 @@ async fn retention_cohorts_count_what_the_simulators_lists_give_where_nothing_is
     let dir = tempfile::tempdir().unwrap();
     ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
     let w = sim.world();
-    let mut periods = w.periods(Partnership::Mssp);
-    periods.reverse();
+    let periods = mssp_periods(w);
     let last = periods.len() - 1;
     let known: NaiveDate = rows(
         dir.path(),
@@ -1154,14 +1164,7 @@ async fn retention_cohorts_count_what_the_simulators_lists_give_where_nothing_is
     }
     let mut cohorts: BTreeMap<String, Vec<Life>> = BTreeMap::new();
     for c in w.companies(Partnership::Mssp) {
-        let eligible: Vec<bool> = periods
-            .iter()
-            .map(|p| {
-                w.eligible(Partnership::Mssp, p)
-                    .iter()
-                    .any(|e| e.id == c.id)
-            })
-            .collect();
+        let eligible = mssp_eligibility(w, &periods, &c.id);
         let Some(first) = eligible.iter().position(|e| *e) else {
             continue;
         };

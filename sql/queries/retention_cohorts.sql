@@ -15,11 +15,7 @@
 -- through the whole of month t. With nobody seen for fewer than k months, it is the plain share
 -- that did not leave in their first k months. NULL where nobody was seen that long.
 with known as (
-    select 'mssp' as report_type,
-           coalesce((select max(date) from daily_usage where report_type = 'mssp'),
-                    (select max(period_to) from periods where report_type = 'mssp')) as day
-    union all
-    select 'reseller', max(seen_to) from customer_history where report_type = 'reseller'
+    select * from churn_known_days()
 ),
 starts as (
     select 'mssp' as report_type, c.security_center_id, min(p.period_from) as started_on

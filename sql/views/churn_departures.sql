@@ -22,6 +22,15 @@
 -- lost, or would), and the last day it was seen (usage for MSSP, the customer list for reseller).
 CREATE OR REPLACE MACRO churn_grace_days() AS 100;
 
+-- The last day the lake knows of each report type: for MSSP the last usage day (a lake without
+-- usage: the end of the last period it lists), for reseller the last sync's customer list.
+CREATE OR REPLACE MACRO churn_known_days() AS TABLE
+SELECT 'mssp' AS report_type,
+       coalesce((SELECT max(date) FROM daily_usage WHERE report_type = 'mssp'),
+                (SELECT max(period_to) FROM periods WHERE report_type = 'mssp')) AS day
+UNION ALL
+SELECT 'reseller', max(seen_to) FROM customer_history WHERE report_type = 'reseller';
+
 CREATE OR REPLACE MACRO churn_departures(grace_days) AS TABLE
 WITH mssp_periods AS (
     SELECT year, period, period_from, row_number() OVER (ORDER BY year, period) AS n
@@ -87,12 +96,7 @@ departures AS (
     SELECT * FROM reseller
 ),
 known AS (
-    -- The last usage day; a lake without usage, the end of the last period it lists.
-    SELECT 'mssp' AS report_type,
-           coalesce((SELECT max(date) FROM daily_usage WHERE report_type = 'mssp'),
-                    (SELECT max(period_to) FROM periods WHERE report_type = 'mssp')) AS day
-    UNION ALL
-    SELECT 'reseller', max(seen_to) FROM customer_history WHERE report_type = 'reseller'
+    SELECT * FROM churn_known_days()
 ),
 billed AS (
     SELECT report_type, security_center_id, year, period,
