@@ -294,10 +294,16 @@ async fn cursors_and_row_limited_portals_stream_for_psycopg2_psycopg_asyncpg_and
     assert_eq!(got["backward"], "55000");
     assert_eq!(got["slow"], "57014");
     assert_eq!(got["after_slow"], "ran");
-    assert_eq!(
-        got["failing_cursor"],
-        serde_json::json!([2048, "22023", "55000"]),
-        "a failed cursor does not look finished"
+    // DuckDB reports a streamed query that failed on one of its threads either with the
+    // error (error(): Invalid Input, 22023) or, when another thread stopped first, as
+    // "Interrupted" (XX000): never as a cancel (57014), which hspq says only of its own.
+    let failing = &got["failing_cursor"];
+    assert!(
+        failing[0] == 2048
+            && (failing[1] == "22023" || failing[1] == "XX000")
+            && failing[2] == "55000",
+        "a failed cursor does not look finished: {failing} {}",
+        got["failing_cursor_message"]
     );
     assert_eq!(got["rolled_back"], "34000");
     assert_eq!(got["failed_message"], "42P01");

@@ -23,7 +23,8 @@ pub enum ErrorType {
     OutOfMemory,
     /// A file could not be read (or was deleted under the statement).
     Io,
-    /// The statement was interrupted.
+    /// The statement was interrupted (by hspq, or by DuckDB itself when another of its
+    /// threads failed).
     Interrupt,
     /// Any other type.
     Other,
@@ -114,8 +115,10 @@ impl SqlError {
             ErrorType::Permission => "42501",
             ErrorType::OutOfMemory => "53200",
             ErrorType::Io => "58030",
-            ErrorType::Interrupt => "57014",
-            ErrorType::Other => "XX000",
+            // Not 57014 (query_canceled): hspq's own cancels and time-outs are told apart where
+            // they happen. DuckDB says "Interrupted" also for a parallel query whose other
+            // thread failed (error() in a streamed result, say): the cause is lost.
+            ErrorType::Interrupt | ErrorType::Other => "XX000",
         }
     }
 }

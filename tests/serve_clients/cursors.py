@@ -95,7 +95,13 @@ def with_psycopg2(host, port, password, out):
     )
     tab.execute("fetch 2048 from boom")
     first = len(tab.fetchall())
-    failed = sqlstate(lambda: tab.execute("fetch 4096 from boom"))
+    try:
+        tab.execute("fetch 4096 from boom")
+        failed = "ran"
+    except psycopg2.Error as e:
+        failed = e.pgcode
+        # What the server said, for a failure other than the one expected.
+        out["failing_cursor_message"] = e.pgerror
     out["failing_cursor"] = [first, failed, sqlstate(lambda: tab.execute("fetch 5 from boom"))]
     tab.execute("close boom")
     # A held cursor declared in a block that rolls back goes with it, as in PostgreSQL; so does
