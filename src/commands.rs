@@ -396,27 +396,23 @@ async fn views(args: ViewsArgs, config: &Config) -> Result<ExitCode> {
     // they do for the engine, and nothing says each file holds a key once.
     let engine = open(&config.lake).await?;
     let entry = engine.commit()?;
-    let sql = hspq::query::views::all_views_sql(&root, |d| match &entry {
-        _ if args.dedup => {
-            let prefix = format!("{}/", d.name());
-            let live = entry.as_ref().map_or_else(
-                || engine.root.join(d.name()).is_dir(),
-                |e| e.manifest.files.keys().any(|p| p.starts_with(&prefix)),
-            );
-            live.then_some(false)
-        }
-        Some(entry) => {
-            let prefix = format!("{}/", d.name());
-            let mut files = entry
-                .manifest
-                .files
-                .iter()
-                .filter(|(path, _)| path.starts_with(&prefix))
-                .peekable();
-            files.peek()?;
-            Some(files.all(|(_, f)| f.unique_keys))
-        }
-        None => engine.root.join(d.name()).is_dir().then_some(false),
+    let sql = hspq::query::views::all_views_sql(&root, |d| {
+        let unique = match &entry {
+            Some(entry) => {
+                let prefix = format!("{}/", d.name());
+                let mut files = entry
+                    .manifest
+                    .files
+                    .iter()
+                    .filter(|(path, _)| path.starts_with(&prefix))
+                    .peekable();
+                files.peek()?;
+                files.all(|(_, f)| f.unique_keys)
+            }
+            None if engine.root.join(d.name()).is_dir() => false,
+            None => return None,
+        };
+        Some(unique && !args.dedup)
     });
     if args.target.sql {
         println!("{sql}");

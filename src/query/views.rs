@@ -206,12 +206,14 @@ pub const DEDUP_HEADER: &str = "\
 /// deduplicated, slower) or it has none (`None`: an empty view; a glob matching nothing is an
 /// error in DuckDB).
 pub fn all_views_sql(root: &str, unique: impl Fn(Dataset) -> Option<bool>) -> String {
-    let deduplicated: Vec<&str> = Dataset::ALL
+    let kinds: Vec<(Dataset, Option<bool>)> =
+        Dataset::ALL.iter().map(|d| (*d, unique(*d))).collect();
+    let deduplicated: Vec<&str> = kinds
         .iter()
-        .filter(|d| unique(**d) == Some(false))
-        .map(|d| d.name())
+        .filter(|(_, u)| *u == Some(false))
+        .map(|(d, _)| d.name())
         .collect();
-    let plain = Dataset::ALL.iter().any(|d| unique(*d) == Some(true));
+    let plain = kinds.iter().any(|(_, u)| *u == Some(true));
     let mut header = match plain || deduplicated.is_empty() {
         true => VIEWS_HEADER.to_string(),
         false => DEDUP_HEADER.to_string(),
@@ -224,7 +226,7 @@ pub fn all_views_sql(root: &str, unique: impl Fn(Dataset) -> Option<bool>) -> St
         ));
     }
     std::iter::once(header)
-        .chain(Dataset::ALL.iter().map(|d| match unique(*d) {
+        .chain(kinds.iter().map(|(d, u)| match u {
             Some(true) => view_sql(*d, &Source::UniqueGlob(root)),
             Some(false) => view_sql(*d, &Source::Glob(root)),
             None => view_sql(*d, &Source::Files(Vec::new())),
