@@ -55,17 +55,32 @@ fn main() -> ExitCode {
     let config = match command.config() {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("hspq: {err:#}");
+            eprintln!("hspq: {}", message(&err));
             return ExitCode::from(2);
         }
     };
     match runtime.block_on(commands::run(command, config)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("hspq: {err:#}");
+            eprintln!("hspq: {}", message(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, one after the other, leaving out a cause whose text the message
+/// already quotes: errors that name their source in their own text (`lake list ...: {source}`)
+/// would otherwise repeat it, once per level.
+fn message(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn init_logging(verbose: u8) {
@@ -85,4 +100,27 @@ fn init_logging(verbose: u8) {
         .with_target(false)
         .without_time()
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message;
+
+    #[test]
+    fn a_cause_the_message_already_quotes_is_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("lake list x: {source}")]
+        struct Quoting {
+            source: std::io::Error,
+        }
+        let io = || std::io::Error::other("permission denied");
+        let quoting = anyhow::Error::from(Quoting { source: io() });
+        assert_eq!(message(&quoting), "lake list x: permission denied");
+        // A context that does not quote its cause still shows it.
+        let wrapped = anyhow::Error::from(io()).context("cannot open views.duckdb");
+        assert_eq!(
+            message(&wrapped),
+            "cannot open views.duckdb: permission denied"
+        );
+    }
 }
