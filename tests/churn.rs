@@ -301,6 +301,51 @@ async fn an_mssp_company_that_pauses_and_returns_is_paused_not_a_leaving() {
         paused >= 5,
         "the world must show pauses: {paused} in {got:?}"
     );
+    // Retention counts a company's end, never its pause: per cohort, the companies whose last
+    // eligible period is followed by an end (not a pause) at least 100 days before the last
+    // usage day, from the simulator's own lists.
+    let known: NaiveDate = rows(
+        dir.path(),
+        "select max(date) from daily_usage where report_type = 'mssp'",
+    )
+    .await[0]
+        .parse()
+        .unwrap();
+    let periods = mssp_periods(w);
+    let last = periods.len() - 1;
+    let mut want: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut paused_members = 0;
+    for c in w.companies(Partnership::Mssp) {
+        let eligible = mssp_eligibility(w, &periods, &c.id);
+        let Some(first) = eligible.iter().position(|e| *e).filter(|f| *f > 0) else {
+            continue;
+        };
+        let end = eligible.iter().rposition(|e| *e).unwrap();
+        let left = c.inactive_from.is_some()
+            && end < last
+            && periods[end + 1].from + Days::new(100) <= known;
+        let cohort = want
+            .entry(periods[first].from.format("%Y-%m").to_string())
+            .or_default();
+        cohort.0 += 1;
+        cohort.1 += u64::from(left);
+        paused_members += usize::from(c.paused.is_some());
+    }
+    let got: BTreeMap<String, (u64, u64)> = query_json(dir.path(), "retention_cohorts")
+        .iter()
+        .map(|r| {
+            let n = |k: &str| r[k].as_u64().unwrap();
+            (
+                r["cohort"].as_str().unwrap().to_string(),
+                (n("companies"), n("left")),
+            )
+        })
+        .collect();
+    assert!(
+        paused_members >= 3,
+        "cohorts without pauses: {paused_members}"
+    );
+    assert_eq!(got, want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
