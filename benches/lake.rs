@@ -56,6 +56,49 @@ fn manifest(lake: &Path) -> serde_json::Value {
     entry["manifest"].clone()
 }
 
+/// The entries (and bytes, with the sync objects they name) that the default version retention
+/// (7 days) keeps of a log written by one sync a day: the last ten entries and the last seven
+/// `release` entries. Measured on this lake's own newest entries.
+fn log_kept_by_daily_syncs(lake: &Path) -> (usize, u64) {
+    let log = lake.join("_hspq/log");
+    let mut names: Vec<String> = std::fs::read_dir(&log)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    let entries: Vec<(u64, serde_json::Value)> = names
+        .iter()
+        .map(|n| {
+            let bytes = std::fs::read(log.join(n)).unwrap();
+            (bytes.len() as u64, serde_json::from_slice(&bytes).unwrap())
+        })
+        .collect();
+    let last_ten = entries.len().saturating_sub(10);
+    let mut releases = 0;
+    let mut kept = Vec::new();
+    for (i, e) in entries.iter().enumerate().rev() {
+        let release = e.1["kind"] == "release";
+        if i >= last_ten || (release && releases < 7) {
+            kept.push(e);
+        }
+        releases += usize::from(release);
+    }
+    let objects: std::collections::BTreeSet<&str> = kept
+        .iter()
+        .filter_map(|(_, e)| e["sync"].as_str())
+        .collect();
+    let object_bytes: u64 = objects
+        .iter()
+        .map(|o| std::fs::metadata(lake.join(o)).map_or(0, |m| m.len()))
+        .sum();
+    (
+        kept.len(),
+        kept.iter().map(|(b, _)| b).sum::<u64>() + object_bytes,
+    )
+}
+
 /// Rows and files of each partition, by its folder.
 fn partitions(m: &serde_json::Value) -> BTreeMap<String, (u64, Vec<String>)> {
     let mut out: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
@@ -182,14 +225,25 @@ fn main() {
     };
     let (data_files, data_bytes) = size(&lake);
     let (history_files, history_bytes) = size(&lake.join("_hspq/history"));
-    let (log_entries, log_bytes) = size(&lake.join("_hspq/log"));
+    let (log_entries, entry_bytes) = size(&lake.join("_hspq/log"));
+    let (sync_objects, sync_bytes) = size(&lake.join("_hspq/sync"));
+    let log_bytes = entry_bytes + sync_bytes;
+    let share = |bytes: u64| 100.0 * bytes as f64 / data_bytes.max(1) as f64;
     println!(
         "\ndata folders: {data_files} files, {:.1} MB; history: {history_files} files, {:.1} MB; \
-         log: {log_entries} entries, {:.1} MB ({:.2} % of the data)",
+         log: {log_entries} entries and {sync_objects} sync objects, {:.2} MB ({:.2} % of the \
+         data)",
         data_bytes as f64 / 1e6,
         history_bytes as f64 / 1e6,
         log_bytes as f64 / 1e6,
-        100.0 * log_bytes as f64 / data_bytes.max(1) as f64
+        share(log_bytes)
+    );
+    let (year_entries, year_bytes) = log_kept_by_daily_syncs(&lake);
+    println!(
+        "log a year of daily syncs keeps (the last ten entries and the last seven finished \
+         syncs', with their sync objects): {year_entries} entries, {:.2} MB ({:.2} % of the data)",
+        year_bytes as f64 / 1e6,
+        share(year_bytes)
     );
 
     let parts = partitions(&before);

@@ -354,8 +354,8 @@ async fn killed_runs_resume_to_the_same_lake_without_refetching_finished_periods
         child.kill().unwrap();
         child.wait().unwrap();
         assert_all_files_complete(lake.path());
-        if let Some(m) = latest_manifest(lake.path()) {
-            committed_before_last_kill = m["state"]["periods"]
+        if let Some(entry) = latest_entry(lake.path()) {
+            committed_before_last_kill = sync_state(lake.path(), &entry)["state"]["periods"]
                 .as_object()
                 .unwrap()
                 .iter()

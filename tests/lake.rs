@@ -738,6 +738,16 @@ async fn as_of_reads_the_lake_a_sync_left_after_three_more_until_the_version_ret
     const ROWS: &str = "select security_center_id, product, date, usage_value, ingested_at \
                         from daily_usage order by all";
     let then = sql_csv(dir.path(), ROWS, &[]);
+    // Files written a month ago: the history keeps them for the retention from when they
+    // moved there, not from when they were written.
+    let month_ago = std::time::SystemTime::now() - Duration::from_secs(30 * 24 * 3600);
+    for path in parquet_files(dir.path()) {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join(path))
+            .unwrap();
+        file.set_modified(month_ago).unwrap();
+    }
     for _ in 0..3 {
         full_sync(&sim, dir.path()).await;
     }
@@ -826,6 +836,49 @@ async fn as_of_reads_the_lake_a_sync_left_after_three_more_until_the_version_ret
         assert!(!history.join(path).exists(), "{path} stays in the history");
     }
     assert!(!walk(&history).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_entries_list_their_files_and_share_a_sync_object_that_clean_up_keeps_only_while_named()
+{
+    let sim = sim(|c| c.companies = 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    full_sync(&sim, dir.path()).await;
+    let log = dir.path().join("_hspq/log");
+    let entries: Vec<serde_json::Value> = walk(&log)
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    let mut named = std::collections::BTreeSet::new();
+    for e in &entries {
+        // A plain reader finds the live files in the entry itself; the sync state is elsewhere.
+        assert!(e["manifest"]["files"].is_object(), "{e}");
+        assert!(e["manifest"].get("state").is_none(), "{e}");
+        let object = e["sync"]
+            .as_str()
+            .expect("each entry names its sync object");
+        assert!(dir.path().join(object).is_file(), "{object} is missing");
+        named.insert(dir.path().join(object));
+    }
+    // The clean-up at the sync's end removed every object no kept entry names, and entries
+    // that kept the state (refreshes, the release, commits of report files) share one.
+    let objects: std::collections::BTreeSet<_> =
+        walk(&dir.path().join("_hspq/sync")).into_iter().collect();
+    assert_eq!(objects, named);
+    assert!(objects.len() < entries.len(), "{} objects", objects.len());
+    // The newest object holds each listed customer's fetched range, as hspq reads it.
+    let state = sync_state(dir.path(), &latest_entry(dir.path()).unwrap());
+    let customers = state["state"]["customers"].as_object().unwrap();
+    let listed = sim.world().customers(Partnership::Mssp).len();
+    assert_eq!(customers.len(), listed, "{state}");
+    assert_eq!(state["staged"], serde_json::json!([]));
+    let lake = Lake::open(&dir.path().into()).unwrap();
+    let read = hspq::lake::log::latest(&lake).await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::to_value(&read.manifest.state).unwrap(),
+        state["state"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -150,6 +150,8 @@ struct Inner {
 struct Held {
     version: u64,
     manifest: Arc<Manifest>,
+    /// The sync object of the held entry, shared by the next entry if it keeps the state.
+    sync_object: Option<String>,
     /// Why this run no longer holds the lake.
     lost: Option<String>,
     last_write: Instant,
@@ -169,9 +171,9 @@ impl LakeWriter {
             .await?;
         for _ in 0..5 {
             let latest = log::latest(lake).await?;
-            let (version, manifest, holder) = match latest {
-                Some(e) => (e.version, e.manifest, e.lease),
-                None => (0, Manifest::new(), None),
+            let (version, manifest, holder, sync_object) = match latest {
+                Some(e) => (e.version, e.manifest, e.lease, e.sync_object),
+                None => (0, Manifest::new(), None, None),
             };
             if let Some(lease) = holder {
                 match lease.stale(Utc::now()) {
@@ -196,13 +198,15 @@ impl LakeWriter {
                 held: Mutex::new(Held {
                     version,
                     manifest: Arc::new(Manifest::new()),
+                    sync_object: None,
                     lost: None,
                     last_write: Instant::now(),
                     in_flight: false,
                 }),
             };
-            let entry = inner.entry(version + 1, EntryKind::Acquire, manifest);
-            if create(lake, &entry).await? != Created::Mine {
+            let mut entry = inner.entry(version + 1, EntryKind::Acquire, manifest);
+            entry.sync_object = sync_object;
+            if create(lake, &mut entry).await? != Created::Mine {
                 // Another run took the lake first: look again.
                 continue;
             }
@@ -210,6 +214,7 @@ impl LakeWriter {
                 let mut held = inner.held.lock().await;
                 held.version = entry.version;
                 held.manifest = Arc::new(entry.manifest);
+                held.sync_object = entry.sync_object;
             }
             let inner = Arc::new(inner);
             let heartbeat = tokio::spawn(heartbeat(Arc::clone(&inner)));
@@ -280,24 +285,19 @@ impl LakeWriter {
         Ok(())
     }
 
-    /// Moves retired files to `_hspq/history/`, in batches after a proof of the lease each;
-    /// returns those moved (one already moved by a run cut short counts; one gone does not).
-    async fn move_to_history(&self, paths: &[String]) -> Result<Vec<String>, LakeError> {
+    /// Moves retired files to `_hspq/history/`, in batches after a proof of the lease each
+    /// (one a run cut short moved already, or gone, is left as it is).
+    async fn move_to_history(&self, paths: &[String]) -> Result<(), LakeError> {
         let lake = &self.inner.lake;
-        let mut moved = Vec::new();
         for batch in paths.chunks(DELETE_BATCH) {
             self.prove().await?;
             let renames = batch.iter().cloned().map(|p| {
                 let lake = lake.clone();
-                async move {
-                    let to = history_path(&p);
-                    let there = lake.rename(&p, &to).await? || lake.get(&to).await?.is_some();
-                    Ok::<_, LakeError>(there.then_some(p))
-                }
+                async move { lake.rename(&p, &history_path(&p)).await }
             });
-            moved.extend(eight_at_a_time(renames).await?.into_iter().flatten());
+            eight_at_a_time(renames).await?;
         }
-        Ok(moved)
+        Ok(())
     }
 
     /// Marks the lake lost, for a reason found outside the log.
@@ -322,36 +322,34 @@ impl LakeWriter {
             manifest.dead.keys().cloned().partition(|p| pinned.keeps(p));
         done.pinned = kept.len();
         let keep_history = !self.inner.opts.version_retention.is_zero();
-        let moved = if keep_history {
-            self.move_to_history(&dead).await?
+        if keep_history {
+            self.move_to_history(&dead).await?;
         } else {
             self.delete_proven(&dead).await?;
-            Vec::new()
-        };
+        }
         done.dead = dead.len();
         let now = Utc::now();
         let keep_for = chrono::Duration::from_std(self.inner.opts.version_retention)
             .unwrap_or(chrono::Duration::MAX);
-        // History past the retention goes, but for what a pinned `--as-of` reader reads.
-        let expired: Vec<String> = manifest
-            .history
-            .iter()
-            .filter(|(p, at)| now - **at > keep_for && !pinned.keeps(p))
-            .map(|(p, _)| p.clone())
+        // History past the retention goes, but for what a pinned `--as-of` reader reads. A
+        // file's time there is when it moved (see `Lake::rename`).
+        let expired: Vec<String> = lake
+            .list(HISTORY)
+            .await?
+            .into_iter()
+            .filter(|l| now - l.modified > keep_for)
+            .map(|l| l.path)
+            .filter(|p| {
+                p.strip_prefix(HISTORY)
+                    .is_some_and(|data| !pinned.keeps(data.trim_start_matches('/')))
+            })
             .collect();
-        let in_history: Vec<String> = expired.iter().map(|p| history_path(p)).collect();
-        self.delete_proven(&in_history).await?;
+        self.delete_proven(&expired).await?;
         done.expired = expired.len();
-        if !dead.is_empty() || !expired.is_empty() {
+        if !dead.is_empty() {
             self.commit(|m| {
                 for p in &dead {
                     m.dead.remove(p);
-                }
-                for p in &moved {
-                    m.history.insert(p.clone(), now);
-                }
-                for p in &expired {
-                    m.history.remove(p);
                 }
             })
             .await?;
@@ -404,20 +402,32 @@ impl LakeWriter {
         }
         self.delete_proven(&orphans).await?;
         let mut old_entries = Vec::new();
+        let mut named = std::collections::HashSet::new();
         for v in log::versions(lake, None).await? {
-            if v + KEEP_ENTRIES >= version || pinned.versions.contains(&v) {
+            let Some(head) = log::head(lake, v).await? else {
                 continue;
-            }
+            };
             // The state after each finished run stays readable (`--as-of`) for the retention.
             let ends_a_run = keep_history
-                && log::read(lake, v).await?.is_some_and(|e| {
-                    e.kind == EntryKind::Release && now - e.written_at <= keep_for
-                });
-            if !ends_a_run {
+                && head.kind == EntryKind::Release
+                && now - head.written_at <= keep_for;
+            if v + KEEP_ENTRIES >= version || pinned.versions.contains(&v) || ends_a_run {
+                named.extend(head.sync);
+            } else {
                 old_entries.push(log::entry_path(v));
             }
         }
         self.delete_proven(&old_entries).await?;
+        // Sync objects no kept entry names; those of versions after this clean-up's own may be
+        // this run's commits, being stored meanwhile.
+        let unnamed: Vec<String> = lake
+            .list(log::SYNC_DIR)
+            .await?
+            .into_iter()
+            .map(|l| l.path)
+            .filter(|p| log::sync_version_of(p).is_some_and(|v| v <= version) && !named.contains(p))
+            .collect();
+        self.delete_proven(&unnamed).await?;
         if version > 0 {
             lake.delete(LEGACY_MANIFEST).await?;
             lake.delete(LEGACY_LOCK).await?;
@@ -563,6 +573,7 @@ impl Inner {
                     .unwrap_or(DateTime::<Utc>::MAX_UTC),
             }),
             manifest,
+            sync_object: None,
         }
     }
 
@@ -580,9 +591,13 @@ impl Inner {
         if held.in_flight {
             self.catch_up(held).await?;
         }
-        let entry = self.entry(held.version + 1, kind, next(&held.manifest));
+        let mut entry = self.entry(held.version + 1, kind, next(&held.manifest));
+        let (now, before) = (&entry.manifest, &held.manifest);
+        if now.state == before.state && now.staged == before.staged {
+            entry.sync_object.clone_from(&held.sync_object);
+        }
         held.in_flight = true;
-        let created = create(&self.lake, &entry).await?;
+        let created = create(&self.lake, &mut entry).await?;
         if created == Created::Mine && kind == EntryKind::Commit {
             if let Some(pause) = &self.opts.pause_after_store {
                 pause.pass().await;
@@ -593,6 +608,7 @@ impl Inner {
             Created::Mine => {
                 held.version = entry.version;
                 held.manifest = Arc::new(entry.manifest);
+                held.sync_object = entry.sync_object;
                 held.last_write = Instant::now();
                 return Ok(());
             }
@@ -620,6 +636,7 @@ impl Inner {
             }
             held.version = found.version;
             held.manifest = Arc::new(found.manifest);
+            held.sync_object = found.sync_object;
         }
         held.in_flight = false;
         Ok(())
@@ -641,9 +658,10 @@ enum Created {
 
 /// Creates `entry` unless its version exists (also recognising it after a write whose answer
 /// was lost and which a retry found already done), then checks that nothing newer exists.
-async fn create(lake: &Lake, entry: &Entry) -> Result<Created, LakeError> {
+async fn create(lake: &Lake, entry: &mut Entry) -> Result<Created, LakeError> {
     let path = log::entry_path(entry.version);
-    let stored = match lake.put_new(&path, log::encode(entry)).await {
+    let bytes = log::prepare(lake, entry).await?;
+    let stored = match lake.put_new(&path, bytes).await {
         Ok(true) => None,
         Ok(false) => log::read(lake, entry.version).await?,
         Err(e) => match log::read(lake, entry.version).await {

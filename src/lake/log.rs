@@ -1,7 +1,12 @@
 //! The lake's commit log: numbered entries `_hspq/log/<version>.json`, each created with
 //! create-if-absent and never rewritten. The entry with the highest version is the lake's
-//! state: the whole manifest as of that version, and the lease (which run may write the lake,
-//! until when). Delta Lake's log and Iceberg's snapshot commits are the models.
+//! state: the manifest as of that version, and the lease (which run may write the lake, until
+//! when). Delta Lake's log and Iceberg's snapshot commits are the models.
+//!
+//! An entry lists every live file itself (what a reader of the format needs), and names the
+//! object under `_hspq/sync/` that holds the sync state and staged chunks: those are most of a
+//! manifest's size (each customer's fetched range) and change once or twice a sync, so entries
+//! share the object until they change it, and it is stored compressed.
 //!
 //! Only [`super::commit::LakeWriter`] writes entries; this module reads them. Readers (queries,
 //! `hspq status`, the S3 cache) take the latest entry, and ask cheaply whether a newer one
@@ -14,12 +19,17 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::manifest::Manifest;
+use std::collections::BTreeMap;
+
+use super::manifest::{FileEntry, Manifest, StagedChunk, SyncState};
 use super::store::{Lake, LakeError};
 use crate::process::{host_name, Owner};
 
 /// The folder of log entries.
 pub const LOG_DIR: &str = "_hspq/log";
+
+/// The folder of the objects holding entries' sync state (see the module docs).
+pub const SYNC_DIR: &str = "_hspq/sync";
 
 /// The single manifest of lakes written before the log (read, never written).
 pub const LEGACY_MANIFEST: &str = "_hspq/manifest.json";
@@ -86,6 +96,50 @@ pub struct Entry {
     pub lease: Option<Lease>,
     /// The lake's files and sync state as of this version.
     pub manifest: Manifest,
+    /// The object under [`SYNC_DIR`] holding the manifest's `state` and `staged`, shared with
+    /// the entries before it that had the same; `None` in an entry not stored yet (storing
+    /// writes one) or one that holds them itself (written before such objects, or a copy's).
+    #[serde(default, rename = "sync", skip_serializing_if = "Option::is_none")]
+    pub sync_object: Option<String>,
+}
+
+/// What an entry's sync object holds.
+#[derive(Serialize, Deserialize)]
+struct SyncObject {
+    state: SyncState,
+    staged: Vec<StagedChunk>,
+}
+
+/// An entry as stored: the manifest's files, and the sync object's path for the rest.
+#[derive(Serialize)]
+struct Stored<'a> {
+    version: u64,
+    kind: EntryKind,
+    run_id: &'a str,
+    nonce: &'a str,
+    written_at: DateTime<Utc>,
+    lease: &'a Option<Lease>,
+    manifest: StoredManifest<'a>,
+    sync: &'a str,
+}
+
+#[derive(Serialize)]
+struct StoredManifest<'a> {
+    version: u32,
+    files: &'a BTreeMap<String, FileEntry>,
+    dead: &'a BTreeMap<String, DateTime<Utc>>,
+}
+
+/// What a clean-up needs of an entry, read without its sync object.
+#[derive(Deserialize)]
+pub struct Head {
+    /// What happened.
+    pub kind: EntryKind,
+    /// When it was written.
+    pub written_at: DateTime<Utc>,
+    /// Its sync object.
+    #[serde(default)]
+    pub sync: Option<String>,
 }
 
 /// The path of the entry of `version`.
@@ -117,17 +171,53 @@ pub async fn versions(lake: &Lake, after: Option<u64>) -> Result<Vec<u64>, LakeE
     Ok(versions)
 }
 
-/// Reads the entry of `version`, or `None` if there is none.
+/// Reads the entry of `version`, or `None` if there is none (or a clean-up is deleting it:
+/// its sync object is gone).
 pub async fn read(lake: &Lake, version: u64) -> Result<Option<Entry>, LakeError> {
+    let path = entry_path(version);
+    let Some(bytes) = lake.get(&path).await? else {
+        return Ok(None);
+    };
+    let mut entry: Entry = parse(lake, &path, &bytes)?;
+    if let Some(object) = &entry.sync_object {
+        let Some(packed) = lake.get(object).await? else {
+            return Ok(None);
+        };
+        let json = zstd::decode_all(packed.as_ref()).map_err(|e| corrupt(lake, object, e))?;
+        let sync: SyncObject = parse(lake, object, &json)?;
+        entry.manifest.state = sync.state;
+        entry.manifest.staged = sync.staged;
+    }
+    Ok(Some(entry))
+}
+
+/// What a clean-up needs of the entry of `version`, or `None` if there is none.
+pub async fn head(lake: &Lake, version: u64) -> Result<Option<Head>, LakeError> {
     let path = entry_path(version);
     match lake.get(&path).await? {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| LakeError::Corrupt {
-                path: format!("{}/{path}", lake.location()),
-                detail: e.to_string(),
-            }),
+        Some(bytes) => parse(lake, &path, &bytes).map(Some),
+    }
+}
+
+/// The version whose entry first named the sync object at `path`.
+pub fn sync_version_of(path: &str) -> Option<u64> {
+    path.strip_prefix(SYNC_DIR)?
+        .strip_prefix('/')?
+        .split_once('-')?
+        .0
+        .parse()
+        .ok()
+}
+
+fn parse<'a, T: Deserialize<'a>>(lake: &Lake, path: &str, bytes: &'a [u8]) -> Result<T, LakeError> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(lake, path, e))
+}
+
+fn corrupt(lake: &Lake, path: &str, e: impl std::fmt::Display) -> LakeError {
+    LakeError::Corrupt {
+        path: format!("{}/{path}", lake.location()),
+        detail: e.to_string(),
     }
 }
 
@@ -174,6 +264,7 @@ async fn legacy(lake: &Lake) -> Result<Option<Entry>, LakeError> {
         written_at: DateTime::<Utc>::MIN_UTC,
         lease: None,
         manifest,
+        sync_object: None,
     }))
 }
 
@@ -401,9 +492,55 @@ pub async fn lines(lake: &Lake) -> Result<Vec<Line>, LakeError> {
     Ok(lines)
 }
 
-/// The entry's bytes as stored (compact JSON: an entry holds the whole manifest).
-pub fn encode(entry: &Entry) -> Bytes {
-    Bytes::from(serde_json::to_vec(entry).expect("a log entry always serializes"))
+/// Stores the sync object of `entry` unless it shares one already (and names it in `entry`),
+/// and returns the entry's bytes to store (compact JSON).
+pub async fn prepare(lake: &Lake, entry: &mut Entry) -> Result<Bytes, LakeError> {
+    let object = match &entry.sync_object {
+        Some(object) => object.clone(),
+        None => {
+            let object = format!("{SYNC_DIR}/{:020}-{}.json.zst", entry.version, entry.nonce);
+            let json = serde_json::to_vec(&SyncObject {
+                state: entry.manifest.state.clone(),
+                staged: entry.manifest.staged.clone(),
+            })
+            .expect("sync state always serializes");
+            let packed =
+                zstd::encode_all(json.as_slice(), 3).map_err(|e| corrupt(lake, &object, e))?;
+            // Named after this entry's version and nonce: a retry after a lost answer finds its
+            // own object there, and no other writer uses the name.
+            lake.put_new(&object, Bytes::from(packed)).await?;
+            entry.sync_object = Some(object.clone());
+            object
+        }
+    };
+    let m = &entry.manifest;
+    let stored = Stored {
+        version: entry.version,
+        kind: entry.kind,
+        run_id: &entry.run_id,
+        nonce: &entry.nonce,
+        written_at: entry.written_at,
+        lease: &entry.lease,
+        manifest: StoredManifest {
+            version: m.version,
+            files: &m.files,
+            dead: &m.dead,
+        },
+        sync: &object,
+    };
+    Ok(Bytes::from(
+        serde_json::to_vec(&stored).expect("a log entry always serializes"),
+    ))
+}
+
+/// The entry's bytes with the whole manifest in them, for a copy of the lake (which keeps
+/// only the versions its readers use, so size does not matter, and has no sync objects).
+pub fn encode_whole(entry: &Entry) -> Bytes {
+    let whole = Entry {
+        sync_object: None,
+        ..entry.clone()
+    };
+    Bytes::from(serde_json::to_vec(&whole).expect("a log entry always serializes"))
 }
 
 #[cfg(test)]

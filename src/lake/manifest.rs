@@ -1,6 +1,6 @@
 //! The manifest: the lake's list of live files (size, rows, checksum), the files a sync has
-//! replaced and will delete when it finishes, and the sync state. Each entry of the commit log
-//! (see [`super::log`]) holds the whole manifest as of its version.
+//! replaced and will retire when it finishes, and the sync state. Each entry of the commit log
+//! (see [`super::log`]) holds the manifest as of its version.
 //!
 //! A commit swaps whole partitions: the new files are already written (under names never used
 //! before); the commit makes them live and the old ones dead. Dead files stay on storage until
@@ -131,15 +131,12 @@ pub struct Manifest {
     /// the lake.
     #[serde(default)]
     pub dead: BTreeMap<String, DateTime<Utc>>,
-    /// Files retired from the data folders into `_hspq/history/<path>` (by their path in the
-    /// data folders), with when they moved: kept for `--version-retention`, for `--as-of`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub history: BTreeMap<String, DateTime<Utc>>,
     /// Customer rows fetched chunk by chunk and not yet merged into their month partitions,
     /// oldest first (a killed run's chunks are merged by the next run).
     #[serde(default)]
     pub staged: Vec<StagedChunk>,
-    /// Sync state.
+    /// Sync state (absent from a stored entry: its sync object holds it, see [`super::log`]).
+    #[serde(default)]
     pub state: SyncState,
 }
 

@@ -65,7 +65,7 @@ pub async fn fetch_version(data: &LakeLocation, as_of: &AsOf) -> Result<PathBuf,
     });
     eight_at_a_time(fetches).await?;
     local
-        .put(&log::entry_path(entry.version), log::encode(&entry))
+        .put(&log::entry_path(entry.version), log::encode_whole(&entry))
         .await?;
     Ok(cache)
 }
@@ -122,7 +122,7 @@ pub async fn sync(data: &LakeLocation) -> Result<(PathBuf, Option<String>), Lake
     eight_at_a_time(fetches).await?;
     // The commit last, so a cut-short copy leaves the previous one consistent.
     local
-        .put(&log::entry_path(entry.version), log::encode(&entry))
+        .put(&log::entry_path(entry.version), log::encode_whole(&entry))
         .await?;
     // What another hspq process still reads from this copy stays: the versions its pins hold.
     let pinned = pins::needed(&local, entry.version, true).await?;

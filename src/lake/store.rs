@@ -260,7 +260,28 @@ impl Lake {
     /// `Ok(false)` when there is none at `from`.
     pub async fn rename(&self, from: &str, to: &str) -> Result<bool, LakeError> {
         match self.store.rename(&self.path(from), &self.path(to)).await {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                // On S3 a move is a copy, dated when made; a rename keeps the file's date.
+                // Listings date objects by when they arrived (the history's retention counts
+                // from the move), so here too.
+                if let Some(root) = &self.local {
+                    let moved = std::fs::File::options()
+                        .write(true)
+                        .open(root.join(to))
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                    if let Err(e) = moved {
+                        return Err(Lake::err(
+                            "move",
+                            to,
+                            object_store::Error::Generic {
+                                store: "LocalFileSystem",
+                                source: Box::new(e),
+                            },
+                        ));
+                    }
+                }
+                Ok(true)
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(Lake::err("move", from, e)),
         }

@@ -400,6 +400,16 @@ pub fn wait_until_lease_lapses(dir: &Path) {
     }
 }
 
+/// The sync state (`state` and `staged`) an entry's sync object holds, read as a plain reader
+/// would: zstd-compressed JSON under `_hspq/sync/`.
+pub fn sync_state(dir: &Path, entry: &serde_json::Value) -> serde_json::Value {
+    let object = entry["sync"]
+        .as_str()
+        .expect("the entry names its sync object");
+    let packed = std::fs::read(dir.join(object)).unwrap();
+    serde_json::from_slice(&zstd::decode_all(packed.as_slice()).unwrap()).unwrap()
+}
+
 /// The manifest of the latest log entry.
 pub fn latest_manifest(dir: &Path) -> Option<serde_json::Value> {
     latest_entry(dir).map(|e| e["manifest"].clone())
