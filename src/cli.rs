@@ -472,6 +472,13 @@ pub struct SimulateArgs {
     /// "Today" in Europe/Stockholm (YYYY-MM-DD); default: the real date.
     #[arg(long)]
     pub today: Option<chrono::NaiveDate>,
+    /// How usage moves over time and how leavers show it (the churn score's benchmark scores
+    /// every kind).
+    #[arg(long, value_enum, default_value_t)]
+    pub mechanics: hspq::sim::Mechanics,
+    /// Share of the companies (0 to 1) that pause once for two months or so and come back.
+    #[arg(long, default_value_t = 0.0)]
+    pub pauses: f64,
 }
 
 impl Command {

@@ -216,6 +216,9 @@ async fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.faults) {
         anyhow::bail!("--faults must be a share from 0 to 1, not {}", args.faults);
     }
+    if !(0.0..=1.0).contains(&args.pauses) {
+        anyhow::bail!("--pauses must be a share from 0 to 1, not {}", args.pauses);
+    }
     crate::cli::rate_or_unlimited(args.rate)?;
     let (keys, own_keys) = match &args.keys_file {
         Some(path) => (SimKeys::load(path)?, true),
@@ -229,6 +232,8 @@ async fn simulate(args: SimulateArgs) -> Result<ExitCode> {
     config.session_ttl = Duration::from_secs(args.session_ttl);
     config.faults = FaultRates::uniform(args.faults);
     config.keys = keys;
+    config.mechanics = args.mechanics;
+    config.pauses = args.pauses;
     let today = config.today;
     let sim = Simulator::start(config, (args.bind, args.port).into())
         .await

@@ -54,6 +54,9 @@ pub enum Profile {
     InactiveScanners,
     /// Scans, API calls and usage stop after `since`.
     Dormant,
+    /// Products are given up one by one from `since`, the one used most last (their usage
+    /// stops, and their billing with it); the rest stay as they were.
+    DroppingProducts,
 }
 
 /// One company of a partnership.

@@ -34,7 +34,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-pub use world::{Partnership, World};
+pub use world::{Mechanics, Partnership, World};
 
 /// One API key the simulated organisation accepts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -218,6 +218,8 @@ pub struct SimConfig {
     pub keys: SimKeys,
     /// Share of the companies that pause once and come back (see `World::with_pauses`).
     pub pauses: f64,
+    /// How usage moves over time and how leavers show it (see [`Mechanics`]).
+    pub mechanics: Mechanics,
 }
 
 impl SimConfig {
@@ -235,6 +237,7 @@ impl SimConfig {
             fault_seed: 1,
             keys: SimKeys::dummy(),
             pauses: 0.0,
+            mechanics: Mechanics::Fading,
         }
     }
 }

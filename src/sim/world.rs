@@ -53,10 +53,35 @@ const STAYERS_WITH_SIGNS: f64 = 0.15;
 /// How many months of history the world holds before today.
 pub const HISTORY_MONTHS: u32 = 24;
 
+/// How a world's companies use their products over time, and how its leavers show it. The
+/// churn benchmark scores hspq on every kind, so that its churn score is not tuned to one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mechanics {
+    /// Steady usage; most leavers fade first (usage declining or stopping, failing scans,
+    /// silent scanners) and some companies with such a sign stay.
+    #[default]
+    Fading,
+    /// Steady usage until a leaver's last day: no leaver shows a sign first (no score can beat
+    /// chance here; one must not do worse), while some that stay show one.
+    Sudden,
+    /// Usage swings with the seasons, each company on its own calendar (±35 % over a year), and
+    /// leavers fade as in `Fading`: a month against the month before sees the low season coming
+    /// as a fall.
+    Seasonal,
+    /// Companies grow 1 to 4 % a month; a company with a sign stops growing and then fades as
+    /// in `Fading`, from a higher level.
+    Growing,
+    /// Leavers give their products up one by one before they go, the one used most last; the
+    /// products they keep are used as before. Some that stay give one up (a downgrade).
+    Dropping,
+}
+
 /// The whole synthetic organisation: one MSSP and one reseller partnership.
 #[derive(Clone, Debug)]
 pub struct World {
     seed: u64,
+    /// How usage moves over time and how leavers show it.
+    pub mechanics: Mechanics,
     /// "Today" in Europe/Stockholm; T−1 and T−2 derive from it.
     pub today: NaiveDate,
     /// How many periods each report lists (the current one included).
@@ -110,6 +135,7 @@ impl World {
         let periods = periods.clamp(1, HISTORY_MONTHS);
         let mut world = World {
             seed,
+            mechanics: Mechanics::Fading,
             today,
             periods,
             mssp_start_day: 26,
@@ -119,6 +145,16 @@ impl World {
         world.mssp = world.make_companies(Partnership::Mssp, companies);
         world.reseller = world.make_companies(Partnership::Reseller, companies);
         world
+    }
+
+    /// The same world with other mechanics (see [`Mechanics`]): the same companies, products and
+    /// days of joining and leaving; what differs is usage over time and the signs before leaving.
+    pub fn with_mechanics(mut self, mechanics: Mechanics) -> World {
+        self.mechanics = mechanics;
+        let (mssp, reseller) = (self.mssp.len() as u32, self.reseller.len() as u32);
+        self.mssp = self.make_companies(Partnership::Mssp, mssp);
+        self.reseller = self.make_companies(Partnership::Reseller, reseller);
+        self
     }
 
     fn make_companies(&self, p: Partnership, n: u32) -> Vec<Company> {
@@ -163,8 +199,13 @@ impl World {
                 let inactive_from = (leave < origin + Days::new(span)).then_some(leave);
                 // Most leavers show it first, in the weeks before; some healthy ones leave all
                 // the same, and most companies that show a warning sign stay.
-                let warned = inactive_from.is_some() && u(9) < WARNED_LEAVERS;
+                let warned = inactive_from.is_some()
+                    && u(9) < WARNED_LEAVERS
+                    && self.mechanics != Mechanics::Sudden;
                 let sign = match r(7) % 4 {
+                    _ if self.mechanics == Mechanics::Dropping && products.len() > 1 => {
+                        Profile::DroppingProducts
+                    }
                     0 => Profile::Declining,
                     1 => Profile::FailingScans,
                     2 => Profile::InactiveScanners,
@@ -172,7 +213,9 @@ impl World {
                 };
                 let (profile, since) = if warned {
                     (sign, leave - Days::new(21 + r(8) % 100))
-                } else if u(15) < STAYERS_WITH_SIGNS {
+                } else if u(15) < STAYERS_WITH_SIGNS
+                    && !(self.mechanics == Mechanics::Sudden && inactive_from.is_some())
+                {
                     (sign, origin + Days::new(300 + r(8) % span))
                 } else {
                     (Profile::Healthy, origin + Days::new(300 + r(8) % span))
@@ -371,13 +414,7 @@ impl World {
             return None;
         }
         let pi = PRODUCTS.iter().position(|p| *p == product).unwrap_or(0) as u64;
-        let base = match product {
-            "SNS" => 5 + self.hash(&[c.idx, pi, 1]) % 500,
-            "DA" => 1 + self.hash(&[c.idx, pi, 1]) % 200,
-            "WAS" => 1 + self.hash(&[c.idx, pi, 1]) % 20,
-            "CS" => 1 + self.hash(&[c.idx, pi, 1]) % 50,
-            _ => 10 + self.hash(&[c.idx, pi, 1]) % 2000,
-        } as f64;
+        let base = self.base_usage(c, product);
         let day_n = day.num_days_from_ce() as u64;
         let noise = self.hash(&[c.idx, pi, day_n, 2]);
         if noise.is_multiple_of(31) {
@@ -387,12 +424,52 @@ impl World {
         Some((base * jitter * self.counted(c, product, day)).round() as u64)
     }
 
+    /// A company's usage of a product on an ordinary day, before any trend or sign.
+    fn base_usage(&self, c: &Company, product: &str) -> f64 {
+        let pi = PRODUCTS.iter().position(|p| *p == product).unwrap_or(0) as u64;
+        let h = self.hash(&[c.idx, pi, 1]);
+        (match product {
+            "SNS" => 5 + h % 500,
+            "DA" => 1 + h % 200,
+            "WAS" => 1 + h % 20,
+            "CS" => 1 + h % 50,
+            _ => 10 + h % 2000,
+        }) as f64
+    }
+
     /// The share of a company's assets of `product` counted on `day`: 1.0 until its profile's
     /// `since`, then less. A declining company's usage falls to 30 % over 120 days, a dormant one
     /// counts nothing; assets whose scan failed are not counted, nor those behind a network
     /// scanner that stopped reporting (SNS only), so failing scans and inactive scanners show in
     /// usage too, if less plainly than in engagement.
     fn counted(&self, c: &Company, product: &str, day: NaiveDate) -> f64 {
+        self.tide(c, day) * self.sign(c, product, day)
+    }
+
+    /// How the world's mechanics move a company's usage on `day`, whatever its profile.
+    fn tide(&self, c: &Company, day: NaiveDate) -> f64 {
+        match self.mechanics {
+            Mechanics::Seasonal => {
+                let phase = unit(self.hash(&[c.idx, 30]));
+                let year = f64::from(day.ordinal0()) / 365.25 + phase;
+                1.0 + 0.35 * (std::f64::consts::TAU * year).sin()
+            }
+            Mechanics::Growing => {
+                let monthly = 0.01 + 0.03 * unit(self.hash(&[c.idx, 31]));
+                // A company with a sign stops growing when it shows.
+                let until = match c.profile {
+                    Profile::Healthy => day,
+                    _ => day.min(c.since),
+                };
+                let months = (until - timeline_origin()).num_days().max(0) as f64 / 30.44;
+                (1.0 + monthly).powf(months)
+            }
+            Mechanics::Fading | Mechanics::Sudden | Mechanics::Dropping => 1.0,
+        }
+    }
+
+    /// The share of a company's assets its profile lets count on `day`.
+    fn sign(&self, c: &Company, product: &str, day: NaiveDate) -> f64 {
         if day < c.since {
             return 1.0;
         }
@@ -409,8 +486,32 @@ impl World {
                 let probes = self.probes(c);
                 1.0 - self.inactive_probes(c, day, probes) as f64 / probes.max(1) as f64
             }
+            (Profile::DroppingProducts, _) => match self.dropped_on(c, product) {
+                Some(dropped) if day >= dropped => 0.0,
+                _ => 1.0,
+            },
             _ => 1.0,
         }
+    }
+
+    /// When a company dropping products gives `product` up: the others one by one from `since`,
+    /// evenly until its last day (or over 120 days for one that stays, which gives up one
+    /// only); `None` for the one it uses most, which it keeps.
+    fn dropped_on(&self, c: &Company, product: &str) -> Option<NaiveDate> {
+        let mut by_size: Vec<&str> = c.products.clone();
+        by_size.sort_by(|a, b| self.base_usage(c, b).total_cmp(&self.base_usage(c, a)));
+        let rank = by_size.iter().position(|p| *p == product)?;
+        if rank == 0 {
+            return None;
+        }
+        let Some(end) = c.inactive_from else {
+            // A downgrade: the least used product goes, the rest stay.
+            return (rank + 1 == by_size.len()).then_some(c.since);
+        };
+        let span = (end - c.since).num_days().max(1) as u64;
+        let step = span / by_size.len() as u64;
+        // The least used first.
+        Some(c.since + Days::new(step * (by_size.len() - rank) as u64 - step))
     }
 
     /// The share of a failing-scans company's scans of a product that fail on `day`.
@@ -673,6 +774,123 @@ mod tests {
                 );
                 if entry.product == "DA" {
                     assert_eq!(entry.last_scan_date, None);
+                }
+            }
+        }
+    }
+
+    /// Mean usage of `product` over the 28 days up to `day`.
+    fn mean_usage(w: &World, c: &Company, product: &str, day: NaiveDate) -> f64 {
+        (0..28)
+            .filter_map(|back| w.usage(c, product, day - Days::new(back)))
+            .sum::<u64>() as f64
+            / 28.0
+    }
+
+    #[test]
+    fn each_mechanics_keeps_the_companies_and_moves_usage_its_own_way() {
+        let today = NaiveDate::from_ymd_opt(2026, 3, 12).unwrap();
+        let world = |m| World::new(7, 400, 24, today).with_mechanics(m);
+        let fading = world(Mechanics::Fading);
+        let days = |w: &World| {
+            w.companies(Partnership::Mssp)
+                .iter()
+                .map(|c| {
+                    (
+                        c.id.clone(),
+                        c.products.clone(),
+                        c.active_from,
+                        c.inactive_from,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let start = fading.history_start() + Days::new(30);
+        let leavers = |w: &World| -> Vec<Company> {
+            w.companies(Partnership::Mssp)
+                .iter()
+                .filter(|c| {
+                    c.inactive_from
+                        .is_some_and(|end| end > start + Days::new(200))
+                })
+                .filter(|c| {
+                    c.inactive_from
+                        .is_some_and(|end| end <= w.last_report_day())
+                })
+                .filter(|c| c.active_from < start)
+                .cloned()
+                .collect()
+        };
+        assert!(leavers(&fading).len() > 20, "{}", leavers(&fading).len());
+        // Fading: most leavers show a sign before they go.
+        let signed = |w: &World| {
+            leavers(w)
+                .iter()
+                .filter(|c| c.profile != Profile::Healthy && c.since < c.inactive_from.unwrap())
+                .count()
+        };
+        assert!(signed(&fading) * 2 > leavers(&fading).len());
+        // Sudden: the same companies, and no leaver shows a sign.
+        let sudden = world(Mechanics::Sudden);
+        assert_eq!(days(&sudden), days(&fading));
+        assert_eq!(signed(&sudden), 0);
+        // Seasonal: a steady company's month swings with its season; over a year it evens out.
+        let seasonal = world(Mechanics::Seasonal);
+        let steady = seasonal
+            .companies(Partnership::Mssp)
+            .iter()
+            .find(|c| {
+                c.profile == Profile::Healthy
+                    && c.has("PAT")
+                    && c.active_from < start
+                    && c.inactive_from.is_none()
+            })
+            .unwrap();
+        let months: Vec<f64> = (0..12)
+            .map(|m| mean_usage(&seasonal, steady, "PAT", start + Days::new(30 * m + 28)))
+            .collect();
+        let (low, high) = months
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(l, h), m| (l.min(*m), h.max(*m)));
+        assert!(high > 1.6 * low, "{months:?}");
+        // Growing: a steady company uses more a year on.
+        let growing = world(Mechanics::Growing);
+        let steady = &growing.companies(Partnership::Mssp)[steady.idx as usize];
+        let (before, after) = (
+            mean_usage(&growing, steady, "PAT", start + Days::new(28)),
+            mean_usage(&growing, steady, "PAT", start + Days::new(393)),
+        );
+        assert!(after > 1.1 * before, "{before} then {after}");
+        // Dropping: a leaver with several products uses only the one it used most by its last
+        // weeks, and every one of them before.
+        let dropping = world(Mechanics::Dropping);
+        let droppers: Vec<Company> = leavers(&dropping)
+            .into_iter()
+            .filter(|c| {
+                c.profile == Profile::DroppingProducts && c.since < c.inactive_from.unwrap()
+            })
+            .collect();
+        assert!(droppers.len() > 5, "{}", droppers.len());
+        for c in &droppers {
+            let end = c.inactive_from.unwrap();
+            let kept = c
+                .products
+                .iter()
+                .filter(|p| dropping.dropped_on(c, p).is_none());
+            assert_eq!(kept.count(), 1, "{c:?}");
+            for p in &c.products {
+                let at = |day| dropping.usage(c, p, day).unwrap_or(0);
+                let early = (1..40).map(|d| at(c.since - Days::new(d))).sum::<u64>();
+                assert!(
+                    early > 0 || c.since <= c.active_from + Days::new(40),
+                    "{} {p}",
+                    c.id
+                );
+                let dropped = dropping.dropped_on(c, p);
+                let last = end - Days::new(1);
+                match dropped {
+                    Some(on) if on <= last => assert_eq!(at(last), 0, "{} {p}", c.id),
+                    _ => {}
                 }
             }
         }

@@ -81,6 +81,7 @@ struct Serial(u64);
 impl State {
     pub(crate) fn new(config: SimConfig) -> State {
         let world = World::new(config.seed, config.companies, config.periods, config.today)
+            .with_mechanics(config.mechanics)
             .with_pauses(config.pauses);
         let rng = StdRng::seed_from_u64(config.fault_seed);
         State {
