@@ -867,6 +867,11 @@ async fn log_entries_list_their_files_and_share_a_sync_object_that_clean_up_keep
         walk(&dir.path().join("_hspq/sync")).into_iter().collect();
     assert_eq!(objects, named);
     assert!(objects.len() < entries.len(), "{} objects", objects.len());
+    // Staged chunks merged into their partitions are in no version: deleted, not kept in the
+    // history, which holds the retired data files.
+    let history = dir.path().join("_hspq/history");
+    assert!(!walk(&history).is_empty());
+    assert!(!history.join("_hspq").exists());
     // The newest object holds each listed customer's fetched range, as hspq reads it.
     let state = sync_state(dir.path(), &latest_entry(dir.path()).unwrap());
     let customers = state["state"]["customers"].as_object().unwrap();
@@ -879,6 +884,45 @@ async fn log_entries_list_their_files_and_share_a_sync_object_that_clean_up_keep
         serde_json::to_value(&read.manifest.state).unwrap(),
         state["state"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lake_whose_log_is_damaged_is_rebuilt_by_doing_what_the_error_says() {
+    let sim = sim(|c| c.companies = 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    // Files of later epochs than a new log's first run.
+    full_sync(&sim, dir.path()).await;
+    const COUNT: &str = "select count(*) from daily_usage";
+    let rows = sql_csv(dir.path(), COUNT, &[]);
+    // The newest sync object cut short.
+    let object = dir
+        .path()
+        .join(latest_entry(dir.path()).unwrap()["sync"].as_str().unwrap());
+    let packed = std::fs::read(&object).unwrap();
+    std::fs::write(&object, &packed[..packed.len() / 2]).unwrap();
+    let out = hspq_on(dir.path(), &["sql", COUNT]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let log = dir.path().join("_hspq/log");
+    assert!(
+        stderr.contains(&format!("{} is damaged", log.display()))
+            && stderr.contains("sync object")
+            && stderr.contains("move it aside and run `hspq ingest --full`"),
+        "{stderr}"
+    );
+    // As it says: the log aside, a full sync rebuilds the lake, and the files the old log
+    // listed (newer epochs than the new log's) go rather than fence the rebuild off.
+    std::fs::rename(&log, dir.path().join("_hspq/log.damaged")).unwrap();
+    full_sync(&sim, dir.path()).await;
+    assert_eq!(sql_csv(dir.path(), COUNT, &[]), rows);
+    assert_eq!(parquet_files(dir.path()), manifest_files(dir.path()));
+    assert_listed_files_intact(dir.path());
+    // And the same with the whole bookkeeping folder gone.
+    std::fs::remove_dir_all(dir.path().join("_hspq")).unwrap();
+    full_sync(&sim, dir.path()).await;
+    assert_eq!(sql_csv(dir.path(), COUNT, &[]), rows);
+    assert_eq!(parquet_files(dir.path()), manifest_files(dir.path()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

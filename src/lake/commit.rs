@@ -322,10 +322,16 @@ impl LakeWriter {
             manifest.dead.keys().cloned().partition(|p| pinned.keeps(p));
         done.pinned = kept.len();
         let keep_history = !self.inner.opts.version_retention.is_zero();
+        // Staged chunks are in no version's files: no `--as-of` reads them, so they go.
+        let (staged, data): (Vec<String>, Vec<String>) = dead
+            .iter()
+            .cloned()
+            .partition(|p| p.starts_with(&format!("{STAGING}/")));
+        self.delete_proven(&staged).await?;
         if keep_history {
-            self.move_to_history(&dead).await?;
+            self.move_to_history(&data).await?;
         } else {
-            self.delete_proven(&dead).await?;
+            self.delete_proven(&data).await?;
         }
         done.dead = dead.len();
         let now = Utc::now();
@@ -360,6 +366,9 @@ impl LakeWriter {
             chrono::Duration::from_std(self.inner.opts.retention).unwrap_or(chrono::Duration::MAX);
         let unfinished = lake.unfinished_uploads();
         let mut orphans = Vec::new();
+        // Whether another run took the lake after this one, asked once a file says so: after
+        // the listing, so that a run taking the lake later cannot have files in it.
+        let mut taken_over: Option<bool> = None;
         for listed in lake.list("").await?.into_iter().chain(unfinished) {
             let path = &listed.path;
             // `x.parquet#N` is a local-disk upload cut short before its rename.
@@ -372,7 +381,16 @@ impl LakeWriter {
             if !data || manifest.lists(path) {
                 continue;
             }
+            let newer = epoch_of(path).is_some_and(|e| e > epoch);
+            if newer && taken_over.is_none() {
+                let last = self.version().await;
+                taken_over = Some(log::newer_than(lake, Some(last)).await?.is_some());
+            }
             let fenced = match epoch_of(path) {
+                // Newer than this run's, yet the log has no entry after this run's: no run
+                // took the lake, and the file is left from a log that was moved aside (the lake
+                // being rebuilt), so it goes.
+                Some(_) if newer && taken_over == Some(false) => true,
                 // A run that took the lake after this one wrote it: this run was paused
                 // past its lease after proving it, and must touch nothing more.
                 Some(e) if e > epoch => {

@@ -183,8 +183,18 @@ pub async fn read(lake: &Lake, version: u64) -> Result<Option<Entry>, LakeError>
         let Some(packed) = lake.get(object).await? else {
             return Ok(None);
         };
-        let json = zstd::decode_all(packed.as_ref()).map_err(|e| corrupt(lake, object, e))?;
-        let sync: SyncObject = parse(lake, object, &json)?;
+        // Named as the log: moving the object aside would only leave its entries without it.
+        let damaged = |e: &dyn std::fmt::Display| {
+            corrupt(
+                lake,
+                LOG_DIR,
+                format!(
+                    "its entry v{version} names the sync object {object}, which is unreadable: {e}"
+                ),
+            )
+        };
+        let json = zstd::decode_all(packed.as_ref()).map_err(|e| damaged(&e))?;
+        let sync: SyncObject = serde_json::from_slice(&json).map_err(|e| damaged(&e))?;
         entry.manifest.state = sync.state;
         entry.manifest.staged = sync.staged;
     }
@@ -239,6 +249,19 @@ pub async fn newer_than(lake: &Lake, version: Option<u64>) -> Result<Option<Entr
             }
             None if version.is_none() => return legacy(lake).await,
             None => return Ok(None),
+        }
+    }
+    // The newest entry is there and its sync object is not: no clean-up deletes that one.
+    if let Some(&v) = versions(lake, version).await?.last() {
+        if let Some(object) = head(lake, v).await?.and_then(|h| h.sync) {
+            if lake.get(&object).await?.is_none() {
+                return Err(LakeError::Corrupt {
+                    path: format!("{}/{LOG_DIR}", lake.location()),
+                    detail: format!(
+                        "its newest entry, v{v}, names the sync object {object}, which is gone"
+                    ),
+                });
+            }
         }
     }
     Err(LakeError::Corrupt {

@@ -70,11 +70,13 @@ pub(super) fn kind(sql: &str) -> Kind {
                 name = words.next().unwrap_or_default().to_ascii_lowercase();
             }
             if name.trim_matches('"') == AS_OF_SETTING {
-                let value = words
-                    .find(|w| !w.eq_ignore_ascii_case("to"))
-                    .map(|w| w.trim_end_matches(';').trim_matches('\'').to_string())
-                    .filter(|w| first == "SET" && !w.eq_ignore_ascii_case("default"));
-                return Kind::AsOf(value);
+                if first == "RESET" {
+                    return Kind::AsOf(None);
+                }
+                return match as_of_value(text) {
+                    Ok(value) => Kind::AsOf(value.filter(|v| !v.eq_ignore_ascii_case("default"))),
+                    Err(why) => Kind::Invalid(why),
+                };
             }
             if is_duckdb_setting(&name) {
                 Kind::Refused(format!(
@@ -128,6 +130,61 @@ pub(super) fn kind(sql: &str) -> Kind {
         "" => Kind::Noop("EMPTY"),
         _ => Kind::Query,
     }
+}
+
+/// The value of `SET hspq.as_of = value` (or `TO value`): a string literal, whose quotes may
+/// hold spaces (`'2026-12-01 08:00:00Z'`) and doubled quotes, or one bare word; nothing may
+/// follow it but a semicolon.
+fn as_of_value(text: &str) -> Result<Option<String>, String> {
+    let lower = text.to_ascii_lowercase();
+    let Some(at) = lower.find(AS_OF_SETTING) else {
+        return Ok(None);
+    };
+    let rest = text[at + AS_OF_SETTING.len()..]
+        .trim_start_matches('"')
+        .trim_start();
+    let rest = match rest.strip_prefix('=') {
+        Some(r) => r.trim_start(),
+        None if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case("to") => rest[2..].trim_start(),
+        None => rest,
+    };
+    let (value, after) = match rest.strip_prefix('\'') {
+        Some(quoted) => {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices().peekable();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                if c == '\'' {
+                    if chars.peek().is_some_and(|(_, n)| *n == '\'') {
+                        chars.next();
+                        value.push('\'');
+                        continue;
+                    }
+                    end = Some(i + 1);
+                    break;
+                }
+                value.push(c);
+            }
+            let end = end.ok_or("SET hspq.as_of: the quoted value has no closing quote")?;
+            (value, &quoted[end..])
+        }
+        None => {
+            let end = rest
+                .find(|c: char| c.is_whitespace() || c == ';')
+                .unwrap_or(rest.len());
+            (rest[..end].to_string(), &rest[end..])
+        }
+    };
+    if !after
+        .trim_matches(|c: char| c.is_whitespace() || c == ';')
+        .is_empty()
+    {
+        return Err(format!(
+            "SET hspq.as_of takes one value, quoted when it holds a space (SET hspq.as_of = \
+             '2026-12-01 08:00:00Z'); found more after {value:?}"
+        ));
+    }
+    Ok((!value.is_empty()).then_some(value))
 }
 
 /// Whether `name` is one of DuckDB's settings and not also PostgreSQL's (`SET timezone` is
@@ -258,5 +315,33 @@ mod tests {
                 "{duckdb}"
             );
         }
+    }
+
+    #[test]
+    fn set_hspq_as_of_takes_its_whole_value_or_says_what_is_wrong() {
+        let as_of = |v: &str| Kind::AsOf(Some(v.into()));
+        assert_eq!(
+            kind("SET hspq.as_of = '2026-12-07 16:13:07Z'"),
+            as_of("2026-12-07 16:13:07Z")
+        );
+        assert_eq!(kind("set session \"hspq.as_of\" to v42;"), as_of("v42"));
+        assert_eq!(kind("SET hspq.as_of TO ' v42'"), as_of(" v42"));
+        assert_eq!(kind("SET hspq.as_of = 'it''s'"), as_of("it's"));
+        assert_eq!(kind("SET hspq.as_of=v42"), as_of("v42"));
+        assert_eq!(kind("SET hspq.as_of = DEFAULT"), Kind::AsOf(None));
+        assert_eq!(kind("RESET hspq.as_of"), Kind::AsOf(None));
+        for wrong in [
+            "SET hspq.as_of = 'v1001' junk",
+            "SET hspq.as_of = v1001 junk",
+        ] {
+            assert!(
+                matches!(kind(wrong), Kind::Invalid(why) if why.contains("takes one value")),
+                "{wrong}"
+            );
+        }
+        assert!(matches!(
+            kind("SET hspq.as_of = 'v1"),
+            Kind::Invalid(why) if why.contains("no closing quote")
+        ));
     }
 }
