@@ -23,6 +23,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
+use crate::lake::log::Ending;
 use crate::lake::{
     CleanUp, Dataset, Lake, LakeError, LakeLocation, LakeWriter, Partition, PartitionWriter,
     WriterOptions,
@@ -126,38 +127,41 @@ pub struct Model {
 impl Model {
     /// Fits on `rows`, or `None` below [`MIN_EVENTS`] leavers.
     ///
-    /// Minimises the log loss plus `RIDGE / 2` times the squared weights (not the intercept) by
-    /// Newton's method: with at most eight weights each step solves a 9 × 9 system, and the
-    /// problem is convex, so a few steps reach the one optimum (no numerics crate needed).
+    /// Minimises the log loss plus `RIDGE / 2` times the squared weights (not the intercept),
+    /// with every weight at least zero: each component is built so that more of it means more
+    /// risk, and a weight below zero would be one world's accident that another world punishes.
+    /// Newton's method on the weights left free; a weight that goes below zero is held at zero
+    /// and the rest fitted again, and one held that would now rise is freed (an active set: the
+    /// problem is convex, so this ends at its one constrained optimum). With at most eight
+    /// weights each step solves a 9 × 9 system (no numerics crate needed).
     pub fn fit(rows: &[&Scoring]) -> Result<Option<Model>, ChurnError> {
         let events = rows.iter().filter(|r| r.leaves).count();
         if events < MIN_EVENTS || events == rows.len() {
             return Ok(None);
         }
         let width = rows[0].values.len();
-        // The weights, then the intercept.
+        // The weights, then the intercept (always free).
+        let mut free = vec![true; width + 1];
         let mut beta = vec![0.0; width + 1];
-        let mut loss = penalised_loss(rows, &beta);
-        for _ in 0..100 {
-            let (gradient, hessian) = derivatives(rows, &beta);
-            if gradient.iter().all(|g| g.abs() < 1e-9 * rows.len() as f64) {
+        for _ in 0..2 * width + 2 {
+            beta = newton(rows, &free, beta)?;
+            let below: Vec<usize> = (0..width).filter(|&i| beta[i] < 0.0).collect();
+            if !below.is_empty() {
+                for i in below {
+                    free[i] = false;
+                    beta[i] = 0.0;
+                }
+                continue;
+            }
+            let (gradient, _) = derivatives(rows, &beta);
+            let rising: Vec<usize> = (0..width)
+                .filter(|&i| !free[i] && gradient[i] < -1e-9 * rows.len() as f64)
+                .collect();
+            if rising.is_empty() {
                 break;
             }
-            let step = solve(hessian, gradient).ok_or_else(|| {
-                ChurnError::Fit("the logistic regression failed: its Hessian is singular".into())
-            })?;
-            // Halve the step until the loss falls (a full Newton step can overshoot far from
-            // the optimum).
-            let mut scale = 1.0;
-            loop {
-                let next: Vec<f64> = beta.iter().zip(&step).map(|(b, s)| b - scale * s).collect();
-                let next_loss = penalised_loss(rows, &next);
-                if next_loss <= loss || scale < 1e-6 {
-                    beta = next;
-                    loss = next_loss;
-                    break;
-                }
-                scale /= 2.0;
+            for i in rising {
+                free[i] = true;
             }
         }
         if beta.iter().any(|b| !b.is_finite()) {
@@ -183,6 +187,43 @@ impl Model {
                 .sum::<f64>();
         100.0 / (1.0 + (-z).exp())
     }
+}
+
+/// Newton's method from `beta` on the coordinates `free` says; the others stay where they are.
+fn newton(rows: &[&Scoring], free: &[bool], mut beta: Vec<f64>) -> Result<Vec<f64>, ChurnError> {
+    let mut loss = penalised_loss(rows, &beta);
+    for _ in 0..100 {
+        let (mut gradient, mut hessian) = derivatives(rows, &beta);
+        for (i, _) in free.iter().enumerate().filter(|(_, f)| !**f) {
+            gradient[i] = 0.0;
+            for (j, row) in hessian.iter_mut().enumerate() {
+                row[i] = if i == j { 1.0 } else { 0.0 };
+            }
+            hessian[i] = (0..free.len())
+                .map(|j| if i == j { 1.0 } else { 0.0 })
+                .collect();
+        }
+        if gradient.iter().all(|g| g.abs() < 1e-9 * rows.len() as f64) {
+            break;
+        }
+        let step = solve(hessian, gradient).ok_or_else(|| {
+            ChurnError::Fit("the logistic regression failed: its Hessian is singular".into())
+        })?;
+        // Halve the step until the loss falls (a full Newton step can overshoot far from the
+        // optimum).
+        let mut scale = 1.0;
+        loop {
+            let next: Vec<f64> = beta.iter().zip(&step).map(|(b, s)| b - scale * s).collect();
+            let next_loss = penalised_loss(rows, &next);
+            if next_loss <= loss || scale < 1e-6 {
+                beta = next;
+                loss = next_loss;
+                break;
+            }
+            scale /= 2.0;
+        }
+    }
+    Ok(beta)
 }
 
 /// The log-odds of `row` under `beta` (weights, then the intercept).
@@ -351,6 +392,53 @@ pub struct Fit {
     /// Out of time, on the cut-offs where enough earlier history existed: the default weights'
     /// figures, then the fitted ones'.
     pub compared: Option<(Figures, Figures)>,
+}
+
+/// How much higher than the default weights' a fitted model's AUC must be, out of time, for
+/// `hspq churn fit` to store it (its lift must be no lower either).
+pub const MARGIN: f64 = 0.01;
+
+/// Leavers a fit must have been tested on, out of time, to be stored.
+pub const MIN_TEST_EVENTS: usize = 10;
+
+impl Fit {
+    /// Whether the fit is stored: it beats the default weights out of time, on cut-offs after
+    /// those it was fitted on, by [`MARGIN`] of AUC and no loss of lift. `Ok` says by how much,
+    /// `Err` why not.
+    pub fn judged(&self) -> Result<String, String> {
+        let (Some(_), Some((default, fitted))) = (&self.model, &self.compared) else {
+            return Err(match self.model {
+                None => format!(
+                    "{} leavers at {} cut-offs, fitting needs {MIN_EVENTS}",
+                    self.events, self.cutoffs
+                ),
+                Some(_) => format!(
+                    "fitted on {} leavers at {} cut-offs, but too little history to test it out \
+                     of time (it needs {MIN_EVENTS} leavers a horizon before a cut-off)",
+                    self.events, self.cutoffs
+                ),
+            });
+        };
+        let figures = format!(
+            "fitted on {} leavers at {} cut-offs; out of time, AUC {:.3} against {:.3} with the \
+             default weights, lift {:.2} against {:.2}",
+            self.events, self.cutoffs, fitted.auc, default.auc, fitted.lift, default.lift
+        );
+        if fitted.events < MIN_TEST_EVENTS {
+            Err(format!(
+                "fitted on {} leavers at {} cut-offs; out of time only {} leavers to test it on, \
+                 too few to tell whether it beats the default weights (it needs {MIN_TEST_EVENTS})",
+                self.events, self.cutoffs, fitted.events
+            ))
+        } else if fitted.auc >= default.auc + MARGIN && fitted.lift >= default.lift {
+            Ok(figures)
+        } else {
+            Err(format!(
+                "{figures}: not better by the margin stored weights need (AUC {MARGIN} higher, \
+                 lift no lower)"
+            ))
+        }
+    }
 }
 
 /// Every past scoring of the lake, by report type and set of components.
@@ -605,8 +693,8 @@ impl Writer {
     }
 
     /// Commits the fitted weights of every report type in `fits` to the lake, replacing the
-    /// ones stored before; a report type without a model goes back to the default weights.
-    /// With no fits, `reset` names the report types whose stored weights to drop.
+    /// ones stored before for it; a report type without a model goes back to the default
+    /// weights. With no fits, `reset` names the report types whose stored weights to drop.
     pub async fn store(
         &self,
         fits: &[Fit],
@@ -639,8 +727,8 @@ impl Writer {
     }
 
     /// Gives the lake back (see [`LakeWriter::finish`]).
-    pub async fn finish(&self) -> Result<CleanUp, LakeError> {
-        self.writer.finish().await
+    pub async fn finish(&self, ending: Ending) -> Result<CleanUp, LakeError> {
+        self.writer.finish(ending).await
     }
 }
 
@@ -733,21 +821,29 @@ mod tests {
         let model = Model::fit(&all).unwrap().expect("enough leavers");
         let mut beta = model.weights.clone();
         beta.push(model.intercept);
-        // Convex: the gradient vanishes only at the optimum, and every nudge costs.
+        // The component pointing away is held at zero; the rest is the optimum: the gradient
+        // vanishes on the free coordinates, and would push the held one below zero.
+        assert!(
+            model.weights[0] > 1.5 && model.weights[1] == 0.0,
+            "{model:?}"
+        );
         let (gradient, _) = derivatives(&all, &beta);
-        assert!(gradient.iter().all(|g| g.abs() < 1e-6), "{gradient:?}");
+        assert!(
+            gradient[0].abs() < 1e-6 && gradient[2].abs() < 1e-6 && gradient[1] > 0.0,
+            "{gradient:?}"
+        );
+        // Every nudge that keeps the weights at least zero costs.
         let best = penalised_loss(&all, &beta);
         for i in 0..beta.len() {
             for d in [-1e-3, 1e-3] {
                 let mut nudged = beta.clone();
                 nudged[i] += d;
+                if i < model.weights.len() && nudged[i] < 0.0 {
+                    continue;
+                }
                 assert!(penalised_loss(&all, &nudged) > best);
             }
         }
-        assert!(
-            model.weights[0] > 1.5 && model.weights[1] < -1.0,
-            "{model:?}"
-        );
         assert_eq!(
             solve(vec![vec![1.0, 2.0], vec![2.0, 4.0]], vec![1.0, 2.0]),
             None

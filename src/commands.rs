@@ -110,7 +110,11 @@ async fn churn_fit(args: FitArgs, config: &Config) -> Result<ExitCode> {
     };
     let outcome = fit_and_store(&args, &opts, config, &engine, writer.as_ref()).await;
     if let Some(writer) = writer {
-        let finished = writer.finish().await;
+        let ending = match &outcome {
+            Ok(_) => hspq::lake::log::Ending::Finished,
+            Err(_) => hspq::lake::log::Ending::Failed,
+        };
+        let finished = writer.finish(ending).await;
         // Having lost the lake says more than whatever else failed.
         if let Err(lost @ hspq::lake::LakeError::Lost(_)) = finished {
             return Err(lost.into());
@@ -129,7 +133,7 @@ async fn fit_and_store(
     engine: &hspq::query::Engine,
     writer: Option<&hspq::churn::Writer>,
 ) -> Result<ExitCode> {
-    use hspq::churn::{self, MIN_EVENTS};
+    use hspq::churn;
     let both = ["mssp".to_string(), "reseller".to_string()];
     let report_types = args.report_type.clone().map_or(both.to_vec(), |r| vec![r]);
     if let (true, Some(writer)) = (args.reset, writer) {
@@ -152,54 +156,44 @@ async fn fit_and_store(
     }
     let table = churn::report(&fits, &churn::default_weights(engine)?)?;
     Printer::new(config.print.clone()).print_batches(table.schema(), &[table])?;
+    let mut better = Vec::new();
     for fit in &fits {
         let what = format!("{} ({})", fit.report_type, fit.components);
-        match (&fit.model, &fit.compared) {
-            (None, _) => eprintln!(
-                "{what}: {} leavers at {} cut-offs, fitting needs {MIN_EVENTS}: default weights",
-                fit.events, fit.cutoffs
-            ),
-            (Some(_), None) => eprintln!(
-                "{what}: fitted on {} leavers at {} cut-offs; too little history to backtest it \
-                 out of time (it needs {MIN_EVENTS} leavers a horizon before a cut-off)",
-                fit.events, fit.cutoffs
-            ),
-            (Some(_), Some((_, fitted))) if fitted.events < 10 => eprintln!(
-                "{what}: fitted on {} leavers at {} cut-offs; out of time only {} leavers to test \
-                 it on, too few to tell whether it beats the default weights",
-                fit.events, fit.cutoffs, fitted.events
-            ),
-            (Some(_), Some((default, fitted))) => eprintln!(
-                "{what}: fitted on {} leavers at {} cut-offs; out of time, AUC {:.3} against {:.3} \
-                 with the default weights, lift {:.2} against {:.2}{}",
-                fit.events,
-                fit.cutoffs,
-                fitted.auc,
-                default.auc,
-                fitted.lift,
-                default.lift,
-                match (fitted.auc >= default.auc, fitted.lift >= default.lift) {
-                    (true, true) => " (better)",
-                    (false, false) => " (worse on both: consider --reset)",
-                    (true, false) => " (better overall, worse at the top)",
-                    (false, true) => " (better at the top, worse overall)",
-                }
-            ),
+        match fit.judged() {
+            Ok(how) => {
+                eprintln!("{what}: {how}: better");
+                better.push(fit.clone());
+            }
+            Err(why) if args.store_anyway && fit.model.is_some() => {
+                eprintln!("{what}: {why}: stored all the same (--store-anyway)");
+                better.push(fit.clone());
+            }
+            Err(why) => eprintln!("{what}: {why}: the default weights stay"),
         }
     }
     let Some(writer) = writer else {
         eprintln!("hspq churn fit: --dry-run: nothing stored");
         return Ok(ExitCode::SUCCESS);
     };
+    if better.is_empty() {
+        eprintln!(
+            "hspq churn fit: nothing stored: no fit beat the default weights out of time by the \
+             margin ({} of AUC, lift no lower); churn_risk scores as before (--store-anyway \
+             stores the fitted weights all the same)",
+            churn::MARGIN
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let fitted: Vec<&str> = report_types
         .iter()
-        .filter(|rt| fits.iter().any(|f| &f.report_type == *rt))
+        .filter(|rt| better.iter().any(|f| &f.report_type == *rt))
         .map(String::as_str)
         .collect();
-    writer.store(&fits, &[], opts).await?;
+    writer.store(&better, &[], opts).await?;
     eprintln!(
-        "hspq churn fit: stored in the lake: churn_risk scores {} with these weights where fitted, \
-         and says which in its weights column (hspq churn fit --reset goes back to the default weights)",
+        "hspq churn fit: stored in the lake: churn_risk scores {} with the weights that beat the \
+         default ones, and says which in its weights column (hspq churn fit --reset goes back to \
+         the default weights)",
         fitted.join(" and ")
     );
     Ok(ExitCode::SUCCESS)

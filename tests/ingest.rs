@@ -230,7 +230,9 @@ async fn a_second_ingest_on_the_same_lake_is_refused_while_the_first_holds_the_l
         "{text}"
     );
     assert_eq!(sim.active_sessions(), 0);
-    held.release().await.unwrap();
+    held.release(hspq::lake::log::Ending::Finished)
+        .await
+        .unwrap();
     ingest(&sim, dir.path(), MSSP_KEY).await.unwrap();
 }
 
@@ -550,6 +552,23 @@ async fn ctrl_c_stops_a_sync_with_status_130_its_sessions_invalidated_and_the_ne
     assert_eq!(sim.active_sessions(), 0, "every session was invalidated");
     // What it committed is whole, and the next run takes the lake and finishes the sync.
     assert_listed_files_intact(lake.path());
+    let log = |dir: &Path| {
+        String::from_utf8(succeeded(hspq_on(dir, &["log", "--format", "csv"]))).unwrap()
+    };
+    // `hspq log` says the run was interrupted, and no time reads its half-done lake as a
+    // finished sync's.
+    let stopped = log(lake.path());
+    assert!(
+        stopped.lines().last().unwrap().contains(",interrupted,"),
+        "{stopped}"
+    );
+    let now = chrono::Utc::now().to_rfc3339();
+    let out = hspq_on(lake.path(), &["sql", "select 1", "--as-of", &now]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no sync had finished by"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let again = ingest().output().unwrap();
     assert!(
         again.status.success(),
@@ -557,4 +576,11 @@ async fn ctrl_c_stops_a_sync_with_status_130_its_sessions_invalidated_and_the_ne
         String::from_utf8_lossy(&again.stderr)
     );
     assert_lake_matches_world(lake.path(), sim.world(), Partnership::Mssp, true);
+    let finished = log(lake.path());
+    assert!(
+        finished.lines().last().unwrap().contains(",finished,"),
+        "{finished}"
+    );
+    let now = chrono::Utc::now().to_rfc3339();
+    succeeded(hspq_on(lake.path(), &["sql", "select 1", "--as-of", &now]));
 }

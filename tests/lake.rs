@@ -197,7 +197,10 @@ async fn a_writer_that_lost_the_lake_fails_every_later_change_and_writes_nothing
         "{err}"
     );
     assert!(matches!(a.clean_up().await, Err(LakeError::Lost(_))));
-    assert!(matches!(a.release().await, Err(LakeError::Lost(_))));
+    assert!(matches!(
+        a.release(hspq::lake::log::Ending::Finished).await,
+        Err(LakeError::Lost(_))
+    ));
     assert_eq!(latest_entry(dir.path()).unwrap(), taken, "A wrote nothing");
     // Having lost the lake, A deletes only what it never committed.
     assert_eq!(a.abandon().await, 1);
@@ -415,7 +418,10 @@ async fn clean_up_removes_what_fenced_runs_left_and_keeps_young_files_of_unknown
         dir.path().join(&left[2]).exists(),
         "a young unknown file stays"
     );
-    second.release().await.unwrap();
+    second
+        .release(hspq::lake::log::Ending::Finished)
+        .await
+        .unwrap();
     // Past the retention, the unknown file goes too.
     let third = LakeWriter::acquire(
         &lake,
@@ -429,7 +435,10 @@ async fn clean_up_removes_what_fenced_runs_left_and_keeps_young_files_of_unknown
     .unwrap();
     assert_eq!(third.clean_up().await.unwrap().orphans, 1);
     assert!(!dir.path().join(&left[2]).exists());
-    third.release().await.unwrap();
+    third
+        .release(hspq::lake::log::Ending::Finished)
+        .await
+        .unwrap();
 }
 
 /// Syncs `sim` into `dir` again, re-fetching everything (every partition gets new files and
@@ -676,7 +685,7 @@ async fn a_clean_up_paused_after_its_lease_proof_and_taken_over_deletes_nothing_
         "the taker built on A's file"
     );
     assert_eq!(latest_entry(dir.path()).unwrap()["run_id"], "b");
-    b.release().await.unwrap();
+    b.release(hspq::lake::log::Ending::Finished).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -715,7 +724,7 @@ async fn a_commit_cancelled_after_the_store_took_it_is_kept_by_the_next_one() {
     assert_eq!(files.len(), 2, "both commits' files: {files:?}");
     assert!(files.contains(&second));
     assert_eq!(manifest_files(dir.path()).len(), 2);
-    w.release().await.unwrap();
+    w.release(hspq::lake::log::Ending::Finished).await.unwrap();
 }
 
 /// `hspq sql SQL --format csv` on the lake at `dir` with more arguments; its stdout.

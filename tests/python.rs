@@ -17,7 +17,7 @@ fn python() -> PathBuf {
 async fn demo_lake(dir: &Path) {
     let sim = sim(|c| c.companies = 300).await;
     ingest_lake(&sim, dir, &[MSSP_KEY, RESELLER_KEY]).await;
-    succeeded(hspq_on(dir, &["churn", "fit"]));
+    succeeded(hspq_on(dir, &["churn", "fit", "--store-anyway"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

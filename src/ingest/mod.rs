@@ -26,6 +26,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::api::models::{Customer, Me, PeriodList, PeriodSummary};
 use crate::api::{ApiError, Client, ClientConfig, Credentials, MAX_PAGE};
 use crate::config::Config;
+use crate::lake::log::Ending;
 use crate::lake::{Lake, LakeError, LakeLocation, LakeWriter, Manifest, SyncState, WriterOptions};
 use plan::Windows;
 use progress::Progress;
@@ -186,7 +187,12 @@ pub async fn run_on(lake: Lake, opts: IngestOptions) -> Result<IngestSummary, In
     let recorded = sync.record_run(status, error, &summary).await;
     // Replaced files, and those of a unit that failed before its commit, go now: after this
     // run no reader sees two versions of a row (but for what readers still read).
-    let finished = writer.finish().await;
+    let ending = match &outcome {
+        Ok(()) => Ending::Finished,
+        Err(IngestError::Interrupted) => Ending::Interrupted,
+        Err(_) => Ending::Failed,
+    };
+    let finished = writer.finish(ending).await;
     // Having lost the lake on the way says more than whatever else failed.
     if let Err(lost @ LakeError::Lost(_)) = finished {
         return Err(lost.into());

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::layout::{epoch_of, history_path, FileNames, Partition, BOOKKEEPING, HISTORY, STAGING};
-use super::log::{self, Entry, EntryKind, Lease, LEGACY_LOCK, LEGACY_MANIFEST};
+use super::log::{self, Ending, Entry, EntryKind, Lease, LEGACY_LOCK, LEGACY_MANIFEST};
 use super::manifest::Manifest;
 use super::pins;
 use super::replica::eight_at_a_time;
@@ -519,7 +519,7 @@ impl LakeWriter {
     /// replaced (a failure is only warned about: the next run does it) and gives the lake up.
     /// A run that lost the lake (found here or before) deletes only the files it wrote and
     /// never committed, and fails saying so. Call it once the run's writers stopped.
-    pub async fn finish(&self) -> Result<CleanUp, LakeError> {
+    pub async fn finish(&self, ending: Ending) -> Result<CleanUp, LakeError> {
         let mut done = CleanUp::default();
         let mut released = Ok(());
         if self.lost().await.is_none() {
@@ -531,7 +531,7 @@ impl LakeWriter {
                 }
             }
             if self.lost().await.is_none() {
-                released = self.release().await;
+                released = self.release(ending).await;
             }
         }
         if let Some(why) = self.lost().await {
@@ -541,16 +541,17 @@ impl LakeWriter {
         released.map(|_| done)
     }
 
-    /// Gives the lake up (a last entry without a lease). A failed write is tried again a few
-    /// times: a lake left held stays closed to other runs until the lease lapses.
-    pub async fn release(&self) -> Result<(), LakeError> {
+    /// Gives the lake up (a last entry without a lease, saying how the run ended). A failed
+    /// write is tried again a few times: a lake left held stays closed to other runs until the
+    /// lease lapses.
+    pub async fn release(&self, ending: Ending) -> Result<(), LakeError> {
         self.heartbeat.abort();
         let mut held = self.inner.held.lock().await;
         let mut tries = 0;
         loop {
             match self
                 .inner
-                .write(&mut held, EntryKind::Release, Manifest::clone)
+                .write_ending(&mut held, EntryKind::Release, Some(ending), Manifest::clone)
                 .await
             {
                 Err(LakeError::Lost(why)) => return Err(LakeError::Lost(why)),
@@ -590,6 +591,7 @@ impl Inner {
                     .checked_add_signed(ttl)
                     .unwrap_or(DateTime::<Utc>::MAX_UTC),
             }),
+            ending: None,
             manifest,
             sync_object: None,
         }
@@ -603,6 +605,17 @@ impl Inner {
         kind: EntryKind,
         next: impl FnOnce(&Manifest) -> Manifest,
     ) -> Result<(), LakeError> {
+        self.write_ending(held, kind, None, next).await
+    }
+
+    /// [`Inner::write`] of an entry that says how the run ended.
+    async fn write_ending(
+        &self,
+        held: &mut Held,
+        kind: EntryKind,
+        ending: Option<Ending>,
+        next: impl FnOnce(&Manifest) -> Manifest,
+    ) -> Result<(), LakeError> {
         if let Some(why) = &held.lost {
             return Err(LakeError::Lost(why.clone()));
         }
@@ -610,6 +623,7 @@ impl Inner {
             self.catch_up(held).await?;
         }
         let mut entry = self.entry(held.version + 1, kind, next(&held.manifest));
+        entry.ending = ending;
         let (now, before) = (&entry.manifest, &held.manifest);
         if now.state == before.state && now.staged == before.staged {
             entry.sync_object.clone_from(&held.sync_object);

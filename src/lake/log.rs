@@ -51,6 +51,19 @@ pub enum EntryKind {
     Release,
 }
 
+/// How the run that gave the lake up ended (on `release` entries; entries of older hspq
+/// versions have none, and count as finished).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// Its work done: the lake as a sync (or a fit) left it.
+    Finished,
+    /// Stopped by Ctrl-C: what it committed stays, the rest the next run does.
+    Interrupted,
+    /// Stopped by an error.
+    Failed,
+}
+
 /// Which run may write the lake, and until when.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
@@ -94,6 +107,9 @@ pub struct Entry {
     pub written_at: DateTime<Utc>,
     /// The holder after this entry; `None` when the lake is free.
     pub lease: Option<Lease>,
+    /// On a `release` entry: how the run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending: Option<Ending>,
     /// The lake's files and sync state as of this version.
     pub manifest: Manifest,
     /// The object under [`SYNC_DIR`] holding the manifest's `state` and `staged`, shared with
@@ -119,6 +135,8 @@ struct Stored<'a> {
     nonce: &'a str,
     written_at: DateTime<Utc>,
     lease: &'a Option<Lease>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ending: Option<Ending>,
     manifest: StoredManifest<'a>,
     sync: &'a str,
 }
@@ -128,6 +146,13 @@ struct StoredManifest<'a> {
     version: u32,
     files: &'a BTreeMap<String, FileEntry>,
     dead: &'a BTreeMap<String, DateTime<Utc>>,
+}
+
+impl Entry {
+    /// Whether this entry is the state a finished run left (what `--as-of` a time reads).
+    pub fn finished_a_run(&self) -> bool {
+        self.kind == EntryKind::Release && self.ending.is_none_or(|e| e == Ending::Finished)
+    }
 }
 
 /// What a clean-up needs of an entry, read without its sync object.
@@ -286,6 +311,7 @@ async fn legacy(lake: &Lake) -> Result<Option<Entry>, LakeError> {
         nonce: String::new(),
         written_at: DateTime::<Utc>::MIN_UTC,
         lease: None,
+        ending: None,
         manifest,
         sync_object: None,
     }))
@@ -420,7 +446,7 @@ pub async fn resolve(lake: &Lake, as_of: &AsOf) -> Result<Entry, LakeError> {
                 };
                 // To the microsecond, as `hspq log` shows the time: pasted back, it finds
                 // that version.
-                if entry.kind == EntryKind::Release
+                if entry.finished_a_run()
                     && chrono::SubsecRound::trunc_subsecs(entry.written_at, 6) <= *t
                 {
                     return Ok(entry);
@@ -444,8 +470,9 @@ pub struct Line {
     pub at: DateTime<Utc>,
     /// The run that wrote it.
     pub run_id: String,
-    /// `finished`, `writing` (its lease is held) or `stopped` (it ended without giving the lake
-    /// back: killed, or taken over).
+    /// `finished`, `interrupted` (Ctrl-C) or `failed` (it gave the lake back: `--as-of` a time
+    /// reads only the finished ones), `writing` (its lease is held) or `stopped` (it ended
+    /// without giving the lake back: killed, or taken over).
     pub status: &'static str,
     /// Datasets with a changed partition since the line before (`None` for the oldest line:
     /// what came before it is no longer kept).
@@ -473,7 +500,11 @@ pub async fn lines(lake: &Lake) -> Result<Vec<Line>, LakeError> {
             continue;
         }
         let status = match (&entry.kind, &entry.lease) {
-            (EntryKind::Release, _) => "finished",
+            (EntryKind::Release, _) => match entry.ending {
+                None | Some(Ending::Finished) => "finished",
+                Some(Ending::Interrupted) => "interrupted",
+                Some(Ending::Failed) => "failed",
+            },
             (_, Some(lease)) if lease.stale(Utc::now()).is_none() => "writing",
             _ => "stopped",
         };
@@ -544,6 +575,7 @@ pub async fn prepare(lake: &Lake, entry: &mut Entry) -> Result<Bytes, LakeError>
         nonce: &entry.nonce,
         written_at: entry.written_at,
         lease: &entry.lease,
+        ending: entry.ending,
         manifest: StoredManifest {
             version: m.version,
             files: &m.files,
