@@ -772,6 +772,30 @@ async fn as_of_reads_the_lake_a_sync_left_after_three_more_until_the_version_ret
     assert_eq!(sql_csv(dir.path(), ROWS, &["--as-of", &version]), then);
     let when = at.as_str().unwrap();
     assert_eq!(sql_csv(dir.path(), ROWS, &["--as-of", when]), then);
+    // One of its files gone from the history: an error that says which version cannot be
+    // read and why, whatever view the statement reads.
+    let file = first["manifest"]["files"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|p| p.starts_with("daily_usage/"))
+        .unwrap();
+    let kept = dir.path().join("_hspq/history").join(file);
+    let aside = dir.path().join("aside.parquet");
+    std::fs::rename(&kept, &aside).unwrap();
+    let out = hspq_on(
+        dir.path(),
+        &["sql", "select count(*) from me", "--as-of", &version],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{version} can no longer be read: its file {file} is gone"
+        )),
+        "{stderr}"
+    );
+    std::fs::rename(&aside, &kept).unwrap();
     let log =
         String::from_utf8(succeeded(hspq_on(dir.path(), &["log", "--format", "csv"]))).unwrap();
     let finished: Vec<&str> = log.lines().filter(|l| l.contains(",finished,")).collect();

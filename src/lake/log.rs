@@ -436,9 +436,15 @@ pub async fn resolve(lake: &Lake, as_of: &AsOf) -> Result<Entry, LakeError> {
         AsOf::Version(v) if *v > newest => Err(LakeError::Version(format!(
             "v{v} does not exist: the lake's newest version is v{newest}"
         ))),
-        AsOf::Version(v) => read(lake, *v)
-            .await?
-            .ok_or_else(|| LakeError::Version(format!("v{v} is no longer kept: {what_is_kept}"))),
+        AsOf::Version(v) if *v < oldest => Err(LakeError::Version(format!(
+            "v{v} is no longer kept: {what_is_kept}"
+        ))),
+        AsOf::Version(v) => read(lake, *v).await?.ok_or_else(|| {
+            LakeError::Version(format!(
+                "v{v} is not kept: hspq keeps the last ten versions, and the one each finished \
+                 sync left, from v{oldest} to v{newest} (`hspq log` lists them)"
+            ))
+        }),
         AsOf::Time(t) => {
             for v in kept.iter().rev() {
                 let Some(entry) = read(lake, *v).await? else {
@@ -609,6 +615,48 @@ mod tests {
         assert_eq!(version_of(&entry_path(12)), Some(12));
         assert_eq!(version_of("_hspq/log/tmp.json"), None);
         assert_eq!(version_of("_hspq/manifest.json"), None);
+    }
+
+    #[tokio::test]
+    async fn a_version_asked_for_that_is_not_kept_is_named_with_those_that_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().into()).unwrap();
+        for version in [3, 4, 6] {
+            let entry = Entry {
+                version,
+                kind: EntryKind::Release,
+                run_id: "r".into(),
+                nonce: "n".into(),
+                written_at: Utc::now(),
+                lease: None,
+                ending: None,
+                manifest: Manifest::new(),
+                sync_object: None,
+            };
+            lake.put(&entry_path(version), encode_whole(&entry))
+                .await
+                .unwrap();
+        }
+        let lake = &lake;
+        let said = |v: u64| async move {
+            resolve(lake, &AsOf::Version(v))
+                .await
+                .map(|e| e.version)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(said(4).await, Ok(4));
+        let gap = said(5).await.unwrap_err();
+        assert!(
+            gap.starts_with("v5 is not kept") && gap.contains("from v3 to v6"),
+            "{gap}"
+        );
+        let old = said(2).await.unwrap_err();
+        assert!(
+            old.starts_with("v2 is no longer kept")
+                && old.contains("the oldest version kept is v3"),
+            "{old}"
+        );
+        assert!(said(7).await.unwrap_err().contains("does not exist"));
     }
 
     #[tokio::test]

@@ -411,6 +411,21 @@ impl Engine {
 
     fn register_views(&self, entry: Option<&Entry>) -> Result<(), QueryError> {
         let root_text = self.root.display().to_string();
+        // A past version's file that is neither in place nor in the history: say so, rather
+        // than DuckDB's "no files found" for whatever view lists it.
+        if let Some(entry) = entry.filter(|_| self.fixed.get()) {
+            let gone =
+                entry.manifest.files.keys().find(|p| {
+                    !self.root.join(p).exists() && !self.root.join(history_path(p)).exists()
+                });
+            if let Some(gone) = gone {
+                return Err(QueryError::Lake(crate::lake::LakeError::Version(format!(
+                    "v{} can no longer be read: its file {gone} is gone from the lake's history \
+                     (its retention passed, or it was removed); `hspq log` lists the versions kept",
+                    entry.version
+                ))));
+            }
+        }
         let mut sql = String::new();
         for d in Dataset::ALL {
             let source = if let Some(entry) = entry {
