@@ -119,6 +119,59 @@ impl Default for WriterOptions {
     }
 }
 
+impl WriterOptions {
+    /// The settings from `HSPQ_LOCK_TTL`, `HSPQ_RETENTION` and `HSPQ_VERSION_RETENTION` (as
+    /// `hspq ingest` reads them), for a writer that has no flags: a reader tidying after itself
+    /// (see [`tidy`]). A setting that does not parse keeps its default.
+    pub fn from_env() -> WriterOptions {
+        let env =
+            |name: &str, parse: fn(&str) -> Result<Duration, crate::duration::DurationError>| {
+                std::env::var(name).ok().and_then(|v| parse(&v).ok())
+            };
+        let mut opts = WriterOptions::default();
+        if let Some(d) = env("HSPQ_LOCK_TTL", crate::duration::parse) {
+            opts.lock_ttl = d;
+        }
+        if let Some(d) = env("HSPQ_RETENTION", crate::duration::parse) {
+            opts.retention = d;
+        }
+        if let Some(d) = env("HSPQ_VERSION_RETENTION", crate::duration::parse_or_zero) {
+            opts.version_retention = d;
+        }
+        opts
+    }
+}
+
+/// After a reader's pin on an old version ends: if the lake is free and still keeps files in
+/// the data folders that a sync replaced (kept for pins), takes it briefly and retires those no
+/// pin needs any longer, as that sync's end would have, so that glob readers see each row once
+/// again without waiting for the next sync. `None` when there was nothing to do, or another run
+/// holds the lake (it retires them at its end).
+pub async fn tidy(lake: &Lake, opts: WriterOptions) -> Result<Option<CleanUp>, LakeError> {
+    let Some(latest) = log::latest(lake).await? else {
+        return Ok(None);
+    };
+    if latest.manifest.dead.is_empty()
+        || latest
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.stale(Utc::now()).is_none())
+    {
+        return Ok(None);
+    }
+    let needed = pins::needed(lake, latest.version, false).await?;
+    if latest.manifest.dead.keys().all(|p| needed.keeps(p)) {
+        return Ok(None);
+    }
+    let run_id = format!("tidy-{}", Utc::now().format("%Y%m%dT%H%M%S%3fZ"));
+    let writer = match LakeWriter::acquire(lake, &run_id, opts).await {
+        Ok(writer) => writer,
+        Err(LakeError::Locked(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    writer.finish(Ending::Finished).await.map(Some)
+}
+
 /// What a clean-up deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CleanUp {
@@ -466,7 +519,7 @@ impl LakeWriter {
         if done.pinned > 0 {
             info!(
                 "kept {} replaced file(s) in place: hspq readers still read version(s) {} of the \
-                 lake; the next sync removes them",
+                 lake; they go when those are done",
                 done.pinned,
                 pinned
                     .versions

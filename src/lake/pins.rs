@@ -85,11 +85,23 @@ pub struct Pin {
 impl Pins {
     /// Starts a keeper for the lake folder `root`.
     pub fn start(root: &Path) -> std::io::Result<Pins> {
+        Pins::start_with(root, false)
+    }
+
+    /// Starts a keeper for the lake folder `root` that, when a pin on a version older than the
+    /// lake's newest ends, retires what the lake kept in place for it (see
+    /// [`super::commit::tidy`]), before the pin's holder goes on: for the lake itself, not for
+    /// an S3 lake's local copy (whose refresh does that).
+    pub fn start_tidying(root: &Path) -> std::io::Result<Pins> {
+        Pins::start_with(root, true)
+    }
+
+    fn start_with(root: &Path, tidying: bool) -> std::io::Result<Pins> {
         let (requests, inbox) = mpsc::channel();
-        let dir = root.join(PIN_DIR);
+        let root = root.to_path_buf();
         std::thread::Builder::new()
             .name("hspq-pins".into())
-            .spawn(move || keep(&dir, inbox))?;
+            .spawn(move || keep(&root, tidying, inbox))?;
         Ok(Pins { requests })
     }
 
@@ -128,7 +140,8 @@ impl Drop for Pin {
 }
 
 /// The keeper's loop: pins by id, each renewed every third of [`PIN_TTL`].
-fn keep(dir: &Path, inbox: mpsc::Receiver<Request>) {
+fn keep(root: &Path, tidying: bool, inbox: mpsc::Receiver<Request>) {
+    let dir = &root.join(PIN_DIR);
     let ttl = chrono::Duration::from_std(PIN_TTL).unwrap_or_default();
     let record = |version, taken_at| PinRecord {
         version,
@@ -158,8 +171,11 @@ fn keep(dir: &Path, inbox: mpsc::Receiver<Request>) {
                 let _ = reply.send(made.map(|_| next_id));
             }
             Ok(Request::Release(id, done)) => {
-                if let Some((path, _, _)) = held.remove(&id) {
+                if let Some((path, version, _)) = held.remove(&id) {
                     let _ = std::fs::remove_file(path);
+                    if tidying && newer_exists(root, version) {
+                        tidy(root);
+                    }
                 }
                 let _ = done.send(());
             }
@@ -177,6 +193,39 @@ fn keep(dir: &Path, inbox: mpsc::Receiver<Request>) {
     }
     for (path, _, _) in held.values() {
         let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Whether the lake folder `root` has a log version newer than `version` (a directory listing).
+fn newer_exists(root: &Path, version: u64) -> bool {
+    std::fs::read_dir(root.join(log::LOG_DIR)).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| {
+            let name = format!("{}/{}", log::LOG_DIR, e.file_name().to_string_lossy());
+            log::version_of(&name).is_some_and(|v| v > version)
+        })
+    })
+}
+
+/// Retires what the lake kept in place for pins that have ended (see
+/// [`super::commit::tidy`]); a failure only delays that until the next sync.
+fn tidy(root: &Path) {
+    let tidied = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LakeError::Location(format!("cannot start a runtime: {e}")))
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let lake = Lake::open(&root.into())?;
+                super::commit::tidy(&lake, super::commit::WriterOptions::from_env()).await
+            })
+        });
+    match tidied {
+        Ok(Some(done)) => tracing::debug!(
+            "retired {} file(s) a sync had kept in place for readers that are done",
+            done.dead
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::debug!("could not retire the files readers kept in place: {e}"),
     }
 }
 

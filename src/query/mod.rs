@@ -373,8 +373,13 @@ impl Engine {
         let pins = match self.pins.get() {
             Some(pins) => pins,
             None => {
-                let started = Pins::start(&self.root)
-                    .map_err(|e| QueryError::Usage(format!("cannot start a thread: {e}")))?;
+                // The lake's own folder is tidied after pins end; an S3 lake's copy is kept
+                // by its refresh.
+                let started = match self.remote {
+                    None => Pins::start_tidying(&self.root),
+                    Some(_) => Pins::start(&self.root),
+                }
+                .map_err(|e| QueryError::Usage(format!("cannot start a thread: {e}")))?;
                 self.pins.get_or_init(|| started)
             }
         };

@@ -57,9 +57,13 @@ impl Confinement {
     }
 
     /// Keeps the sessions' reader pins in the lake folder `root`, from a thread started now
-    /// (call it outside any confinement).
-    pub fn with_pins(mut self, root: &Path) -> std::io::Result<Confinement> {
-        self.pins = Some(Pins::start(root)?);
+    /// (call it outside any confinement); `tidying` for the lake itself, not an S3 lake's copy
+    /// (see [`Pins::start_tidying`]).
+    pub fn with_pins(mut self, root: &Path, tidying: bool) -> std::io::Result<Confinement> {
+        self.pins = Some(match tidying {
+            true => Pins::start_tidying(root)?,
+            false => Pins::start(root)?,
+        });
         Ok(self)
     }
 

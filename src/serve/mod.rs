@@ -129,7 +129,7 @@ pub async fn run(
             .map_err(|e| {
                 ServeError::Start(format!("cannot make a scratch folder under $TMPDIR: {e}"))
             })?
-            .with_pins(&root)?,
+            .with_pins(&root, past_versions)?,
     );
     // However the server ends, even failing to start (a port in use), its scratch folder goes;
     // sessions still running hold the confinement, so not on its drop.
