@@ -372,6 +372,22 @@ impl Figures {
     }
 }
 
+impl Figures {
+    /// The standard error of the AUC (Hanley and McNeil, 1982), from the counts of leavers and
+    /// stayers: how far chance alone moves it.
+    pub fn auc_se(&self) -> f64 {
+        let (a, n1, n2) = (
+            self.auc,
+            self.events as f64,
+            (self.scored - self.events) as f64,
+        );
+        let (q1, q2) = (a / (2.0 - a), 2.0 * a * a / (1.0 + a));
+        ((a * (1.0 - a) + (n1 - 1.0) * (q1 - a * a) + (n2 - 1.0) * (q2 - a * a)) / (n1 * n2))
+            .max(0.0)
+            .sqrt()
+    }
+}
+
 /// One report type's fit over one set of components.
 #[derive(Clone, Debug)]
 pub struct Fit {
@@ -395,7 +411,8 @@ pub struct Fit {
 }
 
 /// How much higher than the default weights' a fitted model's AUC must be, out of time, for
-/// `hspq churn fit` to store it (its lift must be no lower either).
+/// `hspq churn fit` to store it, at least (more where chance alone could move it that far; its
+/// lift must be no lower either).
 pub const MARGIN: f64 = 0.01;
 
 /// Leavers a fit must have been tested on, out of time, to be stored.
@@ -403,7 +420,8 @@ pub const MIN_TEST_EVENTS: usize = 10;
 
 impl Fit {
     /// Whether the fit is stored: it beats the default weights out of time, on cut-offs after
-    /// those it was fitted on, by [`MARGIN`] of AUC and no loss of lift. `Ok` says by how much,
+    /// those it was fitted on, by [`MARGIN`] of AUC or twice the standard error of the
+    /// difference, whichever is more, and no loss of lift. `Ok` says by how much,
     /// `Err` why not.
     pub fn judged(&self) -> Result<String, String> {
         let (Some(_), Some((default, fitted))) = (&self.model, &self.compared) else {
@@ -425,17 +443,21 @@ impl Fit {
             self.events, self.cutoffs, fitted.auc, default.auc, fitted.lift, default.lift
         );
         if fitted.events < MIN_TEST_EVENTS {
-            Err(format!(
+            return Err(format!(
                 "fitted on {} leavers at {} cut-offs; out of time only {} leavers to test it on, \
                  too few to tell whether it beats the default weights (it needs {MIN_TEST_EVENTS})",
                 self.events, self.cutoffs, fitted.events
-            ))
-        } else if fitted.auc >= default.auc + MARGIN && fitted.lift >= default.lift {
+            ));
+        }
+        // Higher by more than chance moves two AUCs apart (two standard errors of the
+        // difference, taken as independent: a strict bar), and by MARGIN at least.
+        let bar = MARGIN.max(2.0 * (fitted.auc_se().powi(2) + default.auc_se().powi(2)).sqrt());
+        if fitted.auc >= default.auc + bar && fitted.lift >= default.lift {
             Ok(figures)
         } else {
             Err(format!(
-                "{figures}: not better by the margin stored weights need (AUC {MARGIN} higher, \
-                 lift no lower)"
+                "{figures}: not better by the margin stored weights need (AUC {bar:.3} higher, \
+                 twice what chance moves it, and lift no lower)"
             ))
         }
     }
@@ -766,6 +788,68 @@ mod tests {
         assert!((f.precision - 2.0 / 3.0).abs() < 1e-12);
         assert!((f.recall - 2.0 / 3.0).abs() < 1e-12);
         assert!((f.lift - (2.0 / 3.0) / 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_auc_standard_error_is_hanley_and_mcneils() {
+        // Their formula by hand: AUC 0.8 with 50 of each, (0.16 + 49 (0.6667 - 0.64) + 49
+        // (0.7111 - 0.64)) / 2500 = 0.00198, so 0.0445; more cases, less.
+        let f = |auc, events, scored| Figures {
+            auc,
+            events,
+            scored,
+            ..Figures::default()
+        };
+        assert!((f(0.8, 50, 100).auc_se() - 0.0445).abs() < 0.0005);
+        assert!(f(0.8, 500, 1000).auc_se() < f(0.8, 50, 100).auc_se() / 3.0);
+        assert!(f(0.5, 150, 10_150).auc_se() > 0.02);
+    }
+
+    #[test]
+    fn a_fit_is_stored_only_when_it_beats_the_default_by_more_than_chance() {
+        let figures = |auc, lift, events| Figures {
+            cutoffs: 6,
+            scored: 10_000,
+            events,
+            auc,
+            lift,
+            ..Figures::default()
+        };
+        let fit = |default: Figures, fitted: Figures| Fit {
+            report_type: "mssp".into(),
+            components: "usage, billing".into(),
+            names: BASE.to_vec(),
+            cutoffs: 17,
+            scorings: 20_000,
+            events: 300,
+            model: Some(Model {
+                intercept: -4.0,
+                weights: vec![1.0, 1.0, 1.0],
+            }),
+            compared: Some((default, fitted)),
+        };
+        // Clearly better on 200 leavers: stored.
+        assert!(fit(figures(0.70, 4.0, 200), figures(0.78, 4.5, 200))
+            .judged()
+            .is_ok());
+        // Better by 0.03 of AUC on 200 leavers: within what chance does (about 0.05 here).
+        let within = fit(figures(0.70, 4.0, 200), figures(0.73, 4.5, 200)).judged();
+        assert!(
+            within
+                .as_ref()
+                .is_err_and(|w| w.contains("twice what chance")),
+            "{within:?}"
+        );
+        // Better overall, worse at the top: not stored.
+        assert!(fit(figures(0.70, 4.0, 200), figures(0.80, 3.9, 200))
+            .judged()
+            .is_err());
+        // Too few leavers out of time to tell.
+        let few = fit(figures(0.70, 4.0, 9), figures(0.90, 9.0, 9)).judged();
+        assert!(
+            few.as_ref().is_err_and(|w| w.contains("too few")),
+            "{few:?}"
+        );
     }
 
     #[test]
