@@ -8,6 +8,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// jemalloc for the whole process: its `malloc` is exported unprefixed, so the prebuilt
+/// libduckdb's allocations go through it too (see Cargo.toml for what it measured).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let opts = cli::Opts::parse();
     init_logging(opts.verbose);
