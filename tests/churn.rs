@@ -1368,3 +1368,53 @@ async fn churn_risk_scores_each_report_type_on_its_own_last_report_day() {
         .iter()
         .all(|r| r["as_of"] == day.to_string().as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_company_scored_above_one_without_any_sign_names_a_reason() {
+    let sim = sim(|c| c.companies = 200).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let risk = query_json(dir.path(), "churn_risk");
+    // A company without any sign: every drop at 0.5 (no change), nothing else; the default
+    // weights (usage 3, days without usage 2, billing 1; scan failures 1, inactive scanners 1,
+    // activity 1.5, scan gap 1.5).
+    let base = |components: &str| match components.contains("engagement") {
+        true => 100.0 * (3.0 * 0.5 + 0.5 + 1.5 * 0.5 + 1.5 * 0.5) / 11.0,
+        false => 100.0 * (3.0 * 0.5 + 0.5) / 6.0,
+    };
+    let above: Vec<&serde_json::Value> = risk
+        .iter()
+        .filter(|r| r["score"].as_f64().unwrap() > base(r["components"].as_str().unwrap()) + 0.1)
+        .collect();
+    assert!(above.len() >= 5, "{} above", above.len());
+    let silent: Vec<_> = above
+        .iter()
+        .filter(|r| r["reasons"].as_str().unwrap_or("").is_empty())
+        .map(|r| (&r["rank"], &r["score"], &r["components"]))
+        .collect();
+    assert!(
+        silent.is_empty(),
+        "ranked above no sign, no reason: {silent:?}"
+    );
+    // Some are named by a sign below its threshold, in the same words.
+    let small = above.iter().any(|r| {
+        let reasons = r["reasons"].as_str().unwrap();
+        let pct = |prefix: &str| {
+            reasons
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.trim_end_matches('%').parse::<f64>().ok())
+        };
+        let idle = reasons
+            .strip_prefix("no usage on ")
+            .and_then(|rest| rest.split(' ').next()?.parse::<u32>().ok());
+        pct("usage down ").is_some_and(|p| p < 20.0)
+            || pct("billing down ").is_some_and(|p| p < 10.0)
+            || idle.is_some_and(|days| days < 14)
+    });
+    let named: Vec<(&serde_json::Value, &serde_json::Value)> =
+        above.iter().map(|r| (&r["score"], &r["reasons"])).collect();
+    assert!(
+        small,
+        "no company named by a sign below its threshold: {named:?}"
+    );
+}

@@ -19,8 +19,17 @@ with days as (
     from periods group by report_type
 ),
 scored as (
-    select s.*
-    from days, churn_scores(days.d, $window_days, days.d + 2) s
+    select s.*,
+           -- How much each sign raises the default score above no sign at all (a drop of 0.5
+           -- is no change); engagement only where it was used.
+           coalesce(greatest(w.usage_drop * (s.usage_drop - 0.5), 0), 0) as up_usage,
+           coalesce(w.zero_usage * s.zero_usage, 0) as up_idle,
+           coalesce(greatest(w.billing_drop * (s.billing_drop - 0.5), 0), 0) as up_billing,
+           coalesce(case when s.engagement_used then w.scan_failures * s.scan_failures end, 0) as up_failures,
+           coalesce(case when s.engagement_used then w.inactive_scanners * s.inactive_scanners end, 0) as up_scanners,
+           coalesce(case when s.engagement_used then greatest(w.activity_drop * (s.activity_drop - 0.5), 0) end, 0) as up_activity,
+           coalesce(case when s.engagement_used then greatest(w.scan_gap * (s.scan_gap - 0.5), 0) end, 0) as up_gap
+    from days, churn_default_weights() w, churn_scores(days.d, $window_days, days.d + 2) s
     where s.report_type = days.report_type
       and not exists (
         select 1 from churn_departures e
@@ -39,8 +48,10 @@ select
     case when units_at_risk = 0 then 'dormant' else 'active' end as status,
     round(score, 1) as score,
     units_at_risk,
-    -- concat_ws skips NULLs: only the reasons that apply.
-    concat_ws('; ',
+    -- concat_ws skips NULLs: only the reasons that apply; when none passes its threshold, the
+    -- sign that raises the score most, however small, so that no company above a company
+    -- without any sign goes unexplained.
+    coalesce(nullif(concat_ws('; ',
         case when usage_change_pct <= -20 then 'usage down ' || cast(round(-usage_change_pct) as integer) || '%' end,
         case when zero_usage >= 0.5
              then 'no usage on ' || cast(round(zero_usage * $window_days) as integer) || ' of ' || $window_days || ' days' end,
@@ -51,7 +62,16 @@ select
         case when zero_activity >= 0.5 and activity_drop > 0.5
              then 'no activity on ' || cast(round(zero_activity * $window_days) as integer) || ' of ' || $window_days || ' days' end,
         case when days_since_last_scan >= 14 then 'no scan for ' || days_since_last_scan || ' days' end
-    ) as reasons,
+    ), ''), case greatest(up_usage, up_idle, up_billing, up_failures, up_scanners, up_activity, up_gap)
+        when 0 then null
+        when up_usage then 'usage down ' || cast(round(-usage_change_pct) as integer) || '%'
+        when up_idle then 'no usage on ' || cast(round(zero_usage * $window_days) as integer) || ' of ' || $window_days || ' days'
+        when up_billing then 'billing down ' || cast(round(-billing_change_pct) as integer) || '%'
+        when up_failures then 'scan failures ' || cast(round(100 * scan_failures) as integer) || '%'
+        when up_scanners then 'inactive scanners ' || cast(round(100 * inactive_scanners) as integer) || '%'
+        when up_activity then 'fewer days with scans or API calls'
+        when up_gap then 'no scan for ' || days_since_last_scan || ' days'
+    end) as reasons,
     security_center_id,
     report_type,
     units_by_product,
