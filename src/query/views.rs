@@ -190,7 +190,8 @@ pub const VIEWS_HEADER: &str = "\
 -- (between its first new file and its clean-up, seconds), and after a sync that ended while an
 -- hspq reader (a statement of sql, query, repl or report; a serve statement or cursor) still
 -- read the version before it: the files that sync replaced then stay in place until that reader
--- is done, and meanwhile a query over a re-fetched partition counts its rows twice. `hspq views --sql
+-- is done (a serve reader's: until the next sync), and meanwhile a query over a re-fetched
+-- partition counts its rows twice. `hspq views --sql
 -- --dedup` prints views exact at any moment (several times slower); hspq's own commands never
 -- see this.";
 

@@ -129,7 +129,9 @@ pub async fn run(
             .map_err(|e| {
                 ServeError::Start(format!("cannot make a scratch folder under $TMPDIR: {e}"))
             })?
-            .with_pins(&root, past_versions)?,
+            // Never tidying: the server writes nothing into the lake, not even what a sync's
+            // clean-up would (files kept for its cursors go with the next sync).
+            .with_pins(&root, false)?,
     );
     // However the server ends, even failing to start (a port in use), its scratch folder goes;
     // sessions still running hold the confinement, so not on its drop.
