@@ -89,7 +89,7 @@ pub struct ServeArgs {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: usize,
     /// The memory the clients' queries may use together: 8GB, 512MB, or a share of this
-    /// machine's memory (50%). Each of --max-connections clients gets an equal part.
+    /// machine's memory (50%). One client alone may use all of it.
     #[arg(long, env = "HSPQ_SERVE_MEMORY_LIMIT", default_value = "50%", value_parser = parse_memory)]
     pub memory_limit: u64,
     /// Write the address once listening to this file (for scripts using --port 0).
@@ -577,7 +577,7 @@ impl Command {
                         _ => None,
                     },
                 };
-                hspq::serve::memory_part(args.memory_limit, args.max_connections)?;
+                hspq::serve::memory_check(args.memory_limit)?;
                 if config.serve.password.is_none() {
                     anyhow::bail!(
                         "hspq serve needs a password: set HSPQ_SERVE_PASSWORD or pass \

@@ -628,7 +628,7 @@ async fn a_statement_over_the_time_limit_is_cancelled_and_says_which_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_client_gets_its_part_of_the_memory_limit_and_a_part_too_small_is_refused() {
+async fn the_memory_limit_is_one_budget_for_every_client_and_one_too_small_is_refused() {
     let lake = lake().await;
     let server = Server::start_with(
         lake.path(),
@@ -639,11 +639,14 @@ async fn each_client_gets_its_part_of_the_memory_limit_and_a_part_too_small_is_r
             "4".as_ref(),
         ],
     );
-    let limit = server.psql("select value from duckdb_settings() where name = 'memory_limit'");
-    assert_eq!(limit.trim(), "512.0 MiB", "a quarter of 2 GiB");
+    // The whole budget, whichever client asks: one DuckDB database for all of them (each had
+    // a quarter of it, a database of its own, before).
+    let limit = "select value from duckdb_settings() where name = 'memory_limit'";
+    let (first, second) = (server.psql(limit), server.psql(limit));
+    assert_eq!((first.trim(), second.trim()), ("2.0 GiB", "2.0 GiB"));
     let printed = server.stop();
     assert!(
-        printed.contains("at most 2.0 GiB of memory together (512.0 MiB each"),
+        printed.contains("at most 2.0 GiB of memory together (--memory-limit)"),
         "{printed}"
     );
     let serve = |limit: &str| {
@@ -654,12 +657,11 @@ async fn each_client_gets_its_part_of_the_memory_limit_and_a_part_too_small_is_r
             .output()
             .unwrap()
     };
-    let out = serve("100MB");
+    let out = serve("32MB");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("leaves 3.0 MiB for each client")
-            && stderr.contains("raise --memory-limit or lower --max-connections"),
+        stderr.contains("--memory-limit 30.5 MiB is below the 64.0 MiB the clients' queries need"),
         "{stderr}"
     );
     for wrong in ["lots", "0%", "150%", "12 parsecs", "0.1B"] {

@@ -310,8 +310,15 @@ async fn with_the_sql_guard_off_the_operating_system_still_stops_every_write() {
         // (an exception nothing catches): nothing is written, but the server is gone. A list
         // nested 130 deep, unchecked, took the server to 24 GB. enable_profiling() has DuckDB
         // print every later plan, which fills the pipe this test reads only at the end. The
-        // first guard refuses all three; here they would only stop the rest of the test.
-        &["enable_logging", "[[[[[[[[[[", "enable_profiling"],
+        // first guard refuses all three; here they would only stop the rest of the test. So
+        // does enable_peg_parser(): it switches the parser of the database every session shares
+        // (the next client's views fail to bind), and writes nothing.
+        &[
+            "enable_logging",
+            "[[[[[[[[[[",
+            "enable_profiling",
+            "enable_peg_parser",
+        ],
     )
     .await;
     assert!(

@@ -78,7 +78,10 @@ pub const S3_CHECK_EVERY: Duration = Duration::from_secs(2);
 pub struct Engine {
     conn: duckdb::Connection,
     /// The database `conn` is connected to (declared after it: dropped after it).
-    db: raw::Database,
+    db: Arc<raw::Database>,
+    /// The catalog of `db` holding this engine's views when `db` is shared with other engines
+    /// ([`Engine::open_shared`]); `None`: the database is the engine's own.
+    catalog: Option<String>,
     /// Where the lake's files are read from (the local cache for an S3 lake).
     pub root: PathBuf,
     /// Something the user should know about the data (e.g. an offline cache's age).
@@ -132,6 +135,32 @@ impl Engine {
         location: &LakeLocation,
         as_of: Option<&AsOf>,
     ) -> Result<Engine, QueryError> {
+        let db = Arc::new(raw::Database::open_in_memory()?);
+        // Saves re-reading Parquet footers when a query scans a view more than once (a few % of
+        // the bundled queries' time). It cannot go stale: the lake never rewrites a file under
+        // the same name (docs/lake.md), and DuckDB re-reads a footer whose file changed anyway.
+        db.connection()?.execute_batch(PARQUET_METADATA_CACHE)?;
+        Engine::open_in(location, as_of, db, None).await
+    }
+
+    /// Opens the lake (its newest version, following syncs) in a catalog of its own, `catalog`,
+    /// of a database other engines share (`hspq serve`'s sessions: one memory limit and one
+    /// set of worker threads for all; see `serve::shared`). The database's settings are its
+    /// owner's (set [`PARQUET_METADATA_CACHE`] there); the catalog goes when the engine does.
+    pub(crate) async fn open_shared(
+        location: &LakeLocation,
+        db: Arc<raw::Database>,
+        catalog: &str,
+    ) -> Result<Engine, QueryError> {
+        Engine::open_in(location, None, db, Some(catalog.to_string())).await
+    }
+
+    async fn open_in(
+        location: &LakeLocation,
+        as_of: Option<&AsOf>,
+        db: Arc<raw::Database>,
+        catalog: Option<String>,
+    ) -> Result<Engine, QueryError> {
         let (root, notice, remote) = match (location, as_of) {
             // A past version is fixed: its files are fetched once, S3 is not asked again.
             (LakeLocation::S3 { .. }, Some(as_of)) => {
@@ -148,15 +177,14 @@ impl Engine {
                 (root.canonicalize().unwrap_or(root.clone()), None, None)
             }
         };
-        let db = raw::Database::open_in_memory()?;
         let conn = db.connection()?;
-        // Saves re-reading Parquet footers when a query scans a view more than once (a few % of
-        // the bundled queries' time). It cannot go stale: the lake never rewrites a file under
-        // the same name (docs/lake.md), and DuckDB re-reads a footer whose file changed anyway.
-        conn.execute_batch("SET parquet_metadata_cache = true")?;
+        if let Some(catalog) = &catalog {
+            conn.execute_batch(&format!("ATTACH ':memory:' AS {}", quote_ident(catalog)))?;
+        }
         let engine = Engine {
             conn,
             db,
+            catalog,
             root,
             notice,
             remote,
@@ -169,6 +197,9 @@ impl Engine {
             fixed: Cell::new(false),
             interrupted: Arc::new(AtomicBool::new(false)),
         };
+        if let Some(using) = engine.using() {
+            engine.conn.execute_batch(&using)?;
+        }
         if let Some(as_of) = as_of {
             let entry = log::resolve(&engine.local_lake()?, as_of).await?;
             engine.fixed.set(true);
@@ -231,13 +262,32 @@ impl Engine {
     /// A second connection to the engine's database that parses and binds SQL without running
     /// it (what `hspq serve` decides with).
     pub fn inspector(&self) -> Result<raw::Inspector, QueryError> {
-        self.db.inspector()
+        self.db.inspector(self.using().as_deref())
     }
 
     /// Another connection to the engine's database, seeing its views (a result read on a
     /// thread of its own).
     pub fn second_connection(&self) -> Result<duckdb::Connection, QueryError> {
-        self.db.connection()
+        let conn = self.db.connection()?;
+        self.adopt(&conn)?;
+        Ok(conn)
+    }
+
+    /// Makes `conn`, a connection to this engine's database made elsewhere, see this engine's
+    /// views (for a shared database's connections; nothing to do for a database of its own).
+    pub fn adopt(&self, conn: &duckdb::Connection) -> Result<(), QueryError> {
+        if let Some(using) = self.using() {
+            conn.execute_batch(&using)?;
+        }
+        Ok(())
+    }
+
+    /// The statement that makes a connection of a shared database read this engine's catalog
+    /// by default (DuckDB allows it once the configuration is locked).
+    fn using(&self) -> Option<String> {
+        self.catalog
+            .as_ref()
+            .map(|c| format!("USE {}", quote_ident(c)))
     }
 
     /// Another pin on the version the statement being read shows, for a result read after the
@@ -575,6 +625,30 @@ impl Engine {
         }
         Ok((rows, Some(schema)))
     }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // A shared database's catalog goes with its engine. Connections still reading it (a
+        // result being streamed) finish what they read; DuckDB lets a catalog go under them.
+        if let Some(catalog) = &self.catalog {
+            let detach = format!("USE memory; DETACH {}", quote_ident(catalog));
+            if let Err(e) = self.conn.execute_batch(&detach) {
+                warn!(
+                    "could not let DuckDB's catalog {catalog} go: {}",
+                    sql_message(&e)
+                );
+            }
+        }
+    }
+}
+
+/// The setting an engine's database gets: see [`Engine::open_as_of`].
+pub const PARQUET_METADATA_CACHE: &str = "SET parquet_metadata_cache = true";
+
+/// `name` as a DuckDB identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// How DuckDB hands a result over.

@@ -19,8 +19,10 @@ pub(crate) struct Database {
     ptr: ffi::duckdb_database,
 }
 
-// The handle is DuckDB's thread-safe database object; we never use it from two threads at once.
+// The handle is DuckDB's database object, which is thread-safe: connecting to it from several
+// threads at once is what it is for (`hspq serve`'s sessions share one).
 unsafe impl Send for Database {}
+unsafe impl Sync for Database {}
 
 impl Database {
     pub(crate) fn open_in_memory() -> Result<Database, QueryError> {
@@ -42,19 +44,33 @@ impl Database {
         Ok(unsafe { duckdb::Connection::open_from_raw(self.ptr) }?)
     }
 
-    /// A connection that only parses and binds SQL, never runs it.
-    pub(crate) fn inspector(&self) -> Result<Inspector, QueryError> {
+    /// A connection that only parses and binds SQL, never runs it; `using` is the `USE`
+    /// statement that makes it see its engine's views (see [`super::Engine::using`]).
+    pub(crate) fn inspector(&self, using: Option<&str>) -> Result<Inspector, QueryError> {
         let mut con = ptr::null_mut();
         // SAFETY: the database handle is open; `con` is written on success.
         let state = unsafe { ffi::duckdb_connect(self.ptr, &mut con) };
         if state != ffi::duckdb_state_DuckDBSuccess || con.is_null() {
             return Err(QueryError::Sql(SqlError::new("cannot connect to DuckDB")));
         }
-        Ok(Inspector {
+        let inspector = Inspector {
             con,
             conn: self.connection()?,
             macros: std::cell::OnceCell::new(),
-        })
+        };
+        if let Some(using) = using {
+            inspector.conn.execute_batch(using)?;
+            let text = CString::new(using)
+                .map_err(|_| QueryError::Sql(SqlError::new("a catalog name holds a NUL")))?;
+            // SAFETY: a valid connection and NUL-terminated text; a null result is allowed.
+            let state = unsafe { ffi::duckdb_query(inspector.con, text.as_ptr(), ptr::null_mut()) };
+            if state != ffi::duckdb_state_DuckDBSuccess {
+                return Err(QueryError::Sql(SqlError::new(format!(
+                    "cannot run `{using}` on DuckDB's parser connection"
+                ))));
+            }
+        }
+        Ok(inspector)
     }
 }
 
@@ -337,7 +353,7 @@ mod tests {
         let conn = db.connection().unwrap();
         conn.execute_batch("CREATE VIEW v AS SELECT 1 AS a, DATE '2026-01-01' AS d")
             .unwrap();
-        let inspector = db.inspector().unwrap();
+        let inspector = db.inspector(None).unwrap();
         (db, conn, inspector)
     }
 

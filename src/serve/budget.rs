@@ -1,11 +1,8 @@
-//! One memory budget for the whole server (`--memory-limit`), split evenly among the clients.
-//!
-//! Each client has a DuckDB database of its own (its views, its `SET hspq.as_of`, its catalog
-//! and its Landlock confinement are its own), so the budget cannot be one DuckDB setting shared
-//! by all: each session's DuckDB gets `memory_limit = budget / --max-connections`, and since no
-//! more sessions than that are open at once, no set of clients can take more than the budget
-//! together. The price: a lone client gets its part, not the whole; DuckDB spills large sorts,
-//! joins and aggregates beyond it into the server's scratch folder rather than failing.
+//! One memory budget for the whole server (`--memory-limit`): the memory limit of the one
+//! DuckDB database all the clients' sessions run in ([`super::shared`]), which DuckDB shares
+//! among the queries running. A lone client may use all of it; many together no more. DuckDB
+//! spills large sorts, joins and aggregates beyond it into the server's scratch folder rather
+//! than failing.
 //!
 //! Outside DuckDB's limit, each open result holds about four of DuckDB's batches (see
 //! [`super::stream`]) and the rows a client asked for at once (an Execute's row limit, a
@@ -13,8 +10,8 @@
 
 use super::ServeError;
 
-/// The least a client's part may be: below it DuckDB cannot run the views' scans.
-const LEAST_PART: u64 = 64 << 20;
+/// The least the budget may be: below it DuckDB cannot run the views' scans.
+const LEAST: u64 = 64 << 20;
 
 /// This machine's memory, or its cgroup's limit when that is lower (a container).
 pub fn physical_memory() -> Option<u64> {
@@ -34,20 +31,16 @@ pub fn physical_memory() -> Option<u64> {
     Some(cgroup.map_or(total, |c| c.min(total)))
 }
 
-/// Each client's part of `budget` bytes, or why it is too small.
-pub fn part(budget: u64, max_connections: usize) -> Result<u64, ServeError> {
-    let part = budget / max_connections.max(1) as u64;
-    if part < LEAST_PART {
+/// `budget` bytes, if DuckDB can work in them.
+pub fn check(budget: u64) -> Result<u64, ServeError> {
+    if budget < LEAST {
         return Err(ServeError::Start(format!(
-            "--memory-limit {} over --max-connections {max_connections} leaves {} for each \
-             client, below the {} a client needs: raise --memory-limit or lower \
-             --max-connections",
+            "--memory-limit {} is below the {} the clients' queries need: raise it",
             bytes(budget),
-            bytes(part),
-            bytes(LEAST_PART)
+            bytes(LEAST)
         )));
     }
-    Ok(part)
+    Ok(budget)
 }
 
 /// Bytes as people read them (`1.5 GiB`).
@@ -73,10 +66,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_budget_is_split_and_a_part_too_small_is_refused() {
-        assert_eq!(part(32 << 30, 32).unwrap(), 1 << 30);
-        let err = part(1 << 30, 32).unwrap_err().to_string();
-        assert!(err.contains("32.0 MiB for each client"), "{err}");
+    fn a_budget_too_small_is_refused() {
+        assert_eq!(check(1 << 30).unwrap(), 1 << 30);
+        let err = check(32 << 20).unwrap_err().to_string();
+        assert!(
+            err.contains("--memory-limit 32.0 MiB is below the 64.0 MiB"),
+            "{err}"
+        );
         assert!(physical_memory().unwrap() > 1 << 30);
         assert_eq!(bytes(1536 << 20), "1.5 GiB");
     }

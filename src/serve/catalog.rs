@@ -208,8 +208,10 @@ impl Catalog {
     pub fn install(conn: &duckdb::Connection, who: &Identity) -> Result<Catalog, duckdb::Error> {
         let views: Vec<String> = conn
             .prepare(
-                "SELECT view_name FROM duckdb_views() \
-                 WHERE NOT internal AND schema_name = 'main' ORDER BY view_name",
+                // The session's own catalog: other sessions' are in the same database.
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal \
+                 AND database_name = current_database() AND schema_name = 'main' \
+                 ORDER BY view_name",
             )?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
@@ -268,10 +270,13 @@ impl Catalog {
         Ok(Catalog {
             tables: names(
                 "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? \
-                 UNION SELECT view_name FROM duckdb_views() WHERE schema_name = $1",
+                   AND database_name = current_database() \
+                 UNION SELECT view_name FROM duckdb_views() WHERE schema_name = $1 \
+                   AND database_name = current_database()",
             )?,
             functions: names(
-                "SELECT DISTINCT function_name FROM duckdb_functions() WHERE schema_name = ?",
+                "SELECT DISTINCT function_name FROM duckdb_functions() WHERE schema_name = ? \
+                   AND database_name = current_database()",
             )?,
         })
     }

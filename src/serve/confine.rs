@@ -4,17 +4,18 @@
 //! The first guard ([`super::guard`]) lets only reads run; this one holds if it is ever wrong.
 //! DuckDB offers none itself: its sandbox (`allowed_directories`) does not tell reading from
 //! writing, so `COPY ... TO` into the lake's folder, which it must read, would succeed. Linux's
-//! Landlock does: each session's thread confines itself before its DuckDB database starts, so
-//! DuckDB's worker threads, started from it, are confined too, and nothing that runs under the
-//! confinement can lift it. The lake, an S3 lake's local replica (kept by the server, outside
+//! Landlock does: the DuckDB database the sessions share is opened on a confined thread, so
+//! DuckDB's worker threads, started from it, are confined too; each session's thread confines
+//! itself before it runs any SQL (DuckDB works on the calling thread too, and on the threads
+//! results are streamed from, which it starts); nothing that runs under the confinement can
+//! lift it. The lake, an S3 lake's local replica (kept by the server, outside
 //! the sessions), the working directory and `$TMPDIR` are out of reach; DuckDB may spill into
 //! the scratch folder, a fresh one under `$TMPDIR` removed when the server stops.
 //!
 //! On a kernel without Landlock (before 5.13, or not enabled) the server says so at start and
 //! serves: the first guard and DuckDB's sandbox still hold.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use crate::lake::pins::Pins;
 use landlock::{
@@ -29,7 +30,6 @@ const TARGET_ABI: ABI = ABI::V5;
 /// Where sessions may write, and whether they are confined to it.
 pub struct Confinement {
     scratch: tempfile::TempDir,
-    sessions: AtomicU64,
     /// Writes the sessions' reader pins into the lake (see [`crate::lake::pins`]): a thread
     /// started outside the confinement, as sessions may write nothing there.
     pins: Option<Pins>,
@@ -51,7 +51,6 @@ impl Confinement {
     pub fn new() -> std::io::Result<Confinement> {
         Ok(Confinement {
             scratch: tempfile::Builder::new().prefix("hspq-serve-").tempdir()?,
-            sessions: AtomicU64::new(0),
             pins: None,
         })
     }
@@ -80,13 +79,6 @@ impl Confinement {
     /// Removes the scratch folder now (the server is stopping; sessions may still hold this).
     pub fn remove(&self) {
         let _ = std::fs::remove_dir_all(self.scratch.path());
-    }
-
-    /// A folder of its own for one session's DuckDB to spill into (DuckDB makes it when it
-    /// first needs it).
-    pub fn session_folder(&self) -> PathBuf {
-        let n = self.sessions.fetch_add(1, Ordering::Relaxed);
-        self.scratch.path().join(format!("session-{n}"))
     }
 
     /// Confines the calling thread, and the threads it starts from now on, for good.

@@ -484,7 +484,7 @@ mod tests {
         let conn = db.connection().unwrap();
         conn.execute_batch("create view v as select 'a' as k, 1 as x")
             .unwrap();
-        let i = db.inspector().unwrap();
+        let i = db.inspector(None).unwrap();
         assert_eq!(check(&i, "select * from v").unwrap().sql, "select * from v");
         assert_eq!(
             check(&i, "explain /* c */ analyze select * from v")

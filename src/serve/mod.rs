@@ -10,7 +10,8 @@
 //!
 //! Where things live: [`run`] (here) accepts connections and gives each its [`handlers`]
 //! (startup, cancel requests) and a lazily opened [`Session`] ([`session`]: the engine on its
-//! confined thread, [`confine`]; [`budget`]: its part of the memory). A statement is sorted by
+//! confined thread, [`confine`], in the DuckDB database all sessions share, [`shared`], whose
+//! memory is the server's budget, [`budget`]). A statement is sorted by
 //! [`classify`], answered by [`statement`] (and the simple protocol) or [`extended`] (Parse,
 //! Bind, Describe, Execute); reads are checked by [`guard`], run and streamed by [`stream`],
 //! [`cursor`] and [`copy`], their values encoded by [`encode`] and parameters decoded by
@@ -30,11 +31,12 @@ mod handlers;
 mod login;
 mod params;
 mod session;
+mod shared;
 mod statement;
 mod stream;
 mod tls;
 
-pub use budget::{part as memory_part, physical_memory};
+pub use budget::{check as memory_check, physical_memory};
 pub use tls::Tls;
 
 use std::net::SocketAddr;
@@ -58,6 +60,7 @@ use extended::Parser;
 use handlers::{auth_handler, Cancels, Handlers, SessionKeys};
 use login::{Admission, Door, Login, Throttle};
 use session::Session;
+use shared::Shared;
 
 /// Rows of a COPY made ahead of the client's reading.
 const COPY_ROWS_AHEAD: usize = 1024;
@@ -154,27 +157,29 @@ pub async fn run(
     if guard::unguarded() {
         warn!("HSPQ_SERVE_TEST_UNGUARDED is set: statements are not checked (a test build only)");
     }
-    let memory = budget::part(opts.memory_limit, opts.max_connections)?;
-    if budget::physical_memory().is_some_and(|ram| opts.memory_limit > ram) {
+    let memory = budget::check(opts.memory_limit)?;
+    if budget::physical_memory().is_some_and(|ram| memory > ram) {
         warn!(
             "--memory-limit {} is more than this machine has ({}): the clients' queries could \
              exhaust it",
-            budget::bytes(opts.memory_limit),
+            budget::bytes(memory),
             budget::bytes(budget::physical_memory().unwrap_or_default())
         );
     }
     info!(
-        "the clients' queries use at most {} of memory together ({} each, --memory-limit)",
-        budget::bytes(memory * opts.max_connections.max(1) as u64),
+        "the clients' queries use at most {} of memory together (--memory-limit)",
         budget::bytes(memory)
     );
+    // Connections for every session admitted, and the one opened below to check the lake.
+    let results = (opts.max_connections + 1) * session::RESULT_CONNECTIONS;
+    let shared = Shared::open(&confinement, &root.canonicalize()?, memory, results)?;
     // Open the lake once up front, so a wrong --data fails now, not at the first client.
     drop(
         Session::start(
             lake.clone(),
             identity(&opts.user, "hspq"),
             confinement.clone(),
-            memory,
+            shared.clone(),
         )
         .await?,
     );
@@ -240,7 +245,7 @@ pub async fn run(
             tokio::spawn(refuse(socket, message));
             continue;
         };
-        let (slots, login, throttle, cancels, opts, lake, confinement) = (
+        let (slots, login, throttle, cancels, opts, lake, confinement, shared) = (
             slots.clone(),
             login.clone(),
             throttle.clone(),
@@ -248,6 +253,7 @@ pub async fn run(
             opts.clone(),
             lake.clone(),
             confinement.clone(),
+            shared.clone(),
         );
         tokio::spawn(async move {
             // Opened at the first statement: a connection that only carries a cancel request
@@ -256,7 +262,7 @@ pub async fn run(
                 lake,
                 past_versions,
                 confinement,
-                memory,
+                shared,
                 user: opts.user.clone(),
                 session: tokio::sync::OnceCell::new(),
             });
@@ -416,8 +422,8 @@ struct Lazy {
     /// The lake is on local disk (an S3 lake's replica holds its newest version only).
     past_versions: bool,
     confinement: Arc<Confinement>,
-    /// The DuckDB memory limit of the session (its part of `--memory-limit`).
-    memory: u64,
+    /// The DuckDB database the sessions share.
+    shared: Arc<Shared>,
     user: String,
     session: tokio::sync::OnceCell<Session>,
 }
@@ -431,7 +437,7 @@ impl Lazy {
                     self.lake.clone(),
                     identity(&self.user, database),
                     self.confinement.clone(),
-                    self.memory,
+                    self.shared.clone(),
                 )
             })
             .await

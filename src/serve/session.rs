@@ -16,11 +16,12 @@ use super::catalog::{Catalog, Identity};
 use super::confine::{ConfineError, Confinement, Enforced};
 use super::copy::{self, CopyFormat, CopyOut};
 use super::guard::{self, Refusal};
+use super::shared::Shared;
 use super::stream::{self, Batches, Open, Pool};
 use crate::lake::log::AsOf;
 use crate::lake::LakeLocation;
 use crate::query::raw::{Inspector, ParamType};
-use crate::query::{sql_message, Engine, Interrupter, QueryError, SqlError};
+use crate::query::{Engine, Interrupter, QueryError, SqlError};
 
 /// Why a client's session could not open.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,10 @@ pub enum SessionError {
     #[error("the session thread ended")]
     Ended,
 }
+
+/// The connections a session's results run on: as many as it may keep open, and a few that a
+/// closed one may still be giving back.
+pub const RESULT_CONNECTIONS: usize = stream::OPEN_RESULTS + 8;
 
 /// The stack of a session's thread.
 const SESSION_STACK: usize = 256 << 20;
@@ -152,7 +157,7 @@ impl Session {
         lake: LakeLocation,
         who: Identity,
         confinement: Arc<Confinement>,
-        memory: u64,
+        shared: Arc<Shared>,
     ) -> Result<Session, SessionError> {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready, opened) = oneshot::channel();
@@ -175,7 +180,6 @@ impl Session {
                         return;
                     }
                 }
-                let spill = confinement.session_folder();
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -186,20 +190,22 @@ impl Session {
                         return;
                     }
                 };
-                let engine = match runtime.block_on(Engine::open(&lake)) {
-                    Ok(engine) => engine,
-                    Err(e) => {
-                        let _ = ready.send(Err(e.into()));
-                        return;
-                    }
-                };
+                let catalog = shared.catalog_name();
+                let engine =
+                    match runtime.block_on(Engine::open_shared(&lake, shared.db(), &catalog)) {
+                        Ok(engine) => engine,
+                        Err(e) => {
+                            let _ = ready.send(Err(e.into()));
+                            return;
+                        }
+                    };
                 drop(runtime);
                 if let Some(pins) = confinement.pins() {
                     engine.use_pins(pins.clone());
                 }
-                // Made before the sandbox locks the configuration (see `stream`).
-                let pool = match Pool::new(stream::OPEN_RESULTS + 8, || engine.second_connection())
-                {
+                let pool = match Pool::new(shared.take(RESULT_CONNECTIONS), &shared, |c| {
+                    engine.adopt(c)
+                }) {
                     Ok(pool) => pool,
                     Err(e) => {
                         let _ = ready.send(Err(SessionError::Setup {
@@ -215,7 +221,6 @@ impl Session {
                         what: "make the PostgreSQL catalog",
                         detail: e.to_string(),
                     })
-                    .and_then(|catalog| sandbox(&engine, &spill, memory).map(|_| catalog))
                     .and_then(|catalog| Ok((catalog, engine.inspector()?)))
                 {
                     Ok(catalog) => catalog,
@@ -327,31 +332,6 @@ impl Session {
 /// A session whose thread has ended (it could not open, or it panicked).
 fn ended() -> Failure {
     Failure::other("the session ended")
-}
-
-/// Lets SQL read the lake's folder and nothing else, and change no setting: no `COPY ... TO`,
-/// `ATTACH`, `INSTALL`, `read_csv('/etc/passwd')` or turning that back on. DuckDB uses at most
-/// `memory` bytes (the client's part of `--memory-limit`, see [`super::budget`]) and spills
-/// beyond into `spill`, in the server's scratch folder.
-fn sandbox(engine: &Engine, spill: &std::path::Path, memory: u64) -> Result<(), SessionError> {
-    let root = engine.root.display().to_string().replace('\'', "''");
-    let spill = spill.display().to_string().replace('\'', "''");
-    engine
-        .connection()
-        .execute_batch(&format!(
-            "SET temp_directory = '{spill}'; \
-             SET memory_limit = '{}KiB'; \
-             SET allowed_directories = ['{root}/']; \
-             SET enable_external_access = false; \
-             SET autoinstall_known_extensions = false; \
-             SET autoload_known_extensions = false; \
-             SET lock_configuration = true;",
-            memory / 1024
-        ))
-        .map_err(|e| SessionError::Setup {
-            what: "sandbox the session",
-            detail: sql_message(&e),
-        })
 }
 
 /// Checks `sql` with DuckDB's parser (see [`guard`]) and runs it if it is one read. A check

@@ -16,8 +16,8 @@
 //! encoded, and DuckDB's own streaming buffer, kept small ([`STREAMING_BUFFER`]): DuckDB counts
 //! a batch's fixed-width part there, not its strings, and at its default (about 1 MB) buffered
 //! some 50,000 rows of any width ahead of the reader (100 KB rows: 5 GB, found by an outside
-//! attack). The setting is a connection's own and cannot change once the session locks its
-//! configuration, so the connections results run on are made beforehand, a [`Pool`] of them.
+//! attack). The setting is a connection's own and cannot change once the configuration is
+//! locked, so the connections results run on are made beforehand (see [`super::shared`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +34,7 @@ use pgwire::messages::data::DataRow;
 
 use super::encode;
 use super::session::Failure;
+use super::shared::Shared;
 use crate::lake::pins::Pin;
 use crate::query::QueryError;
 
@@ -49,29 +50,35 @@ pub const STREAMING_BUFFER: &str = "1KiB";
 /// How long opening a result waits for a connection a closed one is still giving back.
 const POOL_WAIT: Duration = Duration::from_secs(2);
 
-/// The connections results run on, made before the session locks its configuration.
+/// The connections a session's results run on, taken from the stock of the database the
+/// sessions share (made before its configuration was locked, see [`super::shared`]) and given
+/// back when the session and its last result are gone.
 pub struct Pool {
     free: Mutex<Vec<duckdb::Connection>>,
     given_back: std::sync::Condvar,
+    home: Arc<Shared>,
 }
 
 impl Pool {
-    /// `n` connections from `make`, each with the small streaming buffer.
+    /// A pool of `conns`, each made to see the session's views by `adopt`.
     pub fn new(
-        n: usize,
-        make: impl Fn() -> Result<duckdb::Connection, QueryError>,
+        conns: Vec<duckdb::Connection>,
+        home: &Arc<Shared>,
+        adopt: impl Fn(&duckdb::Connection) -> Result<(), QueryError>,
     ) -> Result<Arc<Pool>, QueryError> {
-        let free = (0..n)
-            .map(|_| {
-                let conn = make()?;
-                conn.execute_batch(&format!("SET streaming_buffer_size = '{STREAMING_BUFFER}'"))?;
-                Ok(conn)
-            })
-            .collect::<Result<Vec<_>, QueryError>>()?;
-        Ok(Arc::new(Pool {
-            free: Mutex::new(free),
+        let pool = Arc::new(Pool {
+            free: Mutex::new(Vec::new()),
             given_back: std::sync::Condvar::new(),
-        }))
+            home: home.clone(),
+        });
+        let mut free = pool.free.lock().unwrap_or_else(|p| p.into_inner());
+        for conn in conns {
+            let adopted = adopt(&conn);
+            free.push(conn);
+            adopted?;
+        }
+        drop(free);
+        Ok(pool)
     }
 
     /// A connection, waiting a little for one a closed result is giving back.
@@ -86,6 +93,13 @@ impl Pool {
             conn: Some(conn),
             pool: self.clone(),
         })
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let free = std::mem::take(self.free.get_mut().unwrap_or_else(|p| p.into_inner()));
+        self.home.give_back(free);
     }
 }
 
