@@ -563,6 +563,46 @@ async fn streamed_exports_with_unread_pipes_return_every_row_of_their_version_ac
     );
 }
 
+/// Found from outside: a reader killed (kill -9) while it pinned an old version never ends its
+/// pin, and what the sync kept in place for it stayed beside the new files (each row twice to
+/// a glob reader) until the next sync. The next hspq reader to finish retires them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_readers_kept_files_go_with_the_next_reader() {
+    let sim = sim(|c| c.companies = 100).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    let mut sql = Command::new(env!("CARGO_BIN_EXE_hspq"));
+    sql.args(["sql", "--format", "csv", "--data"])
+        .arg(dir.path())
+        .arg("select security_center_id from daily_usage");
+    let mut export = Export::start(sql, "security_center_id");
+    full_sync(&sim, dir.path()).await;
+    assert_ne!(
+        parquet_files(dir.path()),
+        manifest_files(dir.path()),
+        "kept for the export"
+    );
+    export.child.kill().unwrap();
+    export.child.wait().unwrap();
+    assert_ne!(
+        parquet_files(dir.path()),
+        manifest_files(dir.path()),
+        "nobody tidied yet"
+    );
+    succeeded(hspq_on(
+        dir.path(),
+        &["sql", "select count(*) from billing"],
+    ));
+    assert_eq!(parquet_files(dir.path()), manifest_files(dir.path()));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("_hspq/pins"))
+            .unwrap()
+            .count(),
+        0,
+        "the dead reader's pin went too"
+    );
+}
+
 /// Reads `daily_usage` through a held server-side cursor of `hspq serve`: 100 rows, then
 /// "ready", then (after a line on stdin) the rest; each row as `lake_rows` spells it.
 const CURSOR_READER: &str = r#"
@@ -816,6 +856,15 @@ async fn as_of_reads_the_lake_a_sync_left_after_three_more_until_the_version_ret
         !out.status.success() && stderr.contains("no sync had finished by"),
         "{stderr}"
     );
+    // A time still to come is refused: frozen at today's newest, it would change meaning.
+    for future in ["2999-01-01", "2999-01-01T00:00:00Z"] {
+        let out = hspq_on(dir.path(), &["sql", "select 1", "--as-of", future]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(1) && stderr.contains("is still to come"),
+            "{stderr}"
+        );
+    }
     // Through hspq serve, a connection reads it after `SET hspq.as_of`, and the newest after
     // `RESET`; another connection is not affected.
     const DIGEST: &str = "select count(*) || ':' || sum(hash(security_center_id, product, date, \

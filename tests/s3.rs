@@ -690,3 +690,99 @@ async fn as_of_on_s3_brings_a_past_version_into_the_local_copy_and_reads_it() {
     assert_eq!(read(&["sql", ROWS, "--as-of", &past]), then);
     assert_ne!(read(&["sql", ROWS]), then);
 }
+
+/// Found from outside (issue 19): on S3 a streamed export that outlived two syncs lost rows
+/// (its version was not pinned in the local copy, so another reader's refresh of the copy
+/// deleted its files), and an `--as-of` naming the newest version left the copy's log ahead of
+/// its data folders, failing every plain read after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_export_across_syncs_keeps_its_rows_and_as_of_the_newest_breaks_nothing() {
+    use std::io::{BufRead, Read};
+    let moto = start_moto();
+    bucket(&moto, "export-lake").await;
+    let sim = sim(|c| {
+        c.companies = 150;
+        c.rate = 0.0;
+    })
+    .await;
+    let data = "s3://export-lake/team";
+    let sync = |full: bool| {
+        let mut cmd = hspq(&moto.endpoint, &sim.base_url(), data);
+        cmd.args(["--rate", "100"]);
+        if full {
+            cmd.arg("--full");
+        }
+        succeeded(cmd.output().unwrap());
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let reader = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
+        cmd.args(args)
+            .args(["--format", "csv", "--data", data])
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("AWS_ALLOW_HTTP", "true");
+        for (k, v) in ENV {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    let read =
+        |args: &[&str]| String::from_utf8(succeeded(reader(args).output().unwrap())).unwrap();
+    const ROWS: &str = "select security_center_id, product, date, usage_value, ingested_at \
+                        from daily_usage order by all";
+    sync(false);
+    let then = read(&["sql", ROWS]);
+    assert!(
+        then.len() > 4 << 20,
+        "{} bytes: more than the pipe and DuckDB's buffers hold",
+        then.len()
+    );
+    // An export whose reader stops after the header: blocked on its pipe through two syncs,
+    // each followed by another reader that refreshes the shared local copy.
+    // Unordered: a sort would read every file before the first row.
+    let unordered = ROWS.trim_end_matches(" order by all");
+    let mut export = reader(&["sql", unordered])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(export.stdout.take().unwrap());
+    let mut header = String::new();
+    out.read_line(&mut header).unwrap();
+    for _ in 0..2 {
+        sync(true);
+        // The copy is asked for a newer commit at most every two seconds.
+        std::thread::sleep(Duration::from_millis(2100));
+        assert_ne!(read(&["sql", ROWS]), then, "each sync rewrote every row");
+    }
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let mut stderr = String::new();
+    export
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(export.wait().unwrap().success(), "{stderr}");
+    let mut got: Vec<&str> = rest.lines().collect();
+    got.sort_unstable();
+    assert_eq!(
+        header + &got.join("\n") + "\n",
+        then,
+        "the export: every row of its version"
+    );
+    // After one more sync, the first reader of the copy asks for the lake as of now (the
+    // newest version, which the copy does not hold yet); then plain reads: the newest too.
+    let before = read(&["sql", ROWS]);
+    sync(true);
+    let as_of_now = chrono::Utc::now().to_rfc3339();
+    let now = read(&["sql", ROWS, "--as-of", &as_of_now]);
+    assert_ne!(now, before);
+    assert_eq!(read(&["sql", ROWS]), now);
+    let log = read(&["log"]);
+    let newest = log.lines().last().unwrap().split(',').next().unwrap();
+    assert_eq!(read(&["sql", ROWS, "--as-of", &format!("v{newest}")]), now);
+    assert_eq!(read(&["sql", ROWS]), now);
+}

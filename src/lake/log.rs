@@ -445,6 +445,13 @@ pub async fn resolve(lake: &Lake, as_of: &AsOf) -> Result<Entry, LakeError> {
                  sync left, from v{oldest} to v{newest} (`hspq log` lists them)"
             ))
         }),
+        // What the lake will be then is not known yet; frozen at today's newest it would
+        // give two answers for the same time.
+        AsOf::Time(t) if *t > Utc::now() => Err(LakeError::Version(format!(
+            "{} is still to come (a date means the end of that day in Stockholm): --as-of reads \
+             the lake as it was; leave it out to read the newest version, following syncs",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ))),
         AsOf::Time(t) => {
             for v in kept.iter().rev() {
                 let Some(entry) = read(lake, *v).await? else {

@@ -173,7 +173,10 @@ fn keep(root: &Path, tidying: bool, inbox: mpsc::Receiver<Request>) {
             Ok(Request::Release(id, done)) => {
                 if let Some((path, version, _)) = held.remove(&id) {
                     let _ = std::fs::remove_file(path);
-                    if tidying && newer_exists(root, version) {
+                    // Files kept in place for this pin, or for the pin of a reader that died
+                    // (kill -9) without ending its own: glob readers see them twice until
+                    // retired, so not only at the next sync.
+                    if tidying && (newer_exists(root, version) || dead_pin_exists(root)) {
                         tidy(root);
                     }
                 }
@@ -203,6 +206,29 @@ fn newer_exists(root: &Path, version: u64) -> bool {
             let name = format!("{}/{}", log::LOG_DIR, e.file_name().to_string_lossy());
             log::version_of(&name).is_some_and(|v| v > version)
         })
+    })
+}
+
+/// Whether the lake folder `root` holds the pin of a reader that is gone (its process ended
+/// without removing it, or it was not renewed in time): what it kept waits for a clean-up.
+fn dead_pin_exists(root: &Path) -> bool {
+    let now = Utc::now();
+    let ttl = chrono::Duration::from_std(PIN_TTL).unwrap_or_default();
+    let Ok(entries) = std::fs::read_dir(root.join(PIN_DIR)) else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|e| {
+        let path = e.path();
+        let renewed = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(DateTime::<Utc>::from)
+            .unwrap_or(now);
+        let record = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<PinRecord>(&b).ok());
+        // As [`pinned`] judges a pin; a file removed meanwhile reads as live.
+        path.exists() && (now - renewed > ttl || record.is_some_and(|r| !r.live(now)))
     })
 }
 

@@ -41,7 +41,29 @@ pub async fn fetch_version(data: &LakeLocation, as_of: &AsOf) -> Result<PathBuf,
     let cache = folder(data);
     let local = Lake::open(&cache.as_path().into())?;
     let remote = Lake::open_quick(data)?;
-    let entry = log::resolve(&remote, as_of).await?;
+    // The copy's newest log entry must be the version its data folders hold (plain readers
+    // show it): a version newer than the copy's is brought in by a refresh, in place, never
+    // into the history beside an older one.
+    let mut entry = log::resolve(&remote, as_of).await?;
+    for _ in 0..3 {
+        let held = log::latest(&local).await.ok().flatten().map(|e| e.version);
+        if held.is_some_and(|v| v >= entry.version) {
+            break;
+        }
+        sync(data).await?;
+        entry = log::resolve(&remote, as_of).await?;
+    }
+    let held = log::latest(&local).await.ok().flatten().map(|e| e.version);
+    if held == Some(entry.version) {
+        return Ok(cache);
+    }
+    if held.is_none_or(|v| v < entry.version) {
+        return Err(LakeError::Version(format!(
+            "{data} is being synced again and again: v{} could not be brought into the local \
+             copy; try again",
+            entry.version
+        )));
+    }
     let missing: Vec<&String> = entry
         .manifest
         .files

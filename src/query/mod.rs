@@ -361,10 +361,13 @@ impl Engine {
             self.register_views(Some(&entry))?;
             return Ok(true);
         }
-        if let Some(data) = &self.remote {
-            if !force && self.checked.get().elapsed() < S3_CHECK_EVERY {
-                return Ok(false);
-            }
+        // S3 is asked at most every few seconds; the copy's newest version is still shown, and
+        // pinned, at every statement (the copy's next refresh keeps what a pin holds).
+        if let Some(data) = self
+            .remote
+            .as_ref()
+            .filter(|_| force || self.checked.get().elapsed() >= S3_CHECK_EVERY)
+        {
             self.checked.set(Instant::now());
             let data = data.clone();
             if let Err(e) = on_side_runtime(|| async move { replica::sync(&data).await }) {
