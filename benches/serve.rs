@@ -24,11 +24,15 @@
 //! only the served mix runs, to try a change to the server).
 //!
 //! Measured on 2026-12-07 (2 cores, 24 GiB; a lake of 10,157,563 daily_usage rows after two
-//! syncs; 32 clients; 8GB): in-process 3.41 statements/s (p50 1.5 s, p95 24.7 s), served 2.18/s
-//! (p50 8.1 s, p95 35.1 s): 0.64×, the goal (0.8×) not met. With each session's DuckDB on one
-//! thread (32 sessions × 2 threads on 2 cores otherwise) 2.46/s, 0.72×; with 4× the memory
-//! 2.50/s: the memory split is not what costs. The stream of all of daily_usage (119 s) added
-//! 2 MB to the mix's peak of 5.7 GB (alone: +30 MB over an idle server's 74 MB), goal met.
+//! syncs; 32 clients; 8GB), with one DuckDB database shared by all sessions: in-process 2.58
+//! statements/s (p50 1.8 s, p95 32.4 s), served 2.02/s (p50 9.4 s, p95 41.6 s): 0.78×, the
+//! goal (0.8×) not met (the machine was running tests beside it; back-to-back 60-s mixes on an
+//! idle machine: 2.27 against 3.14, 0.72×). With a database per session it was 0.64× (2.18
+//! against 3.41). A profile of the server under the mix: 82 % of its time in DuckDB, the same
+//! functions in the same shares as in-process; one client alone runs the mix at 0.81× (each
+//! statement is bound twice, once to check it and once to run it: 68 of churn_risk's ~800 ms).
+//! The stream of all of daily_usage (123 s) added 128 MB to the mix's peak of 4.6 GB (alone:
+//! +30 MB over an idle server's 99 MB), goal met.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

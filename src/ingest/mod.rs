@@ -132,6 +132,10 @@ pub async fn run(opts: IngestOptions) -> Result<IngestSummary, IngestError> {
 pub async fn run_on(lake: Lake, opts: IngestOptions) -> Result<IngestSummary, IngestError> {
     let started = Instant::now();
     let run_id = new_run_id();
+    if !opts.dry_run {
+        // Before the API's sessions: a run holding the lake may hold them all.
+        LakeWriter::check_free(&lake).await?;
+    }
     let client = Client::connect(opts.client.clone(), opts.creds.clone()).await?;
     if opts.dry_run {
         let result = dry_run(&lake, &client, &opts).await;

@@ -214,6 +214,17 @@ struct Held {
 }
 
 impl LakeWriter {
+    /// Fails as [`LakeWriter::acquire`] would if a live run holds the lake now, naming it;
+    /// takes nothing (a run asks before it opens the API's sessions, which the holder may have
+    /// taken).
+    pub async fn check_free(lake: &Lake) -> Result<(), LakeError> {
+        let holder = log::latest(lake).await?.and_then(|e| e.lease);
+        match holder {
+            Some(lease) if lease.stale(Utc::now()).is_none() => Err(locked(lake, &lease)),
+            _ => Ok(()),
+        }
+    }
+
     /// Takes the lake for `run_id`, or says who holds it and what to do.
     pub async fn acquire(
         lake: &Lake,
