@@ -603,6 +603,44 @@ async fn a_killed_readers_kept_files_go_with_the_next_reader() {
     );
 }
 
+/// A reader that cannot pin its version (here `_hspq/pins` is a file, as a lake folder the
+/// reader may not write to would be) warns, and when a sync retires a file it had yet to read
+/// it fails saying what happened and to run it again, not only with DuckDB's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpinned_export_a_sync_cuts_short_says_so() {
+    let sim = sim(|c| c.companies = 200).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    std::fs::remove_dir_all(dir.path().join("_hspq/pins")).ok();
+    std::fs::write(dir.path().join("_hspq/pins"), "").unwrap();
+    let mut sql = Command::new(env!("CARGO_BIN_EXE_hspq"));
+    sql.args(["sql", "--format", "csv", "--data"])
+        .arg(dir.path())
+        .arg("select security_center_id, product, date, usage_value from daily_usage");
+    let mut export = Export::start(sql, "security_center_id,product,date,usage_value");
+    full_sync(&sim, dir.path()).await;
+    use std::io::Read;
+    let mut rest = String::new();
+    export.out.read_to_string(&mut rest).unwrap();
+    let status = export.child.wait().unwrap();
+    let mut stderr = String::new();
+    export
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot pin the version read"), "{stderr}");
+    assert!(
+        stderr.contains("a sync removed a file this query was reading, after")
+            && stderr.contains("could not pin the version it read")
+            && stderr.contains("run it again"),
+        "{stderr}"
+    );
+}
+
 /// Reads `daily_usage` through a held server-side cursor of `hspq serve`: 100 rows, then
 /// "ready", then (after a line on stdin) the rest; each row as `lake_rows` spells it.
 const CURSOR_READER: &str = r#"

@@ -84,7 +84,9 @@ impl SqlError {
     /// made over it): then a newer commit has the rows.
     pub fn is_missing_file(&self) -> bool {
         let m = &self.message;
-        self.kind == ErrorType::Io
+        // A streamed result that met it mid-way reports "Invalid Input Error: Attempting to
+        // execute an unsuccessful or closed pending query result", with the IO error after.
+        (self.kind == ErrorType::Io || m.contains("IO Error:"))
             && (m.contains("No files found")
                 || m.contains("No such file")
                 || m.contains("Cannot open file")

@@ -604,6 +604,19 @@ impl Engine {
             {
                 attempt(out)
             }
+            // Half a result is out: say what happened and what to do, not only DuckDB's words.
+            Err(QueryError::Sql(e)) if e.is_missing_file() => {
+                let why = match self.pin_failed.get() {
+                    true => "this reader could not pin the version it read (see the warning above)",
+                    false => "the version it read was not pinned",
+                };
+                Err(QueryError::Usage(format!(
+                    "a sync removed a file this query was reading, after {} row(s) were written \
+                     ({why}): run it again. DuckDB said: {}",
+                    out.rows(),
+                    e.message().lines().last().unwrap_or_default()
+                )))
+            }
             other => other,
         }
     }
