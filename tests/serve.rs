@@ -220,6 +220,12 @@ print(count("mssp"), count("reseller"), flush=True)
     let counts = |line: &str| -> Vec<i64> { line.split(' ').map(|n| n.parse().unwrap()).collect() };
     let b = counts(&before);
     assert!(b[0] > 0 && b[1] == 0, "{before}");
+    let log =
+        String::from_utf8(succeeded(hspq_on(lake.path(), &["log", "--format", "csv"]))).unwrap();
+    let mssp_only = format!(
+        "v{}",
+        log.lines().last().unwrap().split(',').next().unwrap()
+    );
     ingest_lake(&sim, lake.path(), &[RESELLER_KEY]).await;
     std::io::Write::write_all(client.stdin.as_mut().unwrap(), b"go\n").unwrap();
     let after = lines.next().unwrap().unwrap();
@@ -246,6 +252,28 @@ print(count("mssp"), count("reseller"), flush=True)
     )))
     .unwrap();
     assert_eq!(want, format!("count_star()\n{}\n", a[1]));
+    // Two clients at once share one DuckDB database, each with its views in a catalog of its
+    // own: one reading a past version changes nothing for the other, and the PostgreSQL
+    // catalog each is shown lists its own views only.
+    let script = r#"
+import sys, psycopg
+a = psycopg.connect(sys.argv[1], password=sys.argv[2], autocommit=True)
+b = psycopg.connect(sys.argv[1], password=sys.argv[2], autocommit=True)
+a.execute(f"set hspq.as_of = '{sys.argv[3]}'")
+q = "select count(*) from billing where report_type = 'reseller'"
+tables = ("select (select count(*) from pg_catalog.pg_class where relname = 'billing') || ' ' || "
+          "(select count(*) from information_schema.tables where table_name = 'billing')")
+print(a.execute(q).fetchone()[0], b.execute(q).fetchone()[0],
+      a.execute(tables).fetchone()[0], b.execute(tables).fetchone()[0])
+"#;
+    let out = Command::new(venv_tool("python"))
+        .args(["-c", script, &server.conninfo(), PASSWORD, &mssp_only])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(succeeded(out)).unwrap(),
+        format!("0 {} 1 1 1 1\n", a[1])
+    );
 }
 
 #[test]
