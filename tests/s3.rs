@@ -115,6 +115,30 @@ fn hspq(endpoint: &str, sim_url: &str, data: &str) -> Command {
     cmd
 }
 
+/// Syncs `sim` into the S3 lake `data` once more (everything fetched again when `full`).
+fn sync_again(moto: &Moto, sim: &hspq::sim::Simulator, data: &str, full: bool) {
+    let mut cmd = hspq(&moto.endpoint, &sim.base_url(), data);
+    cmd.args(["--rate", "100"]);
+    if full {
+        cmd.arg("--full");
+    }
+    succeeded(cmd.output().unwrap());
+}
+
+/// `hspq <args> --format csv` reading the S3 lake `data` through a local copy in `cache`.
+fn reader(moto: &Moto, cache: &Path, data: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
+    cmd.args(args)
+        .args(["--format", "csv", "--data", data])
+        .env("XDG_CACHE_HOME", cache)
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ALLOW_HTTP", "true");
+    for (k, v) in ENV {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 /// A bucket on a fresh moto_server holding `s3://<bucket>/team`, one sync of a 6-company
 /// simulator (returned, for more syncs).
 async fn synced_lake(name: &str) -> (Moto, AmazonS3, hspq::sim::Simulator, String) {
@@ -642,31 +666,13 @@ async fn as_of_on_s3_brings_a_past_version_into_the_local_copy_and_reads_it() {
     })
     .await;
     let data = "s3://past-lake/team";
-    let sync = |full: bool| {
-        let mut cmd = hspq(&moto.endpoint, &sim.base_url(), data);
-        cmd.args(["--rate", "100"]);
-        if full {
-            cmd.arg("--full");
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let sync = |full: bool| sync_again(&moto, &sim, data, full);
     let cache = tempfile::tempdir().unwrap();
     let read = |args: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
-        cmd.args(args)
-            .args(["--format", "csv", "--data", data])
-            .env("XDG_CACHE_HOME", cache.path())
-            .env("AWS_ENDPOINT_URL", &moto.endpoint)
-            .env("AWS_ALLOW_HTTP", "true");
-        for (k, v) in ENV {
-            cmd.env(k, v);
-        }
-        String::from_utf8(succeeded(cmd.output().unwrap())).unwrap()
+        String::from_utf8(succeeded(
+            reader(&moto, cache.path(), data, args).output().unwrap(),
+        ))
+        .unwrap()
     };
     const ROWS: &str = "select security_center_id, product, date, usage_value, ingested_at \
                         from daily_usage order by all";
@@ -706,27 +712,9 @@ async fn an_s3_export_across_syncs_keeps_its_rows_and_as_of_the_newest_breaks_no
     })
     .await;
     let data = "s3://export-lake/team";
-    let sync = |full: bool| {
-        let mut cmd = hspq(&moto.endpoint, &sim.base_url(), data);
-        cmd.args(["--rate", "100"]);
-        if full {
-            cmd.arg("--full");
-        }
-        succeeded(cmd.output().unwrap());
-    };
+    let sync = |full: bool| sync_again(&moto, &sim, data, full);
     let cache = tempfile::tempdir().unwrap();
-    let reader = |args: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hspq"));
-        cmd.args(args)
-            .args(["--format", "csv", "--data", data])
-            .env("XDG_CACHE_HOME", cache.path())
-            .env("AWS_ENDPOINT_URL", &moto.endpoint)
-            .env("AWS_ALLOW_HTTP", "true");
-        for (k, v) in ENV {
-            cmd.env(k, v);
-        }
-        cmd
-    };
+    let reader = |args: &[&str]| reader(&moto, cache.path(), data, args);
     let read =
         |args: &[&str]| String::from_utf8(succeeded(reader(args).output().unwrap())).unwrap();
     const ROWS: &str = "select security_center_id, product, date, usage_value, ingested_at \
