@@ -1053,6 +1053,48 @@ async fn a_lake_whose_log_is_damaged_is_rebuilt_by_doing_what_the_error_says() {
     assert_eq!(parquet_files(dir.path()), manifest_files(dir.path()));
 }
 
+/// Found from outside: with the newest sync object gone, every reader failed and the advice
+/// (move the log aside, sync --full) threw away what the API no longer gives (the runs'
+/// history, customer_history). Readers need only the files the entry lists; the next sync
+/// fetches everything again, keeping what the lake holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_sync_object_costs_a_full_fetch_and_nothing_the_lake_holds() {
+    let sim = sim(|c| c.companies = 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    ingest_lake(&sim, dir.path(), &[MSSP_KEY]).await;
+    const COUNT: &str = "select count(*) from daily_usage";
+    let rows = sql_csv(dir.path(), COUNT, &[]);
+    let runs = lake_rows(dir.path(), "sync_runs", &["run_id"]);
+    let object = dir
+        .path()
+        .join(latest_entry(dir.path()).unwrap()["sync"].as_str().unwrap());
+    std::fs::remove_file(&object).unwrap();
+    assert_eq!(sql_csv(dir.path(), COUNT, &[]), rows, "readers read on");
+    let requests_before = sim.requests().len();
+    let mut opts = ingest_options(&sim, dir.path(), MSSP_KEY, 2);
+    opts.windows.full = false;
+    hspq::ingest::run(opts).await.unwrap();
+    // Everything fetched again (an incremental sync of an unchanged world asks for little)...
+    let asked = sim.requests().len() - requests_before;
+    let mut opts = ingest_options(&sim, dir.path(), MSSP_KEY, 2);
+    opts.windows.full = false;
+    let before_incremental = sim.requests().len();
+    hspq::ingest::run(opts).await.unwrap();
+    let incremental = sim.requests().len() - before_incremental;
+    assert!(
+        asked > 2 * incremental,
+        "{asked} requests, an incremental sync {incremental}"
+    );
+    // ... and nothing the lake held lost: every earlier run is still listed.
+    let after = lake_rows(dir.path(), "sync_runs", &["run_id"]);
+    assert!(runs.iter().all(|r| after.contains(r)), "{runs:?} {after:?}");
+    assert_eq!(after.len(), runs.len() + 2);
+    assert_eq!(sql_csv(dir.path(), COUNT, &[]), rows);
+    assert_eq!(parquet_files(dir.path()), manifest_files(dir.path()));
+    assert_lake_matches_world(dir.path(), sim.world(), Partnership::Mssp, true);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_refuses_a_lake_it_did_not_make_and_changes_nothing() {
     let sim = sim(|c| c.companies = 3).await;

@@ -149,6 +149,15 @@ pub async fn run_on(lake: Lake, opts: IngestOptions) -> Result<IngestSummary, In
             return Err(e.into());
         }
     };
+    let mut windows = opts.windows;
+    if writer.state_lost() && !windows.full {
+        tracing::warn!(
+            "the lake's sync state is gone (its newest log entry names a sync object that is \
+             not there): this sync fetches everything again, as --full does; the lake's files \
+             are kept"
+        );
+        windows.full = true;
+    }
     let progress = Progress::new(opts.quiet);
     let mut sync = Sync {
         lake: lake.clone(),
@@ -156,7 +165,7 @@ pub async fn run_on(lake: Lake, opts: IngestOptions) -> Result<IngestSummary, In
         client: client.clone(),
         run_id: run_id.clone(),
         ingested_at: Utc::now(),
-        windows: opts.windows,
+        windows,
         sessions: opts.client.sessions,
         summary: IngestSummary {
             run_id: run_id.clone(),

@@ -190,6 +190,8 @@ pub struct LakeWriter {
     inner: Arc<Inner>,
     names: FileNames,
     heartbeat: JoinHandle<()>,
+    /// The lake's sync state was lost (see [`log::Entry::state_lost`]): it starts empty.
+    state_lost: bool,
 }
 
 struct Inner {
@@ -235,9 +237,11 @@ impl LakeWriter {
             .await?;
         for _ in 0..5 {
             let latest = log::latest(lake).await?;
-            let (version, manifest, holder, sync_object) = match latest {
-                Some(e) => (e.version, e.manifest, e.lease, e.sync_object),
-                None => (0, Manifest::new(), None, None),
+            let (version, manifest, holder, sync_object, state_lost) = match latest {
+                // A lost sync object: this run's first entry stores the (empty) state anew.
+                Some(e) if e.state_lost => (e.version, e.manifest, e.lease, None, true),
+                Some(e) => (e.version, e.manifest, e.lease, e.sync_object, false),
+                None => (0, Manifest::new(), None, None, false),
             };
             if let Some(lease) = holder {
                 match lease.stale(Utc::now()) {
@@ -286,12 +290,19 @@ impl LakeWriter {
                 names: FileNames::new(entry.version, run_id),
                 inner,
                 heartbeat,
+                state_lost,
             });
         }
         Err(LakeError::Locked(format!(
             "could not take {}: other runs keep taking it; try again",
             lake.location()
         )))
+    }
+
+    /// Whether the sync state the lake's newest entry named was gone when this run took the
+    /// lake: this run starts from none (a sync then fetches everything again).
+    pub fn state_lost(&self) -> bool {
+        self.state_lost
     }
 
     /// Names for the files this run writes.
@@ -658,6 +669,7 @@ impl Inner {
             ending: None,
             manifest,
             sync_object: None,
+            state_lost: false,
         }
     }
 

@@ -117,6 +117,10 @@ pub struct Entry {
     /// writes one) or one that holds them itself (written before such objects, or a copy's).
     #[serde(default, rename = "sync", skip_serializing_if = "Option::is_none")]
     pub sync_object: Option<String>,
+    /// The newest entry's sync object is gone (removed by hand, or lost): the files are known,
+    /// the sync state is not, so the next sync fetches everything again (see [`newer_than`]).
+    #[serde(skip)]
+    pub state_lost: bool,
 }
 
 /// What an entry's sync object holds.
@@ -276,16 +280,20 @@ pub async fn newer_than(lake: &Lake, version: Option<u64>) -> Result<Option<Entr
             None => return Ok(None),
         }
     }
-    // The newest entry is there and its sync object is not: no clean-up deletes that one.
+    // The newest entry is there and its sync object is not: no clean-up deletes that one, so
+    // it was lost. What readers need, the files, is in the entry; the sync state is not: the
+    // entry says so, and the next sync fetches everything again (the lake's files, and what
+    // the API no longer gives, stay).
     if let Some(&v) = versions(lake, version).await?.last() {
-        if let Some(object) = head(lake, v).await?.and_then(|h| h.sync) {
-            if lake.get(&object).await?.is_none() {
-                return Err(LakeError::Corrupt {
-                    path: format!("{}/{LOG_DIR}", lake.location()),
-                    detail: format!(
-                        "its newest entry, v{v}, names the sync object {object}, which is gone"
-                    ),
-                });
+        let path = entry_path(v);
+        if let Some(bytes) = lake.get(&path).await? {
+            let mut entry: Entry = parse(lake, &path, &bytes)?;
+            if let Some(object) = &entry.sync_object {
+                if lake.get(object).await?.is_none() {
+                    tracing::debug!("v{v} names the sync object {object}, which is gone");
+                    entry.state_lost = true;
+                    return Ok(Some(entry));
+                }
             }
         }
     }
@@ -314,6 +322,7 @@ async fn legacy(lake: &Lake) -> Result<Option<Entry>, LakeError> {
         ending: None,
         manifest,
         sync_object: None,
+        state_lost: false,
     }))
 }
 
@@ -639,6 +648,7 @@ mod tests {
                 ending: None,
                 manifest: Manifest::new(),
                 sync_object: None,
+                state_lost: false,
             };
             lake.put(&entry_path(version), encode_whole(&entry))
                 .await
