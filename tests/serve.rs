@@ -191,6 +191,42 @@ async fn psqls_ctrl_c_cancels_the_running_query() {
     assert_eq!(server.psql("select 42"), "42\n");
 }
 
+/// Found from outside: a client's first statement waits while its session opens (a second
+/// or more on a busy server), and a cancel in that time was dropped: the query ran to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_while_the_session_opens_cancels_the_first_statement() {
+    let lake = lake().await;
+    let server = Server::start(lake.path());
+    let script = r#"
+import sys, threading, time, psycopg
+conn = psycopg.connect(sys.argv[1], password=sys.argv[2], autocommit=True)
+out = {}
+def run():
+    started = time.monotonic()
+    try:
+        conn.execute("select count(*) from range(400000) a(i), range(20000) b(j) where i * j = 7")
+        out["answer"] = "ran to its end"
+    except psycopg.errors.QueryCanceled as e:
+        out["answer"] = "cancelled"
+    out["seconds"] = time.monotonic() - started
+t = threading.Thread(target=run)
+t.start()
+time.sleep(0.05)  # the statement is sent; its session is still opening
+conn.cancel()
+t.join()
+print(out["answer"], out["seconds"] < 10)
+"#;
+    let out = Command::new(venv_tool("python"))
+        .args(["-c", script, &server.conninfo(), PASSWORD])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(succeeded(out)).unwrap(),
+        "cancelled True\n"
+    );
+    assert_eq!(server.psql("select 42"), "42\n");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_psycopg_client_binds_parameters_and_sees_a_sync_that_lands_while_connected() {
     let sim = sim(|c| c.companies = 40).await;

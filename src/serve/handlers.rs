@@ -73,9 +73,7 @@ impl CancelHandler for Cancels {
         match session {
             Some(session) => {
                 info!("cancel request for process {}", request.pid);
-                if let Some(session) = session.session.get() {
-                    session.interrupt();
-                }
+                session.cancel();
             }
             None => warn!(
                 "a cancel request for process {} matched no running session",

@@ -265,6 +265,8 @@ pub async fn run(
                 shared,
                 user: opts.user.clone(),
                 session: tokio::sync::OnceCell::new(),
+                opening: Default::default(),
+                cancelled_opening: Default::default(),
             });
             info!("client {peer} connected");
             // An address that keeps failing to log in waits before each new attempt.
@@ -426,11 +428,47 @@ struct Lazy {
     shared: Arc<Shared>,
     user: String,
     session: tokio::sync::OnceCell<Session>,
+    /// The session is being opened, for a statement that waits for it.
+    opening: std::sync::atomic::AtomicBool,
+    /// A cancel request came while it was: that statement is cancelled once it can be.
+    cancelled_opening: std::sync::atomic::AtomicBool,
 }
 
 impl Lazy {
     /// The session, opened for a client that asked for `database` at startup.
     async fn get(&self, database: &str) -> PgWireResult<&Session> {
+        use std::sync::atomic::Ordering;
+        if let Some(session) = self.session.get() {
+            return Ok(session);
+        }
+        self.opening.store(true, Ordering::SeqCst);
+        let opened = self.open(database).await;
+        self.opening.store(false, Ordering::SeqCst);
+        // Opening takes a moment (seconds on a busy server): a cancel meanwhile (psql's
+        // Ctrl-C) concerns the statement waiting for it, which must not run.
+        if self.cancelled_opening.swap(false, Ordering::SeqCst) {
+            return Err(user_error(
+                "57014",
+                "canceling statement due to user request",
+            ));
+        }
+        opened
+    }
+
+    /// Called by a cancel request: interrupts the running statement, or the one waiting for
+    /// the session to open.
+    fn cancel(&self) {
+        use std::sync::atomic::Ordering;
+        match self.session.get() {
+            Some(session) => session.interrupt(),
+            None if self.opening.load(Ordering::SeqCst) => {
+                self.cancelled_opening.store(true, Ordering::SeqCst)
+            }
+            None => {}
+        }
+    }
+
+    async fn open(&self, database: &str) -> PgWireResult<&Session> {
         self.session
             .get_or_try_init(|| {
                 Session::start(
