@@ -939,6 +939,25 @@ async fn as_of_reads_the_lake_a_sync_left_after_three_more_until_the_version_ret
         format!("{digest_now}\n")
     );
     assert_eq!(psql(&[DIGEST.into()]), format!("{digest_now}\n"));
+    // What SHOW says when none is set is taken back as a value.
+    assert_eq!(
+        psql(&[
+            set.clone(),
+            "set hspq.as_of = 'newest'".into(),
+            "show hspq.as_of".into(),
+            DIGEST.into()
+        ]),
+        format!("newest\n{digest_now}\n")
+    );
+    // A version never kept is the client's mistake: 22023, as a bad value, not XX000.
+    let never = psql(&[
+        "\\set VERBOSITY verbose".into(),
+        "set hspq.as_of = 'v999999'".into(),
+    ]);
+    assert!(
+        never.contains("22023") && never.contains("v999999"),
+        "{never}"
+    );
     let refused = psql(&["set hspq.as_of = 'yesterday-ish'".into()]);
     assert!(
         refused.contains("is not a version of the lake"),

@@ -277,6 +277,8 @@ impl Queries {
                     .await
             }
             Kind::AsOf(text) => {
+                // `SHOW hspq.as_of` says "newest" when none is set: that value is taken too.
+                let text = text.filter(|t| !t.eq_ignore_ascii_case("newest"));
                 let as_of = match text.as_deref().map(str::parse::<AsOf>) {
                     None => None,
                     Some(Ok(as_of)) => Some(as_of),
@@ -290,10 +292,12 @@ impl Queries {
                     ));
                 }
                 let session = self.session.get(database).await?;
-                session
-                    .as_of(as_of)
-                    .await
-                    .map_err(|f| user_error(f.code, f.message))?;
+                // A version the lake does not keep is the client's mistake (22023), not the
+                // server's (XX000).
+                session.as_of(as_of).await.map_err(|f| match f.code {
+                    "XX000" => user_error("22023", f.message),
+                    code => user_error(code, f.message),
+                })?;
                 if let Ok(mut held) = self.as_of.lock() {
                     *held = text;
                 }
