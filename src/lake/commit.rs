@@ -142,6 +142,9 @@ impl WriterOptions {
     }
 }
 
+/// How the run id of a reader's tidying begins (`hspq log` lists it so).
+const TIDY_RUN: &str = "tidy-";
+
 /// After a reader's pin on an old version ends: if the lake is free and still keeps files in
 /// the data folders that a sync replaced (kept for pins), takes it briefly and retires those no
 /// pin needs any longer, as that sync's end would have, so that glob readers see each row once
@@ -163,7 +166,7 @@ pub async fn tidy(lake: &Lake, opts: WriterOptions) -> Result<Option<CleanUp>, L
     if latest.manifest.dead.keys().all(|p| needed.keeps(p)) {
         return Ok(None);
     }
-    let run_id = format!("tidy-{}", Utc::now().format("%Y%m%dT%H%M%S%3fZ"));
+    let run_id = format!("{TIDY_RUN}{}", Utc::now().format("%Y%m%dT%H%M%S%3fZ"));
     let writer = match LakeWriter::acquire(lake, &run_id, opts).await {
         Ok(writer) => writer,
         Err(LakeError::Locked(_)) => return Ok(None),
@@ -525,7 +528,14 @@ impl LakeWriter {
             lake.delete(LEGACY_MANIFEST).await?;
             lake.delete(LEGACY_LOCK).await?;
         }
-        if done.dead > 0 && keep_history {
+        if done.dead > 0 && keep_history && self.inner.run_id.starts_with(TIDY_RUN) {
+            // A reader tidying after its pin: its output is the query's, and how long the
+            // history keeps them is the next sync's --version-retention, not this reader's.
+            tracing::debug!(
+                "moved {} file(s) kept in place for readers that are done into {HISTORY}/",
+                done.dead
+            );
+        } else if done.dead > 0 && keep_history {
             info!(
                 "moved {} file(s) that newer commits superseded out of the data folders, into \
                  {HISTORY}/ (readable with --as-of for {})",
