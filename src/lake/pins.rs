@@ -209,11 +209,18 @@ fn newer_exists(root: &Path, version: u64) -> bool {
     })
 }
 
+/// Whether a pin file last renewed at `renewed` and holding `record` still holds: renewed
+/// within the TTL, by the file's time (a reader's clock may be off), and live as far as its
+/// record tells (unreadable, or removed since it was listed: the time alone).
+fn holds(renewed: DateTime<Utc>, record: Option<&PinRecord>, now: DateTime<Utc>) -> bool {
+    let ttl = chrono::Duration::from_std(PIN_TTL).unwrap_or_default();
+    now - renewed <= ttl && record.is_none_or(|r| r.live(now))
+}
+
 /// Whether the lake folder `root` holds the pin of a reader that is gone (its process ended
 /// without removing it, or it was not renewed in time): what it kept waits for a clean-up.
 fn dead_pin_exists(root: &Path) -> bool {
     let now = Utc::now();
-    let ttl = chrono::Duration::from_std(PIN_TTL).unwrap_or_default();
     let Ok(entries) = std::fs::read_dir(root.join(PIN_DIR)) else {
         return false;
     };
@@ -227,8 +234,8 @@ fn dead_pin_exists(root: &Path) -> bool {
         let record = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice::<PinRecord>(&b).ok());
-        // As [`pinned`] judges a pin; a file removed meanwhile reads as live.
-        path.exists() && (now - renewed > ttl || record.is_some_and(|r| !r.live(now)))
+        // A file removed meanwhile is no dead pin.
+        path.exists() && !holds(renewed, record.as_ref(), now)
     })
 }
 
@@ -284,11 +291,7 @@ pub async fn pinned(lake: &Lake, clear: bool) -> Result<BTreeSet<u64>, LakeError
             .get(&listed.path)
             .await?
             .and_then(|b| serde_json::from_slice::<PinRecord>(&b).ok());
-        // Renewed within the TTL, by the file's time (a reader's clock may be off), and live
-        // as far as its record tells (unreadable, or removed since the listing: the time
-        // alone).
-        let live = now - listed.modified <= ttl && record.is_none_or(|r| r.live(now));
-        if live {
+        if holds(listed.modified, record.as_ref(), now) {
             versions.insert(version);
         } else if clear {
             lake.delete(&listed.path).await?;

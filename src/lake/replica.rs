@@ -44,16 +44,17 @@ pub async fn fetch_version(data: &LakeLocation, as_of: &AsOf) -> Result<PathBuf,
     // The copy's newest log entry must be the version its data folders hold (plain readers
     // show it): a version newer than the copy's is brought in by a refresh, in place, never
     // into the history beside an older one.
+    let newest_held = || async { log::latest(&local).await.ok().flatten().map(|e| e.version) };
     let mut entry = log::resolve(&remote, as_of).await?;
+    let mut held = newest_held().await;
     for _ in 0..3 {
-        let held = log::latest(&local).await.ok().flatten().map(|e| e.version);
         if held.is_some_and(|v| v >= entry.version) {
             break;
         }
         sync(data).await?;
         entry = log::resolve(&remote, as_of).await?;
+        held = newest_held().await;
     }
-    let held = log::latest(&local).await.ok().flatten().map(|e| e.version);
     if held == Some(entry.version) {
         return Ok(cache);
     }

@@ -265,14 +265,6 @@ impl Engine {
         self.db.inspector(self.using().as_deref())
     }
 
-    /// Another connection to the engine's database, seeing its views (a result read on a
-    /// thread of its own).
-    pub fn second_connection(&self) -> Result<duckdb::Connection, QueryError> {
-        let conn = self.db.connection()?;
-        self.adopt(&conn)?;
-        Ok(conn)
-    }
-
     /// Makes `conn`, a connection to this engine's database made elsewhere, see this engine's
     /// views (for a shared database's connections; nothing to do for a database of its own).
     pub fn adopt(&self, conn: &duckdb::Connection) -> Result<(), QueryError> {

@@ -19,7 +19,7 @@ use super::guard::{self, Refusal};
 use super::shared::Shared;
 use super::stream::{self, Batches, Open, Pool};
 use crate::lake::log::AsOf;
-use crate::lake::LakeLocation;
+use crate::lake::{LakeError, LakeLocation};
 use crate::query::raw::{Inspector, ParamType};
 use crate::query::{Engine, Interrupter, QueryError, SqlError};
 
@@ -94,6 +94,7 @@ impl From<QueryError> for Failure {
                 code: e.sqlstate(),
                 message: e.message().to_string(),
             },
+
             other => {
                 let message = other.to_string();
                 Failure {
@@ -249,8 +250,15 @@ impl Session {
                             let _ = reply.send(started);
                         }
                         Job::AsOf(as_of, reply) => {
-                            let _ =
-                                reply.send(engine.set_as_of(as_of.as_ref()).map_err(Failure::from));
+                            let set = engine.set_as_of(as_of.as_ref()).map_err(|e| match e {
+                                // A version the lake does not keep: a bad value, the client's.
+                                QueryError::Lake(LakeError::Version(message)) => Failure {
+                                    code: "22023",
+                                    message,
+                                },
+                                e => Failure::from(e),
+                            });
+                            let _ = reply.send(set);
                         }
                         Job::Describe(sql, reply) => {
                             let sql = catalog.respell(&sql);

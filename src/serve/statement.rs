@@ -292,12 +292,10 @@ impl Queries {
                     ));
                 }
                 let session = self.session.get(database).await?;
-                // A version the lake does not keep is the client's mistake (22023), not the
-                // server's (XX000).
-                session.as_of(as_of).await.map_err(|f| match f.code {
-                    "XX000" => user_error("22023", f.message),
-                    code => user_error(code, f.message),
-                })?;
+                session
+                    .as_of(as_of)
+                    .await
+                    .map_err(|f| user_error(f.code, f.message))?;
                 if let Ok(mut held) = self.as_of.lock() {
                     *held = text;
                 }

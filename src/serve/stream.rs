@@ -67,17 +67,14 @@ impl Pool {
         adopt: impl Fn(&duckdb::Connection) -> Result<(), QueryError>,
     ) -> Result<Arc<Pool>, QueryError> {
         let pool = Arc::new(Pool {
-            free: Mutex::new(Vec::new()),
+            free: Mutex::new(conns),
             given_back: std::sync::Condvar::new(),
             home: home.clone(),
         });
-        let mut free = pool.free.lock().unwrap_or_else(|p| p.into_inner());
-        for conn in conns {
-            let adopted = adopt(&conn);
-            free.push(conn);
-            adopted?;
+        // Failing, the pool is dropped and gives every connection back to the stock.
+        for conn in pool.free.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            adopt(conn)?;
         }
-        drop(free);
         Ok(pool)
     }
 
