@@ -956,6 +956,55 @@ async fn as_of_reads_the_lake_a_sync_left_after_three_more_until_the_version_ret
         ]),
         format!("newest\n{digest_now}\n")
     );
+    // Set in a block, it lasts as PostgreSQL's settings do: a rollback undoes SET, SET LOCAL
+    // ends with its block, and what pools send before handing a connection on (RESET ALL,
+    // DISCARD ALL) brings the newest back.
+    let c = |s: &str| s.to_string();
+    let local = format!("set local hspq.as_of = '{version}'");
+    let then_newest = format!("newest\n{digest_now}\n");
+    assert_eq!(
+        psql(&[
+            c("begin"),
+            set.clone(),
+            c("rollback"),
+            c("show hspq.as_of"),
+            c(DIGEST)
+        ]),
+        then_newest
+    );
+    assert_eq!(
+        psql(&[
+            c("begin"),
+            local.clone(),
+            c(DIGEST),
+            c("commit"),
+            c("show hspq.as_of"),
+            c(DIGEST)
+        ]),
+        format!("{digest_then}\n{then_newest}")
+    );
+    assert_eq!(
+        psql(&[local, c("show hspq.as_of"), c(DIGEST)]),
+        then_newest,
+        "SET LOCAL outside a block has no effect"
+    );
+    assert_eq!(
+        psql(&[
+            c("begin"),
+            set.clone(),
+            c("commit"),
+            c("show hspq.as_of"),
+            c(DIGEST)
+        ]),
+        format!("{version}\n{digest_then}\n")
+    );
+    for reset in ["reset all", "discard all"] {
+        assert_eq!(
+            psql(&[set.clone(), c(reset), c("show hspq.as_of"), c(DIGEST)]),
+            then_newest,
+            "{reset}"
+        );
+    }
     // A version never kept is the client's mistake: 22023, as a bad value, not XX000.
     let never = psql(&[
         "\\set VERBOSITY verbose".into(),

@@ -94,6 +94,8 @@ CREATE MACRO hspq_catalog.pg_indexes_size(o) AS 0::BIGINT;
 CREATE MACRO hspq_catalog.pg_size_pretty(n) AS format_bytes(n::BIGINT);
 CREATE MACRO hspq_catalog.pg_is_in_recovery() AS false;
 CREATE MACRO hspq_catalog.pg_backend_pid() AS 0;
+-- asyncpg's pool sends it before handing a connection on; no lock is ever held here.
+CREATE MACRO hspq_catalog.pg_advisory_unlock_all() AS NULL;
 CREATE MACRO hspq_catalog.pg_postmaster_start_time() AS get_current_timestamp();
 CREATE MACRO hspq_catalog.txid_current() AS 0::BIGINT;
 CREATE MACRO hspq_catalog.quote_ident(s) AS

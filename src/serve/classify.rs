@@ -19,8 +19,12 @@ pub(super) enum Kind {
     /// `SHOW <name>` of a PostgreSQL setting, answered here.
     Setting(String, String),
     /// `SET hspq.as_of = 'v42'` (a version, time or date) or back to the newest (`None`): the
-    /// past version of the lake this connection reads.
-    AsOf(Option<String>),
+    /// past version of the lake this connection reads; `SET LOCAL` for the open block only.
+    AsOf(Option<String>, Scope),
+    /// `RESET ALL` or `DISCARD ALL` (the tag): what a connection pool sends before it hands the
+    /// connection to its next user; `hspq.as_of` goes back to the newest, and DISCARD closes
+    /// the cursors.
+    Reset(&'static str),
     /// `COPY ... TO STDOUT`: its query's rows streamed to the client.
     Copy(copy::CopyOut),
     /// A transaction block's start or end, answered here: each statement reads the lake as it
@@ -41,6 +45,14 @@ pub(super) enum Kind {
 pub(super) const BLOCK_OK: u8 = 0;
 pub(super) const BLOCK_FAILED: u8 = 1;
 pub(super) const BLOCK_RECOVERED: u8 = 2;
+
+/// How long a `SET` holds, as in PostgreSQL: the session (undone by a rollback of the block
+/// it was made in), or the open block only (`SET LOCAL`).
+#[derive(Debug, PartialEq, Clone, Copy)]
+pub(super) enum Scope {
+    Session,
+    Local,
+}
 
 /// What a statement does to a transaction block.
 #[derive(Debug, PartialEq)]
@@ -66,17 +78,26 @@ pub(super) fn kind(sql: &str) -> Kind {
     match first.as_str() {
         "SET" | "RESET" => {
             let mut name = words.next().unwrap_or_default().to_ascii_lowercase();
+            let mut scope = Scope::Session;
             if matches!(name.as_str(), "session" | "local" | "global") {
+                if name == "local" {
+                    scope = Scope::Local;
+                }
                 name = words.next().unwrap_or_default().to_ascii_lowercase();
             }
             if name.trim_matches('"') == AS_OF_SETTING {
                 if first == "RESET" {
-                    return Kind::AsOf(None);
+                    return Kind::AsOf(None, scope);
                 }
                 return match as_of_value(text) {
-                    Ok(value) => Kind::AsOf(value.filter(|v| !v.eq_ignore_ascii_case("default"))),
+                    Ok(value) => {
+                        Kind::AsOf(value.filter(|v| !v.eq_ignore_ascii_case("default")), scope)
+                    }
                     Err(why) => Kind::Invalid(why),
                 };
+            }
+            if first == "RESET" && name == "all" {
+                return Kind::Reset("RESET");
             }
             if is_duckdb_setting(&name) {
                 Kind::Refused(format!(
@@ -102,7 +123,18 @@ pub(super) fn kind(sql: &str) -> Kind {
         // Savepoints change nothing here (nothing writes); SQLAlchemy's nested blocks use them.
         "SAVEPOINT" => Kind::Noop("SAVEPOINT"),
         "RELEASE" => Kind::Noop("RELEASE"),
-        "DISCARD" => Kind::Noop("DISCARD ALL"),
+        "DISCARD" => match words.next().map(str::to_ascii_uppercase).as_deref() {
+            Some("ALL") => Kind::Reset("DISCARD ALL"),
+            // PLANS, SEQUENCES, TEMP: none is kept here.
+            Some(what) => Kind::Noop(match what {
+                "PLANS" => "DISCARD PLANS",
+                "SEQUENCES" => "DISCARD SEQUENCES",
+                _ => "DISCARD TEMP",
+            }),
+            None => Kind::Invalid("DISCARD: expected ALL, PLANS, SEQUENCES or TEMP".into()),
+        },
+        // Nothing is ever notified here, so no connection listens (a pool's reset says it).
+        "UNLISTEN" => Kind::Noop("UNLISTEN"),
         "DEALLOCATE" => Kind::Noop("DEALLOCATE"),
         "COPY" => match copy::CopyOut::parse(sql) {
             Some(Ok(copy)) => Kind::Copy(copy),
@@ -319,7 +351,7 @@ mod tests {
 
     #[test]
     fn set_hspq_as_of_takes_its_whole_value_or_says_what_is_wrong() {
-        let as_of = |v: &str| Kind::AsOf(Some(v.into()));
+        let as_of = |v: &str| Kind::AsOf(Some(v.into()), Scope::Session);
         assert_eq!(
             kind("SET hspq.as_of = '2026-12-07 16:13:07Z'"),
             as_of("2026-12-07 16:13:07Z")
@@ -328,8 +360,19 @@ mod tests {
         assert_eq!(kind("SET hspq.as_of TO ' v42'"), as_of(" v42"));
         assert_eq!(kind("SET hspq.as_of = 'it''s'"), as_of("it's"));
         assert_eq!(kind("SET hspq.as_of=v42"), as_of("v42"));
-        assert_eq!(kind("SET hspq.as_of = DEFAULT"), Kind::AsOf(None));
-        assert_eq!(kind("RESET hspq.as_of"), Kind::AsOf(None));
+        assert_eq!(
+            kind("SET hspq.as_of = DEFAULT"),
+            Kind::AsOf(None, Scope::Session)
+        );
+        assert_eq!(kind("RESET hspq.as_of"), Kind::AsOf(None, Scope::Session));
+        assert_eq!(
+            kind("SET LOCAL hspq.as_of = 'v3'"),
+            Kind::AsOf(Some("v3".into()), Scope::Local)
+        );
+        // What connection pools send before handing a connection on.
+        assert_eq!(kind("RESET ALL"), Kind::Reset("RESET"));
+        assert_eq!(kind("discard all"), Kind::Reset("DISCARD ALL"));
+        assert_eq!(kind("UNLISTEN *"), Kind::Noop("UNLISTEN"));
         for wrong in [
             "SET hspq.as_of = 'v1001' junk",
             "SET hspq.as_of = v1001 junk",

@@ -276,7 +276,8 @@ impl Queries {
             Kind::Noop(_)
             | Kind::Transaction(_)
             | Kind::Copy(_)
-            | Kind::AsOf(_)
+            | Kind::AsOf(..)
+            | Kind::Reset(_)
             | Kind::Cursor(_) => Ok((Vec::new(), Vec::new())),
         }
     }

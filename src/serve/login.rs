@@ -148,53 +148,117 @@ impl Throttle {
     }
 }
 
-/// The places of connections still logging in: so many in all, and so many per address.
+/// The places of connections still logging in: so many in all, and so many per address. A
+/// connection beyond them waits for one, up to [`Admission::WAIT`] (a pool opening its 32
+/// connections at once from one host gets them all); the queue is bounded too, in all and per
+/// address, so that a crowd of silent connections from one address locks out neither the
+/// others nor, for longer than the login time, its own.
 pub struct Admission {
     places: Arc<Semaphore>,
+    queue: Arc<Semaphore>,
     per_address: usize,
-    by_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    queue_per_address: usize,
+    by_address: Arc<Mutex<HashMap<IpAddr, Address>>>,
+}
+
+/// One address's places, and how many of its connections hold or wait for one.
+struct Address {
+    places: Arc<Semaphore>,
+    here: usize,
+}
+
+/// Why a connection was turned away before logging in.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Turned {
+    /// The queue (in all, or its address's share) is full.
+    QueueFull,
+    /// No place came free within [`Admission::WAIT`].
+    NoPlace,
 }
 
 /// A connection's place among those logging in, given back when dropped.
 pub struct Waiting {
     _place: OwnedSemaphorePermit,
+    _address_place: OwnedSemaphorePermit,
+    _queued: Queued,
+}
+
+/// A connection's place in the queue (holding a place or waiting for one).
+struct Queued {
+    _ticket: OwnedSemaphorePermit,
     address: IpAddr,
-    by_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    by_address: Arc<Mutex<HashMap<IpAddr, Address>>>,
 }
 
 impl Admission {
-    pub fn new(places: usize, per_address: usize) -> Admission {
+    /// How long a connection waits for a place to log in.
+    pub const WAIT: Duration = Duration::from_secs(15);
+
+    /// `places` logging in at once, `per_address` of them from one address; `queue` may hold
+    /// or wait for one, `queue_per_address` of them from one address.
+    pub fn new(
+        places: usize,
+        per_address: usize,
+        queue: usize,
+        queue_per_address: usize,
+    ) -> Admission {
         Admission {
             places: Arc::new(Semaphore::new(places)),
+            queue: Arc::new(Semaphore::new(queue)),
             per_address,
+            queue_per_address,
             by_address: Arc::default(),
         }
     }
 
-    /// A place for a connection from `ip`, if one is free in all and for its address.
-    pub fn take(&self, ip: IpAddr) -> Option<Waiting> {
+    /// A place for a connection from `ip`, once one is free in all and for its address.
+    pub async fn take(&self, ip: IpAddr) -> Result<Waiting, Turned> {
         let address = key(ip);
-        let mut counts = self.by_address.lock().ok()?;
-        let count = counts.entry(address).or_default();
-        if *count >= self.per_address {
-            return None;
+        let (queued, address_places) = {
+            let mut counts = self.by_address.lock().map_err(|_| Turned::QueueFull)?;
+            let entry = counts.entry(address).or_insert_with(|| Address {
+                places: Arc::new(Semaphore::new(self.per_address)),
+                here: 0,
+            });
+            if entry.here >= self.queue_per_address {
+                return Err(Turned::QueueFull);
+            }
+            let ticket = self
+                .queue
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| Turned::QueueFull)?;
+            entry.here += 1;
+            let queued = Queued {
+                _ticket: ticket,
+                address,
+                by_address: self.by_address.clone(),
+            };
+            (queued, entry.places.clone())
+        };
+        let places = self.places.clone();
+        let wait = async move {
+            let address_place = address_places.acquire_owned().await.ok()?;
+            let place = places.acquire_owned().await.ok()?;
+            Some((place, address_place))
+        };
+        match tokio::time::timeout(Self::WAIT, wait).await {
+            Ok(Some((place, address_place))) => Ok(Waiting {
+                _place: place,
+                _address_place: address_place,
+                _queued: queued,
+            }),
+            _ => Err(Turned::NoPlace),
         }
-        let place = self.places.clone().try_acquire_owned().ok()?;
-        *count += 1;
-        Some(Waiting {
-            _place: place,
-            address,
-            by_address: self.by_address.clone(),
-        })
     }
 }
 
-impl Drop for Waiting {
+impl Drop for Queued {
     fn drop(&mut self) {
         if let Ok(mut counts) = self.by_address.lock() {
-            if let Some(count) = counts.get_mut(&self.address) {
-                *count -= 1;
-                if *count == 0 {
+            if let Some(entry) = counts.get_mut(&self.address) {
+                entry.here -= 1;
+                if entry.here == 0 {
                     counts.remove(&self.address);
                 }
             }
@@ -354,6 +418,37 @@ impl<H: StartupHandler> StartupHandler for Door<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_connection_beyond_its_addresses_places_waits_for_one_and_the_queue_is_bounded() {
+        let admission = Admission::new(64, 2, 512, 4);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let first = admission.take(ip).await.unwrap();
+        let _second = admission.take(ip).await.unwrap();
+        // The third waits, and gets the place the first gives back.
+        let third = admission.take(ip);
+        tokio::pin!(third);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), &mut third)
+                .await
+                .is_err(),
+            "got a place beyond its address's two"
+        );
+        let other = admission.take("192.0.2.2".parse().unwrap()).await;
+        assert!(other.is_ok(), "another address waits for this one's");
+        drop(first);
+        let _third = tokio::time::timeout(Duration::from_secs(5), third)
+            .await
+            .expect("still waiting after a place came free")
+            .unwrap();
+        // Two hold a place and two wait: the address's queue (4) is full.
+        let (a, b) = (admission.take(ip), admission.take(ip));
+        tokio::pin!(a, b);
+        let short = Duration::from_millis(50);
+        assert!(tokio::time::timeout(short, a.as_mut()).await.is_err());
+        assert!(tokio::time::timeout(short, b.as_mut()).await.is_err());
+        assert!(matches!(admission.take(ip).await, Err(Turned::QueueFull)));
+    }
 
     #[test]
     fn attempts_wait_a_second_more_for_each_failure_after_the_fifth() {

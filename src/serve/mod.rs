@@ -58,7 +58,7 @@ use classify::identity;
 use confine::{Confinement, Enforced};
 use extended::Parser;
 use handlers::{auth_handler, Cancels, Handlers, SessionKeys};
-use login::{Admission, Door, Login, Throttle};
+use login::{Admission, Door, Login, Throttle, Turned};
 use session::Session;
 use shared::Shared;
 
@@ -73,6 +73,11 @@ const LOGGING_IN: usize = 64;
 
 /// How many of those from one address (as [`login::key`] counts addresses).
 const LOGGING_IN_PER_ADDRESS: usize = 8;
+
+/// How many connections may be logging in or waiting to (see [`Admission`]), in all and from
+/// one address: a pool of 64 from one host gets in.
+const LOGIN_QUEUE: usize = 512;
+const LOGIN_QUEUE_PER_ADDRESS: usize = 64;
 
 /// The setting that makes a connection read a past version of the lake (`--as-of`).
 const AS_OF_SETTING: &str = "hspq.as_of";
@@ -213,7 +218,12 @@ pub async fn run(
     }
     let cancels = Arc::new(Cancels::default());
     let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
-    let logging_in = Arc::new(Admission::new(LOGGING_IN, LOGGING_IN_PER_ADDRESS));
+    let logging_in = Arc::new(Admission::new(
+        LOGGING_IN,
+        LOGGING_IN_PER_ADDRESS,
+        LOGIN_QUEUE,
+        LOGIN_QUEUE_PER_ADDRESS,
+    ));
     let opts = Arc::new(opts);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -230,22 +240,7 @@ pub async fn run(
                 continue;
             }
         };
-        // A client takes one of --max-connections once logged in; until then one of the
-        // places for connections still logging in, which it must do within LOGIN_TIMEOUT: a
-        // crowd of silent connections cannot lock clients out.
-        let Some(waiting) = logging_in.take(peer.ip()) else {
-            warn!(
-                "refused {peer}: {LOGGING_IN} connections (or {LOGGING_IN_PER_ADDRESS} from its \
-                 address) are logging in already"
-            );
-            let message = format!(
-                "sorry, too many connections logging in at once ({LOGGING_IN}, or \
-                 {LOGGING_IN_PER_ADDRESS} from one address): try again"
-            );
-            tokio::spawn(refuse(socket, message));
-            continue;
-        };
-        let (slots, login, throttle, cancels, opts, lake, confinement, shared) = (
+        let (slots, login, throttle, cancels, opts, lake, confinement, shared, logging_in) = (
             slots.clone(),
             login.clone(),
             throttle.clone(),
@@ -254,8 +249,34 @@ pub async fn run(
             lake.clone(),
             confinement.clone(),
             shared.clone(),
+            logging_in.clone(),
         );
         tokio::spawn(async move {
+            // A client takes one of --max-connections once logged in; until then one of the
+            // places for connections still logging in, which it must do within LOGIN_TIMEOUT: a
+            // crowd of silent connections cannot lock clients out.
+            let waiting = match logging_in.take(peer.ip()).await {
+                Ok(waiting) => waiting,
+                Err(turned) => {
+                    let why = match turned {
+                        Turned::QueueFull => format!(
+                            "{LOGIN_QUEUE} connections (or {LOGIN_QUEUE_PER_ADDRESS} from one \
+                             address) are logging in or waiting to"
+                        ),
+                        Turned::NoPlace => format!(
+                            "no place to log in came free within {} s ({LOGGING_IN} log in at \
+                             once, {LOGGING_IN_PER_ADDRESS} from one address)",
+                            Admission::WAIT.as_secs()
+                        ),
+                    };
+                    warn!("refused {peer}: {why}");
+                    return refuse(
+                        socket,
+                        format!("sorry, too many connections: {why}; try again"),
+                    )
+                    .await;
+                }
+            };
             // Opened at the first statement: a connection that only carries a cancel request
             // (psql's Ctrl-C) needs no engine.
             let session = Arc::new(Lazy {
@@ -311,6 +332,7 @@ pub async fn run(
                     timeout: opts.query_timeout,
                     parser: Arc::new(Parser),
                     as_of: Default::default(),
+                    as_of_block: Default::default(),
                     cursors: Default::default(),
                     declared: Default::default(),
                 }),
@@ -496,11 +518,20 @@ struct Queries {
     parser: Arc<Parser>,
     /// What `SET hspq.as_of` set on this connection (`None`: the newest version).
     as_of: std::sync::Mutex<Option<String>>,
+    /// What it goes back to when the open block ends, once a statement in it changed it.
+    as_of_block: std::sync::Mutex<Option<BlockAsOf>>,
     /// The connection's open server-side cursors.
     cursors: Arc<cursor::Cursors>,
     /// A cursor just declared, to be made a portal of the protocol too (see
     /// [`Queries::publish_cursor`]).
     declared: std::sync::Mutex<Option<String>>,
+}
+
+/// `hspq.as_of` at a block's end: the value before the block (a rollback) or the one its last
+/// session-wide SET gave (a commit; SET LOCAL lasts until the end).
+struct BlockAsOf {
+    before: Option<String>,
+    at_commit: Option<String>,
 }
 
 fn user_error(code: &str, message: impl Into<String>) -> PgWireError {

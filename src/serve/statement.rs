@@ -16,13 +16,13 @@ use pgwire::api::{ClientInfo, ClientPortalStore};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::PgWireBackendMessage;
-use tracing::debug;
+use tracing::{debug, warn};
 
-use super::classify::{kind, Block, Kind, BLOCK_FAILED, BLOCK_OK, BLOCK_RECOVERED};
+use super::classify::{kind, Block, Kind, Scope, BLOCK_FAILED, BLOCK_OK, BLOCK_RECOVERED};
 use super::extended::database;
 use super::stream::OPEN_RESULTS;
 use super::{cursor, guard, session, stream};
-use super::{fields, rows, text_schema, user_error, Queries, COPY_ROWS_AHEAD};
+use super::{fields, rows, text_schema, user_error, BlockAsOf, Queries, COPY_ROWS_AHEAD};
 use crate::lake::log::AsOf;
 
 impl Queries {
@@ -213,6 +213,86 @@ impl Queries {
         store.put_portal(Arc::new(portal));
     }
 
+    /// Makes the connection read the version `text` names (`None`: the newest), in the open
+    /// block if one is (see [`Self::block_as_of`]).
+    async fn set_as_of(
+        &self,
+        text: Option<String>,
+        database: &str,
+        status: TransactionStatus,
+    ) -> PgWireResult<()> {
+        let held = self.as_of.lock().ok().and_then(|held| held.clone());
+        if held == text {
+            return Ok(());
+        }
+        let as_of = match text.as_deref().map(str::parse::<AsOf>) {
+            None => None,
+            Some(Ok(as_of)) => Some(as_of),
+            Some(Err(why)) => return Err(user_error("22023", why.to_string())),
+        };
+        if as_of.is_some() && !self.session.past_versions {
+            return Err(user_error(
+                "0A000",
+                "hspq serve reads past versions of a lake on local disk only: serve a copy of \
+                 the S3 lake (aws s3 sync) to read them",
+            ));
+        }
+        let session = self.session.get(database).await?;
+        session
+            .as_of(as_of)
+            .await
+            .map_err(|f| user_error(f.code, f.message))?;
+        // The value before the block, for its end, once a block changes it.
+        self.block_as_of(status, |_| {});
+        if let Ok(mut held) = self.as_of.lock() {
+            *held = text;
+        }
+        Ok(())
+    }
+
+    /// In an open block, what `hspq.as_of` goes back to at its end (the value before it, or
+    /// after its last session-wide SET at a commit), changed by `change`; outside one, nothing.
+    fn block_as_of(&self, status: TransactionStatus, change: impl FnOnce(&mut BlockAsOf)) {
+        if status == TransactionStatus::Idle {
+            return;
+        }
+        let held = self.as_of.lock().ok().and_then(|held| held.clone());
+        if let Ok(mut kept) = self.as_of_block.lock() {
+            change(kept.get_or_insert_with(|| BlockAsOf {
+                before: held.clone(),
+                at_commit: held,
+            }));
+        }
+    }
+
+    /// A block ends: `hspq.as_of` becomes what its last session-wide SET made it (`committed`)
+    /// or what it was before the block (a rollback), as in PostgreSQL.
+    async fn end_block_as_of(&self, committed: bool, database: &str) {
+        let Some(kept) = self
+            .as_of_block
+            .lock()
+            .ok()
+            .and_then(|mut kept| kept.take())
+        else {
+            return;
+        };
+        let target = if committed {
+            kept.at_commit
+        } else {
+            kept.before
+        };
+        if let Err(e) = self
+            .set_as_of(target.clone(), database, TransactionStatus::Idle)
+            .await
+        {
+            // The version it goes back to is no longer kept (a sync's clean-up came between).
+            warn!("cannot read {target:?} again after a block: the newest is read ({e})");
+            let _ = self
+                .set_as_of(None, database, TransactionStatus::Idle)
+                .await;
+        }
+    }
+
     /// A statement stopped at --query-timeout.
     pub(super) fn timed_out(&self) -> PgWireError {
         let failure = session::Failure::timed_out(self.timeout);
@@ -250,10 +330,15 @@ impl Queries {
             Kind::Transaction(Block::Begin) => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
             // COMMIT of a failed block rolls it back, and says so.
             Kind::Transaction(Block::Commit) if status == TransactionStatus::Error => {
+                self.end_block_as_of(false, database).await;
                 Ok(Response::TransactionEnd(Tag::new("ROLLBACK")))
             }
-            Kind::Transaction(Block::Commit) => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
+            Kind::Transaction(Block::Commit) => {
+                self.end_block_as_of(true, database).await;
+                Ok(Response::TransactionEnd(Tag::new("COMMIT")))
+            }
             Kind::Transaction(Block::Rollback) => {
+                self.end_block_as_of(false, database).await;
                 Ok(Response::TransactionEnd(Tag::new("ROLLBACK")))
             }
             Kind::Transaction(Block::RollbackToSavepoint) if status == TransactionStatus::Idle => {
@@ -276,30 +361,33 @@ impl Queries {
                 self.cursor(command, params, database, formats, status)
                     .await
             }
-            Kind::AsOf(text) => {
+            Kind::AsOf(text, scope) => {
                 // `SHOW hspq.as_of` says "newest" when none is set: that value is taken too.
                 let text = text.filter(|t| !t.eq_ignore_ascii_case("newest"));
-                let as_of = match text.as_deref().map(str::parse::<AsOf>) {
-                    None => None,
-                    Some(Ok(as_of)) => Some(as_of),
-                    Some(Err(why)) => return Err(user_error("22023", why.to_string())),
-                };
-                if as_of.is_some() && !self.session.past_versions {
-                    return Err(user_error(
-                        "0A000",
-                        "hspq serve reads past versions of a lake on local disk only: serve a \
-                         copy of the S3 lake (aws s3 sync) to read them",
-                    ));
+                if status == TransactionStatus::Idle && scope == Scope::Local {
+                    // As PostgreSQL (which warns): outside a block, SET LOCAL has no effect.
+                    return Ok(Response::Execution(Tag::new("SET")));
                 }
-                let session = self.session.get(database).await?;
-                session
-                    .as_of(as_of)
-                    .await
-                    .map_err(|f| user_error(f.code, f.message))?;
-                if let Ok(mut held) = self.as_of.lock() {
-                    *held = text;
+                self.set_as_of(text.clone(), database, status).await?;
+                if scope == Scope::Session {
+                    self.block_as_of(status, |kept| kept.at_commit = text);
                 }
                 Ok(Response::Execution(Tag::new("SET")))
+            }
+            Kind::Reset(tag) => {
+                if tag == "DISCARD ALL" {
+                    self.cursor(
+                        cursor::Command::Close(None),
+                        Vec::new(),
+                        database,
+                        formats,
+                        status,
+                    )
+                    .await?;
+                }
+                self.set_as_of(None, database, status).await?;
+                self.block_as_of(status, |kept| kept.at_commit = None);
+                Ok(Response::Execution(Tag::new(tag)))
             }
             Kind::Copy(copy) => {
                 let session = self.session.get(database).await?;

@@ -1,5 +1,5 @@
 """asyncpg against `hspq serve`: typed parameters, every view decoded in binary, a time-out that
-cancels, a failed block, and a cursor inside a transaction.
+cancels, a failed block, a cursor inside a transaction, and a pool of 30 opened at once.
 
 Usage: asyncpg_check.py HOST PORT PASSWORD VIEW...
 
@@ -112,6 +112,17 @@ async def main():
     out["int_list_param"] = await asyncio.wait_for(
         conn.fetchval("select list_sum($1::bigint[])::bigint", [1, 2, 39]), 20
     )
+    # A pool that opens its connections all at once from this one host.
+    try:
+        pool = await asyncpg.create_pool(
+            host=host, port=int(port), user="hspq", password=password, database="hspq",
+            min_size=30, max_size=30,
+        )
+        async with pool:
+            answers = await asyncio.gather(*(pool.fetchval("select $1::int", i) for i in range(30)))
+        out["pool"] = sum(answers)
+    except Exception as e:
+        out["pool"] = f"{type(e).__name__}: {e}"
     await conn.close()
     print(json.dumps(out, default=str))
 
