@@ -72,7 +72,12 @@ CREATE MACRO hspq_catalog.pg_get_triggerdef(o) AS NULL::VARCHAR,
 CREATE MACRO hspq_catalog.pg_get_functiondef(o) AS NULL::VARCHAR;
 CREATE MACRO hspq_catalog.pg_relation_is_publishable(o) AS false;
 -- pgAdmin and DBeaver: settings they set are accepted without effect (as SET is).
-CREATE MACRO hspq_catalog.set_config(name, value, is_local) AS value::VARCHAR;
+-- hspq.as_of is not among them: a query cannot change the version it reads, so it is refused
+-- rather than silently ignored.
+CREATE MACRO hspq_catalog.set_config(name, value, is_local) AS
+    CASE WHEN lower(trim(name::VARCHAR)) = 'hspq.as_of'
+         THEN error('set_config cannot change hspq.as_of: use SET hspq.as_of = ''v42'' (or a time or date)')
+         ELSE value::VARCHAR END;
 CREATE MACRO hspq_catalog.pg_get_function_result(o) AS NULL::VARCHAR;
 CREATE MACRO hspq_catalog.pg_get_function_arguments(o) AS NULL::VARCHAR;
 CREATE MACRO hspq_catalog.pg_get_function_identity_arguments(o) AS NULL::VARCHAR;

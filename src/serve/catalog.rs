@@ -824,5 +824,14 @@ mod tests {
             q("select coalesce(pg_catalog.pg_get_partkeydef('billing'::regclass), 'none')"),
             ["none"]
         );
+        // The version a connection reads is changed by SET only, never ignored in silence.
+        let sql = catalog.respell("select set_config('HSPQ.AS_OF', 'v1', false)");
+        let refused = conn.prepare(&sql).and_then(|mut s| s.query([]).map(|_| ()));
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("use SET hspq.as_of")),
+            "{refused:?}"
+        );
     }
 }
