@@ -620,21 +620,21 @@ async fn log(config: &Config) -> Result<ExitCode> {
         ),
         (
             "datasets_changed",
-            Arc::new(StringArray::from_iter(
-                lines
-                    .iter()
-                    .map(|l| l.datasets.as_ref().map(|d| d.join(","))),
+            Arc::new(StringArray::from_iter_values(
+                lines.iter().map(|l| l.datasets.join(",")),
             )),
         ),
         (
             "partitions_changed",
-            Arc::new(UInt64Array::from_iter(
-                lines.iter().map(|l| l.partitions.map(|p| p as u64)),
+            Arc::new(UInt64Array::from_iter_values(
+                lines.iter().map(|l| l.partitions as u64),
             )),
         ),
         (
             "rows_written",
-            Arc::new(UInt64Array::from_iter(lines.iter().map(|l| l.rows_written))),
+            Arc::new(UInt64Array::from_iter_values(
+                lines.iter().map(|l| l.rows_written),
+            )),
         ),
         (
             "rows",

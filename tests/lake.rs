@@ -774,6 +774,15 @@ async fn a_clean_up_paused_after_its_lease_proof_and_taken_over_deletes_nothing_
     );
     assert_eq!(latest_entry(dir.path()).unwrap()["run_id"], "b");
     b.release(hspq::lake::log::Ending::Finished).await.unwrap();
+    // `hspq log` lists A's run, taken over, as stopped (its last commit), and what each wrote:
+    // A's is the oldest line, its version before it never existed.
+    let lines = hspq::lake::log::lines(&lake).await.unwrap();
+    let runs: Vec<(&str, &str, u64, usize)> = lines
+        .iter()
+        .map(|l| (l.run_id.as_str(), l.status, l.rows_written, l.partitions))
+        .collect();
+    assert_eq!(runs, [("a", "stopped", 1, 1), ("b", "finished", 1, 1)]);
+    assert_eq!(lines[0].datasets, ["billing"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

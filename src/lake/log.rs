@@ -349,19 +349,40 @@ impl std::str::FromStr for AsOf {
         if let Some(v) = t.strip_prefix(['v', 'V']) {
             return v.parse().map(AsOf::Version).map_err(|_| bad_as_of(text));
         }
+        // The version column of `hspq log`, as it prints it.
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return t.parse().map(AsOf::Version).map_err(|_| bad_as_of(text));
+        }
         if let Ok(time) = DateTime::parse_from_rfc3339(t) {
             return Ok(AsOf::Time(time.with_timezone(&Utc)));
         }
         if t.contains(':') {
+            // ISO 8601's offset without its colon too (+0100).
+            let offset = DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z")
+                .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%z"));
+            if let Ok(time) = offset {
+                return Ok(AsOf::Time(time.with_timezone(&Utc)));
+            }
             let local = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
                 .or_else(|_| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f"));
-            return Err(AsOfError(match local {
-                Ok(_) => format!(
-                    "{text:?} has no timezone: add Z for UTC or an offset such as +01:00 \
-                     ({t}Z)"
-                ),
-                Err(e) => format!("{text:?} is not a time ({e}): write it as 2026-12-01T08:00:00Z"),
-            }));
+            if local.is_ok() {
+                return Err(AsOfError(format!(
+                    "{text:?} has no timezone: add Z for UTC or an offset such as +01:00 ({t}Z)"
+                )));
+            }
+            // Said by what is wrong with it as a full time, not by where a guess stopped.
+            let why = match DateTime::parse_from_rfc3339(t).map_err(|e| e.kind()) {
+                Err(chrono::format::ParseErrorKind::OutOfRange) => {
+                    "a field is out of range: hours run 00-23, minutes and seconds 00-59, \
+                     offsets up to ±23:59"
+                }
+                Err(chrono::format::ParseErrorKind::TooShort) => "it ends too soon",
+                _ => "it is not in the form 2026-12-01T08:00:00Z",
+            };
+            return Err(AsOfError(format!(
+                "{text:?} is not a time ({why}): write it as 2026-12-01T08:00:00Z, or with an \
+                 offset such as +01:00"
+            )));
         }
         let day = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|e| {
             if t.len() == 10 && t.as_bytes().get(4) == Some(&b'-') {
@@ -392,6 +413,7 @@ mod as_of_tests {
     #[test]
     fn as_of_reads_versions_times_and_dates_and_says_what_is_wrong() {
         assert_eq!("v42".parse(), Ok(AsOf::Version(42)));
+        assert_eq!("42".parse(), Ok(AsOf::Version(42)), "as hspq log prints it");
         let t = "2026-12-01T08:00:00.5+01:00".parse::<AsOf>().unwrap();
         assert_eq!(
             t,
@@ -415,6 +437,18 @@ mod as_of_tests {
         );
         assert!(e("2026-12-01T08:00:00").contains("has no timezone"));
         assert!(e("2026-12-01T25:00:00Z").contains("is not a time"));
+        for wrong in ["2026-12-01T24:00:00Z", "2026-12-01T08:00:00+25:00"] {
+            assert!(
+                e(wrong).contains("out of range: hours run 00-23"),
+                "{}",
+                e(wrong)
+            );
+        }
+        assert!(e("2026-12-01 08:00").contains("ends too soon"));
+        assert_eq!(
+            "2026-12-01T08:00:00+0100".parse(),
+            "2026-12-01T07:00:00Z".parse::<AsOf>()
+        );
         assert!(e("yesterday").contains("is not a version of the lake"));
         assert!(e("v-1").contains("is not a version of the lake"));
     }
@@ -496,13 +530,13 @@ pub struct Line {
     /// reads only the finished ones), `writing` (its lease is held) or `stopped` (it ended
     /// without giving the lake back: killed, or taken over).
     pub status: &'static str,
-    /// Datasets with a changed partition since the line before (`None` for the oldest line:
-    /// what came before it is no longer kept).
-    pub datasets: Option<Vec<String>>,
-    /// Partitions changed since the line before.
-    pub partitions: Option<usize>,
-    /// Rows in the files added since the line before.
-    pub rows_written: Option<u64>,
+    /// Datasets with a changed partition since the line before (for the oldest line, whose
+    /// version before is no longer kept: the datasets its run wrote files of).
+    pub datasets: Vec<String>,
+    /// Partitions changed since the line before (the oldest line: its run wrote files in).
+    pub partitions: usize,
+    /// Rows in the live files added since the line before (the oldest line: its run wrote).
+    pub rows_written: u64,
     /// Live rows.
     pub rows: u64,
 }
@@ -510,15 +544,21 @@ pub struct Line {
 /// The kept versions that finished a run, and the newest, oldest first: the history
 /// `--as-of` can read (leases, refreshes and the commits inside a run folded).
 pub async fn lines(lake: &Lake) -> Result<Vec<Line>, LakeError> {
-    let kept = versions(lake, None).await?;
-    let newest = kept.last().copied();
+    let mut entries = Vec::new();
+    for v in versions(lake, None).await? {
+        entries.extend(read(lake, v).await?);
+    }
     let mut lines = Vec::new();
     let mut before: Option<Manifest> = None;
-    for v in kept {
-        let Some(entry) = read(lake, v).await? else {
-            continue;
-        };
-        if entry.kind != EntryKind::Release && Some(v) != newest {
+    let mut entries = entries.into_iter().peekable();
+    while let Some(entry) = entries.next() {
+        let v = entry.version;
+        // A run's end: its release, or its last commit (a run killed or taken over, or the
+        // one writing now).
+        let last_of_run = entries
+            .peek()
+            .is_none_or(|next| next.run_id != entry.run_id);
+        if entry.kind != EntryKind::Release && !last_of_run {
             continue;
         }
         let status = match (&entry.kind, &entry.lease) {
@@ -531,28 +571,35 @@ pub async fn lines(lake: &Lake) -> Result<Vec<Line>, LakeError> {
             _ => "stopped",
         };
         let m = &entry.manifest;
-        let (mut datasets, mut partitions, mut rows_written) = (None, None, None);
-        if let Some(old) = &before {
-            let added: Vec<(&String, &super::manifest::FileEntry)> = m
-                .files
-                .iter()
-                .filter(|(p, _)| !old.files.contains_key(*p))
-                .collect();
-            let removed = old.files.keys().filter(|p| !m.files.contains_key(*p));
-            let dirs: std::collections::BTreeSet<&str> = added
-                .iter()
-                .map(|(p, _)| p.as_str())
-                .chain(removed.map(String::as_str))
-                .map(|p| p.rsplit_once('/').map_or(p, |(dir, _)| dir))
-                .collect();
-            let names: std::collections::BTreeSet<String> = dirs
-                .iter()
-                .map(|d| d.split('/').next().unwrap_or(d).to_string())
-                .collect();
-            datasets = Some(names.into_iter().collect());
-            partitions = Some(dirs.len());
-            rows_written = Some(added.iter().map(|(_, f)| f.rows).sum());
-        }
+        // What changed since the line before; for the first line kept (the version before it
+        // is gone), what its own run wrote that is still live (files it removed are unknown).
+        let added: Vec<(&String, &super::manifest::FileEntry)> = m
+            .files
+            .iter()
+            .filter(|(p, f)| match &before {
+                Some(old) => !old.files.contains_key(*p),
+                None => f.run_id == entry.run_id,
+            })
+            .collect();
+        let removed: Vec<&String> = before
+            .iter()
+            .flat_map(|old| old.files.keys().filter(|p| !m.files.contains_key(*p)))
+            .collect();
+        let dirs: std::collections::BTreeSet<&str> = added
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .chain(removed.iter().map(|p| p.as_str()))
+            .map(|p| p.rsplit_once('/').map_or(p, |(dir, _)| dir))
+            .collect();
+        let names: std::collections::BTreeSet<String> = dirs
+            .iter()
+            .map(|d| d.split('/').next().unwrap_or(d).to_string())
+            .collect();
+        let (datasets, partitions, rows_written) = (
+            names.into_iter().collect(),
+            dirs.len(),
+            added.iter().map(|(_, f)| f.rows).sum(),
+        );
         lines.push(Line {
             version: v,
             at: entry.written_at,

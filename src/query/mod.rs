@@ -181,7 +181,7 @@ impl Engine {
         if let Some(catalog) = &catalog {
             conn.execute_batch(&format!("ATTACH ':memory:' AS {}", quote_ident(catalog)))?;
         }
-        let engine = Engine {
+        let mut engine = Engine {
             conn,
             db,
             catalog,
@@ -202,6 +202,12 @@ impl Engine {
         }
         if let Some(as_of) = as_of {
             let entry = log::resolve(&engine.local_lake()?, as_of).await?;
+            // Which version a time or date named, said where the user looks (stderr).
+            engine.notice = Some(format!(
+                "reading v{} of {}, a past version (--as-of)",
+                entry.version,
+                entry.written_at.format("%Y-%m-%d %H:%M:%SZ")
+            ));
             engine.fixed.set(true);
             engine.register_views(Some(&entry))?;
             for (_, derived) in views::DERIVED.iter().chain(&views::MACROS) {
@@ -246,6 +252,11 @@ impl Engine {
         let was = self.fixed.replace(true);
         self.register_views(Some(&entry))
             .inspect_err(|_| self.fixed.set(was))
+    }
+
+    /// Whether it shows a past version (`--as-of`, `SET hspq.as_of`), not the newest.
+    pub fn is_past(&self) -> bool {
+        self.fixed.get()
     }
 
     /// Has `pins` write this engine's reader pins, for an engine that may not write itself (a

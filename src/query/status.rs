@@ -29,6 +29,12 @@ pub struct LakeStatus {
     pub sync_running: Option<Holder>,
     /// Chunks of customer data fetched and not merged yet (the next sync merges them).
     pub staged_chunks: usize,
+    /// The version shown (`hspq log`'s), when the lake has a log.
+    pub version: Option<u64>,
+    /// When that version was written.
+    pub version_written_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// It is a past version (`--as-of`), not the newest.
+    pub as_of: bool,
 }
 
 /// A dataset's live files.
@@ -175,8 +181,11 @@ impl LakeStatus {
             .next()
             .transpose()?;
         let now = chrono::Utc::now();
+        let as_of = engine.is_past();
         let sync_running = commit
             .as_ref()
+            // A past version's lease is history, not who holds the lake now.
+            .filter(|_| !as_of)
             .and_then(|c| c.lease.as_ref())
             .map(|l| Holder {
                 run_id: l.run_id.clone(),
@@ -193,13 +202,32 @@ impl LakeStatus {
             last_success,
             last_failure,
             sync_running,
-            staged_chunks: commit.map_or(0, |c| c.manifest.staged.len()),
+            staged_chunks: commit
+                .as_ref()
+                .filter(|_| !as_of)
+                .map_or(0, |c| c.manifest.staged.len()),
+            version: commit.as_ref().map(|c| c.version),
+            version_written_at: commit.as_ref().map(|c| c.written_at),
+            as_of,
         })
+    }
+
+    /// Which version is shown, as ` (v42 of 2026-12-07 13:52:40Z)`; empty without a log.
+    pub fn version_shown(&self) -> String {
+        let (Some(v), Some(at)) = (self.version, self.version_written_at) else {
+            return String::new();
+        };
+        let past = if self.as_of {
+            ", a past version (--as-of)"
+        } else {
+            ""
+        };
+        format!(" (v{v} of {}{past})", at.format("%Y-%m-%d %H:%M:%SZ"))
     }
 
     /// The lines before the datasets table: where, who holds it, the periods.
     pub fn heading(&self) -> String {
-        let mut out = format!("lake: {}\n", self.lake);
+        let mut out = format!("lake: {}{}\n", self.lake, self.version_shown());
         if let Some(h) = &self.sync_running {
             out.push_str(&format!(
                 "  a sync holds the lake: run {} (pid {} on {}) since {}, lease until {}{}\n",

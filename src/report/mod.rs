@@ -137,7 +137,7 @@ pub fn render(engine: &Engine, lake: &str, opts: &ReportOptions) -> Result<Strin
 <code>retention_cohorts</code>, <code>billing_reconciliation</code> give the same rows.</footer>
 </body></html>
 "#,
-        lake = escape(lake),
+        lake = escape(&format!("{lake}{}", status.version_shown())),
         made = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         version = env!("CARGO_PKG_VERSION"),
     ))
