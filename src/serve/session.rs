@@ -15,12 +15,12 @@ use tokio::sync::oneshot;
 use super::catalog::{Catalog, Identity};
 use super::confine::{ConfineError, Confinement, Enforced};
 use super::copy::{self, CopyFormat, CopyOut};
-use super::guard::{self, Refusal};
+use super::guard::{self, Guard, Refusal};
 use super::shared::Shared;
 use super::stream::{self, Batches, Open, Pool};
 use crate::lake::log::AsOf;
 use crate::lake::{LakeError, LakeLocation};
-use crate::query::raw::{Inspector, ParamType};
+use crate::query::raw::ParamType;
 use crate::query::{Engine, Interrupter, QueryError, SqlError};
 
 /// Why a client's session could not open.
@@ -222,7 +222,7 @@ impl Session {
                         what: "make the PostgreSQL catalog",
                         detail: e.to_string(),
                     })
-                    .and_then(|catalog| Ok((catalog, engine.inspector()?)))
+                    .and_then(|catalog| Ok((catalog, Guard::new(engine.inspector()?))))
                 {
                     Ok(catalog) => catalog,
                     Err(e) => {
@@ -233,20 +233,13 @@ impl Session {
                 if ready.send(Ok(engine.interrupter())).is_err() {
                     return;
                 }
-                let (catalog, inspector) = catalog;
+                let (catalog, guard) = catalog;
                 for job in inbox {
                     match job {
                         Job::Open(sql, params, timeout, reply) => {
                             let sql = catalog.respell(&sql);
-                            let started = start(
-                                &engine,
-                                &inspector,
-                                &pool,
-                                &sql,
-                                &params,
-                                timeout,
-                                &opened_here,
-                            );
+                            let started =
+                                start(&engine, &guard, &pool, &sql, &params, timeout, &opened_here);
                             let _ = reply.send(started);
                         }
                         Job::AsOf(as_of, reply) => {
@@ -262,11 +255,11 @@ impl Session {
                         }
                         Job::Describe(sql, reply) => {
                             let sql = catalog.respell(&sql);
-                            let _ = reply.send(describe(&engine, &inspector, &sql));
+                            let _ = reply.send(describe(&engine, &guard, &sql));
                         }
                         Job::Copy(mut copy, ready, rows, timeout) => {
                             copy.query = catalog.respell(&copy.query).into_owned();
-                            copy_out(&engine, &inspector, &copy, ready, &rows, timeout);
+                            copy_out(&engine, &guard, &copy, ready, &rows, timeout);
                         }
                     }
                 }
@@ -346,11 +339,11 @@ fn ended() -> Failure {
 /// that met a lake file a sync deleted is retried with the statement, on the newer commit.
 fn checked<T>(
     engine: &Engine,
-    inspector: &Inspector,
+    guard: &Guard,
     sql: &str,
     f: impl Fn(&duckdb::Connection, guard::Allowed) -> Result<T, QueryError>,
 ) -> Result<T, Failure> {
-    let outcome = engine.statement(|conn| match guard::check(inspector, sql) {
+    let outcome = engine.statement(|conn| match guard.check(sql) {
         Ok(allowed) => f(conn, allowed).map(Ok),
         Err(Refusal::Sql(message)) => Err(QueryError::Sql(SqlError::new(message))),
         Err(refusal) => Ok(Err(refusal)),
@@ -362,14 +355,14 @@ fn checked<T>(
 /// the session's views show now.
 fn start(
     engine: &Engine,
-    inspector: &Inspector,
+    guard: &Guard,
     pool: &Arc<Pool>,
     sql: &str,
     params: &[Option<String>],
     timeout: Duration,
     open: &Open,
 ) -> Result<Batches, Failure> {
-    let started = checked(engine, inspector, sql, |_, allowed| {
+    let started = checked(engine, guard, sql, |_, allowed| {
         let sql = allowed.sql.clone();
         stream::start(pool, sql, params.to_vec(), engine.hold(), timeout, open).transpose()
     })?;
@@ -386,7 +379,7 @@ fn start(
 /// last item. DuckDB's time counts against `timeout`; the client's reading does not.
 fn copy_out(
     engine: &Engine,
-    inspector: &Inspector,
+    guard: &Guard,
     copy: &CopyOut,
     ready: oneshot::Sender<Result<usize, Failure>>,
     rows: &tokio::sync::mpsc::Sender<PgWireResult<CopyData>>,
@@ -398,7 +391,7 @@ fn copy_out(
             let _ = ready.send(Ok(columns));
         }
     };
-    let outcome = checked(engine, inspector, &copy.query, |conn, allowed| {
+    let outcome = checked(engine, guard, &copy.query, |conn, allowed| {
         let mut stmt = conn.prepare(&allowed.sql)?;
         let schema = stmt
             .stream_arrow([] as [&dyn duckdb::ToSql; 0])?
@@ -485,10 +478,10 @@ fn pg_error(failure: &Failure) -> PgWireError {
 
 fn describe(
     engine: &Engine,
-    inspector: &Inspector,
+    guard: &Guard,
     sql: &str,
 ) -> Result<(SchemaRef, Vec<ParamType>), Failure> {
-    checked(engine, inspector, sql, |conn, allowed| {
+    checked(engine, guard, sql, |conn, allowed| {
         let params = allowed.parameters.clone();
         // A query's columns without running it: none of its rows, its parameters NULL; checked
         // again, as wrapping may change what the text says. Not a query (SHOW, EXPLAIN, ...) or
@@ -497,7 +490,7 @@ fn describe(
             "SELECT * FROM ({}) LIMIT 0",
             allowed.sql.trim().trim_end_matches(';')
         );
-        let sql = guard::check(inspector, &limited).map_or(allowed.sql, |l| l.sql);
+        let sql = guard.check(&limited).map_or(allowed.sql, |l| l.sql);
         let nulls = vec![None::<String>; params.len()];
         let mut stmt = conn.prepare(&sql)?;
         let _ = stmt.query_arrow(duckdb::params_from_iter(nulls.iter()))?;

@@ -6,7 +6,8 @@
 //!
 //! Its own thread because a portal or cursor may stay open while the client runs other
 //! statements on the same connection (pgjdbc's `setFetchSize`, psycopg2's named cursors);
-//! spawned by the session's thread, it inherits the session's confinement. It holds a reader
+//! spawned by the session's thread, it inherits the session's confinement, and waits for the
+//! session's next result once this one is done ([`Pool::run`]). It holds a reader
 //! pin on the version it reads, so no sync's clean-up removes a file under it however slowly
 //! the client reads (see [`crate::lake::pins`]).
 //!
@@ -57,7 +58,18 @@ pub struct Pool {
     free: Mutex<Vec<duckdb::Connection>>,
     given_back: std::sync::Condvar,
     home: Arc<Shared>,
+    /// Result threads waiting for their next result (see [`Pool::run`]).
+    idle: Mutex<Vec<std::sync::mpsc::Sender<Job>>>,
 }
+
+/// What a result thread runs.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Result threads a session keeps waiting for its next results. A thread a result had to
+/// itself cost more than the result's own work under a dashboard's load: each new thread
+/// started with DuckDB's per-thread caches cold (an eighth of the server's time went to the
+/// kernel zeroing fresh pages).
+const IDLE_THREADS: usize = 4;
 
 impl Pool {
     /// A pool of `conns`, each made to see the session's views by `adopt`.
@@ -70,12 +82,32 @@ impl Pool {
             free: Mutex::new(conns),
             given_back: std::sync::Condvar::new(),
             home: home.clone(),
+            idle: Mutex::default(),
         });
         // Failing, the pool is dropped and gives every connection back to the stock.
         for conn in pool.free.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             adopt(conn)?;
         }
         Ok(pool)
+    }
+
+    /// Runs `job` on a result thread: one waiting for work, or a new one (started by the
+    /// calling thread, the session's, whose confinement it inherits).
+    fn run(self: &Arc<Pool>, job: Job) -> std::io::Result<()> {
+        let mut job = job;
+        while let Some(idle) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            match idle.send(job) {
+                Ok(()) => return Ok(()),
+                // That thread is gone: the job comes back.
+                Err(std::sync::mpsc::SendError(back)) => job = back,
+            }
+        }
+        let pool = Arc::downgrade(self);
+        thread::Builder::new()
+            .name("hspq-serve-result".into())
+            .stack_size(STREAM_STACK)
+            .spawn(move || result_thread(job, pool))?;
+        Ok(())
     }
 
     /// A connection, waiting a little for one a closed result is giving back.
@@ -97,6 +129,31 @@ impl Drop for Pool {
     fn drop(&mut self) {
         let free = std::mem::take(self.free.get_mut().unwrap_or_else(|p| p.into_inner()));
         self.home.give_back(free);
+    }
+}
+
+/// A result thread: runs its job, then waits for the next while its session's pool lives and
+/// keeps fewer than [`IDLE_THREADS`] waiting.
+fn result_thread(first: Job, pool: Weak<Pool>) {
+    let mut job = first;
+    loop {
+        job();
+        let (next, inbox) = std::sync::mpsc::channel();
+        {
+            let Some(pool) = pool.upgrade() else { return };
+            let Ok(mut idle) = pool.idle.lock() else {
+                return;
+            };
+            if idle.len() >= IDLE_THREADS {
+                return;
+            }
+            idle.push(next);
+        }
+        // Ends when the pool, and the sender it kept, is dropped.
+        match inbox.recv() {
+            Ok(next) => job = next,
+            Err(_) => return,
+        }
     }
 }
 
@@ -303,21 +360,19 @@ fn start_on(
     let (started, start) = std::sync::mpsc::channel();
     let (batches, receiver) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
     let shared = control.clone();
-    thread::Builder::new()
-        .name("hspq-serve-result".into())
-        .stack_size(STREAM_STACK)
-        .spawn(move || {
-            let control = shared;
-            // Held until the last batch is made or the reader is gone, and removed before the
-            // reader hears the end: a client that has its whole answer finds no pin of it
-            // left. The connection goes back to the pool then.
-            let mut lease = lease;
-            run(&conn, &sql, &params, &control, started, &batches);
-            drop(pin);
-            drop(batches);
-            lease.conn = Some(conn);
-        })
-        .map_err(|e| QueryError::Usage(format!("cannot start a thread for a result: {e}")))?;
+    let pool = lease.pool.clone();
+    pool.run(Box::new(move || {
+        let control = shared;
+        // Held until the last batch is made or the reader is gone, and removed before the
+        // reader hears the end: a client that has its whole answer finds no pin of it left.
+        // The connection goes back to the pool then.
+        let mut lease = lease;
+        run(&conn, &sql, &params, &control, started, &batches);
+        drop(pin);
+        drop(batches);
+        lease.conn = Some(conn);
+    }))
+    .map_err(|e| QueryError::Usage(format!("cannot start a thread for a result: {e}")))?;
     let schema = match start.recv() {
         Ok(Ok(schema)) => schema,
         Ok(Err(e)) => return Err(e),
