@@ -100,6 +100,8 @@ async fn asyncpg_binds_typed_parameters_decodes_every_view_in_binary_and_cancels
     assert_eq!(got["after_far_timestamp"], 9, "{got}");
     // 30 logins at once from one address: those beyond 8 wait for a place, none is turned away.
     assert_eq!(got["pool"], (0..30).sum::<i64>(), "{got}");
+    assert_eq!(got["one_too_many"], "refused", "{got}");
+    assert_eq!(got["protocol_violations"], serde_json::json!([]), "{got}");
     let printed = server.stop();
     assert!(printed.contains("cancel request"), "{printed}");
 }

@@ -153,8 +153,8 @@ pub async fn run_on(lake: Lake, opts: IngestOptions) -> Result<IngestSummary, In
     if writer.state_lost() && !windows.full {
         tracing::warn!(
             "the lake's sync state is gone (its newest log entry names a sync object that is \
-             not there): this sync fetches everything again, as --full does; the lake's files \
-             are kept"
+             not there or unreadable): this sync fetches everything again, as --full does; the \
+             lake's files are kept"
         );
         windows.full = true;
     }

@@ -117,8 +117,9 @@ pub struct Entry {
     /// writes one) or one that holds them itself (written before such objects, or a copy's).
     #[serde(default, rename = "sync", skip_serializing_if = "Option::is_none")]
     pub sync_object: Option<String>,
-    /// The newest entry's sync object is gone (removed by hand, or lost): the files are known,
-    /// the sync state is not, so the next sync fetches everything again (see [`newer_than`]).
+    /// The entry's sync object is gone (removed by hand, or lost) or unreadable: the files are
+    /// known, the sync state is not, so the next sync fetches everything again (see
+    /// [`newer_than`]).
     #[serde(skip)]
     pub state_lost: bool,
 }
@@ -212,20 +213,28 @@ pub async fn read(lake: &Lake, version: u64) -> Result<Option<Entry>, LakeError>
         let Some(packed) = lake.get(object).await? else {
             return Ok(None);
         };
-        // Named as the log: moving the object aside would only leave its entries without it.
-        let damaged = |e: &dyn std::fmt::Display| {
-            corrupt(
-                lake,
-                LOG_DIR,
-                format!(
-                    "its entry v{version} names the sync object {object}, which is unreadable: {e}"
-                ),
-            )
-        };
-        let json = zstd::decode_all(packed.as_ref()).map_err(|e| damaged(&e))?;
-        let sync: SyncObject = serde_json::from_slice(&json).map_err(|e| damaged(&e))?;
-        entry.manifest.state = sync.state;
-        entry.manifest.staged = sync.staged;
+        let sync = zstd::decode_all(packed.as_ref())
+            .map_err(|e| e.to_string())
+            .and_then(|json| {
+                serde_json::from_slice::<SyncObject>(&json).map_err(|e| e.to_string())
+            });
+        match sync {
+            Ok(sync) => {
+                entry.manifest.state = sync.state;
+                entry.manifest.staged = sync.staged;
+            }
+            // Damaged (cut short, overwritten): as if lost. The files readers need are in the
+            // entry; the sync state is only what the next sync would skip fetching, so that
+            // sync fetches everything again, keeping the lake (moving the log aside would
+            // lose what the API no longer gives).
+            Err(e) => {
+                tracing::warn!(
+                    "v{version} names the sync object {object}, which is unreadable ({e}): the \
+                     next sync fetches everything again"
+                );
+                entry.state_lost = true;
+            }
+        }
     }
     Ok(Some(entry))
 }

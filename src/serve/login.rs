@@ -333,6 +333,33 @@ impl<H: StartupHandler> StartupHandler for Door<H> {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        match self.startup(client, message).await {
+            // Said here, then closed: pgwire follows an error with ReadyForQuery, which
+            // PostgreSQL never sends after a FATAL one (asyncpg reports a protocol violation).
+            Err(e) if e.is_fatal() => {
+                use futures_util::SinkExt;
+                let info: ErrorInfo = e.into();
+                client
+                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await?;
+                let _ = client.close().await;
+                Err(PgWireError::IoError(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "closed after refusing the login",
+                )))
+            }
+            outcome => outcome,
+        }
+    }
+}
+
+impl<H: StartupHandler> Door<H> {
+    async fn startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let ready = |c: &C| matches!(c.state(), PgWireConnectionState::ReadyForQuery);
         let was_ready = ready(client);
         let peer: SocketAddr = client.socket_addr();

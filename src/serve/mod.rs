@@ -333,6 +333,7 @@ pub async fn run(
                     parser: Arc::new(Parser),
                     as_of: Default::default(),
                     as_of_block: Default::default(),
+                    savepoints: Default::default(),
                     cursors: Default::default(),
                     declared: Default::default(),
                 }),
@@ -520,12 +521,18 @@ struct Queries {
     as_of: std::sync::Mutex<Option<String>>,
     /// What it goes back to when the open block ends, once a statement in it changed it.
     as_of_block: std::sync::Mutex<Option<BlockAsOf>>,
+    /// The open block's savepoints, oldest first, with `hspq.as_of` when each was made and
+    /// what a commit would have kept then (see [`Queries::to_savepoint`]).
+    savepoints: std::sync::Mutex<Vec<Savepoint>>,
     /// The connection's open server-side cursors.
     cursors: Arc<cursor::Cursors>,
     /// A cursor just declared, to be made a portal of the protocol too (see
     /// [`Queries::publish_cursor`]).
     declared: std::sync::Mutex<Option<String>>,
 }
+
+/// A savepoint's name, `hspq.as_of` when it was made, and what a commit would have kept then.
+type Savepoint = (String, Option<String>, Option<String>);
 
 /// `hspq.as_of` at a block's end: the value before the block (a rollback) or the one its last
 /// session-wide SET gave (a commit; SET LOCAL lasts until the end).

@@ -268,6 +268,9 @@ impl Queries {
     /// A block ends: `hspq.as_of` becomes what its last session-wide SET made it (`committed`)
     /// or what it was before the block (a rollback), as in PostgreSQL.
     async fn end_block_as_of(&self, committed: bool, database: &str) {
+        if let Ok(mut savepoints) = self.savepoints.lock() {
+            savepoints.clear();
+        }
         let Some(kept) = self
             .as_of_block
             .lock()
@@ -291,6 +294,28 @@ impl Queries {
                 .set_as_of(None, database, TransactionStatus::Idle)
                 .await;
         }
+    }
+
+    /// `ROLLBACK TO SAVEPOINT name`: `hspq.as_of` as it was when the savepoint was made (and
+    /// what a commit would keep), as PostgreSQL undoes the settings made after it. The
+    /// savepoint stays; those after it go.
+    async fn to_savepoint(&self, name: String, database: &str) -> PgWireResult<()> {
+        let saved = self.savepoints.lock().ok().and_then(|mut savepoints| {
+            let at = savepoints.iter().rposition(|(n, ..)| *n == name)?;
+            savepoints.truncate(at + 1);
+            savepoints
+                .last()
+                .map(|(_, held, at_commit)| (held.clone(), at_commit.clone()))
+        });
+        let Some((held, at_commit)) = saved else {
+            return Ok(());
+        };
+        self.set_as_of(held, database, TransactionStatus::Transaction)
+            .await?;
+        self.block_as_of(TransactionStatus::Transaction, |kept| {
+            kept.at_commit = at_commit
+        });
+        Ok(())
     }
 
     /// A statement stopped at --query-timeout.
@@ -350,7 +375,30 @@ impl Queries {
             Kind::Transaction(Block::RollbackToSavepoint) => {
                 self.block
                     .store(BLOCK_RECOVERED, std::sync::atomic::Ordering::SeqCst);
+                self.to_savepoint(savepoint_name(sql), database).await?;
                 Ok(Response::Execution(Tag::new("ROLLBACK")))
+            }
+            Kind::Noop("SAVEPOINT") if status != TransactionStatus::Idle => {
+                let held = self.as_of.lock().ok().and_then(|held| held.clone());
+                let at_commit = self
+                    .as_of_block
+                    .lock()
+                    .ok()
+                    .and_then(|kept| kept.as_ref().map(|k| k.at_commit.clone()))
+                    .unwrap_or_else(|| held.clone());
+                if let Ok(mut savepoints) = self.savepoints.lock() {
+                    savepoints.push((savepoint_name(sql), held, at_commit));
+                }
+                Ok(Response::Execution(Tag::new("SAVEPOINT")))
+            }
+            Kind::Noop("RELEASE") => {
+                let name = savepoint_name(sql);
+                if let Ok(mut savepoints) = self.savepoints.lock() {
+                    if let Some(at) = savepoints.iter().rposition(|(n, ..)| *n == name) {
+                        savepoints.truncate(at);
+                    }
+                }
+                Ok(Response::Execution(Tag::new("RELEASE")))
             }
             Kind::Noop("EMPTY") => Ok(Response::EmptyQuery),
             Kind::Noop(tag) => Ok(Response::Execution(Tag::new(tag))),
@@ -491,5 +539,20 @@ impl SimpleQueryHandler for Queries {
             self.cursors.end_block(!failed);
         }
         Ok(responses)
+    }
+}
+
+/// The savepoint a `SAVEPOINT`, `RELEASE [SAVEPOINT]` or `ROLLBACK [WORK] TO [SAVEPOINT]`
+/// names: its last word, as PostgreSQL folds it (lower case unless quoted).
+fn savepoint_name(sql: &str) -> String {
+    let word = sql
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .last()
+        .unwrap_or_default();
+    match word.strip_prefix('"').and_then(|w| w.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => word.to_lowercase(),
     }
 }

@@ -123,6 +123,28 @@ async def main():
         out["pool"] = sum(answers)
     except Exception as e:
         out["pool"] = f"{type(e).__name__}: {e}"
+    # One client too many is told so, and the server says nothing after its FATAL error
+    # (asyncpg reports anything more as a protocol violation through the loop's handler).
+    violations = []
+    asyncio.get_running_loop().set_exception_handler(
+        lambda _loop, context: violations.append(context.get("message"))
+    )
+    more = [
+        await asyncpg.connect(host=host, port=int(port), user="hspq", password=password,
+                              database="hspq")
+        for _ in range(31)
+    ]
+    try:
+        extra = await asyncpg.connect(host=host, port=int(port), user="hspq",
+                                      password=password, database="hspq")
+        await extra.close()
+        out["one_too_many"] = "connected"
+    except asyncpg.TooManyConnectionsError:
+        out["one_too_many"] = "refused"
+    await asyncio.sleep(0.5)
+    out["protocol_violations"] = violations
+    for c in more:
+        await c.close()
     await conn.close()
     print(json.dumps(out, default=str))
 
