@@ -785,6 +785,62 @@ async fn a_clean_up_paused_after_its_lease_proof_and_taken_over_deletes_nothing_
     assert_eq!(lines[0].datasets, ["billing"]);
 }
 
+/// Found from outside: a run paused past its lease and taken over wrote one more entry when it
+/// woke, into a version slot the taker's clean-up had freed; it then said it changed nothing.
+/// It leaves no entry (`--as-of` and `hspq log` would show one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_lost_the_lake_leaves_no_entry_in_a_freed_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(&dir.path().into()).unwrap();
+    let pause = Arc::new(Rendezvous::default());
+    let a = Arc::new(
+        LakeWriter::acquire(
+            &lake,
+            "a",
+            WriterOptions {
+                lock_ttl: Duration::from_millis(300),
+                pause_after_store: Some(pause.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    // A stalls right after storing a commit, past its lease.
+    let committing = tokio::spawn({
+        let (a, dir) = (a.clone(), dir.path().to_path_buf());
+        async move { commit_a_file(&dir, &a, "a", 0).await }
+    });
+    pause.reached().await;
+    let a_next = latest_entry(dir.path()).unwrap()["version"].as_u64().unwrap() + 1;
+    // B takes the lake, commits more than the log keeps, and cleans up.
+    let b = loop {
+        let opts = WriterOptions {
+            version_retention: Duration::ZERO,
+            ..Default::default()
+        };
+        match LakeWriter::acquire(&lake, "b", opts).await {
+            Ok(b) => break b,
+            Err(LakeError::Locked(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    for n in 0..12 {
+        commit_a_file(dir.path(), &b, "b", n).await;
+    }
+    b.clean_up().await.unwrap();
+    b.release(hspq::lake::log::Ending::Finished).await.unwrap();
+    let slot = dir.path().join(format!("_hspq/log/{a_next:020}.json"));
+    assert!(!slot.exists(), "the clean-up freed A's next slot");
+    let before = latest_entry(dir.path()).unwrap();
+    pause.resume();
+    committing.await.unwrap();
+    let err = a.commit(|m| m.files.clear()).await.unwrap_err();
+    assert!(matches!(&err, LakeError::Lost(m) if m.contains("run b")), "{err}");
+    assert!(!slot.exists(), "A left an entry behind");
+    assert_eq!(latest_entry(dir.path()).unwrap(), before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_cancelled_after_the_store_took_it_is_kept_by_the_next_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -768,9 +768,9 @@ enum Created {
     Mine,
     /// Its version holds another entry (boxed: an entry holds a whole manifest).
     Other(Box<Entry>),
-    /// It is stored, but newer versions exist: it went into a slot that a clean-up had freed
-    /// (log entries are not kept forever), behind the entries of a run that took the lake.
-    /// Readers take the newest, so it is never read.
+    /// It was stored, but newer versions exist: it went into a slot that a clean-up had freed
+    /// (log entries are not kept forever), behind the entries of a run that took the lake. It
+    /// is deleted again.
     Superseded(Box<Entry>),
 }
 
@@ -778,6 +778,7 @@ enum Created {
 /// was lost and which a retry found already done), then checks that nothing newer exists.
 async fn create(lake: &Lake, entry: &mut Entry) -> Result<Created, LakeError> {
     let path = log::entry_path(entry.version);
+    let fresh_object = entry.sync_object.is_none();
     let bytes = log::prepare(lake, entry).await?;
     let stored = match lake.put_new(&path, bytes).await {
         Ok(true) => None,
@@ -793,7 +794,15 @@ async fn create(lake: &Lake, entry: &mut Entry) -> Result<Created, LakeError> {
         }
     }
     match log::newer_than(lake, Some(entry.version)).await? {
-        Some(latest) => Ok(Created::Superseded(Box::new(latest))),
+        Some(latest) => {
+            // Never read as the newest, but `--as-of` and `hspq log` would show it: this run
+            // lost the lake and leaves nothing of it (its sync object too, if it made one).
+            let _ = lake.delete(&path).await;
+            if let Some(object) = entry.sync_object.as_ref().filter(|_| fresh_object) {
+                let _ = lake.delete(object).await;
+            }
+            Ok(Created::Superseded(Box::new(latest)))
+        }
         None => Ok(Created::Mine),
     }
 }

@@ -499,11 +499,23 @@ pub async fn resolve(lake: &Lake, as_of: &AsOf) -> Result<Entry, LakeError> {
         }),
         // What the lake will be then is not known yet; frozen at today's newest it would
         // give two answers for the same time.
-        AsOf::Time(t) if *t > Utc::now() => Err(LakeError::Version(format!(
-            "{} is still to come (a date means the end of that day in Stockholm): --as-of reads \
-             the lake as it was; leave it out to read the newest version, following syncs",
-            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ))),
+        AsOf::Time(t) if *t > Utc::now() => {
+            // A date was read as the last instant of that day in Stockholm: said so.
+            let local = t.with_timezone(&chrono_tz::Europe::Stockholm);
+            let (what, why) = if local.format("%H:%M:%S%.9f").to_string() == "23:59:59.999999999"
+            {
+                (
+                    local.format("%Y-%m-%d").to_string(),
+                    " (a date means the end of that day in Stockholm)",
+                )
+            } else {
+                (t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "")
+            };
+            Err(LakeError::Version(format!(
+                "{what} is still to come{why}: --as-of reads the lake as it was; leave it out to \
+                 read the newest version, following syncs"
+            )))
+        }
         AsOf::Time(t) => {
             for v in kept.iter().rev() {
                 let Some(entry) = read(lake, *v).await? else {
