@@ -725,6 +725,17 @@ async fn commit_a_file(dir: &Path, writer: &LakeWriter, run_id: &str, n: u64) ->
     path
 }
 
+/// Run `run_id` taking the lake over as soon as the lease of the run holding it lapses.
+async fn take_over(lake: &Lake, run_id: &str, opts: WriterOptions) -> LakeWriter {
+    loop {
+        match LakeWriter::acquire(lake, run_id, opts.clone()).await {
+            Ok(writer) => return writer,
+            Err(LakeError::Locked(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_up_paused_after_its_lease_proof_and_taken_over_deletes_nothing_of_the_takers() {
     let dir = tempfile::tempdir().unwrap();
@@ -753,13 +764,7 @@ async fn a_clean_up_paused_after_its_lease_proof_and_taken_over_deletes_nothing_
     pause.reached().await;
     // A is stopped right after proving its lease; it lapses, and B takes the lake over and
     // commits a file of its own.
-    let b = loop {
-        match LakeWriter::acquire(&lake, "b", WriterOptions::default()).await {
-            Ok(b) => break b,
-            Err(LakeError::Locked(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let b = take_over(&lake, "b", WriterOptions::default()).await;
     let theirs = commit_a_file(dir.path(), &b, "b", 0).await;
     pause.resume();
     let woken = cleaning.await.unwrap();
@@ -812,19 +817,16 @@ async fn a_run_that_lost_the_lake_leaves_no_entry_in_a_freed_slot() {
         async move { commit_a_file(&dir, &a, "a", 0).await }
     });
     pause.reached().await;
-    let a_next = latest_entry(dir.path()).unwrap()["version"].as_u64().unwrap() + 1;
+    let a_next = latest_entry(dir.path()).unwrap()["version"]
+        .as_u64()
+        .unwrap()
+        + 1;
     // B takes the lake, commits more than the log keeps, and cleans up.
-    let b = loop {
-        let opts = WriterOptions {
-            version_retention: Duration::ZERO,
-            ..Default::default()
-        };
-        match LakeWriter::acquire(&lake, "b", opts).await {
-            Ok(b) => break b,
-            Err(LakeError::Locked(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => panic!("{e}"),
-        }
+    let opts = WriterOptions {
+        version_retention: Duration::ZERO,
+        ..Default::default()
     };
+    let b = take_over(&lake, "b", opts).await;
     for n in 0..12 {
         commit_a_file(dir.path(), &b, "b", n).await;
     }
@@ -836,7 +838,10 @@ async fn a_run_that_lost_the_lake_leaves_no_entry_in_a_freed_slot() {
     pause.resume();
     committing.await.unwrap();
     let err = a.commit(|m| m.files.clear()).await.unwrap_err();
-    assert!(matches!(&err, LakeError::Lost(m) if m.contains("run b")), "{err}");
+    assert!(
+        matches!(&err, LakeError::Lost(m) if m.contains("run b")),
+        "{err}"
+    );
     assert!(!slot.exists(), "A left an entry behind");
     assert_eq!(latest_entry(dir.path()).unwrap(), before);
 }

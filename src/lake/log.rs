@@ -502,8 +502,7 @@ pub async fn resolve(lake: &Lake, as_of: &AsOf) -> Result<Entry, LakeError> {
         AsOf::Time(t) if *t > Utc::now() => {
             // A date was read as the last instant of that day in Stockholm: said so.
             let local = t.with_timezone(&chrono_tz::Europe::Stockholm);
-            let (what, why) = if local.format("%H:%M:%S%.9f").to_string() == "23:59:59.999999999"
-            {
+            let (what, why) = if local.format("%H:%M:%S%.9f").to_string() == "23:59:59.999999999" {
                 (
                     local.format("%Y-%m-%d").to_string(),
                     " (a date means the end of that day in Stockholm)",
