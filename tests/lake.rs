@@ -966,6 +966,22 @@ async fn as_of_reads_the_lake_a_sync_left_after_three_more_until_the_version_ret
         !out.status.success() && stderr.contains("no sync had finished by"),
         "{stderr}"
     );
+    // v0 never existed; the newest version is named as such (it does not follow syncs).
+    let out = hspq_on(dir.path(), &["sql", "select 1", "--as-of", "v0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("v0 does not exist"), "{stderr}");
+    let newest = latest_entry(dir.path()).unwrap()["version"]
+        .as_u64()
+        .unwrap();
+    let out = hspq_on(
+        dir.path(),
+        &["sql", "select 1", "--as-of", &newest.to_string()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("reading v{newest} of ")) && stderr.contains("the newest version"),
+        "{stderr}"
+    );
     // A time still to come is refused: frozen at today's newest, it would change meaning.
     // Today's date too: its end, in the API's timezone, has not come.
     let today = chrono::Utc::now()

@@ -485,8 +485,9 @@ pub async fn resolve(lake: &Lake, as_of: &AsOf) -> Result<Entry, LakeError> {
          `hspq log` lists them)"
     );
     match as_of {
-        AsOf::Version(v) if *v > newest => Err(LakeError::Version(format!(
-            "v{v} does not exist: the lake's newest version is v{newest}"
+        AsOf::Version(v) if *v > newest || *v == 0 => Err(LakeError::Version(format!(
+            "v{v} does not exist: the lake's versions run from v1 to v{newest} (`hspq log` \
+             lists those kept)"
         ))),
         AsOf::Version(v) if *v < oldest => Err(LakeError::Version(format!(
             "v{v} is no longer kept: {what_is_kept}"

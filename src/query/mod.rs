@@ -201,12 +201,19 @@ impl Engine {
             engine.conn.execute_batch(&using)?;
         }
         if let Some(as_of) = as_of {
-            let entry = log::resolve(&engine.local_lake()?, as_of).await?;
+            let lake = engine.local_lake()?;
+            let entry = log::resolve(&lake, as_of).await?;
+            let newest = log::versions(&lake, None).await?.last().copied();
             // Which version a time or date named, said where the user looks (stderr).
             engine.notice = Some(format!(
-                "reading v{} of {}, a past version (--as-of)",
+                "reading v{} of {}, {} (--as-of)",
                 entry.version,
-                entry.written_at.format("%Y-%m-%d %H:%M:%SZ")
+                entry.written_at.format("%Y-%m-%d %H:%M:%SZ"),
+                if newest == Some(entry.version) {
+                    "the newest version, not following later syncs"
+                } else {
+                    "a past version"
+                }
             ));
             engine.fixed.set(true);
             engine.register_views(Some(&entry))?;
