@@ -333,7 +333,6 @@ pub async fn run(
                     parser: Arc::new(Parser),
                     as_of: Default::default(),
                     as_of_block: Default::default(),
-                    savepoints: Default::default(),
                     cursors: Default::default(),
                     declared: Default::default(),
                 }),
@@ -519,11 +518,9 @@ struct Queries {
     parser: Arc<Parser>,
     /// What `SET hspq.as_of` set on this connection (`None`: the newest version).
     as_of: std::sync::Mutex<Option<String>>,
-    /// What it goes back to when the open block ends, once a statement in it changed it.
+    /// What it goes back to when the open block ends (and at its savepoints), once a
+    /// statement in the block changed it or made a savepoint.
     as_of_block: std::sync::Mutex<Option<BlockAsOf>>,
-    /// The open block's savepoints, oldest first, with `hspq.as_of` when each was made and
-    /// what a commit would have kept then (see [`Queries::to_savepoint`]).
-    savepoints: std::sync::Mutex<Vec<Savepoint>>,
     /// The connection's open server-side cursors.
     cursors: Arc<cursor::Cursors>,
     /// A cursor just declared, to be made a portal of the protocol too (see
@@ -531,13 +528,19 @@ struct Queries {
     declared: std::sync::Mutex<Option<String>>,
 }
 
-/// A savepoint's name, `hspq.as_of` when it was made, and what a commit would have kept then.
-type Savepoint = (String, Option<String>, Option<String>);
-
 /// `hspq.as_of` at a block's end: the value before the block (a rollback) or the one its last
-/// session-wide SET gave (a commit; SET LOCAL lasts until the end).
+/// session-wide SET gave (a commit; SET LOCAL lasts until the end); and the block's savepoints,
+/// oldest first (see [`Queries::to_savepoint`]).
 struct BlockAsOf {
     before: Option<String>,
+    at_commit: Option<String>,
+    savepoints: Vec<Savepoint>,
+}
+
+/// A savepoint: its name, `hspq.as_of` when it was made, and what a commit would have kept then.
+struct Savepoint {
+    name: String,
+    held: Option<String>,
     at_commit: Option<String>,
 }
 

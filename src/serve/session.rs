@@ -94,7 +94,6 @@ impl From<QueryError> for Failure {
                 code: e.sqlstate(),
                 message: e.message().to_string(),
             },
-
             other => {
                 let message = other.to_string();
                 Failure {

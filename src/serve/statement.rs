@@ -22,7 +22,9 @@ use super::classify::{kind, Block, Kind, Scope, BLOCK_FAILED, BLOCK_OK, BLOCK_RE
 use super::extended::database;
 use super::stream::OPEN_RESULTS;
 use super::{cursor, guard, session, stream};
-use super::{fields, rows, text_schema, user_error, BlockAsOf, Queries, COPY_ROWS_AHEAD};
+use super::{
+    fields, rows, text_schema, user_error, BlockAsOf, Queries, Savepoint, COPY_ROWS_AHEAD,
+};
 use crate::lake::log::AsOf;
 
 impl Queries {
@@ -261,6 +263,7 @@ impl Queries {
             change(kept.get_or_insert_with(|| BlockAsOf {
                 before: held.clone(),
                 at_commit: held,
+                savepoints: Vec::new(),
             }));
         }
     }
@@ -268,9 +271,6 @@ impl Queries {
     /// A block ends: `hspq.as_of` becomes what its last session-wide SET made it (`committed`)
     /// or what it was before the block (a rollback), as in PostgreSQL.
     async fn end_block_as_of(&self, committed: bool, database: &str) {
-        if let Ok(mut savepoints) = self.savepoints.lock() {
-            savepoints.clear();
-        }
         let Some(kept) = self
             .as_of_block
             .lock()
@@ -300,12 +300,12 @@ impl Queries {
     /// what a commit would keep), as PostgreSQL undoes the settings made after it. The
     /// savepoint stays; those after it go.
     async fn to_savepoint(&self, name: String, database: &str) -> PgWireResult<()> {
-        let saved = self.savepoints.lock().ok().and_then(|mut savepoints| {
-            let at = savepoints.iter().rposition(|(n, ..)| *n == name)?;
+        let saved = self.as_of_block.lock().ok().and_then(|mut kept| {
+            let savepoints = &mut kept.as_mut()?.savepoints;
+            let at = savepoints.iter().rposition(|s| s.name == name)?;
             savepoints.truncate(at + 1);
-            savepoints
-                .last()
-                .map(|(_, held, at_commit)| (held.clone(), at_commit.clone()))
+            let savepoint = &savepoints[at];
+            Some((savepoint.held.clone(), savepoint.at_commit.clone()))
         });
         let Some((held, at_commit)) = saved else {
             return Ok(());
@@ -379,25 +379,27 @@ impl Queries {
                 Ok(Response::Execution(Tag::new("ROLLBACK")))
             }
             Kind::Noop("SAVEPOINT") if status != TransactionStatus::Idle => {
-                let held = self.as_of.lock().ok().and_then(|held| held.clone());
-                let at_commit = self
-                    .as_of_block
-                    .lock()
-                    .ok()
-                    .and_then(|kept| kept.as_ref().map(|k| k.at_commit.clone()))
-                    .unwrap_or_else(|| held.clone());
-                if let Ok(mut savepoints) = self.savepoints.lock() {
-                    savepoints.push((savepoint_name(sql), held, at_commit));
-                }
+                let (name, held) = (
+                    savepoint_name(sql),
+                    self.as_of.lock().ok().and_then(|h| h.clone()),
+                );
+                self.block_as_of(status, |kept| {
+                    let at_commit = kept.at_commit.clone();
+                    kept.savepoints.push(Savepoint {
+                        name,
+                        held,
+                        at_commit,
+                    });
+                });
                 Ok(Response::Execution(Tag::new("SAVEPOINT")))
             }
             Kind::Noop("RELEASE") => {
                 let name = savepoint_name(sql);
-                if let Ok(mut savepoints) = self.savepoints.lock() {
-                    if let Some(at) = savepoints.iter().rposition(|(n, ..)| *n == name) {
-                        savepoints.truncate(at);
+                self.block_as_of(status, |kept| {
+                    if let Some(at) = kept.savepoints.iter().rposition(|s| s.name == name) {
+                        kept.savepoints.truncate(at);
                     }
-                }
+                });
                 Ok(Response::Execution(Tag::new("RELEASE")))
             }
             Kind::Noop("EMPTY") => Ok(Response::EmptyQuery),
