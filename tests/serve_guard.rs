@@ -205,8 +205,11 @@ async fn attack(env: &[(&str, &str)], leave_out: &[&str]) -> Attack {
             .env("TMPDIR", &tmp)
             .envs(env.iter().copied());
     });
-    let results = send(&server, &statements);
-    assert_eq!(results.len(), 2 * statements.len());
+    // Each twice on the same connection: a session remembers the reads its guard found by
+    // their text, and a refused statement must stay refused when it comes again.
+    let twice: Vec<String> = statements.iter().chain(&statements).cloned().collect();
+    let results = send(&server, &twice);
+    assert_eq!(results.len(), 2 * twice.len());
     assert_eq!(
         server.psql("select count(*) > 0 from billing"),
         "t\n",
